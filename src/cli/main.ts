@@ -1,0 +1,16 @@
+#!/usr/bin/env node
+import { Command } from 'commander';
+import { registerLab } from './commands/lab.js';
+import { registerImage } from './commands/image.js';
+import { registerVm } from './commands/vm.js';
+
+const program = new Command('ferry')
+  .description('Live migration for QEMU/KVM hosts')
+  .version('0.1.0')
+  .showHelpAfterError();
+
+registerLab(program);
+registerImage(program);
+registerVm(program);
+
+await program.parseAsync(process.argv);

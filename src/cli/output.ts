@@ -1,0 +1,27 @@
+import Table from 'cli-table3';
+import { FerryError, toFerryError } from '../errors/index.js';
+
+/** Prints one JSON document on stdout (the --json contract of CLI.md). */
+export const printJson = (v: unknown): void => { process.stdout.write(`${JSON.stringify(v, null, 2)}\n`); };
+
+/** Prints a table for people. */
+export function printTable(head: string[], rows: (string | number | null | undefined)[][]): void {
+  const t = new Table({ head, style: { head: [], border: [] } });
+  for (const r of rows) t.push(r.map((c) => (c === null || c === undefined ? '-' : String(c))));
+  process.stdout.write(`${t.toString()}\n`);
+}
+
+/**
+ * Runs a command body; on failure prints `error CODE: sentence` on stderr (or the JSON error
+ * document on stdout with --json) and sets a non-zero exit code.
+ */
+export async function run(json: boolean | undefined, body: () => Promise<void>): Promise<void> {
+  try {
+    await body();
+  } catch (e) {
+    const err: FerryError = toFerryError(e);
+    if (json) printJson({ error: { code: err.code, message: err.message } });
+    else process.stderr.write(`error ${err.code}: ${err.message}\n`);
+    process.exitCode = process.exitCode && process.exitCode !== 0 ? process.exitCode : 2;
+  }
+}

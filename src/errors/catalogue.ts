@@ -1,0 +1,55 @@
+/**
+ * The one catalogue of Ferry's error codes. A code is never reused for another meaning;
+ * every entry is documented in docs/errors.md (a unit test keeps the two in step).
+ */
+export interface ErrorSpec {
+  readonly httpStatus: number;
+  readonly retryable: boolean;
+  /** What the code means, for docs/errors.md. */
+  readonly summary: string;
+}
+
+const spec = (httpStatus: number, summary: string, retryable = false): ErrorSpec => ({ httpStatus, retryable, summary });
+
+export const CATALOGUE = {
+  // Input
+  INVALID_INPUT: spec(400, 'The request body or a parameter does not match its schema.'),
+  INVALID_NAME: spec(400, 'A VM or host name is not 1–63 characters of a-z, 0-9 and dashes, starting with a letter.'),
+  INVALID_SIZE: spec(400, 'A memory or disk size is not a positive size such as 256M or 1G, or is outside the allowed range.'),
+  INVALID_CPUS: spec(400, 'The vCPU count is not an integer from 1 to the host\'s CPU count.'),
+  INVALID_CPU_MODEL: spec(400, 'The CPU model is not one QEMU on this host offers.'),
+  INVALID_PATH: spec(400, 'A path is not absolute, contains "..", or lies outside every storage pool.'),
+  UNKNOWN_POOL: spec(404, 'No storage pool of that name exists on the host.'),
+  // Resources
+  VM_NOT_FOUND: spec(404, 'No VM of that name is known to the host.'),
+  VM_EXISTS: spec(409, 'A VM of that name already exists.'),
+  VM_BUSY: spec(409, 'The VM has a job running (a move, a start or a stop); try again when it ends.', true),
+  VM_BAD_STATE: spec(409, 'The VM is not in a state that allows the action (for example starting a running VM).'),
+  INSUFFICIENT_MEMORY: spec(409, 'The host does not have that much memory free for VMs.'),
+  INSUFFICIENT_DISK: spec(507, 'The storage pool does not have room for the disk.'),
+  NO_FREE_IP: spec(409, 'The host\'s VM address range is used up.'),
+  UNKNOWN_HOST: spec(404, 'No host of that name is in the current context or lab.'),
+  // Lab and CLI context
+  NO_CONTEXT: spec(400, 'The CLI has no context: run `ferry lab up` or set FERRY_URL.'),
+  LAB_NOT_FOUND: spec(404, 'No lab of that name exists: run `ferry lab up`.'),
+  LAB_FAILED: spec(500, 'Building or changing the lab failed; the sentence says which step.'),
+  NOT_ROOT: spec(403, 'The command needs root (network namespaces, taps, bridges).'),
+  // Agent, QEMU, QMP
+  AGENT_UNREACHABLE: spec(503, 'The host agent (ferryd) did not answer.', true),
+  QEMU_START_FAILED: spec(500, 'QEMU exited or did not open its QMP socket while starting the VM.'),
+  QEMU_GONE: spec(500, 'The VM\'s QEMU process went away.'),
+  QMP_ERROR: spec(500, 'QEMU answered a QMP command with an error.'),
+  QMP_TIMEOUT: spec(504, 'QEMU did not answer a QMP command in time.', true),
+  QMP_PROTOCOL: spec(500, 'QEMU\'s QMP socket sent something that is not QMP.'),
+  QMP_CLOSED: spec(500, 'The QMP connection closed.'),
+  ABORTED: spec(499, 'The operation was cancelled.'),
+  STOP_TIMEOUT: spec(504, 'The VM did not stop in time.', true),
+  IMAGE_BUILD_FAILED: spec(500, 'Building the test guest image failed; the sentence says which step.'),
+  IMAGE_MISSING: spec(409, 'The test guest image is not built: run `ferry image build`.'),
+  STORAGE_FAILED: spec(500, 'A qemu-img or file operation on a disk image failed.'),
+  CONFIG_INVALID: spec(500, 'The agent configuration file is missing or invalid.'),
+  NOT_FOUND: spec(404, 'No such route.'),
+  INTERNAL: spec(500, 'An unexpected internal error; the agent log has details.'),
+} as const satisfies Record<string, ErrorSpec>;
+
+export type ErrorCode = keyof typeof CATALOGUE;

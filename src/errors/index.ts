@@ -1,0 +1,34 @@
+import { CATALOGUE, type ErrorCode } from './catalogue.js';
+
+export { CATALOGUE, type ErrorCode, type ErrorSpec } from './catalogue.js';
+
+/** A typed error from the catalogue: a stable `code`, its HTTP status, and one clear sentence. */
+export class FerryError extends Error {
+  readonly code: ErrorCode;
+  readonly httpStatus: number;
+  readonly retryable: boolean;
+
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'FerryError';
+    this.code = code;
+    this.httpStatus = CATALOGUE[code].httpStatus;
+    this.retryable = CATALOGUE[code].retryable;
+  }
+
+  toJSON(): { code: ErrorCode; message: string } {
+    return { code: this.code, message: this.message };
+  }
+}
+
+export const isFerryError = (e: unknown): e is FerryError => e instanceof FerryError;
+
+/** Wraps anything thrown into a FerryError, keeping a FerryError as it is. */
+export function toFerryError(e: unknown, fallback: ErrorCode = 'INTERNAL'): FerryError {
+  if (e instanceof FerryError) return e;
+  const msg = e instanceof Error ? e.message : String(e);
+  return new FerryError(fallback, msg.endsWith('.') ? msg : `${msg}.`, { cause: e });
+}
+
+/** True when the code names a known catalogue entry (for errors decoded off the wire). */
+export const isErrorCode = (c: unknown): c is ErrorCode => typeof c === 'string' && c in CATALOGUE;

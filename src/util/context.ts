@@ -1,0 +1,30 @@
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { contextFile } from './paths.js';
+
+/** One host the CLI can talk to. `socket`, when set, reaches the same API over a unix socket. */
+export interface ContextHost { name: string; url: string; socket?: string }
+
+/** The CLI's current context: which hosts `ferry` commands talk to. `ferry lab up` writes it. */
+export interface Context { name: string; lab?: string; hosts: ContextHost[] }
+
+/** Reads the current context, or undefined when there is none. FERRY_URL=url1,url2 overrides it. */
+export function readContext(): Context | undefined {
+  const env = process.env.FERRY_URL;
+  if (env) {
+    return { name: 'env', hosts: env.split(',').map((url, i) => ({ name: `host${i + 1}`, url })) };
+  }
+  try {
+    return JSON.parse(readFileSync(contextFile(), 'utf8')) as Context;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Writes the current context atomically. */
+export function writeContext(ctx: Context): void {
+  const f = contextFile();
+  mkdirSync(dirname(f), { recursive: true });
+  writeFileSync(`${f}.tmp`, `${JSON.stringify(ctx, null, 2)}\n`);
+  renameSync(`${f}.tmp`, f);
+}

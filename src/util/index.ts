@@ -1,0 +1,3 @@
+export * from './paths.js';
+export * from './units.js';
+export * from './context.js';
