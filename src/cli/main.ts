@@ -3,6 +3,7 @@ import { Command } from 'commander';
 import { registerLab } from './commands/lab.js';
 import { registerImage } from './commands/image.js';
 import { registerVm } from './commands/vm.js';
+import { registerHost } from './commands/host.js';
 
 const program = new Command('ferry')
   .description('Live migration for QEMU/KVM hosts')
@@ -12,5 +13,6 @@ const program = new Command('ferry')
 registerLab(program);
 registerImage(program);
 registerVm(program);
+registerHost(program);
 
 await program.parseAsync(process.argv);

@@ -1,3 +1,4 @@
 export * from './paths.js';
 export * from './units.js';
 export * from './context.js';
+export * from './db.js';

@@ -1,0 +1,118 @@
+import { execFile } from 'node:child_process';
+import { cpus as osCpus, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import type { Logger } from 'pino';
+import { Inventory, isActive, type VmRecord } from '../vm/index.js';
+import { Pools, poolSpace } from '../storage/index.js';
+import { QEMU_BIN, isQemuAlive, readPid, resolveAccel, runFiles, type Accel, type AccelProbe } from '../qemu/index.js';
+import { findImage, GUEST_READY_MARKER } from '../image/index.js';
+import { openDb, type Db } from '../util/index.js';
+import type { AgentConfig } from './config.js';
+import { EventBus } from './events.js';
+import { Supervisor } from './supervisor.js';
+import { VmActions } from './vm-actions.js';
+import { toVmView, type HostView, type VmView } from './views.js';
+
+const run = promisify(execFile);
+export const AGENT_VERSION = '0.1.0';
+
+/** ferryd's composition root: wires inventory, storage, QEMU and the actions every transport calls. */
+export class Agent {
+  readonly db: Db;
+  readonly inv: Inventory;
+  readonly pools: Pools;
+  readonly bus = new EventBus();
+  readonly sup: Supervisor;
+  readonly vms: VmActions;
+  private accelProbe?: Promise<AccelProbe>;
+  private accelResult?: AccelProbe;
+  private constructor(readonly config: AgentConfig, readonly log: Logger, private readonly machine: string, private readonly qemuVersion: string) {
+    this.db = openDb(join(config.stateDir, 'ferry.db'));
+    this.inv = new Inventory(this.db);
+    this.pools = new Pools(config.pools);
+    this.sup = new Supervisor(this.inv, log);
+    this.inv.onTransition((vm, from, to, ev) => {
+      log.info({ vm, from, to, event: ev.type }, 'vm state');
+      this.bus.emit('vm.state', { vm, from, to, host: config.hostName });
+    });
+    this.vms = new VmActions({
+      config, inv: this.inv, pools: this.pools, sup: this.sup, log, machine,
+      accel: () => this.accel(), capacity: () => this.capacity(),
+    });
+  }
+
+  /** Builds the agent, resolves the machine type and adopts VMs that kept running while it was away. */
+  static async create(config: AgentConfig, log: Logger): Promise<Agent> {
+    const { stdout } = await run(QEMU_BIN, ['-machine', 'help']);
+    const machine = /q35\s+.*\(alias of ([\w.-]+)\)/.exec(stdout)?.[1] ?? 'q35';
+    const ver = await run(QEMU_BIN, ['--version']);
+    const agent = new Agent(config, log, machine, /version ([\d.]+)/.exec(ver.stdout)?.[1] ?? 'unknown');
+    await agent.adopt();
+    return agent;
+  }
+
+  /** The accelerator for new QEMUs, probed once in the background and then cached per host and kernel. */
+  accel(): Promise<Accel> {
+    this.accelProbe ??= (async () => {
+      const image = findImage(this.config.imageDir);
+      const r = await resolveAccel(this.config.accel, { kernel: image.kernel, initrd: image.initrd, marker: GUEST_READY_MARKER },
+        join(this.config.stateDir, 'accel.json'));
+      this.accelResult = r;
+      this.log.info(r, 'accelerator');
+      return r;
+    })();
+    return this.accelProbe.then((r) => r.accel, (e) => { this.accelProbe = undefined; throw e; });
+  }
+
+  capacity(): { memoryMiB: number; cpus: number } {
+    return {
+      memoryMiB: this.config.memoryMiB ?? Math.floor((totalmem() / 1024 / 1024) * 0.8),
+      cpus: this.config.cpus ?? osCpus().length,
+    };
+  }
+
+  /**
+   * Re-attaches to QEMUs that outlived the previous agent (pidfile + QMP socket) and marks VMs whose
+   * QEMU is gone as failed. Runs before the API opens, so nobody sees a half-adopted inventory.
+   */
+  private async adopt(): Promise<void> {
+    for (const vm of this.inv.list()) {
+      if (!isActive(vm.state)) continue;
+      const files = runFiles(this.vms.runDir(vm.spec.name));
+      const pid = vm.pid ?? (await readPid(files.pid));
+      if (pid && isQemuAlive(pid, vm.spec.uuid)) {
+        try {
+          const qmp = await this.sup.attach(vm.spec.name, files.qmp, pid, vm.spec.uuid);
+          const st = await qmp.execute('query-status', undefined, { timeoutMs: 5000 });
+          if (vm.state !== 'migrating') this.inv.apply(vm.spec.name, { type: st.running ? 'resumed' : 'paused' }, pid);
+          this.log.info({ vm: vm.spec.name, pid }, 'adopted running VM');
+          continue;
+        } catch (e) {
+          this.log.error({ vm: vm.spec.name, err: e }, 'could not adopt a live QEMU');
+          continue;
+        }
+      }
+      this.inv.apply(vm.spec.name, { type: 'crashed', reason: 'QEMU was gone when the agent started' }, null);
+    }
+  }
+
+  vmView(r: VmRecord): VmView { return toVmView(r, this.config.hostName); }
+
+  hostView(): HostView {
+    const cap = this.capacity();
+    const vms = this.inv.list();
+    return {
+      name: this.config.hostName, url: this.config.url, version: AGENT_VERSION, qemuVersion: this.qemuVersion,
+      machine: this.machine, accel: this.accelResult?.accel ?? null, accelReason: this.accelResult?.reason ?? null,
+      memoryMiB: cap.memoryMiB, freeMemoryMiB: cap.memoryMiB - this.vms.usedMemoryMiB(), cpus: cap.cpus,
+      vmCount: vms.length, runningVmCount: vms.filter((v) => isActive(v.state)).length, state: 'ready',
+      pools: this.pools.list().map((p) => ({ name: p.name, path: p.path, sharedId: p.sharedId ?? null, ...poolSpace(p) })),
+    };
+  }
+
+  close(): void {
+    this.sup.detachAll();
+    this.db.close();
+  }
+}

@@ -1,0 +1,42 @@
+#!/usr/bin/env node
+/** ferryd: the host agent. Usage: ferryd --config FILE */
+import { createServer } from 'node:http';
+import { rmSync, writeFileSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { pino } from 'pino';
+import { buildApi } from '../api/index.js';
+import { Agent } from './agent.js';
+import { loadConfig } from './config.js';
+
+const { values } = parseArgs({ options: { config: { type: 'string', default: '/etc/ferry/ferryd.json' } } });
+const config = loadConfig(values.config ?? '/etc/ferry/ferryd.json');
+const log = pino({ base: { host: config.hostName } });
+mkdirSync(config.stateDir, { recursive: true });
+
+const agent = await Agent.create(config, log);
+const app = await buildApi(agent);
+await app.listen({ host: config.listen.host, port: config.listen.port });
+let local: ReturnType<typeof createServer> | undefined;
+if (config.socketPath) {
+  // The same routes on a unix socket, for a CLI on this machine outside the host's network namespace.
+  rmSync(config.socketPath, { force: true });
+  local = createServer((req, res) => app.routing(req, res));
+  await new Promise<void>((r) => local?.listen(config.socketPath, r));
+}
+const pidfile = join(config.stateDir, 'ferryd.pid');
+writeFileSync(pidfile, `${process.pid}\n`);
+log.info({ url: config.url, socket: config.socketPath, pid: process.pid }, 'ferryd ready');
+void agent.accel().catch((e: unknown) => log.warn({ err: e }, 'accelerator probe postponed'));
+
+const shutdown = (sig: string): void => {
+  log.info({ sig }, 'ferryd stopping; VMs keep running');
+  local?.close();
+  void app.close().finally(() => {
+    agent.close();
+    rmSync(pidfile, { force: true });
+    process.exit(0);
+  });
+};
+process.on('SIGTERM', () => shutdown('SIGTERM'));
+process.on('SIGINT', () => shutdown('SIGINT'));

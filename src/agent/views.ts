@@ -1,0 +1,23 @@
+import type { VmRecord, VmState } from '../vm/index.js';
+
+/** A VM as the API and CLI show it (CLI.md's `vm show` fields, plus a few more). */
+export interface VmView {
+  name: string; uuid: string; host: string; state: VmState; pid: number | null; memoryMiB: number; cpus: number;
+  ip: string; mac: string; cpuModel: string; machine: string; ha: boolean; reason: string | null;
+  disks: { path: string; sizeBytes: number; pool: string }[];
+  createdAt: string; updatedAt: string;
+}
+
+export interface HostView {
+  name: string; url: string; version: string; qemuVersion: string; machine: string;
+  accel: 'kvm' | 'tcg' | null; accelReason: string | null; state: string;
+  memoryMiB: number; freeMemoryMiB: number; cpus: number; vmCount: number; runningVmCount: number;
+  pools: { name: string; path: string; sharedId: string | null; freeBytes: number; totalBytes: number }[];
+}
+
+export const toVmView = (r: VmRecord, host: string): VmView => ({
+  name: r.spec.name, uuid: r.spec.uuid, host, state: r.state, pid: r.pid, memoryMiB: r.spec.memoryMiB, cpus: r.spec.cpus,
+  ip: r.spec.ip, mac: r.spec.mac, cpuModel: r.spec.cpuModel, machine: r.spec.machine, ha: r.spec.ha, reason: r.reason,
+  disks: r.spec.disks.map((d) => ({ path: d.path, sizeBytes: d.sizeBytes, pool: d.pool })),
+  createdAt: r.createdAt, updatedAt: r.updatedAt,
+});

@@ -1,0 +1,190 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { FerryError } from '../errors/index.js';
+import {
+  Inventory, isActive, macFromUuid, newUuid, tapName, validateCreate, type CreateVmInput, type VmRecord, type VmSpec,
+} from '../vm/index.js';
+import { createImage, deleteImage, poolSpace, type Pools } from '../storage/index.js';
+import { ensureTap, deleteTap, startQemu, signalQemu, waitGone, runFiles, type Accel } from '../qemu/index.js';
+import { findImage, guestKernelArgs, GUEST_READY_MARKER } from '../image/index.js';
+import type { AgentConfig } from './config.js';
+import type { Supervisor } from './supervisor.js';
+import { allocateIp } from './ipam.js';
+import type { Logger } from 'pino';
+
+/** What VM actions need from the agent. */
+export interface VmDeps {
+  config: AgentConfig;
+  inv: Inventory;
+  pools: Pools;
+  sup: Supervisor;
+  log: Logger;
+  accel: () => Promise<Accel>;
+  capacity: () => { memoryMiB: number; cpus: number };
+  machine: string;
+}
+
+/** VM lifecycle actions: the one place REST, CLI and peer RPC reach through the agent. */
+export class VmActions {
+  private readonly busy = new Set<string>();
+
+  constructor(private readonly d: VmDeps) {}
+
+  runDir(name: string): string { return join(this.d.config.stateDir, 'vms', name); }
+
+  /** Runs `fn` holding the VM's lock; a second action on the same VM gets VM_BUSY. */
+  async withLock<T>(name: string, what: string, fn: () => Promise<T>): Promise<T> {
+    if (this.busy.has(name)) throw new FerryError('VM_BUSY', `The VM "${name}" is busy with another action; ${what} must wait.`);
+    this.busy.add(name);
+    try { return await fn(); } finally { this.busy.delete(name); }
+  }
+
+  isBusy(name: string): boolean { return this.busy.has(name); }
+
+  /** Memory (MiB) used by VMs that have a QEMU process or are being started. */
+  usedMemoryMiB(): number {
+    return this.d.inv.list().filter((v) => isActive(v.state) || this.busy.has(v.spec.name))
+      .reduce((s, v) => s + v.spec.memoryMiB, 0);
+  }
+
+  /** Creates a VM (its disk too) and starts it; on any failure nothing is left behind. */
+  async create(input: CreateVmInput): Promise<VmRecord> {
+    const cap = this.d.capacity();
+    const pool = this.d.pools.get(input.diskPool ?? 'default');
+    const v = validateCreate(input, { maxCpus: cap.cpus, minMemoryMiB: 64, maxDiskBytes: poolSpace(pool).totalBytes });
+    return this.withLock(v.name, 'create', async () => {
+      if (this.d.inv.find(v.name)) throw new FerryError('VM_EXISTS', `A VM named "${v.name}" already exists on this host.`);
+      this.checkMemory(v.memoryMiB);
+      if (v.diskSizeBytes !== undefined && v.diskSizeBytes > poolSpace(pool).freeBytes) {
+        throw new FerryError('INSUFFICIENT_DISK', `The pool "${pool.name}" has no room for a disk of ${v.diskSizeBytes} bytes.`);
+      }
+      const uuid = newUuid();
+      const net = this.d.config.vmNetwork;
+      const spec: VmSpec = {
+        name: v.name, uuid, memoryMiB: v.memoryMiB, cpus: v.cpus, cpuModel: v.cpuModel ?? 'qemu64', machine: this.d.machine,
+        mac: macFromUuid(uuid), ip: allocateIp(net.rangeStart, net.rangeEnd, this.d.inv.list().map((r) => r.spec.ip)),
+        prefixLength: net.prefixLength, ...(net.gateway ? { gateway: net.gateway } : {}), disks: [], ha: v.ha ?? false,
+      };
+      if (v.diskSizeBytes !== undefined) {
+        spec.disks.push({ path: this.d.pools.imagePath(pool, v.name, 0), sizeBytes: v.diskSizeBytes, pool: pool.name, format: 'qcow2' });
+      }
+      this.d.inv.insert(spec);
+      try {
+        for (const disk of spec.disks) await createImage(disk.path, disk.sizeBytes);
+        return await this.startLocked(v.name);
+      } catch (e) {
+        await this.destroy(spec);
+        throw e;
+      }
+    });
+  }
+
+  async start(name: string): Promise<VmRecord> {
+    return this.withLock(name, 'start', async () => {
+      const vm = this.d.inv.get(name);
+      if (isActive(vm.state)) throw new FerryError('VM_BAD_STATE', `The VM "${name}" is already ${vm.state}.`);
+      this.checkMemory(vm.spec.memoryMiB);
+      return this.startLocked(name);
+    });
+  }
+
+  private checkMemory(wantMiB: number): void {
+    const free = this.d.capacity().memoryMiB - this.usedMemoryMiB();
+    if (wantMiB > free) {
+      throw new FerryError('INSUFFICIENT_MEMORY', `The host has ${free} MiB free for VMs, less than the ${wantMiB} MiB asked for.`);
+    }
+  }
+
+  private async startLocked(name: string): Promise<VmRecord> {
+    const { spec } = this.d.inv.get(name);
+    const image = findImage(this.d.config.imageDir);
+    const runDir = this.runDir(name);
+    const tap = tapName(spec.uuid);
+    await ensureTap(tap, this.d.config.bridge);
+    const t0 = Date.now();
+    const pid = await startQemu({
+      name, uuid: spec.uuid, machine: spec.machine, accel: await this.d.accel(), cpuModel: spec.cpuModel,
+      memoryMiB: spec.memoryMiB, cpus: spec.cpus, runDir, nic: { tap, mac: spec.mac },
+      boot: {
+        kernel: image.kernel, initrd: image.initrd,
+        append: guestKernelArgs({ ip: spec.ip, prefixLength: spec.prefixLength, name, ...(spec.gateway ? { gateway: spec.gateway } : {}) }),
+      },
+      disks: spec.disks.map((d) => ({ path: d.path, format: d.format })),
+    });
+    try {
+      await this.d.sup.attach(name, runFiles(runDir).qmp, pid, spec.uuid);
+    } catch (e) {
+      signalQemu(pid, spec.uuid, 'SIGKILL');
+      throw e;
+    }
+    const rec = this.d.inv.apply(name, { type: 'started' }, pid);
+    await this.waitGuestReady(name, runDir, t0);
+    return rec;
+  }
+
+  /** Waits for the test guest's ready line on its serial log (bounded; a slow guest is not an error). */
+  private async waitGuestReady(name: string, runDir: string, t0: number): Promise<void> {
+    const serial = runFiles(runDir).serial;
+    const end = Date.now() + 120_000;
+    while (Date.now() < end) {
+      if (existsSync(serial) && readFileSync(serial, 'utf8').includes(GUEST_READY_MARKER)) {
+        this.d.log.info({ vm: name, bootMs: Date.now() - t0 }, 'guest ready');
+        return;
+      }
+      if (!isActive(this.d.inv.get(name).state)) {
+        throw new FerryError('QEMU_GONE', `The VM "${name}" stopped while it was booting.`);
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    this.d.log.warn({ vm: name }, 'guest did not report ready within 120 s');
+  }
+
+  /** Stops a VM: ACPI power-off, then a hard stop after the timeout (or at once with force). */
+  async stop(name: string, opts: { force?: boolean; timeoutSec?: number } = {}): Promise<VmRecord> {
+    return this.withLock(name, 'stop', () => this.stopLocked(name, opts));
+  }
+
+  private async stopLocked(name: string, opts: { force?: boolean; timeoutSec?: number }): Promise<VmRecord> {
+    const vm = this.d.inv.get(name);
+    if (!isActive(vm.state)) {
+      if (vm.state === 'failed') return this.d.inv.apply(name, { type: 'stopped' }, null);
+      throw new FerryError('VM_BAD_STATE', `The VM "${name}" is not running (it is ${vm.state}).`);
+    }
+    const pid = vm.pid ?? 0;
+    this.d.sup.expect(name);
+    const qmp = this.d.sup.qmp(name);
+    let gone = false;
+    if (!opts.force && qmp) {
+      await qmp.execute('system_powerdown', undefined, { timeoutMs: 5000 }).catch(() => undefined);
+      gone = await waitGone(pid, vm.spec.uuid, (opts.timeoutSec ?? this.d.config.stopTimeoutSec ?? 30) * 1000);
+    }
+    if (!gone) {
+      this.d.log.info({ vm: name, force: opts.force ?? false }, 'hard stop');
+      signalQemu(pid, vm.spec.uuid, 'SIGKILL');
+      if (!(await waitGone(pid, vm.spec.uuid, 10_000))) {
+        throw new FerryError('STOP_TIMEOUT', `The QEMU process of "${name}" (pid ${pid}) did not exit after SIGKILL.`);
+      }
+    }
+    await deleteTap(tapName(vm.spec.uuid));
+    return this.d.inv.apply(name, { type: 'stopped' }, null);
+  }
+
+  /** Deletes a VM: a hard stop if it runs, then its disks, tap, run folder and record. */
+  async delete(name: string): Promise<void> {
+    await this.withLock(name, 'delete', async () => {
+      const vm = this.d.inv.get(name);
+      if (isActive(vm.state)) await this.stopLocked(name, { force: true });
+      await this.destroy(vm.spec);
+    });
+  }
+
+  private async destroy(spec: VmSpec): Promise<void> {
+    const vm = this.d.inv.find(spec.name);
+    if (vm?.pid) { this.d.sup.expect(spec.name); signalQemu(vm.pid, spec.uuid, 'SIGKILL'); await waitGone(vm.pid, spec.uuid, 10_000); }
+    for (const d of spec.disks) await deleteImage(d.path);
+    await deleteTap(tapName(spec.uuid));
+    await rm(this.runDir(spec.name), { recursive: true, force: true });
+    this.d.inv.remove(spec.name);
+  }
+}

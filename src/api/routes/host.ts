@@ -1,0 +1,28 @@
+import type { FastifyInstance } from 'fastify';
+import type { Agent } from '../../agent/agent.js';
+import { metricsText } from '../metrics.js';
+
+/** /v1/host, /v1/peer/ping, /v1/events (SSE) and /metrics. */
+export function hostRoutes(app: FastifyInstance, agent: Agent): void {
+  app.get('/v1/host', { schema: { tags: ['host'], summary: 'This host: capacity, accelerator, pools', response: { 200: { $ref: 'Host#' } } } },
+    async () => agent.hostView());
+
+  app.get('/v1/peer/ping', {
+    schema: { tags: ['peer'], summary: 'Peer liveness', response: { 200: { type: 'object', properties: { host: { type: 'string' }, version: { type: 'string' }, protocol: { type: 'integer' } } } } },
+  }, async () => ({ host: agent.config.hostName, version: agent.hostView().version, protocol: 1 }));
+
+  app.get('/v1/events', { schema: { tags: ['events'], summary: 'Server-sent events: VM state changes and job progress' } }, (req, reply) => {
+    reply.hijack();
+    const res = reply.raw;
+    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
+    res.write(': ferry events\n\n');
+    const unsubscribe = agent.bus.subscribe((e) => { res.write(`event: ${e.type}\ndata: ${JSON.stringify(e)}\n\n`); });
+    const ping = setInterval(() => res.write(': ping\n\n'), 15_000);
+    req.raw.on('close', () => { clearInterval(ping); unsubscribe(); });
+  });
+
+  app.get('/metrics', { schema: { tags: ['host'], summary: 'Prometheus metrics', hide: false } }, async (_req, reply) => {
+    const { body, contentType } = await metricsText(agent);
+    return reply.type(contentType).send(body);
+  });
+}

@@ -1,0 +1,37 @@
+import type { FastifyInstance } from 'fastify';
+import type { Agent } from '../../agent/agent.js';
+import type { CreateVmInput } from '../../vm/index.js';
+import { createVmBody, errorResponses, vmNameParams } from '../schemas.js';
+
+interface NameParams { name: string }
+
+/** /v1/vms: VM lifecycle. */
+export function vmRoutes(app: FastifyInstance, agent: Agent): void {
+  const one = { 200: { $ref: 'Vm#' }, ...errorResponses };
+  app.get('/v1/vms', { schema: { tags: ['vms'], summary: 'List the VMs of this host', response: { 200: { type: 'array', items: { $ref: 'Vm#' } } } } },
+    async () => agent.inv.list().map((r) => agent.vmView(r)));
+
+  app.get<{ Params: NameParams }>('/v1/vms/:name', { schema: { tags: ['vms'], summary: 'Show one VM', params: vmNameParams, response: one } },
+    async (req) => agent.vmView(agent.inv.get(req.params.name)));
+
+  app.post<{ Body: CreateVmInput }>('/v1/vms', {
+    schema: { tags: ['vms'], summary: 'Create a VM and start it', body: createVmBody, response: { 201: { $ref: 'Vm#' }, ...errorResponses, 507: { $ref: 'Error#' } } },
+  }, async (req, reply) => {
+    const rec = await agent.vms.create(req.body);
+    return reply.code(201).send(agent.vmView(rec));
+  });
+
+  app.post<{ Params: NameParams }>('/v1/vms/:name/start', { schema: { tags: ['vms'], summary: 'Start a stopped VM', params: vmNameParams, response: one } },
+    async (req) => agent.vmView(await agent.vms.start(req.params.name)));
+
+  app.post<{ Params: NameParams; Body: { force?: boolean; timeoutSec?: number } | undefined }>('/v1/vms/:name/stop', {
+    schema: {
+      tags: ['vms'], summary: 'Stop a VM: ACPI power-off, then hard after a timeout', params: vmNameParams, response: one,
+      body: { type: ['object', 'null'], additionalProperties: false, properties: { force: { type: 'boolean' }, timeoutSec: { type: 'integer', minimum: 0, maximum: 3600 } } },
+    },
+  }, async (req) => agent.vmView(await agent.vms.stop(req.params.name, req.body ?? {})));
+
+  app.delete<{ Params: NameParams }>('/v1/vms/:name', {
+    schema: { tags: ['vms'], summary: 'Delete a VM and its disks', params: vmNameParams, response: { 200: { type: 'object', properties: { deleted: { type: 'string' } } }, ...errorResponses } },
+  }, async (req) => { await agent.vms.delete(req.params.name); return { deleted: req.params.name }; });
+}

@@ -1,0 +1,44 @@
+import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
+import swagger from '@fastify/swagger';
+import type { Agent } from '../agent/agent.js';
+import { FerryError, toFerryError } from '../errors/index.js';
+import { errorSchema, hostSchema, vmSchema } from './schemas.js';
+import { vmRoutes } from './routes/vms.js';
+import { hostRoutes } from './routes/host.js';
+
+/**
+ * Builds ferryd's HTTP API. Every error leaves as `{"error":{"code","message"}}` with the code's
+ * status: FerryErrors as they are, schema failures as INVALID_INPUT, anything else as INTERNAL.
+ */
+export async function buildApi(agent: Agent, opts: { logger?: boolean } = {}): Promise<FastifyInstance> {
+  const app = Fastify({ logger: opts.logger ?? false, bodyLimit: 64 * 1024, ajv: { customOptions: { removeAdditional: false } } });
+  await app.register(swagger, {
+    openapi: {
+      info: { title: 'Ferry host agent API', version: '1' },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+    },
+  });
+  app.addSchema(errorSchema);
+  app.addSchema(vmSchema);
+  app.addSchema(hostSchema);
+
+  app.setErrorHandler((err: FastifyError, req, reply) => {
+    let fe: FerryError;
+    if (err.validation) fe = new FerryError('INVALID_INPUT', `The request is invalid: ${err.message}.`);
+    else if (err.statusCode && err.statusCode >= 400 && err.statusCode < 500 && !(err instanceof FerryError)) {
+      fe = new FerryError('INVALID_INPUT', `The request is invalid: ${err.message}.`);
+      return reply.code(err.statusCode).send({ error: fe.toJSON() });
+    } else fe = toFerryError(err);
+    if (fe.httpStatus >= 500) req.log.error({ err }, 'request failed');
+    return reply.code(fe.httpStatus).send({ error: fe.toJSON() });
+  });
+  app.setNotFoundHandler((req, reply) => {
+    reply.code(404).send({ error: { code: 'NOT_FOUND', message: `There is no route ${req.method} ${req.url}.` } });
+  });
+
+  vmRoutes(app, agent);
+  hostRoutes(app, agent);
+  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  await app.ready();
+  return app;
+}

@@ -1,0 +1,72 @@
+import { request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import { FerryError, isErrorCode } from '../errors/index.js';
+import { readContext, type Context, type ContextHost } from '../util/index.js';
+
+/** The current context, or NO_CONTEXT. */
+export function context(): Context {
+  const ctx = readContext();
+  if (!ctx || ctx.hosts.length === 0) {
+    throw new FerryError('NO_CONTEXT', 'There is no current context: run `ferry lab up` or set FERRY_URL.');
+  }
+  return ctx;
+}
+
+/** The context's host of that name, or UNKNOWN_HOST. */
+export function hostOf(name: string): ContextHost {
+  const ctx = context();
+  const h = ctx.hosts.find((x) => x.name === name);
+  if (!h) {
+    throw new FerryError('UNKNOWN_HOST', `No host named "${name}" is in the context "${ctx.name}" (hosts: ${ctx.hosts.map((x) => x.name).join(', ')}).`);
+  }
+  return h;
+}
+
+/**
+ * Calls one agent's API; the unix socket when the context has one (the lab), else the URL.
+ * An `{"error":{code,message}}` answer becomes a FerryError with the same code.
+ */
+export function api<T>(host: ContextHost, method: string, path: string, body?: unknown, timeoutMs = 600_000): Promise<T> {
+  const payload = body === undefined ? undefined : JSON.stringify(body);
+  const url = new URL(path, host.url);
+  const headers: Record<string, string> = { accept: 'application/json' };
+  if (payload !== undefined) headers['content-type'] = 'application/json';
+  if (process.env.FERRY_TOKEN) headers.authorization = `Bearer ${process.env.FERRY_TOKEN}`;
+  const opts = host.socket
+    ? { socketPath: host.socket, path, method, headers }
+    : { hostname: url.hostname, port: url.port, path, method, headers };
+  const req = (url.protocol === 'https:' && !host.socket ? httpsRequest : httpRequest);
+  return new Promise<T>((resolve, reject) => {
+    const r = req(opts, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => {
+        const text = Buffer.concat(chunks).toString('utf8');
+        let json: unknown;
+        try { json = text ? JSON.parse(text) : undefined; } catch { json = undefined; }
+        if ((res.statusCode ?? 500) >= 400) {
+          const e = (json as { error?: { code?: unknown; message?: string } } | undefined)?.error;
+          reject(new FerryError(isErrorCode(e?.code) ? e.code : 'INTERNAL', e?.message ?? `The agent ${host.name} answered ${res.statusCode}.`));
+        } else resolve(json as T);
+      });
+    });
+    r.setTimeout(timeoutMs, () => r.destroy(new Error('timeout')));
+    r.on('error', (err) => reject(new FerryError('AGENT_UNREACHABLE', `The agent of host ${host.name} did not answer (${err.message}).`, { cause: err })));
+    if (payload !== undefined) r.write(payload);
+    r.end();
+  });
+}
+
+/** Asks every host of the context; hosts that do not answer are reported in `unreachable`. */
+export async function everyHost<T>(path: string): Promise<{ host: ContextHost; result: T }[] & { unreachable?: string[] }> {
+  const hosts = context().hosts;
+  const settled = await Promise.allSettled(hosts.map((h) => api<T>(h, 'GET', path, undefined, 15_000)));
+  const out: { host: ContextHost; result: T }[] & { unreachable?: string[] } = [];
+  out.unreachable = [];
+  settled.forEach((s, i) => {
+    const host = hosts[i] as ContextHost;
+    if (s.status === 'fulfilled') out.push({ host, result: s.value });
+    else out.unreachable?.push(host.name);
+  });
+  return out;
+}

@@ -1,0 +1,29 @@
+import type { Command } from 'commander';
+import type { HostView } from '../../agent/views.js';
+import { formatBytes, MiB } from '../../util/index.js';
+import { api, everyHost, hostOf } from '../client.js';
+import { printJson, printTable, run } from '../output.js';
+
+const row = (h: HostView): (string | number | null)[] => [
+  h.name, h.state, h.url, h.accel, `${formatBytes(h.freeMemoryMiB * MiB)} / ${formatBytes(h.memoryMiB * MiB)}`, h.cpus, `${h.runningVmCount}/${h.vmCount}`,
+];
+const HEAD = ['HOST', 'STATE', 'URL', 'ACCEL', 'FREE / MEMORY', 'CPUS', 'VMS RUNNING/ALL'];
+
+/** `ferry host list|show`. */
+export function registerHost(program: Command): void {
+  const host = program.command('host').description('hosts of the current context');
+  host.command('list').description('every host with capacity and state').option('--json', 'print JSON')
+    .action((o: { json?: boolean }) => run(o.json, async () => {
+      const answers = await everyHost<HostView>('/v1/host');
+      if (o.json) { printJson(answers.map((a) => a.result)); return; }
+      printTable(HEAD, [...answers.map((a) => row(a.result)), ...(answers.unreachable ?? []).map((n) => [n, 'unreachable'])]);
+    }));
+  host.command('show <host>').description('one host').option('--json', 'print JSON')
+    .action((name: string, o: { json?: boolean }) => run(o.json, async () => {
+      const h = await api<HostView>(hostOf(name), 'GET', '/v1/host');
+      if (o.json) { printJson(h); return; }
+      printTable(HEAD, [row(h)]);
+      printTable(['POOL', 'PATH', 'SHARED', 'FREE', 'SIZE'], h.pools.map((p) => [p.name, p.path, p.sharedId, formatBytes(p.freeBytes), formatBytes(p.totalBytes)]));
+      if (h.accelReason) process.stdout.write(`accelerator: ${h.accel} (${h.accelReason})\n`);
+    }));
+}

@@ -1,0 +1,92 @@
+import type { Command } from 'commander';
+import { FerryError } from '../../errors/index.js';
+import { formatBytes, parseSize, MiB } from '../../util/index.js';
+import type { VmView } from '../../agent/views.js';
+import { api, everyHost, hostOf } from '../client.js';
+import { printJson, printTable, run } from '../output.js';
+
+/** Finds the host that has the VM (asks every host of the context). */
+export async function locateVm(name: string): Promise<{ host: ReturnType<typeof hostOf>; vm: VmView }> {
+  const answers = await everyHost<VmView[]>('/v1/vms');
+  for (const a of answers) {
+    const vm = a.result.find((v) => v.name === name);
+    if (vm) return { host: a.host, vm };
+  }
+  const extra = answers.unreachable?.length ? ` (hosts not answering: ${answers.unreachable.join(', ')})` : '';
+  throw new FerryError('VM_NOT_FOUND', `No VM named "${name}" is on any host of the context${extra}.`);
+}
+
+const vmRow = (v: VmView): (string | number | null)[] =>
+  [v.name, v.host, v.state, v.ip, `${v.memoryMiB} MiB`, v.cpus, v.pid, v.disks.map((d) => formatBytes(d.sizeBytes)).join(', ') || null];
+const HEAD = ['NAME', 'HOST', 'STATE', 'IP', 'MEMORY', 'CPUS', 'PID', 'DISKS'];
+
+/** `ferry vm …`: create, start, stop, delete, list, show. */
+export function registerVm(program: Command): void {
+  const vm = program.command('vm').description('virtual machines');
+
+  vm.command('create <name>').description('create and start a VM')
+    .requiredOption('--host <host>', 'host to create it on')
+    .requiredOption('--memory <size>', 'memory, e.g. 256M')
+    .option('--cpus <n>', 'vCPUs', '1')
+    .option('--cpu-model <model>', 'named CPU model (a baseline lets the VM move between hosts)')
+    .option('--disk <size>', 'add a disk of that size, e.g. 1G')
+    .option('--pool <pool>', 'storage pool for the disk', 'default')
+    .option('--ha', 'restart on another host when its host fails (cluster mode)')
+    .option('--json', 'print JSON')
+    .action((name: string, o: { host: string; memory: string; cpus: string; cpuModel?: string; disk?: string; pool: string; ha?: boolean; json?: boolean }) =>
+      run(o.json, async () => {
+        const host = hostOf(o.host);
+        const memoryBytes = parseSize(o.memory);
+        if (memoryBytes % MiB !== 0) throw new FerryError('INVALID_SIZE', `The memory size "${o.memory}" is not a whole number of MiB.`);
+        const cpus = Number(o.cpus);
+        if (!Number.isInteger(cpus)) throw new FerryError('INVALID_CPUS', `The vCPU count "${o.cpus}" is not a whole number.`);
+        const body = {
+          name, memoryMiB: memoryBytes / MiB, cpus, ...(o.cpuModel ? { cpuModel: o.cpuModel } : {}),
+          ...(o.disk ? { diskSizeBytes: parseSize(o.disk), diskPool: o.pool } : {}), ...(o.ha ? { ha: true } : {}),
+        };
+        const v = await api<VmView>(host, 'POST', '/v1/vms', body);
+        if (o.json) printJson(v);
+        else printTable(HEAD, [vmRow(v)]);
+      }));
+
+  for (const [verb, desc] of [['start', 'start a stopped VM'], ['stop', 'stop a VM (ACPI, then hard after a timeout)']] as const) {
+    const c = vm.command(`${verb} <name>`).description(desc).option('--json', 'print JSON');
+    if (verb === 'stop') c.option('--force', 'hard stop at once').option('--timeout <sec>', 'seconds to wait for the guest');
+    c.action((name: string, o: { json?: boolean; force?: boolean; timeout?: string }) => run(o.json, async () => {
+      const { host } = await locateVm(name);
+      const body = verb === 'stop' ? { ...(o.force ? { force: true } : {}), ...(o.timeout ? { timeoutSec: Number(o.timeout) } : {}) } : undefined;
+      const v = await api<VmView>(host, 'POST', `/v1/vms/${name}/${verb}`, body);
+      if (o.json) printJson(v);
+      else printTable(HEAD, [vmRow(v)]);
+    }));
+  }
+
+  vm.command('delete <name>').description('delete a VM and its disks').option('--json', 'print JSON')
+    .action((name: string, o: { json?: boolean }) => run(o.json, async () => {
+      const { host } = await locateVm(name);
+      const r = await api<{ deleted: string }>(host, 'DELETE', `/v1/vms/${name}`);
+      if (o.json) printJson(r);
+      else process.stdout.write(`deleted ${name}\n`);
+    }));
+
+  vm.command('list').description('VMs on every host of the context').option('--json', 'print JSON')
+    .action((o: { json?: boolean }) => run(o.json, async () => {
+      const answers = await everyHost<VmView[]>('/v1/vms');
+      const vms = answers.flatMap((a) => a.result);
+      if (o.json) { printJson(vms); return; }
+      printTable(HEAD, vms.map(vmRow));
+      if (answers.unreachable?.length) process.stderr.write(`warning: hosts not answering: ${answers.unreachable.join(', ')}\n`);
+    }));
+
+  vm.command('show <name>').description('one VM').option('--json', 'print JSON')
+    .action((name: string, o: { json?: boolean }) => run(o.json, async () => {
+      const { vm: v } = await locateVm(name);
+      if (o.json) { printJson(v); return; }
+      printTable(['FIELD', 'VALUE'], [
+        ['name', v.name], ['uuid', v.uuid], ['host', v.host], ['state', v.state], ['reason', v.reason], ['pid', v.pid],
+        ['ip', v.ip], ['mac', v.mac], ['memory', `${v.memoryMiB} MiB`], ['cpus', v.cpus], ['cpu model', v.cpuModel],
+        ['machine', v.machine], ['ha', String(v.ha)],
+        ...v.disks.map((d, i) => [`disk${i}`, `${d.path} (${formatBytes(d.sizeBytes)}, pool ${d.pool})`]),
+      ]);
+    }));
+}

@@ -1,0 +1,30 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { buildArgv, type QemuLaunch } from './index.js';
+
+const base: QemuLaunch = {
+  name: 'vm1', uuid: 'u-1', machine: 'pc-q35-7.2', accel: 'tcg', cpuModel: 'qemu64', memoryMiB: 256, cpus: 2,
+  boot: { kernel: '/k', initrd: '/i', append: 'console=ttyS0' }, nic: { tap: 'fy1', mac: '52:54:00:00:00:01' },
+  disks: [{ path: '/p/d.qcow2', format: 'qcow2' }], runDir: '/run/vm1',
+};
+
+const after = (argv: string[], flag: string): string[] => argv.flatMap((a, i) => (a === flag ? [argv[i + 1] ?? ''] : []));
+
+test('argv: versioned machine, named CPU, daemonized with pidfile and QMP socket', () => {
+  const a = buildArgv(base);
+  assert.deepEqual(after(a, '-machine'), ['pc-q35-7.2,accel=tcg']);
+  assert.deepEqual(after(a, '-cpu'), ['qemu64']);
+  assert.ok(a.includes('-daemonize'));
+  assert.deepEqual(after(a, '-pidfile'), ['/run/vm1/qemu.pid']);
+  assert.deepEqual(after(a, '-qmp'), ['unix:/run/vm1/qmp.sock,server=on,wait=off']);
+  assert.ok(!a.includes('-incoming'));
+});
+
+test('argv: disks as blockdev nodes with stable node names; incoming defers', () => {
+  const a = buildArgv({ ...base, incoming: true });
+  const node = JSON.parse(after(a, '-blockdev')[0] ?? '{}') as { 'node-name': string; file: { filename: string } };
+  assert.equal(node['node-name'], 'disk0');
+  assert.equal(node.file.filename, '/p/d.qcow2');
+  assert.deepEqual(after(a, '-incoming'), ['defer']);
+  assert.ok(after(a, '-device').some((d) => d.includes('mac=52:54:00:00:00:01')));
+});

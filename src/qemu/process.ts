@@ -1,0 +1,81 @@
+import { execFile } from 'node:child_process';
+import { mkdir, readFile, rm } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
+import { promisify } from 'node:util';
+import { FerryError } from '../errors/index.js';
+import { buildArgv, runFiles, type QemuLaunch } from './argv.js';
+
+const run = promisify(execFile);
+export const QEMU_BIN = process.env.FERRY_QEMU ?? 'qemu-system-x86_64';
+
+/**
+ * Starts QEMU with -daemonize: QEMU forks, finishes its set-up, writes its pidfile and only then
+ * lets the parent exit, so a zero exit means the VM exists, and the daemon lives in a session of
+ * its own, outliving the agent (agent restarts and upgrades leave VMs alone).
+ */
+export async function startQemu(l: QemuLaunch): Promise<number> {
+  await mkdir(l.runDir, { recursive: true });
+  const f = runFiles(l.runDir);
+  await rm(f.qmp, { force: true });
+  await rm(f.pid, { force: true });
+  try {
+    await run(QEMU_BIN, buildArgv(l), { timeout: 60_000 });
+  } catch (e) {
+    const msg = ((e as { stderr?: string }).stderr ?? String(e)).trim().split('\n').slice(-3).join(' ');
+    throw new FerryError('QEMU_START_FAILED', `QEMU could not start the VM "${l.name}": ${msg}`, { cause: e });
+  }
+  const pid = await readPid(f.pid);
+  if (pid === undefined) throw new FerryError('QEMU_START_FAILED', `QEMU started "${l.name}" but wrote no pidfile.`);
+  return pid;
+}
+
+export async function readPid(pidfile: string): Promise<number | undefined> {
+  try {
+    const n = Number((await readFile(pidfile, 'utf8')).trim());
+    return Number.isInteger(n) && n > 0 ? n : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * True when `pid` is a live QEMU of the VM with this UUID. The cmdline check guards against a
+ * recycled pid after a host reboot or a long agent outage.
+ */
+export function isQemuAlive(pid: number, uuid: string): boolean {
+  try {
+    const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+    if (!cmd.includes(uuid)) return false;
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return !/^\d+ \(.*\) Z /.test(stat);
+  } catch {
+    return false;
+  }
+}
+
+/** Sends a signal to a QEMU that belongs to this VM; a no-op when it is gone already. */
+export function signalQemu(pid: number, uuid: string, signal: NodeJS.Signals): void {
+  if (isQemuAlive(pid, uuid)) {
+    try { process.kill(pid, signal); } catch { /* gone between the check and the kill */ }
+  }
+}
+
+/** Waits until the process is gone; false on timeout. */
+export async function waitGone(pid: number, uuid: string, timeoutMs: number): Promise<boolean> {
+  const end = Date.now() + timeoutMs;
+  while (Date.now() < end) {
+    if (!isQemuAlive(pid, uuid)) return true;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return !isQemuAlive(pid, uuid);
+}
+
+/** Resident memory of a process in bytes (for metrics and the notes' numbers). */
+export function rssBytes(pid: number): number | undefined {
+  try {
+    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) * 1024 : undefined;
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,40 @@
+import { execFile } from 'node:child_process';
+import { mkdir, rm, rmdir } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { promisify } from 'node:util';
+import { FerryError } from '../errors/index.js';
+
+const run = promisify(execFile);
+
+/** Creates a qcow2 image of `sizeBytes` at `path` (its folder too). */
+export async function createImage(path: string, sizeBytes: number): Promise<void> {
+  await mkdir(dirname(path), { recursive: true });
+  try {
+    await run('qemu-img', ['create', '-q', '-f', 'qcow2', path, String(sizeBytes)]);
+  } catch (e) {
+    throw new FerryError('STORAGE_FAILED', `qemu-img could not create ${path}: ${stderrOf(e)}.`, { cause: e });
+  }
+}
+
+/** Virtual size and format of an image, from `qemu-img info`. */
+export async function imageInfo(path: string): Promise<{ virtualSize: number; format: string; actualSize: number }> {
+  try {
+    // -U: the image is usually open by a running QEMU, which holds its lock.
+    const { stdout } = await run('qemu-img', ['info', '-U', '--output=json', path]);
+    const j = JSON.parse(stdout) as { 'virtual-size': number; format: string; 'actual-size': number };
+    return { virtualSize: j['virtual-size'], format: j.format, actualSize: j['actual-size'] };
+  } catch (e) {
+    throw new FerryError('STORAGE_FAILED', `qemu-img could not read ${path}: ${stderrOf(e)}.`, { cause: e });
+  }
+}
+
+/** Deletes an image and its folder when that becomes empty. Missing files are fine. */
+export async function deleteImage(path: string): Promise<void> {
+  await rm(path, { force: true });
+  await rmdir(dirname(path)).catch(() => undefined);
+}
+
+function stderrOf(e: unknown): string {
+  const s = (e as { stderr?: string }).stderr ?? (e instanceof Error ? e.message : String(e));
+  return s.trim().replace(/\.$/, '');
+}

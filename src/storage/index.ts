@@ -1,0 +1,2 @@
+export * from './pools.js';
+export * from './images.js';

@@ -1,0 +1,3 @@
+export * from './spec.js';
+export * from './state.js';
+export * from './inventory.js';

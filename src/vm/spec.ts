@@ -1,0 +1,85 @@
+import { randomUUID } from 'node:crypto';
+import { FerryError } from '../errors/index.js';
+
+/** A disk of a VM: a qcow2 image inside one of the host's storage pools. */
+export interface DiskSpec {
+  /** Absolute path of the image. */
+  path: string;
+  sizeBytes: number;
+  /** The pool the image lives in. */
+  pool: string;
+  format: 'qcow2';
+}
+
+/** Everything needed to run a VM the same way on any host. Persisted as JSON in the inventory. */
+export interface VmSpec {
+  name: string;
+  uuid: string;
+  memoryMiB: number;
+  cpus: number;
+  /** A named CPU model (a baseline such as qemu64), so the VM can move between hosts of one vendor. */
+  cpuModel: string;
+  /** A versioned machine type (pc-q35-7.2, not the q35 alias) so both ends of a move agree. */
+  machine: string;
+  mac: string;
+  ip: string;
+  prefixLength: number;
+  gateway?: string;
+  disks: DiskSpec[];
+  ha: boolean;
+}
+
+/** What a caller asks for when creating a VM (the API's body). */
+export interface CreateVmInput {
+  name: string;
+  memoryMiB: number;
+  cpus?: number;
+  cpuModel?: string;
+  /** One new disk of that many bytes in the pool (default pool `default`). */
+  diskSizeBytes?: number;
+  diskPool?: string;
+  ha?: boolean;
+}
+
+const NAME_RE = /^[a-z][a-z0-9-]{0,62}$/;
+
+/** Throws INVALID_NAME unless `name` is 1–63 characters of a-z, 0-9 and dashes, starting with a letter. */
+export function validateName(name: unknown, what = 'VM'): string {
+  if (typeof name !== 'string' || !NAME_RE.test(name) || name.endsWith('-')) {
+    throw new FerryError('INVALID_NAME',
+      `The ${what} name "${String(name)}" is not 1–63 characters of a-z, 0-9 and dashes starting with a letter.`);
+  }
+  return name;
+}
+
+/** Host limits that creation checks against. */
+export interface HostLimits { maxCpus: number; minMemoryMiB: number; maxDiskBytes: number }
+
+/** Checks a create request's shape and ranges (not capacity, which needs the inventory). */
+export function validateCreate(input: CreateVmInput, limits: HostLimits): Required<Pick<CreateVmInput, 'cpus'>> & CreateVmInput {
+  validateName(input.name);
+  if (!Number.isInteger(input.memoryMiB) || input.memoryMiB < limits.minMemoryMiB) {
+    throw new FerryError('INVALID_SIZE', `The memory size must be a whole number of MiB, at least ${limits.minMemoryMiB}.`);
+  }
+  const cpus = input.cpus ?? 1;
+  if (!Number.isInteger(cpus) || cpus < 1 || cpus > limits.maxCpus) {
+    throw new FerryError('INVALID_CPUS', `The vCPU count must be a whole number from 1 to ${limits.maxCpus}.`);
+  }
+  if (input.diskSizeBytes !== undefined
+      && (!Number.isSafeInteger(input.diskSizeBytes) || input.diskSizeBytes < 1024 * 1024 || input.diskSizeBytes > limits.maxDiskBytes)) {
+    throw new FerryError('INVALID_SIZE', 'The disk size must be at least 1M and no larger than the pool.');
+  }
+  if (input.diskPool !== undefined) validateName(input.diskPool, 'pool');
+  return { ...input, cpus };
+}
+
+/** A locally administered MAC derived from the VM's UUID, stable for the VM's life and across hosts. */
+export function macFromUuid(uuid: string): string {
+  const hex = uuid.replace(/-/g, '');
+  return `52:54:00:${hex.slice(0, 2)}:${hex.slice(2, 4)}:${hex.slice(4, 6)}`;
+}
+
+export const newUuid = (): string => randomUUID();
+
+/** The tap device name for a VM on a host: short (≤ 15 chars) and derived from the UUID. */
+export const tapName = (uuid: string): string => `fy${uuid.replace(/-/g, '').slice(0, 10)}`;
