@@ -1,0 +1,78 @@
+/**
+ * `labDir(NAME)/lab.json`: what `lab up` made, so that `status` can report it and `down`
+ * removes exactly that. Written before anything is built, so a build that fails halfway
+ * still leaves a record to clean up by.
+ */
+import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { FerryError } from '../errors/index.js';
+import { contextFile, labDir } from '../util/paths.js';
+import { writeContext, type Context } from '../util/context.js';
+import type { Accel, LabPlan } from './plan.js';
+
+/** The contents of lab.json (version 1). */
+export interface LabRecord {
+  version: 1;
+  name: string;
+  hosts: number;
+  /** The rate every host link is shaped to (tc notation), or null for unshaped links. */
+  bandwidth: string | null;
+  accel: Accel;
+  /** Every namespace the lab consists of. */
+  namespaces: string[];
+  createdAt: string;
+  updatedAt: string;
+}
+
+export const recordPath = (name: string): string => join(labDir(name), 'lab.json');
+
+/** The record of lab `name`, or undefined when there is none (or it is unreadable). */
+export function readRecord(name: string): LabRecord | undefined {
+  try {
+    const r = JSON.parse(readFileSync(recordPath(name), 'utf8')) as Partial<LabRecord>;
+    return r.version === 1 && r.name === name && typeof r.hosts === 'number' ? r as LabRecord : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The record of lab `name`; throws LAB_NOT_FOUND when there is none. */
+export function requireRecord(name: string): LabRecord {
+  const r = readRecord(name);
+  if (!r) throw new FerryError('LAB_NOT_FOUND', `No lab named ${name} exists: run \`ferry lab up --name ${name}\`.`);
+  return r;
+}
+
+/** Writes lab.json atomically. */
+export function writeRecord(r: LabRecord): void {
+  const f = recordPath(r.name);
+  mkdirSync(labDir(r.name), { recursive: true });
+  writeFileSync(`${f}.tmp`, `${JSON.stringify(r, null, 2)}\n`);
+  renameSync(`${f}.tmp`, f);
+}
+
+/** The context name of lab `name`. */
+export const contextName = (name: string): string => `lab:${name}`;
+
+/** Makes lab `p` the CLI's current context; the CLI reaches each agent over its unix socket. */
+export function useLabContext(p: LabPlan): void {
+  writeContext({
+    name: contextName(p.name),
+    lab: p.name,
+    hosts: p.hosts.map((h) => ({ name: h.name, url: h.url, socket: h.socketPath })),
+  });
+}
+
+/** Removes the current context if it points at lab `name` (and leaves any other alone). */
+export function dropLabContext(name: string): boolean {
+  // Read the file itself: readContext() would answer FERRY_URL's context instead.
+  let ctx: Partial<Context> | undefined;
+  try {
+    ctx = JSON.parse(readFileSync(contextFile(), 'utf8')) as Partial<Context>;
+  } catch {
+    return false;
+  }
+  if (ctx.lab !== name) return false;
+  rmSync(contextFile(), { force: true });
+  return true;
+}
