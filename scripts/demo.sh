@@ -23,7 +23,7 @@ step "Asking the guest from the lab's client namespace"
 echo "GET http://$ip/health  -> $(ferry lab exec -- curl -s --max-time 5 "http://$ip/health")"
 echo "GET http://$ip/boot-id -> $(ferry lab exec -- curl -s --max-time 5 "http://$ip/boot-id")"
 echo "GET http://$ip/counter -> $(ferry lab exec -- curl -s --max-time 5 "http://$ip/counter")"
-echo "echo on port 7         -> $(printf 'hello ferry\n' | ferry lab exec -- timeout 3 nc -q1 "$ip" 7 || true)"
+echo "echo on port 7         -> $(printf 'hello ferry\n' | ferry lab exec -- timeout 3 busybox nc "$ip" 7 || true)"
 ferry vm list
 step "Done"
 echo "The lab stays up: try 'node dist/src/cli/main.js vm list', then 'node dist/src/cli/main.js lab down'."

@@ -31,24 +31,25 @@ export class Supervisor {
     qmp.on('RESUME', () => this.safeApply(name, { type: 'resumed' }));
     qmp.on('close', () => {
       if (this.conns.get(name) === qmp) this.conns.delete(name);
-      void this.onGone(name, pid, uuid, shutdown);
+      void this.onGone(name, qmpPath, pid, uuid, shutdown);
     });
     return qmp;
   }
 
   /** Closes the connection without judging the VM (agent shut-down). */
   detachAll(): void {
-    for (const [name, q] of this.conns) { this.expectExit.add(name); q.close(); }
+    for (const [name, q] of this.conns) { this.expectExit.add(name); void q.close(); }
     this.conns.clear();
   }
 
-  private async onGone(name: string, pid: number, uuid: string, shutdown: boolean): Promise<void> {
+  private async onGone(name: string, qmpPath: string, pid: number, uuid: string, shutdown: boolean): Promise<void> {
     const expected = this.expectExit.delete(name);
     if (expected) return; // the caller that asked for the exit records the outcome
     // The socket may close while QEMU still lives (a QMP hiccup): then only reconnecting makes sense.
     await new Promise((r) => setTimeout(r, 200));
     if (isQemuAlive(pid, uuid)) {
       this.log.warn({ vm: name }, 'QMP closed while QEMU lives; reconnecting');
+      await this.attach(name, qmpPath, pid, uuid).catch((e: unknown) => this.log.error({ vm: name, err: e }, 'QMP reconnect failed'));
       return;
     }
     if (shutdown) this.safeApply(name, { type: 'stopped' }, null);

@@ -50,6 +50,15 @@ export const CATALOGUE = {
   CONFIG_INVALID: spec(500, 'The agent configuration file is missing or invalid.'),
   NOT_FOUND: spec(404, 'No such route.'),
   INTERNAL: spec(500, 'An unexpected internal error; the agent log has details.'),
+  // Migration
+  MIGRATION_NOT_FOUND: spec(404, 'No migration job with that id is known to the host.'),
+  MIGRATION_FAILED: spec(500, 'The move failed; the sentence says in which phase and where the VM runs now.'),
+  MIGRATION_TIMEOUT: spec(504, 'The move did not complete within its completion timeout and was aborted; the VM keeps running on the source.'),
+  MIGRATION_CANCELLED: spec(409, 'The move was cancelled before switch-over; the VM keeps running on the source.'),
+  SAME_HOST: spec(400, 'The destination is the host the VM already runs on.'),
+  HOST_UNREACHABLE: spec(503, 'The peer host\'s agent did not answer a migration request.', true),
+  JOB_BAD_PHASE: spec(409, 'The migration job is not in a phase that allows the step (for example cancelling after switch-over).'),
+  PROTOCOL_VERSION: spec(400, 'The peer agent speaks a migration protocol version this agent does not.'),
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof CATALOGUE;

@@ -1,0 +1,75 @@
+import { test, after, before } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import type { FastifyInstance } from 'fastify';
+import { Agent } from '../agent/agent.js';
+import type { AgentConfig } from '../agent/config.js';
+import { buildApi } from './index.js';
+
+// In-process API tests (fastify inject) on a real agent with a temp state folder. They cover the
+// paths that fail before QEMU starts; booting VMs is the integration tests' job.
+let dir: string;
+let agent: Agent;
+let app: FastifyInstance;
+
+before(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'ferry-api-'));
+  const config: AgentConfig = {
+    hostName: 'h1', stateDir: join(dir, 'state'), listen: { host: '127.0.0.1', port: 0 }, url: 'http://127.0.0.1:0',
+    bridge: 'br0', vmNetwork: { prefixLength: 16, rangeStart: '10.77.1.1', rangeEnd: '10.77.1.254' },
+    pools: [{ name: 'default', path: join(dir, 'pool') }], accel: 'tcg', imageDir: join(dir, 'image'), memoryMiB: 1024, cpus: 2, peers: [],
+  };
+  agent = await Agent.create(config, pino({ level: 'silent' }));
+  app = await buildApi(agent);
+});
+after(async () => { await app.close(); agent.close(); rmSync(dir, { recursive: true, force: true }); });
+
+const post = (body: unknown) => app.inject({ method: 'POST', url: '/v1/vms', payload: body as object });
+
+test('bad create requests get their code and change nothing', async () => {
+  const cases: [unknown, number, string][] = [
+    [{ name: 'Bad_Name', memoryMiB: 256 }, 400, 'INVALID_NAME'],
+    [{ name: 'big', memoryMiB: 999 * 1024 }, 409, 'INSUFFICIENT_MEMORY'],
+    [{ name: 'tiny', memoryMiB: 8 }, 400, 'INVALID_SIZE'],
+    [{ name: 'cpus', memoryMiB: 256, cpus: 64 }, 400, 'INVALID_CPUS'],
+    [{ name: 'pool', memoryMiB: 256, diskSizeBytes: 1 << 30, diskPool: 'nope' }, 404, 'UNKNOWN_POOL'],
+    [{ name: 'disk', memoryMiB: 256, diskSizeBytes: 2 ** 52 }, 400, 'INVALID_SIZE'],
+    [{ name: 'extra', memoryMiB: 256, evil: true }, 400, 'INVALID_INPUT'],
+    [{ memoryMiB: 256 }, 400, 'INVALID_INPUT'],
+    ['not json at all', 400, 'INVALID_INPUT'],
+  ];
+  for (const [body, status, code] of cases) {
+    const r = await post(body);
+    assert.equal(r.statusCode, status, `${JSON.stringify(body)} → ${r.body}`);
+    const j = r.json<{ error: { code: string; message: string } }>();
+    assert.equal(j.error.code, code);
+    assert.match(j.error.message, /\.$/, 'one sentence ending in a full stop');
+  }
+  assert.deepEqual(agent.inv.list(), []);
+  assert.deepEqual(readdirSync(join(dir, 'pool')), []);
+});
+
+test('unknown VM and unknown route', async () => {
+  const r = await app.inject({ method: 'GET', url: '/v1/vms/ghost' });
+  assert.equal(r.statusCode, 404);
+  assert.equal(r.json<{ error: { code: string } }>().error.code, 'VM_NOT_FOUND');
+  const n = await app.inject({ method: 'GET', url: '/v1/nothing' });
+  assert.equal(n.json<{ error: { code: string } }>().error.code, 'NOT_FOUND');
+});
+
+test('host view and the OpenAPI document describe every route', async () => {
+  const h = (await app.inject({ method: 'GET', url: '/v1/host' })).json<{ name: string; memoryMiB: number; freeMemoryMiB: number }>();
+  assert.equal(h.name, 'h1');
+  assert.equal(h.freeMemoryMiB, 1024);
+  const doc = (await app.inject({ method: 'GET', url: '/openapi.json' })).json<{ openapi: string; paths: Record<string, Record<string, unknown>> }>();
+  assert.match(doc.openapi, /^3\./);
+  for (const [path, method] of [['/v1/vms', 'get'], ['/v1/vms', 'post'], ['/v1/vms/{name}', 'get'], ['/v1/vms/{name}', 'delete'],
+    ['/v1/vms/{name}/start', 'post'], ['/v1/vms/{name}/stop', 'post'], ['/v1/host', 'get'], ['/v1/peer/ping', 'get'], ['/v1/events', 'get']] as const) {
+    assert.ok(doc.paths[path]?.[method], `${method.toUpperCase()} ${path} is in /openapi.json`);
+  }
+  const m = await app.inject({ method: 'GET', url: '/metrics' });
+  assert.match(m.body, /ferry_memory_free_mib 1024/);
+});
