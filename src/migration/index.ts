@@ -1,0 +1,11 @@
+/**
+ * The transport-free core of live migration: the job state machine and its recovery rules,
+ * the SQLite job store, the convergence and cut-over policies (pure), the QEMU settings of
+ * a move, and the peer-RPC message types. The executor drives these; it lives beside them.
+ */
+export * from './job.js';
+export * from './recovery.js';
+export * from './store.js';
+export * from './policy.js';
+export * from './settings.js';
+export * from './protocol.js';

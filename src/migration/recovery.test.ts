@@ -1,0 +1,187 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import type { MigrationStatus } from '../qmp/index.js';
+import { recoveryAction, type JobRecord, type JobRole, type JobState, type Phase, type RecoveryFacts, type RecoveryStep } from './index.js';
+
+const err = { code: 'MIGRATION_FAILED', message: 'It broke.' } as const;
+const fwd = (phase: Phase, postcopy = false): JobState => ({ status: 'running', direction: 'forward', phase, postcopy });
+const back = (phase: 'finish' | 'confirm', failedIn: Phase, cancelled = false): JobState =>
+  ({ status: 'running', direction: 'rollback', phase, failedIn, cancelled, error: err });
+
+const record = (role: JobRole, state: JobState): JobRecord => ({
+  id: 'j', vm: 'web', source: 'h1', destination: 'h2', role, state, options: { includeStorage: false }, progress: null,
+  phaseStartedAt: {}, totals: { totalMs: null, downtimeMs: null, transferredBytes: null, passes: null },
+  createdAt: '', updatedAt: '', endedAt: null,
+});
+
+/** Source runs, destination listens idle: the state before switch-over. */
+const F = (over: Partial<RecoveryFacts> = {}): RecoveryFacts =>
+  ({ sourceQemuAlive: true, sourceRunning: true, destQemuAlive: true, destRunning: false, ...over });
+const PEER_UNKNOWN = { destQemuAlive: 'unknown', destRunning: 'unknown' } as const;
+const SRC_UNKNOWN = { sourceQemuAlive: 'unknown', sourceRunning: 'unknown' } as const;
+
+const FWD_SRC: RecoveryStep[] = ['stop-source', 'confirm-destination', 'release'];
+const FWD_DST: RecoveryStep[] = ['resume-destination', 'take-ownership', 'release'];
+const BACK_DST: RecoveryStep[] = ['kill-destination', 'clean-destination', 'release'];
+
+type Row = [name: string, state: JobState, facts: RecoveryFacts, kind: string, steps?: RecoveryStep[], extra?: { awaitPeer?: boolean; status?: string }];
+
+const SOURCE: Row[] = [
+  ['queued: nothing started', { status: 'queued' }, F(), 'roll-back', ['release'], { status: 'failed' }],
+  ['begin: just unlock', fwd('begin'), F(), 'roll-back', ['release'], { awaitPeer: false }],
+  ['prepare: clean the destination', fwd('prepare'), F(), 'roll-back', ['cancel-destination', 'release']],
+  ['prepare, peer silent: cancel is best effort', fwd('prepare'), F(PEER_UNKNOWN), 'roll-back', ['cancel-destination', 'release'], { awaitPeer: false }],
+  ['perform, copying', fwd('perform'), F({ qemuMigrationStatus: 'active' }), 'roll-back', ['cancel-migration', 'cancel-destination', 'release']],
+  ['perform, at pre-switchover', fwd('perform'), F({ sourceRunning: false, qemuMigrationStatus: 'pre-switchover' }), 'roll-back',
+    ['cancel-migration', 'cancel-destination', 'resume-source', 'release']],
+  ['perform, QEMU completed, finish never sent', fwd('perform'), F({ sourceRunning: false, qemuMigrationStatus: 'completed' }), 'roll-back',
+    ['cancel-destination', 'resume-source', 'release'], { awaitPeer: false }],
+  ['perform, completed, peer silent: still safe to resume', fwd('perform'), F({ sourceRunning: false, qemuMigrationStatus: 'completed', ...PEER_UNKNOWN }),
+    'roll-back', ['cancel-destination', 'resume-source', 'release']],
+  ['perform, QEMU did not answer: cancel anyway', fwd('perform'), F(), 'roll-back', ['cancel-migration', 'cancel-destination', 'release']],
+  ['perform, migration failed on its own', fwd('perform'), F({ qemuMigrationStatus: 'failed' }), 'roll-back', ['cancel-destination', 'release']],
+  ['perform, destination runs: RESUME rule', fwd('perform'), F({ sourceRunning: false, destRunning: true, qemuMigrationStatus: 'completed' }), 'roll-forward', FWD_SRC],
+  ['perform, both run', fwd('perform'), F({ destRunning: true }), 'manual', []],
+  ['perform, source QEMU gone, destination complete', fwd('perform'), F({ sourceQemuAlive: false, sourceRunning: false, peerMigrationStatus: 'completed' }),
+    'roll-forward', ['finish-destination', 'release'], { awaitPeer: true }],
+  ['perform, source QEMU gone, peer silent', fwd('perform'), F({ sourceQemuAlive: false, sourceRunning: false, ...PEER_UNKNOWN }), 'wait'],
+  ['perform, source QEMU gone, peer status missing', fwd('perform'), F({ sourceQemuAlive: false, sourceRunning: false }), 'wait'],
+  ['perform, source QEMU gone, destination incomplete', fwd('perform'), F({ sourceQemuAlive: false, sourceRunning: false, peerMigrationStatus: 'active' }),
+    'vm-lost', ['cancel-destination', 'release']],
+  ['begin, source QEMU gone', fwd('begin'), F({ sourceQemuAlive: false, sourceRunning: false, destQemuAlive: false }), 'vm-lost', ['release']],
+  ['post-copy running', fwd('perform', true), F({ sourceRunning: false, destRunning: true, qemuMigrationStatus: 'postcopy-active' }), 'wait'],
+  ['post-copy requested, not yet switched', fwd('perform', true), F({ sourceRunning: false, qemuMigrationStatus: 'active' }), 'wait'],
+  ['post-copy status without the flag', fwd('perform'), F({ sourceRunning: false, destRunning: true, qemuMigrationStatus: 'postcopy-active' }), 'wait'],
+  ['post-copy completed', fwd('perform', true), F({ sourceRunning: false, destRunning: true, qemuMigrationStatus: 'completed' }), 'roll-forward',
+    ['finish-destination', 'stop-source', 'confirm-destination', 'release']],
+  ['post-copy paused: link broke', fwd('perform', true), F({ sourceRunning: false, destRunning: true, qemuMigrationStatus: 'postcopy-paused' }), 'manual', []],
+  ['post-copy, source gone, destination complete', fwd('perform', true), F({ sourceQemuAlive: false, sourceRunning: false, destRunning: true, peerMigrationStatus: 'completed' }),
+    'roll-forward', ['finish-destination', 'release']],
+  ['post-copy, source gone mid-way', fwd('perform', true), F({ sourceQemuAlive: false, sourceRunning: false, destRunning: true, peerMigrationStatus: 'postcopy-active' }),
+    'vm-lost', ['cancel-destination', 'release']],
+  ['post-copy flag, but the switch never happened', fwd('perform', true), F({ qemuMigrationStatus: 'failed' }), 'roll-back', ['cancel-destination', 'release']],
+  ['finish, destination resumed', fwd('finish'), F({ sourceRunning: false, destRunning: true, qemuMigrationStatus: 'completed' }), 'roll-forward', FWD_SRC],
+  ['finish, peer silent: may have resumed', fwd('finish'), F({ sourceRunning: false, qemuMigrationStatus: 'completed', ...PEER_UNKNOWN }), 'wait'],
+  ['finish, destination did not resume', fwd('finish'), F({ sourceRunning: false, qemuMigrationStatus: 'completed' }), 'roll-back',
+    ['cancel-destination', 'resume-source', 'release'], { awaitPeer: true, status: 'failed' }],
+  ['finish, destination QEMU gone', fwd('finish'), F({ sourceRunning: false, destQemuAlive: false, qemuMigrationStatus: 'completed' }), 'roll-back',
+    ['cancel-destination', 'resume-source', 'release'], { awaitPeer: true }],
+  ['finish, stale answer: destination QEMU gone but "running"', fwd('finish'), F({ sourceRunning: false, destQemuAlive: false, destRunning: true, qemuMigrationStatus: 'completed' }),
+    'roll-back', ['cancel-destination', 'resume-source', 'release']],
+  ['finish, source gone, destination complete', fwd('finish'), F({ sourceQemuAlive: false, sourceRunning: false, peerMigrationStatus: 'completed' }),
+    'roll-forward', ['finish-destination', 'release']],
+  ['confirm: destination had resumed', fwd('confirm'), F({ sourceRunning: false, destRunning: true, qemuMigrationStatus: 'completed' }), 'roll-forward', FWD_SRC],
+  ['confirm, peer silent: still forward', fwd('confirm'), F({ sourceRunning: false, ...PEER_UNKNOWN }), 'roll-forward', FWD_SRC],
+  ['confirm, source QEMU already stopped', fwd('confirm'), F({ sourceQemuAlive: false, sourceRunning: false, destRunning: true }), 'roll-forward', FWD_SRC],
+  ['confirm, source runs again', fwd('confirm'), F({ destRunning: false }), 'manual', []],
+  ['rollback finish after a cancel', back('finish', 'perform', true), F({ sourceRunning: false, qemuMigrationStatus: 'cancelled' }), 'roll-back',
+    ['cancel-destination', 'resume-source', 'release'], { status: 'cancelled', awaitPeer: false }],
+  ['rollback confirm from prepare', back('confirm', 'prepare'), F(), 'roll-back', ['cancel-destination', 'release'], { status: 'failed' }],
+  ['rollback confirm from begin', back('confirm', 'begin'), F({ ...PEER_UNKNOWN }), 'roll-back', ['release']],
+  ['rollback, source paused at pre-switchover', back('finish', 'perform'), F({ sourceRunning: false, qemuMigrationStatus: 'pre-switchover' }), 'roll-back',
+    ['cancel-migration', 'cancel-destination', 'resume-source', 'release']],
+  ['completed', { status: 'completed' }, F(), 'none'],
+  ['failed', { status: 'failed', failedIn: 'perform', error: err }, F(), 'none'],
+  ['cancelled', { status: 'cancelled', failedIn: 'perform', error: err }, F(), 'none'],
+];
+
+const DESTINATION: Row[] = [
+  ['prepare, listening', fwd('prepare'), F({ qemuMigrationStatus: 'setup' }), 'roll-back', BACK_DST, { status: 'failed' }],
+  ['prepare, QEMU never started', fwd('prepare'), F({ destQemuAlive: false, destRunning: false }), 'roll-back', BACK_DST],
+  ['prepare, receiving', fwd('prepare'), F({ qemuMigrationStatus: 'active' }), 'roll-back', BACK_DST],
+  ['prepare, complete copy, source alive', fwd('prepare'), F({ sourceRunning: false, qemuMigrationStatus: 'completed' }), 'roll-back', BACK_DST],
+  ['prepare, complete copy, source gone', fwd('prepare'), F({ sourceQemuAlive: false, sourceRunning: false, qemuMigrationStatus: 'completed' }), 'roll-forward', FWD_DST],
+  ['prepare, complete copy, source silent', fwd('prepare'), F({ ...SRC_UNKNOWN, qemuMigrationStatus: 'completed' }), 'wait'],
+  ['prepare, incomplete, source silent', fwd('prepare'), F({ ...SRC_UNKNOWN, qemuMigrationStatus: 'active' }), 'roll-back', BACK_DST],
+  ['perform, receiving', fwd('perform'), F({ qemuMigrationStatus: 'active' }), 'roll-back', BACK_DST],
+  ['perform, post-copy running here', fwd('perform'), F({ sourceRunning: false, destRunning: true, qemuMigrationStatus: 'postcopy-active' }), 'wait'],
+  ['perform, post-copy paused', fwd('perform'), F({ sourceRunning: false, destRunning: true, qemuMigrationStatus: 'postcopy-paused' }), 'manual', []],
+  ['perform, post-copy completed, running', fwd('perform'), F({ sourceRunning: false, destRunning: true, qemuMigrationStatus: 'completed' }), 'roll-forward', FWD_DST],
+  ['finish, resumed before the restart', fwd('finish'), F({ sourceRunning: false, destRunning: true, qemuMigrationStatus: 'completed' }), 'roll-forward', FWD_DST],
+  ['finish, not resumed, source alive', fwd('finish'), F({ sourceRunning: false, qemuMigrationStatus: 'completed' }), 'roll-back', BACK_DST],
+  ['finish, not resumed, source gone', fwd('finish'), F({ sourceQemuAlive: false, sourceRunning: false, qemuMigrationStatus: 'completed' }), 'roll-forward', FWD_DST],
+  ['finish, not resumed, source silent', fwd('finish'), F({ ...SRC_UNKNOWN, qemuMigrationStatus: 'completed' }), 'wait'],
+  ['finish, QEMU gone', fwd('finish'), F({ destQemuAlive: false, destRunning: false }), 'roll-back', BACK_DST],
+  ['confirm, running', fwd('confirm'), F({ destRunning: true, ...SRC_UNKNOWN }), 'roll-forward', FWD_DST],
+  ['confirm, paused after resume', fwd('confirm'), F({ sourceRunning: false, destRunning: false }), 'roll-forward', FWD_DST],
+  ['confirm, source runs again', fwd('confirm'), F({ destRunning: false }), 'manual', []],
+  ['confirm, QEMU gone after take-over', fwd('confirm'), F({ sourceRunning: false, destQemuAlive: false, destRunning: false }), 'vm-lost', ['clean-destination', 'release']],
+  ['both run', fwd('finish'), F({ destRunning: true }), 'manual', []],
+  ['rollback finish', back('finish', 'perform'), F({ qemuMigrationStatus: 'failed' }), 'roll-back', BACK_DST, { status: 'failed' }],
+  ['rollback after a cancel', back('confirm', 'prepare', true), F(), 'roll-back', BACK_DST, { status: 'cancelled' }],
+  ['rollback, complete copy, source gone: save it', back('finish', 'finish'), F({ sourceQemuAlive: false, sourceRunning: false, qemuMigrationStatus: 'completed' }), 'roll-forward', FWD_DST],
+  ['completed', { status: 'completed' }, F(), 'none'],
+];
+
+function check(role: JobRole, rows: Row[]): void {
+  for (const [name, state, facts, kind, steps, extra] of rows) {
+    const d = recoveryAction(role, record(role, state), facts);
+    const label = `${role}: ${name}`;
+    assert.equal(d.kind, kind, `${label}: ${d.reason}`);
+    assert.ok(d.reason.endsWith('.'), `${label}: the reason is a sentence`);
+    if (d.kind === 'none' || d.kind === 'wait') continue;
+    if (steps) assert.deepEqual(d.steps, steps, label);
+    if (extra?.awaitPeer !== undefined) assert.equal(d.awaitPeer, extra.awaitPeer, label);
+    if (extra?.status !== undefined) assert.equal(d.end.status, extra.status, label);
+    assert.equal(d.end.status === 'completed', d.kind === 'roll-forward', label);
+  }
+}
+
+test('recovery on the source: every phase', () => check('source', SOURCE));
+test('recovery on the destination: every phase', () => check('destination', DESTINATION));
+
+test('a restart alone is reported as a failure that names the phase', () => {
+  const d = recoveryAction('source', record('source', fwd('perform')), F());
+  assert.ok(d.kind === 'roll-back' && d.end.status === 'failed' && d.end.error.code === 'MIGRATION_FAILED' && /perform/.test(d.end.error.message));
+});
+
+const fact = fc.constantFrom<boolean | 'unknown'>(true, false, 'unknown');
+const status = fc.option(fc.constantFrom<MigrationStatus>('setup', 'active', 'pre-switchover', 'device', 'completed', 'failed', 'cancelled',
+  'postcopy-active', 'postcopy-paused', 'none'), { nil: undefined });
+const phase = fc.constantFrom<Phase>('begin', 'prepare', 'perform', 'finish', 'confirm');
+const state: fc.Arbitrary<JobState> = fc.oneof(
+  fc.record({ status: fc.constant('running' as const), direction: fc.constant('forward' as const), phase, postcopy: fc.boolean() }),
+  fc.record({
+    status: fc.constant('running' as const), direction: fc.constant('rollback' as const), phase: fc.constantFrom<'finish' | 'confirm'>('finish', 'confirm'),
+    failedIn: fc.constantFrom<Phase>('begin', 'prepare', 'perform', 'finish'), error: fc.constant(err), cancelled: fc.boolean(),
+  }),
+);
+/** Facts that agree with themselves: a QEMU that is gone does not run (recoveryAction assumes as much). */
+const facts = fc.record({
+  sourceQemuAlive: fact, sourceRunning: fact, destQemuAlive: fact, destRunning: fact, qemuMigrationStatus: status, peerMigrationStatus: status,
+}).map((f) => ({
+  ...f,
+  sourceRunning: f.sourceQemuAlive === false ? false : f.sourceRunning,
+  destRunning: f.destQemuAlive === false ? false : f.destRunning,
+}));
+
+test('never two: no decision resumes one side while the other is known to run', () => {
+  fc.assert(fc.property(fc.constantFrom<JobRole>('source', 'destination'), state, facts, (role, s, f) => {
+    const d = recoveryAction(role, record(role, s), f);
+    if (d.kind === 'none' || d.kind === 'wait') return;
+    if (d.steps.includes('resume-source')) assert.notEqual(f.destRunning, true);
+    if (d.steps.includes('resume-destination') || d.steps.includes('finish-destination')) assert.notEqual(f.sourceRunning, true);
+    // Rolling back while the destination runs the guest would lose what it did since.
+    if (d.kind === 'roll-back') assert.notEqual(f.destRunning, true);
+  }), { numRuns: 5000 });
+});
+
+test('never none: the source is stopped only when the destination has (or had confirmed) the VM', () => {
+  fc.assert(fc.property(state, facts, (s, f) => {
+    const d = recoveryAction('source', record('source', s), f);
+    if (d.kind === 'none' || d.kind === 'wait' || !d.steps.includes('stop-source')) return;
+    const confirmed = s.status === 'running' && s.direction === 'forward' && s.phase === 'confirm';
+    const postcopyDone = f.qemuMigrationStatus === 'completed';
+    assert.ok(confirmed || f.destRunning === true || postcopyDone, `stop-source with ${JSON.stringify({ s, f })}`);
+  }), { numRuns: 5000 });
+});
+
+test('a destination kills its QEMU only when the source is known to still have the VM or the copy is incomplete', () => {
+  fc.assert(fc.property(state, facts, (s, f) => {
+    const d = recoveryAction('destination', record('destination', s), f);
+    if (d.kind !== 'roll-back' || !d.steps.includes('kill-destination')) return;
+    assert.notEqual(f.destRunning, true);
+    if (f.destQemuAlive === true && f.qemuMigrationStatus === 'completed') assert.equal(f.sourceQemuAlive, true);
+  }), { numRuns: 5000 });
+});
