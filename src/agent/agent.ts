@@ -13,6 +13,8 @@ import { EventBus } from './events.js';
 import { Supervisor } from './supervisor.js';
 import { VmActions } from './vm-actions.js';
 import { toVmView, type HostView, type VmView } from './views.js';
+import { JobStore, MigrationService, summarize, type MigrationHost } from '../migration/index.js';
+import { FerryError } from '../errors/index.js';
 
 const run = promisify(execFile);
 export const AGENT_VERSION = '0.1.0';
@@ -25,6 +27,8 @@ export class Agent {
   readonly bus = new EventBus();
   readonly sup: Supervisor;
   readonly vms: VmActions;
+  readonly jobs: JobStore;
+  readonly migrations: MigrationService;
   private accelProbe?: Promise<AccelProbe>;
   private accelResult?: AccelProbe;
   private constructor(readonly config: AgentConfig, readonly log: Logger, private readonly machine: string, private readonly qemuVersion: string) {
@@ -40,6 +44,34 @@ export class Agent {
       config, inv: this.inv, pools: this.pools, sup: this.sup, log, machine,
       accel: () => this.accel(), capacity: () => this.capacity(),
     });
+    this.jobs = new JobStore(this.db, { onListenerError: (err) => log.error({ err }, 'job listener failed') });
+    this.jobs.onChange((c) => {
+      if (c.kind === 'progress') return; // progress reaches clients through migration.progress events
+      const j = c.job;
+      log.info({ job: j.id, vm: j.vm, role: j.role, state: j.state }, 'migration job');
+      this.bus.emit('migration.state', { ...summarize(j), role: j.role });
+    });
+    this.migrations = new MigrationService(this.migrationHost());
+  }
+
+  /** The agent as the migration executor sees it (src/migration never imports the agent). */
+  private migrationHost(): MigrationHost {
+    const { config, log } = this;
+    return {
+      name: config.hostName, migrationAddress: config.listen.host, log, jobs: this.jobs, inv: this.inv,
+      peerUrl: (host) => {
+        const p = config.peers.find((x) => x.name === host);
+        if (!p) throw new FerryError('UNKNOWN_HOST', `No host named "${host}" is a peer of ${config.hostName}.`);
+        return p.url;
+      },
+      lockVm: (name, what) => this.vms.tryLock(name, what),
+      qmp: (name) => this.sup.qmp(name),
+      checkCapacity: (mib) => this.vms.checkCapacity(mib),
+      startIncoming: (spec) => this.vms.startIncoming(spec),
+      discardIncoming: (name) => this.vms.discard(name),
+      releaseSource: (name) => this.vms.releaseMoved(name),
+      emit: (type, data) => this.bus.emit(type, data),
+    };
   }
 
   /** Builds the agent, resolves the machine type and adopts VMs that kept running while it was away. */
@@ -49,6 +81,7 @@ export class Agent {
     const ver = await run(QEMU_BIN, ['--version']);
     const agent = new Agent(config, log, machine, /version ([\d.]+)/.exec(ver.stdout)?.[1] ?? 'unknown');
     await agent.adopt();
+    void agent.migrations.recover().catch((e: unknown) => log.error({ err: e }, 'migration recovery failed'));
     return agent;
   }
 

@@ -12,6 +12,7 @@ import type { AgentConfig } from './config.js';
 import type { Supervisor } from './supervisor.js';
 import { allocateIp } from './ipam.js';
 import type { Logger } from 'pino';
+import type { Qmp } from '../qmp/index.js';
 
 /** What VM actions need from the agent. */
 export interface VmDeps {
@@ -41,6 +42,16 @@ export class VmActions {
   }
 
   isBusy(name: string): boolean { return this.busy.has(name); }
+
+  /** Takes the VM's lock until the returned function is called (a move holds it throughout). */
+  tryLock(name: string, what: string): () => void {
+    if (this.busy.has(name)) throw new FerryError('VM_BUSY', `The VM "${name}" is busy with another action; ${what} must wait.`);
+    this.busy.add(name);
+    return () => { this.busy.delete(name); };
+  }
+
+  /** Throws INSUFFICIENT_MEMORY unless `wantMiB` fits in what is free. */
+  checkCapacity(wantMiB: number): void { this.checkMemory(wantMiB); }
 
   /** Memory (MiB) used by VMs that have a QEMU process or are being started. */
   usedMemoryMiB(): number {
@@ -98,29 +109,73 @@ export class VmActions {
 
   private async startLocked(name: string): Promise<VmRecord> {
     const { spec } = this.d.inv.get(name);
+    const t0 = Date.now();
+    const pid = await this.launch(spec, false);
+    const rec = this.d.inv.apply(name, { type: 'started' }, pid);
+    await this.waitGuestReady(name, this.runDir(name), t0);
+    return rec;
+  }
+
+  /** Starts QEMU for the spec (its tap first) and attaches the supervisor; returns QEMU's pid. */
+  private async launch(spec: VmSpec, incoming: boolean): Promise<number> {
     const image = findImage(this.d.config.imageDir);
-    const runDir = this.runDir(name);
+    const runDir = this.runDir(spec.name);
     const tap = tapName(spec.uuid);
     await ensureTap(tap, this.d.config.bridge);
-    const t0 = Date.now();
     const pid = await startQemu({
-      name, uuid: spec.uuid, machine: spec.machine, accel: await this.d.accel(), cpuModel: spec.cpuModel,
-      memoryMiB: spec.memoryMiB, cpus: spec.cpus, runDir, nic: { tap, mac: spec.mac },
+      name: spec.name, uuid: spec.uuid, machine: spec.machine, accel: await this.d.accel(), cpuModel: spec.cpuModel,
+      memoryMiB: spec.memoryMiB, cpus: spec.cpus, runDir, nic: { tap, mac: spec.mac }, incoming,
       boot: {
         kernel: image.kernel, initrd: image.initrd,
-        append: guestKernelArgs({ ip: spec.ip, prefixLength: spec.prefixLength, name, ...(spec.gateway ? { gateway: spec.gateway } : {}) }),
+        append: guestKernelArgs({ ip: spec.ip, prefixLength: spec.prefixLength, name: spec.name, ...(spec.gateway ? { gateway: spec.gateway } : {}) }),
       },
       disks: spec.disks.map((d) => ({ path: d.path, format: d.format })),
     });
     try {
-      await this.d.sup.attach(name, runFiles(runDir).qmp, pid, spec.uuid);
+      await this.d.sup.attach(spec.name, runFiles(runDir).qmp, pid, spec.uuid);
     } catch (e) {
       signalQemu(pid, spec.uuid, 'SIGKILL');
       throw e;
     }
-    const rec = this.d.inv.apply(name, { type: 'started' }, pid);
-    await this.waitGuestReady(name, runDir, t0);
-    return rec;
+    return pid;
+  }
+
+  /**
+   * Destination of a move: records the VM as `migrating` and starts QEMU paused (-S) waiting for
+   * the stream (-incoming defer). On failure nothing is left behind.
+   */
+  async startIncoming(spec: VmSpec): Promise<Qmp> {
+    this.d.inv.insert(spec);
+    try {
+      const pid = await this.launch(spec, true);
+      this.d.inv.apply(spec.name, { type: 'incoming' }, pid);
+      const qmp = this.d.sup.qmp(spec.name);
+      if (!qmp) throw new FerryError('QEMU_GONE', `The incoming QEMU of "${spec.name}" went away at once.`);
+      return qmp;
+    } catch (e) {
+      await this.discard(spec.name);
+      throw e;
+    }
+  }
+
+  /** Destination clean-up after a failed or cancelled move: kill QEMU, remove tap, run folder and record (disks stay). */
+  async discard(name: string): Promise<void> {
+    const vm = this.d.inv.find(name);
+    if (!vm) return;
+    await this.destroy({ ...vm.spec, disks: [] });
+  }
+
+  /**
+   * Source after a completed move: QEMU has handed the VM over and sits in `postmigrate`; quit it
+   * and forget the VM here (its disks stay: they are shared, or copied by the storage move).
+   */
+  async releaseMoved(name: string): Promise<void> {
+    const vm = this.d.inv.find(name);
+    if (!vm) return;
+    this.d.sup.expect(name);
+    await this.d.sup.qmp(name)?.execute('quit', undefined, { timeoutMs: 5000 }).catch(() => undefined);
+    if (vm.pid && !(await waitGone(vm.pid, vm.spec.uuid, 5000))) signalQemu(vm.pid, vm.spec.uuid, 'SIGKILL');
+    await this.destroy({ ...vm.spec, disks: [] });
   }
 
   /** Waits for the test guest's ready line on its serial log (bounded; a slow guest is not an error). */

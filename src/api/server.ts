@@ -5,6 +5,7 @@ import { FerryError, toFerryError } from '../errors/index.js';
 import { errorSchema, hostSchema, vmSchema } from './schemas.js';
 import { vmRoutes } from './routes/vms.js';
 import { hostRoutes } from './routes/host.js';
+import { migrationRoutes } from './routes/migrations.js';
 
 /**
  * Builds ferryd's HTTP API. Every error leaves as `{"error":{"code","message"}}` with the code's
@@ -38,6 +39,7 @@ export async function buildApi(agent: Agent, opts: { logger?: boolean } = {}): P
 
   vmRoutes(app, agent);
   hostRoutes(app, agent);
+  migrationRoutes(app, agent);
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   await app.ready();
   return app;

@@ -9,3 +9,7 @@ export * from './store.js';
 export * from './policy.js';
 export * from './settings.js';
 export * from './protocol.js';
+export type { MigrationHost } from './host.js';
+export { PeerClient } from './peer-client.js';
+export { DestinationSide } from './destination.js';
+export { MigrationService, type MoveRequest } from './service.js';

@@ -25,7 +25,7 @@ async function app(replies: Record<string, unknown>) {
   return f;
 }
 
-test('every route is a POST under /peer/v1/migrations/:id except status', () => {
+test('every route is a POST under /v1/peer/migrations/:id except status', () => {
   for (const [name, r] of Object.entries(PEER_ROUTES)) {
     assert.match(r.url, /^\/peer\/v1\/migrations\/:id/);
     assert.equal(r.method, name === 'status' ? 'GET' : 'POST', name);
@@ -35,14 +35,14 @@ test('every route is a POST under /peer/v1/migrations/:id except status', () => 
 test('fastify accepts the schemas; a good prepare passes and its reply serialises whole', async () => {
   const reply = { ...envelopeFor('j1'), migrationUri: 'tcp:10.0.0.2:49152', nbd: [{ sourcePath: '/p/web.qcow2', destinationPath: '/q/web.qcow2', uri: 'nbd://10.0.0.2:10809/web' }], reservedMemoryMiB: 256 };
   const f = await app({ prepare: reply });
-  const r = await f.inject({ method: 'POST', url: '/peer/v1/migrations/j1/prepare', payload: prepare });
+  const r = await f.inject({ method: 'POST', url: '/v1/peer/migrations/j1/prepare', payload: prepare });
   assert.equal(r.statusCode, 200, r.body);
   assert.deepEqual(r.json(), reply);
   await f.close();
   // The way the API registers one route, typed as is.
   const g = Fastify();
   g.route({ ...PEER_ROUTES.prepare, handler: async () => reply });
-  const r2 = await g.inject({ method: 'POST', url: '/peer/v1/migrations/j1/prepare', payload: prepare });
+  const r2 = await g.inject({ method: 'POST', url: '/v1/peer/migrations/j1/prepare', payload: prepare });
   assert.deepEqual(r2.json(), reply);
   await g.close();
 });
@@ -57,11 +57,11 @@ test('bad messages: missing fields and bad values are 400, another version is PR
     ['version 2', 'cutover', { protocol: 2, jobId: 'j1', action: 'redirect', mac: '52:54:00:0f:1e:2d' }, 'PROTOCOL_VERSION'],
   ];
   for (const [name, msg, body, code] of cases) {
-    const r = await f.inject({ method: 'POST', url: `/peer/v1/migrations/j1/${msg}`, payload: body as object });
+    const r = await f.inject({ method: 'POST', url: `/v1/peer/migrations/j1/${msg}`, payload: body as object });
     assert.equal(r.statusCode, 400, name);
     assert.equal((r.json() as { error: { code: string } }).error.code, code, name);
   }
-  const ok = await f.inject({ method: 'POST', url: '/peer/v1/migrations/j1/cutover', payload: { ...envelopeFor('j1'), action: 'redirect', mac: '52:54:00:0f:1e:2d', extra: 1 } });
+  const ok = await f.inject({ method: 'POST', url: '/v1/peer/migrations/j1/cutover', payload: { ...envelopeFor('j1'), action: 'redirect', mac: '52:54:00:0f:1e:2d', extra: 1 } });
   assert.equal(ok.statusCode, 200, 'unknown fields are ignored within version 1');
   await f.close();
 });
@@ -74,7 +74,7 @@ test('status reply: a job the peer never heard of, and a QEMU view', async () =>
   };
   for (const body of [unknown, known]) {
     const f = await app({ status: body });
-    const r = await f.inject({ method: 'GET', url: '/peer/v1/migrations/j1' });
+    const r = await f.inject({ method: 'GET', url: '/v1/peer/migrations/j1' });
     assert.equal(r.statusCode, 200);
     assert.deepEqual(r.json(), body);
     await f.close();

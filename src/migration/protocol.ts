@@ -242,7 +242,7 @@ const errorBody = {
 const idParams = { type: 'object', required: ['id'], properties: { id: { type: 'string', minLength: 1, maxLength: 64 } } } as const;
 
 /** Base path of version 1; a job's messages live under `${PEER_BASE}/:id`. */
-export const PEER_BASE = '/peer/v1/migrations';
+export const PEER_BASE = '/v1/peer/migrations';
 
 /** The names of the messages. */
 export type PeerMessage = 'prepare' | 'perform-ready' | 'cutover' | 'finish' | 'confirm' | 'cancel' | 'status';

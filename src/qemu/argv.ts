@@ -53,6 +53,7 @@ export function buildArgv(l: QemuLaunch): string[] {
     const node = { driver: d.format, 'node-name': `disk${i}`, file: { driver: 'file', filename: d.path } };
     argv.push('-blockdev', JSON.stringify(node), '-device', `virtio-blk-pci,drive=disk${i},id=vd${i}`);
   });
-  if (l.incoming) argv.push('-incoming', 'defer');
+  // -S: the destination's vCPUs wait for the agent's `cont`, so ownership changes only when the agent says so.
+  if (l.incoming) argv.push('-S', '-incoming', 'defer');
   return argv;
 }

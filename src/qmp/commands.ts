@@ -50,6 +50,8 @@ export interface QmpCommands {
   migrate_cancel: Cmd<void, QmpEmpty>;
   /** Leaves a pause (`pre-switchover` with pause-before-switchover); `state` names it. */
   'migrate-continue': Cmd<{ state: MigrationStatus }, QmpEmpty>;
+  /** Switches a running migration to post-copy (needs the postcopy-ram capability on both ends). */
+  'migrate-start-postcopy': Cmd<void, QmpEmpty>;
   'migrate-set-capabilities': Cmd<{ capabilities: MigrationCapabilityStatus[] }, QmpEmpty>;
   'migrate-set-parameters': Cmd<MigrateSetParameters, QmpEmpty>;
   'query-migrate-capabilities': Cmd<void, MigrationCapabilityStatus[]>;

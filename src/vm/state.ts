@@ -10,11 +10,13 @@ export type VmEvent =
   | { type: 'paused' }
   | { type: 'resumed' }
   | { type: 'migration-began' }
+  /** The destination of a move started its incoming QEMU. */
+  | { type: 'incoming' }
   | { type: 'migration-ended' }
   | { type: 'crashed'; reason: string };
 
 const TABLE: Record<VmState, Partial<Record<VmEvent['type'], VmState>>> = {
-  stopped: { started: 'running', stopped: 'stopped' },
+  stopped: { started: 'running', stopped: 'stopped', incoming: 'migrating' },
   running: { stopped: 'stopped', paused: 'paused', resumed: 'running', 'migration-began': 'migrating', crashed: 'failed' },
   paused: { resumed: 'running', stopped: 'stopped', paused: 'paused', 'migration-began': 'migrating', crashed: 'failed' },
   migrating: { 'migration-ended': 'running', stopped: 'stopped', paused: 'migrating', resumed: 'migrating', crashed: 'failed' },

@@ -1,0 +1,80 @@
+import type { FastifyInstance } from 'fastify';
+import type { Agent } from '../../agent/agent.js';
+import { checkProtocol, PEER_ROUTES, summarize, type CancelRequest, type ConfirmRequest, type FinishRequest, type JobRecord, type PrepareRequest } from '../../migration/index.js';
+import { errorResponses } from '../schemas.js';
+
+interface MoveBody { vm: string; destination: string; includeStorage?: boolean; storagePath?: string; allowPostcopy?: boolean; allowAutoConverge?: boolean }
+interface IdParams { id: string }
+
+const jobView = (j: JobRecord) => ({ ...summarize(j), role: j.role, progress: j.progress, createdAt: j.createdAt, endedAt: j.endedAt });
+
+const migrationSchema = {
+  type: 'object', additionalProperties: true,
+  properties: {
+    id: { type: 'string' }, vm: { type: 'string' }, source: { type: 'string' }, destination: { type: 'string' },
+    status: { type: 'string', enum: ['queued', 'running', 'completed', 'failed', 'cancelled'] }, phase: { type: 'string' },
+    totalMs: { type: ['integer', 'null'] }, downtimeMs: { type: ['integer', 'null'] }, transferredBytes: { type: ['integer', 'null'] },
+    passes: { type: ['integer', 'null'] },
+  },
+} as const;
+
+/** /v1/migrations (users) and /v1/peer/migrations (agents). */
+export function migrationRoutes(app: FastifyInstance, agent: Agent): void {
+  const m = agent.migrations;
+  const idParams = { type: 'object', required: ['id'], properties: { id: { type: 'string', maxLength: 64 } } } as const;
+
+  app.post<{ Body: MoveBody }>('/v1/migrations', {
+    schema: {
+      tags: ['migrations'], summary: 'Start a live migration of a VM of this host',
+      body: {
+        type: 'object', required: ['vm', 'destination'], additionalProperties: false,
+        properties: {
+          vm: { type: 'string', maxLength: 63 }, destination: { type: 'string', maxLength: 63 }, includeStorage: { type: 'boolean' },
+          storagePath: { type: 'string', maxLength: 4096 }, allowPostcopy: { type: 'boolean' }, allowAutoConverge: { type: 'boolean' },
+        },
+      },
+      response: { 202: migrationSchema, ...errorResponses, 503: { $ref: 'Error#' } },
+    },
+  }, async (req, reply) => {
+    const b = req.body;
+    const job = await m.start({
+      vm: b.vm, destination: b.destination,
+      options: {
+        includeStorage: b.includeStorage ?? false, ...(b.storagePath ? { storagePath: b.storagePath } : {}),
+        ...(b.allowPostcopy !== undefined ? { allowPostcopy: b.allowPostcopy } : {}),
+        ...(b.allowAutoConverge !== undefined ? { allowAutoConverge: b.allowAutoConverge } : {}),
+      },
+    });
+    return reply.code(202).send(jobView(job));
+  });
+
+  app.get<{ Querystring: { vm?: string; limit?: number } }>('/v1/migrations', {
+    schema: {
+      tags: ['migrations'], summary: 'Migration jobs of this host, newest first',
+      querystring: { type: 'object', properties: { vm: { type: 'string' }, limit: { type: 'integer', minimum: 1, maximum: 1000 } } },
+      response: { 200: { type: 'array', items: migrationSchema } },
+    },
+  }, async (req) => agent.jobs.list({ ...(req.query.vm ? { vm: req.query.vm } : {}), limit: req.query.limit ?? 100 }).map(jobView));
+
+  app.get<{ Params: IdParams }>('/v1/migrations/:id', {
+    schema: { tags: ['migrations'], summary: 'One migration job with its last progress', params: idParams, response: { 200: migrationSchema, ...errorResponses } },
+  }, async (req) => jobView(m.get(req.params.id)));
+
+  app.post<{ Params: IdParams }>('/v1/migrations/:id/cancel', {
+    schema: { tags: ['migrations'], summary: 'Cancel a move before switch-over; the VM keeps running on the source', params: idParams, response: { 200: migrationSchema, ...errorResponses } },
+  }, async (req) => jobView(m.cancel(req.params.id)));
+
+  peerRoutes(app, agent);
+}
+
+/** Peer RPC, protocol version 1 (src/migration/protocol.ts, docs/design/0001-migration-protocol.md). */
+function peerRoutes(app: FastifyInstance, agent: Agent): void {
+  const d = agent.migrations.destination;
+  const body = <T>(b: unknown): T => { checkProtocol(b); return b as T; };
+  app.route({ ...PEER_ROUTES.prepare, handler: async (req) => d.prepare(body<PrepareRequest>(req.body)) });
+  app.route({ ...PEER_ROUTES['perform-ready'], handler: async (req) => d.performReady(body<{ jobId: string }>(req.body).jobId) });
+  app.route({ ...PEER_ROUTES.finish, handler: async (req) => d.finish(body<FinishRequest>(req.body)) });
+  app.route({ ...PEER_ROUTES.confirm, handler: async (req) => d.confirm(body<ConfirmRequest>(req.body)) });
+  app.route({ ...PEER_ROUTES.cancel, handler: async (req) => { const b = body<CancelRequest>(req.body); return d.cancel(b.jobId, b.reason); } });
+  app.route({ ...PEER_ROUTES.status, handler: async (req) => d.status((req.params as IdParams).id) });
+}

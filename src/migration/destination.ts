@@ -1,0 +1,177 @@
+import { FerryError, toFerryError } from '../errors/index.js';
+import type { Qmp } from '../qmp/index.js';
+import { isTerminal, phaseOf, type JobRecord, type JobStatus } from './job.js';
+import type { MigrationHost } from './host.js';
+import { DEFAULT_POLICY } from './policy.js';
+import {
+  envelopeFor, type CancelReply, type ConfirmReply, type ConfirmRequest, type FinishReply, type FinishRequest,
+  type PerformReadyReply, type PrepareReply, type PrepareRequest, type StatusReply,
+} from './protocol.js';
+import { destinationSettings, RESUME_ANNOUNCE } from './settings.js';
+
+/**
+ * The destination's side of a move: it answers the source's peer messages. Messages of one job
+ * run one at a time (a per-job chain), so a cancel never races a finish.
+ *
+ * The destination resumes the VM on its own as soon as its QEMU has received the whole state
+ * (MIGRATION completed): waiting for the source's `finish` would add a network round trip to
+ * the guest's downtime. That is safe because the source never resumes a VM whose stream
+ * completed: before any rollback it asks this side's `status`, and `cancel` is refused here once
+ * the VM runs (DESIGN.md invariant 1).
+ */
+export class DestinationSide {
+  private readonly chains = new Map<string, Promise<unknown>>();
+  private readonly resumed = new Map<string, Promise<boolean>>();
+
+  constructor(private readonly h: MigrationHost) {}
+
+  private serial<T>(jobId: string, fn: () => Promise<T>): Promise<T> {
+    const prev = this.chains.get(jobId) ?? Promise.resolve();
+    const next = prev.then(fn, fn);
+    this.chains.set(jobId, next.catch(() => undefined));
+    return next;
+  }
+
+  prepare(req: PrepareRequest): Promise<PrepareReply> {
+    return this.serial(req.jobId, () => this.doPrepare(req));
+  }
+
+  private async doPrepare(req: PrepareRequest): Promise<PrepareReply> {
+    const { vm } = req;
+    if (req.destination !== this.h.name) {
+      throw new FerryError('INVALID_INPUT', `This is host ${this.h.name}, not ${req.destination}; the move was sent to the wrong agent.`);
+    }
+    this.h.peerUrl(req.source);
+    if (this.h.inv.find(vm.name)) throw new FerryError('VM_EXISTS', `A VM named "${vm.name}" already exists on ${this.h.name}.`);
+    if (req.options.includeStorage) throw new FerryError('INVALID_INPUT', 'Moves that copy storage are not supported by this agent yet.');
+    this.h.checkCapacity(vm.memoryMiB);
+    this.h.jobs.create({ id: req.jobId, vm: vm.name, source: req.source, destination: req.destination, role: 'destination', options: req.options });
+    try {
+      const qmp = await this.h.startIncoming(vm);
+      const s = destinationSettings({ ...DEFAULT_POLICY, allowPostcopy: req.options.allowPostcopy ?? false });
+      await qmp.execute('migrate-set-capabilities', { capabilities: s.capabilities });
+      await qmp.execute('migrate-set-parameters', s.parameters);
+      this.resumed.set(req.jobId, this.resumeWhenComplete(req.jobId, vm.name, qmp));
+      await qmp.execute('migrate-incoming', { uri: `tcp:${this.h.migrationAddress}:0` });
+      const info = await qmp.execute('query-migrate');
+      const port = info['socket-address']?.find((a) => a.type === 'inet')?.port;
+      if (!port) throw new FerryError('MIGRATION_FAILED', 'The incoming QEMU did not report the port it listens on.');
+      return { ...envelopeFor(req.jobId), migrationUri: `tcp:${this.h.migrationAddress}:${port}`, nbd: [], reservedMemoryMiB: vm.memoryMiB };
+    } catch (e) {
+      await this.rollBack(req.jobId, toFerryError(e, 'MIGRATION_FAILED'));
+      throw e;
+    }
+  }
+
+  /**
+   * Resumes the VM the moment the incoming stream completes; resolves true once QEMU ran it, false
+   * when the incoming migration failed or QEMU went away.
+   */
+  private async resumeWhenComplete(jobId: string, name: string, qmp: Qmp): Promise<boolean> {
+    try {
+      const ev = await qmp.waitForEvent('MIGRATION', (d) => ['completed', 'failed', 'cancelled'].includes(d.status));
+      if (ev.data.status !== 'completed') return false;
+      const t0 = Date.now();
+      await qmp.execute('cont');
+      await qmp.execute('announce-self', RESUME_ANNOUNCE).catch((e: unknown) => this.h.log.warn({ err: e, vm: name }, 'announce-self failed'));
+      this.takeOwnership(jobId, name);
+      this.h.log.info({ job: jobId, vm: name, contMs: Date.now() - t0 }, 'incoming VM resumed');
+      return true;
+    } catch (e) {
+      this.h.log.error({ job: jobId, vm: name, err: e }, 'incoming VM could not be resumed');
+      return false;
+    }
+  }
+
+  private takeOwnership(jobId: string, name: string): void {
+    const job = this.h.jobs.get(jobId);
+    if (phaseOf(job.state) === 'prepare') this.h.jobs.enterPhase(jobId, 'perform');
+    if (phaseOf(this.h.jobs.get(jobId).state) === 'perform') this.h.jobs.enterPhase(jobId, 'finish');
+    this.h.jobs.enterPhase(jobId, 'confirm');
+    this.h.inv.apply(name, { type: 'migration-ended' });
+  }
+
+  performReady(jobId: string): Promise<PerformReadyReply> {
+    return this.serial(jobId, async () => {
+      const job = this.h.jobs.get(jobId);
+      const qmp = this.h.qmp(job.vm);
+      if (!qmp) throw new FerryError('MIGRATION_FAILED', `The incoming QEMU of "${job.vm}" is gone.`);
+      const info = await qmp.execute('query-migrate');
+      if (phaseOf(job.state) === 'prepare') this.h.jobs.enterPhase(jobId, 'perform');
+      return { ...envelopeFor(jobId), incomingStatus: info.status ?? 'setup' };
+    });
+  }
+
+  /** `success`: wait until the VM runs here (it resumes on its own); `failure`: clean up. */
+  finish(req: FinishRequest): Promise<FinishReply> {
+    return this.serial(req.jobId, async () => {
+      const job = this.h.jobs.get(req.jobId);
+      if (req.outcome === 'failure') {
+        await this.rollBack(req.jobId, new FerryError(req.error?.code ?? 'MIGRATION_FAILED', req.error?.message ?? 'The source failed the move.'));
+        return { ...envelopeFor(req.jobId), resumed: false };
+      }
+      const ok = job.state.status === 'completed' || phaseOf(job.state) === 'confirm' || (await (this.resumed.get(req.jobId) ?? Promise.resolve(false)));
+      if (!ok) {
+        const err = new FerryError('MIGRATION_FAILED', `The destination ${this.h.name} could not resume "${job.vm}".`);
+        await this.rollBack(req.jobId, err);
+        return { ...envelopeFor(req.jobId), resumed: false, error: err.toJSON() };
+      }
+      return { ...envelopeFor(req.jobId), resumed: true };
+    });
+  }
+
+  confirm(req: ConfirmRequest): Promise<ConfirmReply> {
+    return this.serial(req.jobId, async () => {
+      const job = this.h.jobs.get(req.jobId);
+      if (!isTerminal(job.state)) {
+        this.h.jobs.recordTotals(req.jobId, req.totals);
+        this.h.jobs.apply(req.jobId, { type: 'done' });
+      }
+      this.resumed.delete(req.jobId);
+      return { ...envelopeFor(req.jobId), status: this.h.jobs.get(req.jobId).state.status };
+    });
+  }
+
+  /** Idempotent; refused once the VM runs here, because then this host owns it. */
+  cancel(jobId: string, reason: string): Promise<CancelReply> {
+    return this.serial(jobId, async () => {
+      const job = this.h.jobs.find(jobId);
+      if (!job) return { ...envelopeFor(jobId), status: 'cancelled' as JobStatus };
+      if (job.state.status === 'completed' || (job.state.status === 'running' && job.state.direction === 'forward' && phaseOf(job.state) === 'confirm')) {
+        throw new FerryError('JOB_BAD_PHASE', `The VM "${job.vm}" already runs on ${this.h.name}; the move can only complete.`);
+      }
+      if (!isTerminal(job.state)) await this.rollBack(jobId, new FerryError('MIGRATION_CANCELLED', reason), true);
+      return { ...envelopeFor(jobId), status: this.h.jobs.get(jobId).state.status };
+    });
+  }
+
+  async status(jobId: string): Promise<StatusReply> {
+    const job = this.h.jobs.find(jobId);
+    const qmp = job ? this.h.qmp(job.vm) : undefined;
+    const vm = job ? this.h.inv.find(job.vm) : undefined;
+    const mig = qmp && !qmp.closed ? await qmp.execute('query-migrate', undefined, { timeoutMs: 5000 }).catch(() => undefined) : undefined;
+    return {
+      ...envelopeFor(jobId),
+      job: job ? view(job) : null,
+      qemu: { alive: qmp !== undefined && !qmp.closed, running: vm?.state === 'running', ...(mig?.status ? { migrationStatus: mig.status } : {}) },
+    };
+  }
+
+  /** Kills the incoming QEMU, removes what prepare made and ends the record as failed or cancelled. */
+  private async rollBack(jobId: string, err: FerryError, cancelled = false): Promise<void> {
+    const job = this.h.jobs.find(jobId);
+    if (!job || isTerminal(job.state)) return;
+    await this.h.discardIncoming(job.vm).catch((e: unknown) => this.h.log.error({ err: e, job: jobId }, 'destination clean-up failed'));
+    this.resumed.delete(jobId);
+    this.h.jobs.apply(jobId, { type: 'end', status: cancelled ? 'cancelled' : 'failed', error: { code: err.code, message: err.message } });
+  }
+}
+
+function view(job: JobRecord): StatusReply['job'] {
+  const s = job.state;
+  return {
+    status: s.status, phase: phaseOf(s),
+    direction: s.status === 'running' ? s.direction : null,
+    postcopy: s.status === 'running' && s.direction === 'forward' ? s.postcopy : false,
+  };
+}

@@ -1,0 +1,34 @@
+import type { Logger } from 'pino';
+import type { Qmp } from '../qmp/index.js';
+import type { Inventory, VmSpec } from '../vm/index.js';
+import type { JobStore } from './store.js';
+
+/**
+ * What the migration executor needs from its agent. The agent (the composition root) implements
+ * it over its inventory, supervisor and QEMU launcher, so this folder never imports the agent.
+ */
+export interface MigrationHost {
+  /** This host's name. */
+  readonly name: string;
+  /** The address an incoming QEMU listens on (the host's migration network address). */
+  readonly migrationAddress: string;
+  readonly log: Logger;
+  readonly jobs: JobStore;
+  readonly inv: Inventory;
+  /** The peer's API base URL, or UNKNOWN_HOST. */
+  peerUrl(host: string): string;
+  /** Takes the VM's lock for the whole move; VM_BUSY when another action holds it. Returns the release. */
+  lockVm(name: string, what: string): () => void;
+  /** The running VM's QMP session, borrowed from the supervisor. */
+  qmp(name: string): Qmp | undefined;
+  /** Throws INSUFFICIENT_MEMORY unless the host can take a VM of that size now. */
+  checkCapacity(memoryMiB: number): void;
+  /** Records the VM as `migrating` here and starts QEMU with `-S -incoming defer`; returns its QMP session. */
+  startIncoming(spec: VmSpec): Promise<Qmp>;
+  /** Destination clean-up: kills the incoming QEMU and removes its tap, run folder and record. */
+  discardIncoming(name: string): Promise<void>;
+  /** Source after success: quits QEMU and removes the tap, run folder and record; the VM lives elsewhere now. */
+  releaseSource(name: string): Promise<void>;
+  /** Streams an event to API clients (SSE). */
+  emit(type: string, data: Record<string, unknown>): void;
+}

@@ -1,0 +1,110 @@
+import { FerryError } from '../errors/index.js';
+import type { MigrationInfo, Qmp } from '../qmp/index.js';
+import type { JobStore } from './store.js';
+import {
+  decide, progressView, sampleFromInfo, type AppliedSettings, type ConvergenceAction, type ConvergencePolicy, type ProgressSample,
+} from './policy.js';
+import { HELD_THROTTLE_PERCENT, pollIntervalMs, sourceSettings } from './settings.js';
+import type { Logger } from 'pino';
+
+/** What the perform loop needs. */
+export interface PerformInput {
+  jobId: string;
+  qmp: Qmp;
+  uri: string;
+  policy: ConvergencePolicy;
+  memoryBytes: number;
+  jobs: JobStore;
+  log: Logger;
+  signal: AbortSignal;
+  /** Called with each progress view (the agent streams it). */
+  onProgress?: (p: ReturnType<typeof progressView>) => void;
+}
+
+const SAMPLE_WINDOW = 64;
+const PROGRESS_WRITE_MS = 250;
+
+/**
+ * Source side of `perform`: sets capabilities and parameters, sends `migrate`, then follows
+ * query-migrate and QEMU's MIGRATION events until QEMU reports `completed`. It lets the VM
+ * continue at pre-switchover at once, from the event itself (each millisecond there is guest
+ * downtime), and carries out what the pure convergence policy decides. Returns the final info.
+ * Throws MIGRATION_FAILED when QEMU fails the stream, MIGRATION_TIMEOUT when the policy aborts,
+ * ABORTED on cancel; the caller rolls back.
+ */
+export async function perform(p: PerformInput): Promise<MigrationInfo> {
+  const { qmp, policy } = p;
+  const s = sourceSettings(policy);
+  await qmp.execute('migrate-set-capabilities', { capabilities: s.capabilities });
+  await qmp.execute('migrate-set-parameters', s.parameters);
+  let wake: () => void = () => undefined;
+  const onMigration = (d: { status: string }): void => {
+    if (d.status === 'pre-switchover') {
+      void qmp.execute('migrate-continue', { state: 'pre-switchover' })
+        .catch((e: unknown) => p.log.warn({ err: e, job: p.jobId }, 'migrate-continue failed'));
+    }
+    wake();
+  };
+  qmp.on('MIGRATION', onMigration);
+  try {
+    await qmp.execute('migrate', { uri: p.uri });
+    return await follow(p, Date.now());
+  } finally {
+    qmp.off('MIGRATION', onMigration);
+  }
+
+  async function follow(inp: PerformInput, startedAtMs: number): Promise<MigrationInfo> {
+    const applied: AppliedSettings = {
+      startedAtMs, downtimeLimitMs: policy.downtimeTargetMs, throttleCeilingPercent: policy.allowAutoConverge ? HELD_THROTTLE_PERCENT : 0,
+      postcopyStarted: false, lastActionPass: 0,
+    };
+    const samples: ProgressSample[] = [];
+    let lastWrite = 0;
+    for (;;) {
+      if (inp.signal.aborted) throw new FerryError('ABORTED', 'The move was cancelled.');
+      const info = await qmp.execute('query-migrate', undefined, { timeoutMs: 10_000 });
+      const sample = sampleFromInfo(info, Date.now());
+      const prev = samples.at(-1);
+      samples.push(sample);
+      if (samples.length > SAMPLE_WINDOW) samples.shift();
+      const view = progressView(sample, prev);
+      if (sample.atMs - lastWrite >= PROGRESS_WRITE_MS || info.status === 'completed') {
+        lastWrite = sample.atMs;
+        inp.jobs.recordProgress(inp.jobId, view);
+        inp.onProgress?.(view);
+      }
+      if (info.status === 'completed') return info;
+      if (info.status === 'failed' || info.status === 'cancelled') {
+        throw new FerryError('MIGRATION_FAILED', `QEMU ${info.status} the migration stream${info['error-desc'] ? `: ${info['error-desc']}` : ''}.`);
+      }
+      await act(decide({ samples, policy, applied, memoryBytes: inp.memoryBytes }), sample, applied, inp);
+      await new Promise<void>((r) => {
+        const t = setTimeout(r, pollIntervalMs(sample, applied.downtimeLimitMs));
+        wake = () => { clearTimeout(t); r(); };
+      });
+    }
+  }
+
+  async function act(a: ConvergenceAction, sample: ProgressSample, applied: AppliedSettings, inp: PerformInput): Promise<void> {
+    if (a.kind === 'none') return;
+    inp.log.info({ job: inp.jobId, action: a, pass: sample.pass }, 'convergence');
+    switch (a.kind) {
+      case 'set-downtime':
+        await qmp.execute('migrate-set-parameters', { 'downtime-limit': a.downtimeMs });
+        applied.downtimeLimitMs = a.downtimeMs;
+        break;
+      case 'throttle':
+        await qmp.execute('migrate-set-parameters', { 'max-cpu-throttle': a.maxCpuThrottlePercent, 'cpu-throttle-initial': Math.min(a.maxCpuThrottlePercent, 20) });
+        applied.throttleCeilingPercent = a.maxCpuThrottlePercent;
+        break;
+      case 'start-postcopy':
+        inp.jobs.apply(inp.jobId, { type: 'postcopy' });
+        await qmp.execute('migrate-start-postcopy');
+        applied.postcopyStarted = true;
+        break;
+      case 'abort':
+        throw new FerryError(a.code, `The move did not converge: ${a.reason}`);
+    }
+    applied.lastActionPass = sample.pass;
+  }
+}

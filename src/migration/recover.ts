@@ -1,0 +1,100 @@
+import { FerryError } from '../errors/index.js';
+import type { MigrationStatus, Qmp } from '../qmp/index.js';
+import { isTerminal, type JobRecord } from './job.js';
+import type { MigrationHost } from './host.js';
+import { PeerClient } from './peer-client.js';
+import { recoveryAction, type Fact, type RecoveryFacts, type RecoveryStep } from './recovery.js';
+import { RESUME_ANNOUNCE } from './settings.js';
+
+const RETRY_MS = 2000;
+const MAX_ATTEMPTS = 60;
+
+/**
+ * Settles every unfinished job after an agent restart: gathers what this host and the peer see
+ * now, asks the pure rule (recovery.ts) and carries out its steps. A job whose facts are not
+ * known yet (the peer is down too) is tried again every few seconds.
+ */
+export async function recoverJobs(h: MigrationHost): Promise<void> {
+  for (const job of h.jobs.active()) await recoverOne(h, job, 1);
+}
+
+async function recoverOne(h: MigrationHost, job: JobRecord, attempt: number): Promise<void> {
+  const current = h.jobs.get(job.id);
+  if (isTerminal(current.state)) return;
+  const peerName = current.role === 'source' ? current.destination : current.source;
+  const peer = new PeerClient(h.peerUrl(peerName), peerName, 10_000);
+  const facts = await gather(h, current, peer);
+  const d = recoveryAction(current.role, current, facts);
+  h.log.info({ job: current.id, role: current.role, facts, decision: d }, 'recovering a move');
+  if (d.kind === 'none') return;
+  if (d.kind === 'wait') {
+    if (attempt < MAX_ATTEMPTS) setTimeout(() => { void recoverOne(h, current, attempt + 1).catch(() => undefined); }, RETRY_MS);
+    return;
+  }
+  for (const s of d.steps) {
+    try {
+      await runStep(h, current, peer, s);
+    } catch (e) {
+      if (d.awaitPeer && e instanceof FerryError && e.code === 'HOST_UNREACHABLE') {
+        if (attempt < MAX_ATTEMPTS) setTimeout(() => { void recoverOne(h, current, attempt + 1).catch(() => undefined); }, RETRY_MS);
+        return;
+      }
+      h.log.warn({ job: current.id, step: s, err: e }, 'recovery step failed; going on');
+    }
+  }
+  h.jobs.apply(current.id, d.end);
+}
+
+async function gather(h: MigrationHost, job: JobRecord, peer: PeerClient): Promise<RecoveryFacts> {
+  const qmp = h.qmp(job.vm);
+  const local = qmp ? await qmpFacts(qmp) : { alive: false, running: false as boolean };
+  const remote = await peer.status(job.id).catch(() => undefined);
+  const rAlive: Fact = remote ? remote.qemu.alive : 'unknown';
+  const rRunning: Fact = remote ? remote.qemu.running : 'unknown';
+  const own = { alive: local.alive, running: local.running };
+  const [src, dst] = job.role === 'source' ? [own, { alive: rAlive, running: rRunning }] : [{ alive: rAlive, running: rRunning }, own];
+  return {
+    sourceQemuAlive: src.alive, sourceRunning: src.running, destQemuAlive: dst.alive, destRunning: dst.running,
+    ...(local.status ? { qemuMigrationStatus: local.status } : {}),
+    ...(remote?.qemu.migrationStatus ? { peerMigrationStatus: remote.qemu.migrationStatus } : {}),
+  };
+}
+
+async function qmpFacts(qmp: Qmp): Promise<{ alive: boolean; running: boolean; status?: MigrationStatus }> {
+  try {
+    const st = await qmp.execute('query-status', undefined, { timeoutMs: 5000 });
+    const mig = await qmp.execute('query-migrate', undefined, { timeoutMs: 5000 });
+    return { alive: true, running: st.running, ...(mig.status ? { status: mig.status } : {}) };
+  } catch {
+    return { alive: false, running: false };
+  }
+}
+
+async function runStep(h: MigrationHost, job: JobRecord, peer: PeerClient, step: RecoveryStep): Promise<void> {
+  const qmp = h.qmp(job.vm);
+  switch (step) {
+    case 'cancel-migration': await qmp?.execute('migrate_cancel'); return;
+    case 'cancel-destination': await peer.cancel(job.id, 'The source agent restarted during the move and rolled it back.'); return;
+    case 'resume-source':
+    case 'resume-destination': {
+      const st = await qmp?.execute('query-status');
+      if (qmp && st && !st.running && st.status !== 'paused') {
+        await qmp.execute('cont');
+        await qmp.execute('announce-self', RESUME_ANNOUNCE).catch(() => undefined);
+      }
+      if (step === 'resume-source') migrationEnded(h, job.vm);
+      return;
+    }
+    case 'stop-source': await h.releaseSource(job.vm); return;
+    case 'finish-destination': await peer.finish(job.id, { outcome: 'success' }); return;
+    case 'confirm-destination': await peer.confirm(job.id, { outcome: 'success', totals: job.totals }); return;
+    case 'kill-destination':
+    case 'clean-destination': if (h.inv.find(job.vm)) await h.discardIncoming(job.vm); return;
+    case 'take-ownership': migrationEnded(h, job.vm); return;
+    case 'release': return;
+  }
+}
+
+function migrationEnded(h: MigrationHost, vm: string): void {
+  if (h.inv.find(vm)?.state === 'migrating') h.inv.apply(vm, { type: 'migration-ended' });
+}

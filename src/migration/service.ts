@@ -1,0 +1,81 @@
+import { FerryError } from '../errors/index.js';
+import { isTerminal, summarize, type JobRecord, type JobSummary, type MoveOptions } from './job.js';
+import type { MigrationHost } from './host.js';
+import { DestinationSide } from './destination.js';
+import { PeerClient } from './peer-client.js';
+import { SourceRun } from './source.js';
+import { recoverJobs } from './recover.js';
+
+/** A move request as the API receives it. */
+export interface MoveRequest { vm: string; destination: string; options: MoveOptions }
+
+/**
+ * The agent's migration actions (REST and CLI call these): start a move, list and show jobs,
+ * cancel; and the destination side that answers peers. One job per VM (the VM lock).
+ */
+export class MigrationService {
+  readonly destination: DestinationSide;
+  private readonly running = new Map<string, { ctl: AbortController; done: Promise<JobRecord> }>();
+
+  constructor(private readonly h: MigrationHost) {
+    this.destination = new DestinationSide(h);
+  }
+
+  /**
+   * Checks the request, records the job and starts it in the background. Fails before anything
+   * starts with SAME_HOST, UNKNOWN_HOST, HOST_UNREACHABLE, VM_NOT_FOUND, VM_BAD_STATE or VM_BUSY.
+   */
+  async start(req: MoveRequest): Promise<JobRecord> {
+    const vm = this.h.inv.get(req.vm);
+    if (req.destination === this.h.name) {
+      throw new FerryError('SAME_HOST', `The VM "${req.vm}" already runs on ${this.h.name}; choose another destination.`);
+    }
+    const peer = new PeerClient(this.h.peerUrl(req.destination), req.destination);
+    if (vm.state !== 'running') {
+      throw new FerryError('VM_BAD_STATE', `The VM "${req.vm}" is ${vm.state}; only a running VM moves live.`);
+    }
+    const release = this.h.lockVm(req.vm, 'a move');
+    try {
+      await peer.ping();
+      const job = this.h.jobs.create({ vm: req.vm, source: this.h.name, destination: req.destination, role: 'source', options: req.options });
+      const ctl = new AbortController();
+      const done = new SourceRun(this.h, job, ctl.signal).run()
+        .catch((e: unknown) => { this.h.log.error({ err: e, job: job.id }, 'move crashed'); return this.h.jobs.get(job.id); })
+        .finally(() => { release(); this.running.delete(job.id); });
+      this.running.set(job.id, { ctl, done });
+      return job;
+    } catch (e) {
+      release();
+      throw e;
+    }
+  }
+
+  /** Waits for a job this agent runs to end (for tests and `--wait` style callers). */
+  async wait(id: string): Promise<JobRecord> {
+    return (await this.running.get(id)?.done) ?? this.h.jobs.get(id);
+  }
+
+  /** Cancels a running move; JOB_BAD_PHASE once the destination runs the VM. */
+  cancel(id: string): JobRecord {
+    const job = this.h.jobs.get(id);
+    if (isTerminal(job.state)) throw new FerryError('JOB_BAD_PHASE', `The move ${id} has already ended (${job.state.status}).`);
+    const r = this.running.get(id);
+    if (!r || job.role !== 'source') {
+      throw new FerryError('JOB_BAD_PHASE', `The move ${id} is driven by its source host ${job.source}; cancel it there.`);
+    }
+    if (job.state.status === 'running' && job.state.direction === 'forward' && (job.state.phase === 'confirm' || job.state.postcopy)) {
+      throw new FerryError('JOB_BAD_PHASE', `The move ${id} is past switch-over; it can only complete.`);
+    }
+    r.ctl.abort();
+    return job;
+  }
+
+  list(q: { vm?: string; limit?: number } = {}): JobSummary[] {
+    return this.h.jobs.list(q).map((j) => summarize(j));
+  }
+
+  get(id: string): JobRecord { return this.h.jobs.get(id); }
+
+  /** After an agent restart: settles every job the store holds as unfinished. */
+  recover(): Promise<void> { return recoverJobs(this.h); }
+}

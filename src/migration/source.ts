@@ -1,0 +1,142 @@
+import { FerryError, toFerryError } from '../errors/index.js';
+import type { MigrationInfo } from '../qmp/index.js';
+import { phaseOf, type JobRecord, type JobTotals } from './job.js';
+import type { MigrationHost } from './host.js';
+import { PeerClient } from './peer-client.js';
+import { perform } from './perform.js';
+import { DEFAULT_POLICY, type ConvergencePolicy } from './policy.js';
+import { RESUME_ANNOUNCE } from './settings.js';
+
+/**
+ * Drives one move from the source, phase by phase (DESIGN.md): each phase is persisted before its
+ * side effects. Any failure before the destination runs the VM rolls back: the destination
+ * cleans up, the source resumes the VM where it was. Resolves with the ended record.
+ */
+export class SourceRun {
+  private readonly peer: PeerClient;
+
+  constructor(private readonly h: MigrationHost, private readonly job: JobRecord, private readonly signal: AbortSignal,
+    private readonly policy: ConvergencePolicy = { ...DEFAULT_POLICY }) {
+    this.peer = new PeerClient(h.peerUrl(job.destination), job.destination);
+  }
+
+  async run(): Promise<JobRecord> {
+    const { id, vm } = this.job;
+    let info: MigrationInfo;
+    try {
+      this.h.jobs.apply(id, { type: 'start' });
+      const spec = this.h.inv.get(vm).spec;
+      if (this.h.inv.get(vm).state !== 'running') throw new FerryError('VM_BAD_STATE', `The VM "${vm}" is not running, so it cannot move live.`);
+      await this.peer.ping();
+      this.h.inv.apply(vm, { type: 'migration-began' });
+      this.h.jobs.enterPhase(id, 'prepare');
+      const prep = await this.peer.prepare(id, { vm: spec, source: this.job.source, destination: this.job.destination, options: this.job.options });
+      this.abortIfCancelled();
+      this.h.jobs.enterPhase(id, 'perform');
+      await this.peer.performReady(id);
+      const qmp = this.h.qmp(vm);
+      if (!qmp) throw new FerryError('QEMU_GONE', `The QEMU of "${vm}" went away.`);
+      info = await perform({
+        jobId: id, qmp, uri: prep.migrationUri, policy: this.policy, memoryBytes: spec.memoryMiB * 1024 * 1024,
+        jobs: this.h.jobs, log: this.h.log, signal: this.signal,
+        onProgress: (p) => this.h.emit('migration.progress', { id, vm, ...p }),
+      });
+    } catch (e) {
+      return this.rollBack(toFerryError(e, 'MIGRATION_FAILED'));
+    }
+    return this.complete(info);
+  }
+
+  private abortIfCancelled(): void {
+    if (this.signal.aborted) throw new FerryError('ABORTED', 'The move was cancelled.');
+  }
+
+  /** QEMU sent everything: the destination resumes the VM, the source lets go. */
+  private async complete(info: MigrationInfo): Promise<JobRecord> {
+    const { id, vm } = this.job;
+    this.h.jobs.recordTotals(id, totalsOf(info));
+    this.h.jobs.enterPhase(id, 'finish');
+    const fin = await this.askUntilAnswered(() => this.peer.finish(id, { outcome: 'success' }));
+    if (!fin.resumed) {
+      // The stream completed but the destination could not run the VM: the source's copy is intact.
+      return this.rollBack(new FerryError(fin.error?.code ?? 'MIGRATION_FAILED', fin.error?.message ?? 'The destination could not resume the VM.'));
+    }
+    this.h.jobs.enterPhase(id, 'confirm');
+    await this.h.releaseSource(vm);
+    const totals = this.h.jobs.get(id).totals;
+    await this.peer.confirm(id, { outcome: 'success', totals }).catch((e: unknown) => this.h.log.warn({ err: e, job: id }, 'confirm not delivered'));
+    return this.h.jobs.apply(id, { type: 'done' });
+  }
+
+  /**
+   * Turns back. First asks the destination whether it already runs the VM (its stream may have
+   * completed while ours reported an error): then the move can only go forward.
+   */
+  private async rollBack(err: FerryError): Promise<JobRecord> {
+    const { id, vm } = this.job;
+    this.h.log.warn({ job: id, vm, code: err.code, err: err.message }, 'move failed; rolling back');
+    const state = this.h.jobs.get(id).state;
+    if (state.status === 'queued' || (state.status === 'running' && phaseOf(state) !== 'begin')) {
+      const st = await this.peer.status(id).catch(() => undefined);
+      const destOwns = st?.job && (st.job.status === 'completed' || (st.job.direction === 'forward' && st.job.phase === 'confirm'));
+      if (destOwns && st?.qemu.running) {
+        this.h.log.warn({ job: id }, 'the destination already runs the VM; rolling forward');
+        return this.forwardAfterAll();
+      }
+    }
+    const cancelled = err.code === 'ABORTED' || err.code === 'MIGRATION_CANCELLED';
+    const error = cancelled ? { code: 'MIGRATION_CANCELLED' as const, message: `The move was cancelled in phase ${phaseOf(state)}; the VM keeps running on ${this.job.source}.` }
+      : { code: err.code, message: err.message };
+    this.h.jobs.apply(id, cancelled ? { type: 'cancel' } : { type: 'fail', error });
+    const qmp = this.h.qmp(vm);
+    await qmp?.execute('migrate_cancel').catch(() => undefined);
+    if (phaseOf(this.h.jobs.get(id).state) === 'finish') {
+      await this.askUntilAnswered(() => this.peer.cancel(id, error.message), 5).catch((e: unknown) => this.h.log.error({ err: e, job: id }, 'destination did not confirm its clean-up'));
+      this.h.jobs.enterPhase(id, 'confirm');
+    }
+    await this.resumeSource();
+    return this.h.jobs.apply(id, { type: 'done' });
+  }
+
+  private async forwardAfterAll(): Promise<JobRecord> {
+    const { id, vm } = this.job;
+    await this.h.releaseSource(vm);
+    await this.peer.confirm(id, { outcome: 'success', totals: this.h.jobs.get(id).totals }).catch(() => undefined);
+    return this.h.jobs.apply(id, { type: 'end', status: 'completed' });
+  }
+
+  /** Lets the VM run on the source again, exactly as before the move. */
+  private async resumeSource(): Promise<void> {
+    const { vm } = this.job;
+    const qmp = this.h.qmp(vm);
+    if (qmp) {
+      const st = await qmp.execute('query-status').catch(() => undefined);
+      if (st && !st.running && ['postmigrate', 'finish-migrate', 'paused'].includes(st.status)) {
+        await qmp.execute('cont');
+        await qmp.execute('announce-self', RESUME_ANNOUNCE).catch(() => undefined);
+      }
+    }
+    const rec = this.h.inv.find(vm);
+    if (rec?.state === 'migrating') this.h.inv.apply(vm, { type: 'migration-ended' });
+  }
+
+  /** Retries a peer call while the peer is unreachable (it may be restarting), a bounded number of times. */
+  private async askUntilAnswered<T>(fn: () => Promise<T>, tries = 30): Promise<T> {
+    for (let i = 1; ; i++) {
+      try {
+        return await fn();
+      } catch (e) {
+        if (!(e instanceof FerryError) || e.code !== 'HOST_UNREACHABLE' || i >= tries) throw e;
+        await new Promise((r) => setTimeout(r, 1000));
+      }
+    }
+  }
+}
+
+function totalsOf(info: MigrationInfo): Partial<JobTotals> {
+  return {
+    downtimeMs: info.downtime ?? null,
+    transferredBytes: info.ram?.transferred ?? null,
+    passes: info.ram?.['dirty-sync-count'] ?? null,
+  };
+}
