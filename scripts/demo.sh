@@ -17,7 +17,7 @@ step "Bringing up a 2-host lab"
 ferry lab up --hosts 2
 step "Creating VM demo on h1"
 ferry vm delete demo >/dev/null 2>&1 || true
-ferry vm create demo --host h1 --memory 256M --disk 256M
+ferry vm create demo --host h1 --memory 256M
 ip=$(ferry vm show demo --json | node -e 'process.stdout.write(JSON.parse(require("fs").readFileSync(0,"utf8")).ip)')
 step "Asking the guest from the lab's client namespace"
 echo "GET http://$ip/health  -> $(ferry lab exec -- curl -s --max-time 5 "http://$ip/health")"
@@ -25,5 +25,13 @@ echo "GET http://$ip/boot-id -> $(ferry lab exec -- curl -s --max-time 5 "http:/
 echo "GET http://$ip/counter -> $(ferry lab exec -- curl -s --max-time 5 "http://$ip/counter")"
 echo "echo on port 7         -> $(printf 'hello ferry\n' | ferry lab exec -- timeout 3 busybox nc "$ip" 7 || true)"
 ferry vm list
+step "Live-migrating demo to h2 while a client in the lab watches (ping every 5 ms, a TCP echo stream)"
+ferry lab exec -- curl -s --max-time 5 "http://$ip/dirty?mbps=5" >/dev/null
+ferry move demo --to h2 --probe
+step "And back to h1"
+ferry move demo --to h1 --probe
+echo "GET http://$ip/verify  -> $(ferry lab exec -- curl -s --max-time 5 "http://$ip/verify")"
+echo "GET http://$ip/boot-id -> $(ferry lab exec -- curl -s --max-time 5 "http://$ip/boot-id") (unchanged: the guest never rebooted)"
+ferry migration list
 step "Done"
 echo "The lab stays up: try 'node dist/src/cli/main.js vm list', then 'node dist/src/cli/main.js lab down'."

@@ -13,8 +13,9 @@ import { EventBus } from './events.js';
 import { Supervisor } from './supervisor.js';
 import { VmActions } from './vm-actions.js';
 import { toVmView, type HostView, type VmView } from './views.js';
-import { JobStore, MigrationService, summarize, type MigrationHost } from '../migration/index.js';
+import { faultPoint, JobStore, MigrationService, summarize, type MigrationHost } from '../migration/index.js';
 import { FerryError } from '../errors/index.js';
+
 
 const run = promisify(execFile);
 export const AGENT_VERSION = '0.1.0';
@@ -71,6 +72,7 @@ export class Agent {
       discardIncoming: (name) => this.vms.discard(name),
       releaseSource: (name) => this.vms.releaseMoved(name),
       emit: (type, data) => this.bus.emit(type, data),
+      fault: (point) => faultPoint(config.stateDir, point),
     };
   }
 

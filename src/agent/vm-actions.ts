@@ -76,6 +76,7 @@ export class VmActions {
         name: v.name, uuid, memoryMiB: v.memoryMiB, cpus: v.cpus, cpuModel: v.cpuModel ?? 'qemu64', machine: this.d.machine,
         mac: macFromUuid(uuid), ip: allocateIp(net.rangeStart, net.rangeEnd, this.d.inv.list().map((r) => r.spec.ip)),
         prefixLength: net.prefixLength, ...(net.gateway ? { gateway: net.gateway } : {}), disks: [], ha: v.ha ?? false,
+        boot: (({ kernel, initrd }) => ({ kernel, initrd }))(findImage(this.d.config.imageDir)),
       };
       if (v.diskSizeBytes !== undefined) {
         spec.disks.push({ path: this.d.pools.imagePath(pool, v.name, 0), sizeBytes: v.diskSizeBytes, pool: pool.name, format: 'qcow2' });
@@ -118,7 +119,7 @@ export class VmActions {
 
   /** Starts QEMU for the spec (its tap first) and attaches the supervisor; returns QEMU's pid. */
   private async launch(spec: VmSpec, incoming: boolean): Promise<number> {
-    const image = findImage(this.d.config.imageDir);
+    const image = spec.boot ?? findImage(this.d.config.imageDir);
     const runDir = this.runDir(spec.name);
     const tap = tapName(spec.uuid);
     await ensureTap(tap, this.d.config.bridge);

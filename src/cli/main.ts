@@ -4,6 +4,8 @@ import { registerLab } from './commands/lab.js';
 import { registerImage } from './commands/image.js';
 import { registerVm } from './commands/vm.js';
 import { registerHost } from './commands/host.js';
+import { registerMove } from './commands/move.js';
+import { registerMigration } from './commands/migration.js';
 
 const program = new Command('ferry')
   .description('Live migration for QEMU/KVM hosts')
@@ -14,5 +16,7 @@ registerLab(program);
 registerImage(program);
 registerVm(program);
 registerHost(program);
+registerMove(program);
+registerMigration(program);
 
 await program.parseAsync(process.argv);

@@ -5,7 +5,7 @@ import { FerryError } from '../errors/index.js';
 import { hasTool, tool, toolBytes, type ToolOptions } from './exec.js';
 
 /** The drivers the guest needs; their dependencies are pulled in. */
-export const GUEST_MODULES = ['virtio_pci', 'virtio_net', 'virtio_blk'] as const;
+export const GUEST_MODULES = ['virtio_pci', 'virtio_net', 'virtio_blk', 'button', 'evdev'] as const;
 
 /**
  * Dependencies of the guest's modules in Debian's 6.1 kernels, used only when modinfo
@@ -21,6 +21,8 @@ export const FALLBACK_DEPENDS: Readonly<Record<string, readonly string[]>> = {
   net_failover: ['failover'],
   virtio_net: ['virtio_ring', 'virtio', 'net_failover'],
   virtio_blk: ['virtio', 'virtio_ring'],
+  button: [],
+  evdev: [],
 };
 
 /** Kernel module names treat dashes and underscores alike; files use either. */

@@ -16,3 +16,4 @@ export {
 export { parseRate, tbfBurstBytes, type Rate } from './rate.js';
 export { probeAgent, agentPid } from './agents.js';
 export { readRecord, type LabRecord } from './record.js';
+export { startProbe, STALL_THRESHOLD_MS, type Probe, type ProbeResult, type Stall } from './probe.js';

@@ -47,6 +47,7 @@ export class DestinationSide {
     this.h.checkCapacity(vm.memoryMiB);
     this.h.jobs.create({ id: req.jobId, vm: vm.name, source: req.source, destination: req.destination, role: 'destination', options: req.options });
     try {
+      this.h.fault('destination:prepare');
       const qmp = await this.h.startIncoming(vm);
       const s = destinationSettings({ ...DEFAULT_POLICY, allowPostcopy: req.options.allowPostcopy ?? false });
       await qmp.execute('migrate-set-capabilities', { capabilities: s.capabilities });
@@ -98,6 +99,7 @@ export class DestinationSide {
       if (!qmp) throw new FerryError('MIGRATION_FAILED', `The incoming QEMU of "${job.vm}" is gone.`);
       const info = await qmp.execute('query-migrate');
       if (phaseOf(job.state) === 'prepare') this.h.jobs.enterPhase(jobId, 'perform');
+      this.h.fault('destination:perform');
       return { ...envelopeFor(jobId), incomingStatus: info.status ?? 'setup' };
     });
   }
@@ -106,6 +108,7 @@ export class DestinationSide {
   finish(req: FinishRequest): Promise<FinishReply> {
     return this.serial(req.jobId, async () => {
       const job = this.h.jobs.get(req.jobId);
+      this.h.fault('destination:finish');
       if (req.outcome === 'failure') {
         await this.rollBack(req.jobId, new FerryError(req.error?.code ?? 'MIGRATION_FAILED', req.error?.message ?? 'The source failed the move.'));
         return { ...envelopeFor(req.jobId), resumed: false };
@@ -123,6 +126,7 @@ export class DestinationSide {
   confirm(req: ConfirmRequest): Promise<ConfirmReply> {
     return this.serial(req.jobId, async () => {
       const job = this.h.jobs.get(req.jobId);
+      this.h.fault('destination:confirm');
       if (!isTerminal(job.state)) {
         this.h.jobs.recordTotals(req.jobId, req.totals);
         this.h.jobs.apply(req.jobId, { type: 'done' });

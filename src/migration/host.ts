@@ -29,6 +29,8 @@ export interface MigrationHost {
   discardIncoming(name: string): Promise<void>;
   /** Source after success: quits QEMU and removes the tap, run folder and record; the VM lives elsewhere now. */
   releaseSource(name: string): Promise<void>;
+  /** Calls the test fault hook at a named point (`source:prepare`, `destination:finish`…). */
+  fault(point: string): void;
   /** Streams an event to API clients (SSE). */
   emit(type: string, data: Record<string, unknown>): void;
 }

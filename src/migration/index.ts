@@ -13,3 +13,4 @@ export type { MigrationHost } from './host.js';
 export { PeerClient } from './peer-client.js';
 export { DestinationSide } from './destination.js';
 export { MigrationService, type MoveRequest } from './service.js';
+export { faultPoint } from './faults.js';

@@ -172,6 +172,7 @@ export const vmSpecSchema = {
   properties: {
     name: str, uuid: str, memoryMiB: { type: 'integer', minimum: 1 }, cpus: { type: 'integer', minimum: 1 },
     cpuModel: str, machine: str, mac: str, ip: str, prefixLength: int, gateway: str, ha: { type: 'boolean' },
+    boot: { type: 'object', required: ['kernel', 'initrd'], properties: { kernel: str, initrd: str } },
     disks: {
       type: 'array',
       items: {

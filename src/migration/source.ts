@@ -25,14 +25,17 @@ export class SourceRun {
     let info: MigrationInfo;
     try {
       this.h.jobs.apply(id, { type: 'start' });
+      this.h.fault('source:begin');
       const spec = this.h.inv.get(vm).spec;
       if (this.h.inv.get(vm).state !== 'running') throw new FerryError('VM_BAD_STATE', `The VM "${vm}" is not running, so it cannot move live.`);
       await this.peer.ping();
       this.h.inv.apply(vm, { type: 'migration-began' });
       this.h.jobs.enterPhase(id, 'prepare');
+      this.h.fault('source:prepare');
       const prep = await this.peer.prepare(id, { vm: spec, source: this.job.source, destination: this.job.destination, options: this.job.options });
       this.abortIfCancelled();
       this.h.jobs.enterPhase(id, 'perform');
+      this.h.fault('source:perform');
       await this.peer.performReady(id);
       const qmp = this.h.qmp(vm);
       if (!qmp) throw new FerryError('QEMU_GONE', `The QEMU of "${vm}" went away.`);
@@ -56,12 +59,14 @@ export class SourceRun {
     const { id, vm } = this.job;
     this.h.jobs.recordTotals(id, totalsOf(info));
     this.h.jobs.enterPhase(id, 'finish');
+    this.h.fault('source:finish');
     const fin = await this.askUntilAnswered(() => this.peer.finish(id, { outcome: 'success' }));
     if (!fin.resumed) {
       // The stream completed but the destination could not run the VM: the source's copy is intact.
       return this.rollBack(new FerryError(fin.error?.code ?? 'MIGRATION_FAILED', fin.error?.message ?? 'The destination could not resume the VM.'));
     }
     this.h.jobs.enterPhase(id, 'confirm');
+    this.h.fault('source:confirm');
     await this.h.releaseSource(vm);
     const totals = this.h.jobs.get(id).totals;
     await this.peer.confirm(id, { outcome: 'success', totals }).catch((e: unknown) => this.h.log.warn({ err: e, job: id }, 'confirm not delivered'));

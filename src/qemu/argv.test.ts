@@ -28,3 +28,8 @@ test('argv: disks as blockdev nodes with stable node names; incoming defers', ()
   assert.deepEqual(after(a, '-incoming'), ['defer']);
   assert.ok(after(a, '-device').some((d) => d.includes('mac=52:54:00:00:00:01')));
 });
+
+test('argv: under TCG, RAM is 8 KiB short of the MiB size (QEMU 7.2 dirty-tracking bug); KVM gets it whole', () => {
+  assert.deepEqual(after(buildArgv(base), '-m'), ['262136k']);
+  assert.deepEqual(after(buildArgv({ ...base, accel: 'kvm' }), '-m'), ['256']);
+});

@@ -27,6 +27,11 @@ export interface VmSpec {
   gateway?: string;
   disks: DiskSpec[];
   ha: boolean;
+  /**
+   * The guest kernel and initrd the VM was created with. Pinned, because a move must start the
+   * destination with the very same firmware blobs even after `ferry image build` made new ones.
+   */
+  boot?: { kernel: string; initrd: string };
 }
 
 /** What a caller asks for when creating a VM (the API's body). */

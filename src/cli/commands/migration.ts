@@ -1,0 +1,56 @@
+import type { Command } from 'commander';
+import { FerryError } from '../../errors/index.js';
+import { formatBytes } from '../../util/index.js';
+import { api, everyHost } from '../client.js';
+import { printJson, printTable, run } from '../output.js';
+import { watchJob, type JobView } from './move.js';
+
+/** Finds a job on the host that drives it (its source), asking every host. */
+async function locateJob(id: string): Promise<{ host: Parameters<typeof api>[0]; job: JobView }> {
+  const answers = await everyHost<JobView[]>('/v1/migrations?limit=1000');
+  for (const a of answers) {
+    const job = a.result.find((j) => j.id === id && j.role === 'source') ?? a.result.find((j) => j.id === id);
+    if (job) return { host: a.host, job };
+  }
+  throw new FerryError('MIGRATION_NOT_FOUND', `No host of the context knows the migration ${id}.`);
+}
+
+const row = (j: JobView): (string | number | null)[] => [
+  j.id.slice(0, 8), j.vm, `${j.source} → ${j.destination}`, j.status, j.phase, j.totalMs, j.downtimeMs,
+  j.transferredBytes !== null ? formatBytes(j.transferredBytes) : null, j.createdAt,
+];
+const HEAD = ['ID', 'VM', 'MOVE', 'STATUS', 'PHASE', 'TOTAL MS', 'DOWNTIME MS', 'SENT', 'STARTED'];
+
+/** `ferry migration list|show|watch|cancel`. */
+export function registerMigration(program: Command): void {
+  const m = program.command('migration').description('migration jobs and their history');
+  m.command('list').description('jobs of every host, newest first (each move once, from its source)').option('--json', 'print JSON')
+    .action((o: { json?: boolean }) => run(o.json, async () => {
+      const jobs = (await everyHost<JobView[]>('/v1/migrations')).flatMap((a) => a.result).filter((j) => j.role === 'source')
+        .sort((a, b) => b.createdAt.localeCompare(a.createdAt));
+      if (o.json) printJson(jobs);
+      else printTable(HEAD, jobs.map(row));
+    }));
+  m.command('show <id>').description('one job').option('--json', 'print JSON')
+    .action((id: string, o: { json?: boolean }) => run(o.json, async () => {
+      const { job } = await locateJob(id);
+      if (o.json) printJson(job);
+      else printTable(HEAD, [row(job)]);
+    }));
+  m.command('watch <id>').description('follow a job until it ends').option('--json', 'print JSON')
+    .action((id: string, o: { json?: boolean }) => run(o.json, async () => {
+      const { host, job } = await locateJob(id);
+      const end = ['completed', 'failed', 'cancelled'].includes(job.status) ? job : await watchJob(host, id, o.json ?? false);
+      if (o.json) printJson(end);
+      else printTable(HEAD, [row(end)]);
+      if (end.status !== 'completed') process.exitCode = 1;
+    }));
+  m.command('cancel <id>').description('cancel a move before switch-over').option('--json', 'print JSON')
+    .action((id: string, o: { json?: boolean }) => run(o.json, async () => {
+      const { host, job } = await locateJob(id);
+      await api<JobView>(host, 'POST', `/v1/migrations/${job.id}/cancel`);
+      const end = await watchJob(host, job.id, true);
+      if (o.json) printJson(end);
+      else printTable(HEAD, [row(end)]);
+    }));
+}
