@@ -59,7 +59,7 @@ export class Agent {
   private migrationHost(): MigrationHost {
     const { config, log } = this;
     return {
-      name: config.hostName, migrationAddress: config.listen.host, log, jobs: this.jobs, inv: this.inv,
+      name: config.hostName, migrationAddress: config.listen.host, bridge: config.bridge, log, jobs: this.jobs, inv: this.inv,
       peerUrl: (host) => {
         const p = config.peers.find((x) => x.name === host);
         if (!p) throw new FerryError('UNKNOWN_HOST', `No host named "${host}" is a peer of ${config.hostName}.`);

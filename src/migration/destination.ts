@@ -1,11 +1,13 @@
 import { FerryError, toFerryError } from '../errors/index.js';
 import type { Qmp } from '../qmp/index.js';
+import { closeTunnel, openTunnel, pinMac, tunnelName, unpinMac } from '../qemu/index.js';
+import { tapName } from '../vm/index.js';
 import { isTerminal, phaseOf, type JobRecord, type JobStatus } from './job.js';
 import type { MigrationHost } from './host.js';
 import { DEFAULT_POLICY } from './policy.js';
 import {
   envelopeFor, type CancelReply, type ConfirmReply, type ConfirmRequest, type FinishReply, type FinishRequest,
-  type PerformReadyReply, type PrepareReply, type PrepareRequest, type StatusReply,
+  type CutoverReply, type CutoverRequest, type PerformReadyReply, type PrepareReply, type PrepareRequest, type StatusReply,
 } from './protocol.js';
 import { destinationSettings, RESUME_ANNOUNCE } from './settings.js';
 
@@ -49,6 +51,9 @@ export class DestinationSide {
     try {
       this.h.fault('destination:prepare');
       const qmp = await this.h.startIncoming(vm);
+      if (req.handover) {
+        await openTunnel(tunnelName(req.jobId), req.handover.vni, this.h.migrationAddress, req.handover.sourceAddress, this.h.bridge);
+      }
       const s = destinationSettings({ ...DEFAULT_POLICY, allowPostcopy: req.options.allowPostcopy ?? false });
       await qmp.execute('migrate-set-capabilities', { capabilities: s.capabilities });
       await qmp.execute('migrate-set-parameters', s.parameters);
@@ -57,7 +62,10 @@ export class DestinationSide {
       const info = await qmp.execute('query-migrate');
       const port = info['socket-address']?.find((a) => a.type === 'inet')?.port;
       if (!port) throw new FerryError('MIGRATION_FAILED', 'The incoming QEMU did not report the port it listens on.');
-      return { ...envelopeFor(req.jobId), migrationUri: `tcp:${this.h.migrationAddress}:${port}`, nbd: [], reservedMemoryMiB: vm.memoryMiB };
+      return {
+        ...envelopeFor(req.jobId), migrationUri: `tcp:${this.h.migrationAddress}:${port}`, nbd: [], reservedMemoryMiB: vm.memoryMiB,
+        ...(req.handover ? { handover: { destinationAddress: this.h.migrationAddress } } : {}),
+      };
     } catch (e) {
       await this.rollBack(req.jobId, toFerryError(e, 'MIGRATION_FAILED'));
       throw e;
@@ -104,6 +112,21 @@ export class DestinationSide {
     });
   }
 
+  /**
+   * Points the VM's MAC at the incoming QEMU's tap on this host's bridge (redirect), or lets normal
+   * learning decide again (restore). Frames the source host tunnels here then wait in the tap's
+   * queue until the VM resumes, instead of being lost at the paused source.
+   */
+  cutover(req: CutoverRequest): Promise<CutoverReply> {
+    return this.serial(req.jobId, async () => {
+      const job = this.h.jobs.get(req.jobId);
+      const tap = tapName(this.h.inv.get(job.vm).spec.uuid);
+      if (req.action === 'redirect') await pinMac(req.mac, tap);
+      else await unpinMac(req.mac, tap);
+      return { ...envelopeFor(req.jobId), action: req.action, appliedAt: new Date().toISOString() };
+    });
+  }
+
   /** `success`: wait until the VM runs here (it resumes on its own); `failure`: clean up. */
   finish(req: FinishRequest): Promise<FinishReply> {
     return this.serial(req.jobId, async () => {
@@ -132,6 +155,7 @@ export class DestinationSide {
         this.h.jobs.apply(req.jobId, { type: 'done' });
       }
       this.resumed.delete(req.jobId);
+      await this.endHandover(req.jobId, job.vm);
       return { ...envelopeFor(req.jobId), status: this.h.jobs.get(req.jobId).state.status };
     });
   }
@@ -161,10 +185,18 @@ export class DestinationSide {
     };
   }
 
+  /** The source let go: normal learning for the VM's MAC again, and no tunnel. */
+  private async endHandover(jobId: string, vm: string): Promise<void> {
+    const rec = this.h.inv.find(vm);
+    if (rec) await unpinMac(rec.spec.mac, tapName(rec.spec.uuid));
+    await closeTunnel(tunnelName(jobId));
+  }
+
   /** Kills the incoming QEMU, removes what prepare made and ends the record as failed or cancelled. */
   private async rollBack(jobId: string, err: FerryError, cancelled = false): Promise<void> {
     const job = this.h.jobs.find(jobId);
     if (!job || isTerminal(job.state)) return;
+    await closeTunnel(tunnelName(jobId));
     await this.h.discardIncoming(job.vm).catch((e: unknown) => this.h.log.error({ err: e, job: jobId }, 'destination clean-up failed'));
     this.resumed.delete(jobId);
     this.h.jobs.apply(jobId, { type: 'end', status: cancelled ? 'cancelled' : 'failed', error: { code: err.code, message: err.message } });

@@ -9,7 +9,7 @@ import { existsSync, readFileSync, rmSync } from 'node:fs';
 export function faultPoint(stateDir: string, point: string): void {
   const f = `${stateDir}/faults.json`;
   if (!existsSync(f)) return;
-  let faults: Record<string, string> = {};
+  let faults: Record<string, string>;
   try { faults = JSON.parse(readFileSync(f, 'utf8')) as Record<string, string>; } catch { return; }
   if (faults[point] !== 'kill') return;
   rmSync(f, { force: true });

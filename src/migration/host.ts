@@ -12,6 +12,8 @@ export interface MigrationHost {
   readonly name: string;
   /** The address an incoming QEMU listens on (the host's migration network address). */
   readonly migrationAddress: string;
+  /** The bridge VM taps join; the hand-over tunnel joins it too. */
+  readonly bridge: string;
   readonly log: Logger;
   readonly jobs: JobStore;
   readonly inv: Inventory;

@@ -31,6 +31,8 @@ export interface PrepareRequest extends Envelope {
   source: string;
   destination: string;
   options: MoveOptions;
+  /** The network hand-over tunnel the source asks for (see docs/design/0001): its VXLAN id and the source's address. */
+  handover?: { vni: number; sourceAddress: string };
 }
 
 /** An NBD export the source mirrors one disk into, for a storage move. */
@@ -51,6 +53,8 @@ export interface PrepareReply extends Envelope {
   nbd: NbdTarget[];
   /** Memory reserved for the incoming VM, released by cancel or a failed finish. */
   reservedMemoryMiB: number;
+  /** Present when the destination opened its end of the hand-over tunnel. */
+  handover?: { destinationAddress: string };
 }
 
 /** source → destination: the source entered perform and is about to `migrate`. */
@@ -209,9 +213,13 @@ function message<P extends Record<string, unknown>, R extends readonly string[]>
 
 /** Request and reply schemas of every message. */
 export const peerSchemas = {
-  prepareRequest: message({ vm: vmSpecSchema, source: str, destination: str, options: moveOptionsSchema }, ['vm', 'source', 'destination', 'options']),
+  prepareRequest: message({
+    vm: vmSpecSchema, source: str, destination: str, options: moveOptionsSchema,
+    handover: { type: 'object', required: ['vni', 'sourceAddress'], properties: { vni: { type: 'integer', minimum: 1, maximum: 16777215 }, sourceAddress: str } },
+  }, ['vm', 'source', 'destination', 'options']),
   prepareReply: message({
     migrationUri: str, reservedMemoryMiB: int,
+    handover: { type: 'object', required: ['destinationAddress'], properties: { destinationAddress: str } },
     nbd: {
       type: 'array',
       items: { type: 'object', required: ['sourcePath', 'destinationPath', 'uri'], properties: { sourcePath: str, destinationPath: str, uri: str } },

@@ -5,6 +5,8 @@ import type { MigrationHost } from './host.js';
 import { PeerClient } from './peer-client.js';
 import { recoveryAction, type Fact, type RecoveryFacts, type RecoveryStep } from './recovery.js';
 import { RESUME_ANNOUNCE } from './settings.js';
+import { closeTunnel, tunnelName, unpinMac } from '../qemu/index.js';
+import { tapName } from '../vm/index.js';
 
 const RETRY_MS = 2000;
 const MAX_ATTEMPTS = 60;
@@ -91,7 +93,13 @@ async function runStep(h: MigrationHost, job: JobRecord, peer: PeerClient, step:
     case 'kill-destination':
     case 'clean-destination': if (h.inv.find(job.vm)) await h.discardIncoming(job.vm); return;
     case 'take-ownership': migrationEnded(h, job.vm); return;
-    case 'release': return;
+    case 'release': {
+      // The hand-over ends with the job: no tunnel, and normal learning for the VM's MAC.
+      const rec = h.inv.find(job.vm);
+      if (rec) await unpinMac(rec.spec.mac, tapName(rec.spec.uuid));
+      await closeTunnel(tunnelName(job.id));
+      return;
+    }
   }
 }
 

@@ -6,6 +6,7 @@ import { PeerClient } from './peer-client.js';
 import { perform } from './perform.js';
 import { DEFAULT_POLICY, type ConvergencePolicy } from './policy.js';
 import { RESUME_ANNOUNCE } from './settings.js';
+import { closeTunnel, openTunnel, pinMac, tunnelName, tunnelVni, unpinMac } from '../qemu/index.js';
 
 /**
  * Drives one move from the source, phase by phase (DESIGN.md): each phase is persisted before its
@@ -32,7 +33,12 @@ export class SourceRun {
       this.h.inv.apply(vm, { type: 'migration-began' });
       this.h.jobs.enterPhase(id, 'prepare');
       this.h.fault('source:prepare');
-      const prep = await this.peer.prepare(id, { vm: spec, source: this.job.source, destination: this.job.destination, options: this.job.options });
+      const prep = await this.peer.prepare(id, {
+        vm: spec, source: this.job.source, destination: this.job.destination, options: this.job.options,
+        handover: { vni: tunnelVni(id), sourceAddress: this.h.migrationAddress },
+      });
+      const tunnel = tunnelName(id);
+      if (prep.handover) await openTunnel(tunnel, tunnelVni(id), this.h.migrationAddress, prep.handover.destinationAddress, this.h.bridge);
       this.abortIfCancelled();
       this.h.jobs.enterPhase(id, 'perform');
       this.h.fault('source:perform');
@@ -43,11 +49,34 @@ export class SourceRun {
         jobId: id, qmp, uri: prep.migrationUri, policy: this.policy, memoryBytes: spec.memoryMiB * 1024 * 1024,
         jobs: this.h.jobs, log: this.h.log, signal: this.signal,
         onProgress: (p) => this.h.emit('migration.progress', { id, vm, ...p }),
+        ...(prep.handover ? { cutover: this.cutover(spec.mac, tunnel) } : {}),
       });
     } catch (e) {
       return this.rollBack(toFerryError(e, 'MIGRATION_FAILED'));
     }
     return this.complete(info);
+  }
+
+  /**
+   * The hand-over: first the destination pins the VM's MAC to its incoming tap, then this host pins
+   * it to the tunnel, so from that moment frames for the VM travel to the destination and wait
+   * there; none reach the source to be lost when it pauses (docs/design/0001).
+   */
+  private cutover(mac: string, tunnel: string): { redirect(): Promise<void>; restore(): Promise<void> } {
+    const { id } = this.job;
+    return {
+      redirect: async () => {
+        const t0 = Date.now();
+        await this.peer.cutover(id, { action: 'redirect', mac });
+        await pinMac(mac, tunnel);
+        this.h.log.info({ job: id, ms: Date.now() - t0 }, 'network redirected to the destination');
+      },
+      restore: async () => {
+        await unpinMac(mac, tunnel);
+        await this.peer.cutover(id, { action: 'restore', mac });
+        this.h.log.info({ job: id }, 'network redirect undone');
+      },
+    };
   }
 
   private abortIfCancelled(): void {
@@ -68,6 +97,7 @@ export class SourceRun {
     this.h.jobs.enterPhase(id, 'confirm');
     this.h.fault('source:confirm');
     await this.h.releaseSource(vm);
+    await closeTunnel(tunnelName(id));
     const totals = this.h.jobs.get(id).totals;
     await this.peer.confirm(id, { outcome: 'success', totals }).catch((e: unknown) => this.h.log.warn({ err: e, job: id }, 'confirm not delivered'));
     return this.h.jobs.apply(id, { type: 'done' });
@@ -99,6 +129,7 @@ export class SourceRun {
       await this.askUntilAnswered(() => this.peer.cancel(id, error.message), 5).catch((e: unknown) => this.h.log.error({ err: e, job: id }, 'destination did not confirm its clean-up'));
       this.h.jobs.enterPhase(id, 'confirm');
     }
+    await closeTunnel(tunnelName(id));
     await this.resumeSource();
     return this.h.jobs.apply(id, { type: 'done' });
   }
@@ -106,6 +137,7 @@ export class SourceRun {
   private async forwardAfterAll(): Promise<JobRecord> {
     const { id, vm } = this.job;
     await this.h.releaseSource(vm);
+    await closeTunnel(tunnelName(id));
     await this.peer.confirm(id, { outcome: 'success', totals: this.h.jobs.get(id).totals }).catch(() => undefined);
     return this.h.jobs.apply(id, { type: 'end', status: 'completed' });
   }

@@ -2,3 +2,4 @@ export * from './argv.js';
 export * from './process.js';
 export * from './tap.js';
 export * from './accel.js';
+export * from './bridge.js';

@@ -1,6 +1,8 @@
 import type { FastifyInstance } from 'fastify';
 import type { Agent } from '../../agent/agent.js';
-import { checkProtocol, PEER_ROUTES, summarize, type CancelRequest, type ConfirmRequest, type FinishRequest, type JobRecord, type PrepareRequest } from '../../migration/index.js';
+import {
+  checkProtocol, PEER_ROUTES, summarize, type CancelRequest, type ConfirmRequest, type CutoverRequest, type FinishRequest, type JobRecord, type PrepareRequest,
+} from '../../migration/index.js';
 import { errorResponses } from '../schemas.js';
 
 interface MoveBody { vm: string; destination: string; includeStorage?: boolean; storagePath?: string; allowPostcopy?: boolean; allowAutoConverge?: boolean }
@@ -73,6 +75,7 @@ function peerRoutes(app: FastifyInstance, agent: Agent): void {
   const body = <T>(b: unknown): T => { checkProtocol(b); return b as T; };
   app.route({ ...PEER_ROUTES.prepare, handler: async (req) => d.prepare(body<PrepareRequest>(req.body)) });
   app.route({ ...PEER_ROUTES['perform-ready'], handler: async (req) => d.performReady(body<{ jobId: string }>(req.body).jobId) });
+  app.route({ ...PEER_ROUTES.cutover, handler: async (req) => d.cutover(body<CutoverRequest>(req.body)) });
   app.route({ ...PEER_ROUTES.finish, handler: async (req) => d.finish(body<FinishRequest>(req.body)) });
   app.route({ ...PEER_ROUTES.confirm, handler: async (req) => d.confirm(body<ConfirmRequest>(req.body)) });
   app.route({ ...PEER_ROUTES.cancel, handler: async (req) => { const b = body<CancelRequest>(req.body); return d.cancel(b.jobId, b.reason); } });

@@ -1,0 +1,53 @@
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { FerryError } from '../errors/index.js';
+
+const run = promisify(execFile);
+
+async function cmd(bin: string, args: string[]): Promise<void> {
+  try {
+    await run(bin, args);
+  } catch (e) {
+    const msg = ((e as { stderr?: string }).stderr ?? String(e)).trim();
+    throw new FerryError('MIGRATION_FAILED', `"${bin} ${args.join(' ')}" failed: ${msg}.`, { cause: e });
+  }
+}
+
+/** The name of the hand-over tunnel of a move (≤ 15 characters, derived from the job id). */
+export const tunnelName = (jobId: string): string => `fyx${jobId.replace(/-/g, '').slice(0, 10)}`;
+
+/** A VXLAN network id for a move, from its job id (24 bits, never 0). */
+export const tunnelVni = (jobId: string): number => (parseInt(jobId.replace(/-/g, '').slice(0, 6), 16) % 0xfffffe) + 1;
+
+/**
+ * Opens this host's end of a move's hand-over tunnel: a VXLAN port on the VM bridge that carries
+ * frames for the moving VM from the source host to the destination host. Flooding and learning
+ * are off on it, so it forwards only what a pinned entry sends into it and can never make a loop
+ * with the hosts' normal uplinks.
+ */
+export async function openTunnel(name: string, vni: number, local: string, remote: string, bridge: string): Promise<void> {
+  await run('ip', ['link', 'del', name]).catch(() => undefined);
+  await cmd('ip', ['link', 'add', name, 'type', 'vxlan', 'id', String(vni), 'local', local, 'remote', remote, 'dstport', '4789', 'nolearning']);
+  await cmd('ip', ['link', 'set', name, 'master', bridge]);
+  await cmd('bridge', ['link', 'set', 'dev', name, 'learning', 'off', 'flood', 'off', 'mcast_flood', 'off', 'bcast_flood', 'off']);
+  await cmd('ip', ['link', 'set', name, 'up']);
+}
+
+/** Removes a tunnel (its pinned entries go with it); missing is fine. */
+export async function closeTunnel(name: string): Promise<void> {
+  await run('ip', ['link', 'del', name]).catch(() => undefined);
+}
+
+/**
+ * Pins the MAC to a bridge port: `static` so it does not age, `sticky` so frames that still come
+ * with that source MAC from elsewhere (the VM running on the other host) cannot teach the bridge
+ * back. That is what keeps the redirect in place while the source VM still sends.
+ */
+export async function pinMac(mac: string, dev: string): Promise<void> {
+  await cmd('bridge', ['fdb', 'replace', mac, 'dev', dev, 'master', 'static', 'sticky']);
+}
+
+/** Drops a pinned entry so normal learning takes over again; missing is fine. */
+export async function unpinMac(mac: string, dev: string): Promise<void> {
+  await run('bridge', ['fdb', 'del', mac, 'dev', dev, 'master']).catch(() => undefined);
+}
