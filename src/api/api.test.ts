@@ -39,7 +39,7 @@ test('bad create requests get their code and change nothing', async () => {
     [{ name: 'disk', memoryMiB: 256, diskSizeBytes: 2 ** 52 }, 400, 'INVALID_SIZE'],
     [{ name: 'extra', memoryMiB: 256, evil: true }, 400, 'INVALID_INPUT'],
     [{ memoryMiB: 256 }, 400, 'INVALID_INPUT'],
-    ['not json at all', 400, 'INVALID_INPUT'],
+    ['not json at all', 415, 'UNSUPPORTED_MEDIA_TYPE'],
   ];
   for (const [body, status, code] of cases) {
     const r = await post(body);
@@ -72,4 +72,14 @@ test('host view and the OpenAPI document describe every route', async () => {
   }
   const m = await app.inject({ method: 'GET', url: '/metrics' });
   assert.match(m.body, /ferry_memory_free_mib 1024/);
+});
+
+test('malformed JSON and oversized bodies get their codes', async () => {
+  const bad = await app.inject({ method: 'POST', url: '/v1/vms', headers: { 'content-type': 'application/json' }, payload: '{"name": ' });
+  assert.equal(bad.statusCode, 400);
+  assert.equal(bad.json<{ error: { code: string } }>().error.code, 'INVALID_INPUT');
+  const big = await app.inject({ method: 'POST', url: '/v1/vms', headers: { 'content-type': 'application/json' }, payload: JSON.stringify({ name: 'x'.repeat(100_000) }) });
+  assert.equal(big.statusCode, 413);
+  assert.equal(big.json<{ error: { code: string } }>().error.code, 'PAYLOAD_TOO_LARGE');
+  assert.deepEqual(agent.inv.list(), []);
 });

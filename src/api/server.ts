@@ -26,10 +26,11 @@ export async function buildApi(agent: Agent, opts: { logger?: boolean } = {}): P
   app.setErrorHandler((err: FastifyError, req, reply) => {
     let fe: FerryError;
     if (err.validation) fe = new FerryError('INVALID_INPUT', `The request is invalid: ${err.message}.`);
-    else if (err.statusCode && err.statusCode >= 400 && err.statusCode < 500 && !(err instanceof FerryError)) {
-      fe = new FerryError('INVALID_INPUT', `The request is invalid: ${err.message}.`);
-      return reply.code(err.statusCode).send({ error: fe.toJSON() });
-    } else fe = toFerryError(err);
+    else if (err instanceof FerryError) fe = err;
+    else if (err.statusCode === 413) fe = new FerryError('PAYLOAD_TOO_LARGE', 'The request body is larger than the API accepts.');
+    else if (err.statusCode === 415) fe = new FerryError('UNSUPPORTED_MEDIA_TYPE', 'The request body must be JSON with content-type application/json.');
+    else if (err.statusCode && err.statusCode >= 400 && err.statusCode < 500) fe = new FerryError('INVALID_INPUT', `The request is invalid: ${err.message.replace(/\.$/, '')}.`);
+    else fe = toFerryError(err);
     if (fe.httpStatus >= 500) req.log.error({ err }, 'request failed');
     return reply.code(fe.httpStatus).send({ error: fe.toJSON() });
   });

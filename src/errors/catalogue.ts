@@ -14,6 +14,8 @@ const spec = (httpStatus: number, summary: string, retryable = false): ErrorSpec
 export const CATALOGUE = {
   // Input
   INVALID_INPUT: spec(400, 'The request body or a parameter does not match its schema.'),
+  PAYLOAD_TOO_LARGE: spec(413, 'The request body is larger than the API accepts.'),
+  UNSUPPORTED_MEDIA_TYPE: spec(415, 'The request body is not JSON (send content-type: application/json).'),
   INVALID_NAME: spec(400, 'A VM or host name is not 1–63 characters of a-z, 0-9 and dashes, starting with a letter.'),
   INVALID_SIZE: spec(400, 'A memory or disk size is not a positive size such as 256M or 1G, or is outside the allowed range.'),
   INVALID_CPUS: spec(400, 'The vCPU count is not an integer from 1 to the host\'s CPU count.'),

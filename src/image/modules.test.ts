@@ -14,7 +14,7 @@ void test('loadOrder: the order known to work with busybox insmod is a valid one
   const order = loadOrder(GUEST_MODULES, deps);
   assert.deepEqual(order, [
     'virtio_ring', 'virtio_pci_modern_dev', 'virtio_pci_legacy_dev', 'virtio', 'virtio_pci',
-    'failover', 'net_failover', 'virtio_net', 'virtio_blk',
+    'failover', 'net_failover', 'virtio_net', 'virtio_blk', 'button', 'evdev',
   ]);
 });
 

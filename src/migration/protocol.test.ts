@@ -27,7 +27,7 @@ async function app(replies: Record<string, unknown>) {
 
 test('every route is a POST under /v1/peer/migrations/:id except status', () => {
   for (const [name, r] of Object.entries(PEER_ROUTES)) {
-    assert.match(r.url, /^\/peer\/v1\/migrations\/:id/);
+    assert.match(r.url, /^\/v1\/peer\/migrations\/:id/);
     assert.equal(r.method, name === 'status' ? 'GET' : 'POST', name);
   }
 });
