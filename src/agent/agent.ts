@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { cpus as osCpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -82,6 +83,7 @@ export class Agent {
     const machine = /q35\s+.*\(alias of ([\w.-]+)\)/.exec(stdout)?.[1] ?? 'q35';
     const ver = await run(QEMU_BIN, ['--version']);
     const agent = new Agent(config, log, machine, /version ([\d.]+)/.exec(ver.stdout)?.[1] ?? 'unknown');
+    agent.checkBridge();
     await agent.adopt();
     void agent.migrations.recover().catch((e: unknown) => log.error({ err: e }, 'migration recovery failed'));
     return agent;
@@ -98,6 +100,19 @@ export class Agent {
       return r;
     })();
     return this.accelProbe.then((r) => r.accel, (e) => { this.accelProbe = undefined; throw e; });
+  }
+
+  /**
+   * Warns when the VM bridge has no fixed MAC: Linux then gives it the lowest MAC of its ports, so
+   * adding a VM's tap can change the host address's MAC under its peers' ARP caches.
+   */
+  private checkBridge(): void {
+    try {
+      const t = readFileSync(`/sys/class/net/${this.config.bridge}/addr_assign_type`, 'utf8').trim();
+      if (t !== '3') this.log.warn({ bridge: this.config.bridge }, 'the VM bridge has no fixed MAC address; set one (see docs/install.md)');
+    } catch {
+      this.log.warn({ bridge: this.config.bridge }, 'the VM bridge does not exist');
+    }
   }
 
   capacity(): { memoryMiB: number; cpus: number } {

@@ -25,11 +25,21 @@ async function ensureNamespace(ns: string, existing: Set<string>): Promise<boole
   return made;
 }
 
-/** Creates bridge `br` in `ns` unless it exists, and brings it up. */
-async function ensureBridge(ns: string, br: string): Promise<void> {
+/**
+ * Creates bridge `br` in `ns` unless it exists, and brings it up. With `mac`, the bridge gets a
+ * fixed address: a Linux bridge otherwise takes the lowest MAC of its ports, so each new VM tap or
+ * hand-over tunnel could change the host address's MAC and leave peers' ARP caches pointing at a
+ * MAC that no longer answers (a migration stream then stalls until ARP retries).
+ */
+async function ensureBridge(ns: string, br: string, mac?: string): Promise<void> {
   if (!(await linkState(ns, br))) await ip(['link', 'add', br, 'type', 'bridge'], ns);
+  if (mac) await ip(['link', 'set', br, 'address', mac], ns);
   await ip(['link', 'set', br, 'up'], ns);
 }
+
+/** The fixed, locally administered MAC of a host's bridge, from the host's address. */
+export const hostBridgeMac = (address: string): string =>
+  `02:fe:${address.split('.').map((o) => Number(o).toString(16).padStart(2, '0')).join(':')}`;
 
 /**
  * Makes sure a veth pair joins `a` in `nsA` to `b` in `nsB`. A lone end (its peer's
@@ -69,7 +79,7 @@ async function ensureHost(p: LabPlan, h: HostPlan, existing: Set<string>): Promi
   const made = await ensureNamespace(h.namespace, existing);
   await ensureVeth(p.switchNs, h.switchPort, h.namespace, UPLINK);
   await ensurePort(p.switchNs, h.switchPort, BRIDGE);
-  await ensureBridge(h.namespace, BRIDGE);
+  await ensureBridge(h.namespace, BRIDGE, hostBridgeMac(h.address));
   await ensurePort(h.namespace, UPLINK, BRIDGE);
   await ip(['addr', 'replace', `${h.address}/${LAB_PREFIX_LENGTH}`, 'dev', BRIDGE], h.namespace);
   return made;

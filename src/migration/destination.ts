@@ -53,6 +53,9 @@ export class DestinationSide {
       const qmp = await this.h.startIncoming(vm);
       if (req.handover) {
         await openTunnel(tunnelName(req.jobId), req.handover.vni, this.h.migrationAddress, req.handover.sourceAddress, this.h.bridge);
+        // Pinned now, so that the redirect at switch-over is one local step on the source. Only
+        // frames the source tunnels here (or a switch floods) reach this bridge for the VM's MAC.
+        await pinMac(vm.mac, tapName(vm.uuid));
       }
       const s = destinationSettings({ ...DEFAULT_POLICY, allowPostcopy: req.options.allowPostcopy ?? false });
       await qmp.execute('migrate-set-capabilities', { capabilities: s.capabilities });

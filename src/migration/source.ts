@@ -58,22 +58,20 @@ export class SourceRun {
   }
 
   /**
-   * The hand-over: first the destination pins the VM's MAC to its incoming tap, then this host pins
-   * it to the tunnel, so from that moment frames for the VM travel to the destination and wait
-   * there; none reach the source to be lost when it pauses (docs/design/0001).
+   * The hand-over: the destination pinned the VM's MAC to its incoming tap in prepare; pinning it
+   * to the tunnel here sends every frame for the VM to the destination, where it waits in the tap
+   * until the VM resumes; none reach the source to be lost when it pauses (docs/design/0001).
    */
   private cutover(mac: string, tunnel: string): { redirect(): Promise<void>; restore(): Promise<void> } {
     const { id } = this.job;
     return {
       redirect: async () => {
         const t0 = Date.now();
-        await this.peer.cutover(id, { action: 'redirect', mac });
         await pinMac(mac, tunnel);
         this.h.log.info({ job: id, ms: Date.now() - t0 }, 'network redirected to the destination');
       },
       restore: async () => {
         await unpinMac(mac, tunnel);
-        await this.peer.cutover(id, { action: 'restore', mac });
         this.h.log.info({ job: id }, 'network redirect undone');
       },
     };
