@@ -1,0 +1,147 @@
+// Integration: an agent SIGKILLed in each phase of a move (the fault-injection hook,
+// src/migration/faults.ts), restarted by `ferry lab up`, recovers the job from its persisted
+// phase. Whatever the outcome, the VM runs on exactly one host — never twice, never nowhere —
+// and the guest is intact. Each case has its own VM.
+import { test, before, after, type TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { buildImage } from '../src/image/index.js';
+import { labDown, labStatus, startLab, stopLab } from '../src/lab/index.js';
+import { imageDir, labDir } from '../src/util/paths.js';
+import type { VmView } from '../src/agent/views.js';
+import { ferry, guestGet, processAlive, waitFor } from './support/cli.js';
+import {
+  agentCall, agentGet, armFault, assertGuestIntact, assertRolledBack, assertRunsOnce, beforeMove, runFolder, waitGuest,
+} from './support/invariants.js';
+
+const LAB = `mf${process.pid}`;
+const home = mkdtempSync(join(tmpdir(), 'ferry-home-'));
+process.env.FERRY_HOME = home;
+const lab = (args: string[]) => ferry(['lab', ...args, '--name', LAB]);
+let failed = false;
+const track = (fn: (t: TestContext) => Promise<void>) => async (t: TestContext) => {
+  try { await fn(t); } catch (e) { failed = true; throw e; }
+};
+const outcomes: string[] = [];
+
+before(async () => {
+  await buildImage({ dir: imageDir() });
+  await startLab(LAB, 2, { accel: 'auto' });
+});
+after(async () => {
+  if (outcomes.length) process.stdout.write(`# agent SIGKILL outcomes:\n${outcomes.map((o) => `#   ${o}`).join('\n')}\n`);
+  await stopLab(LAB, { failed }).catch(() => labDown(LAB));
+  rmSync(home, { recursive: true, force: true });
+});
+
+interface JobJson {
+  id: string; vm: string; source: string; destination: string; status: string; phase: string; role: string;
+  totalMs: number | null; downtimeMs: number | null; error?: { code: string; message: string };
+}
+
+const POINTS = [
+  'source:prepare', 'source:perform', 'source:finish', 'source:confirm',
+  'destination:prepare', 'destination:perform', 'destination:finish',
+] as const;
+
+const ENDED = (s: string): boolean => s !== 'running' && s !== 'queued';
+
+/** The job of `vm` as its source reports it (for when the agent died before it answered `move`). */
+async function jobOf(vm: string): Promise<JobJson | undefined> {
+  const r = await ferry<JobJson[]>(['migration', 'list', '--json']);
+  return r.code === 0 ? r.json.find((j) => j.vm === vm) : undefined;
+}
+
+/**
+ * Makes the next case independent of what an earlier (failed) one left behind: deletes every VM
+ * any host still lists, on that host. Returns what it removed, for the diagnostics.
+ */
+async function cleanLab(): Promise<string[]> {
+  const removed: string[] = [];
+  for (const h of (await labStatus(LAB)).hosts) {
+    if (!h.agentPid) continue;
+    for (const v of await agentGet<VmView[]>(h.socket, '/v1/vms')) {
+      await agentCall(h.socket, 'DELETE', `/v1/vms/${v.name}`).catch(() => undefined);
+      removed.push(`${v.name}@${h.name} (${v.state})`);
+    }
+  }
+  return removed;
+}
+
+for (const point of POINTS) {
+  test(`agent SIGKILL at ${point}: recovered after restart, the VM runs on exactly one host`, track(async (t) => {
+    const leftovers = await cleanLab();
+    if (leftovers.length) t.diagnostic(`removed what earlier cases left: ${leftovers.join(', ')}`);
+    const name = `k-${point.replace(':', '-')}`;
+    const [side] = point.split(':');
+    const victim = side === 'source' ? 'h1' : 'h2';
+    const created = await ferry<VmView>(['vm', 'create', name, '--host', 'h1', '--memory', '256M', '--json']);
+    assert.equal(created.code, 0, created.stderr || created.stdout);
+    const ip = created.json.ip;
+    await waitGuest(LAB, ip);
+    assert.equal((await guestGet(LAB, ip, '/dirty?mbps=5')).trim(), 'ok');
+    const b = await beforeMove(LAB, name, 'h2');
+    const agentPid = (await labStatus(LAB)).hosts.find((h) => h.name === victim)?.agentPid;
+    assert.ok(agentPid, `${victim} has an agent`);
+    const faults = join(labDir(LAB), victim, 'faults.json');
+    armFault(LAB, victim, point);
+    try {
+      const t0 = Date.now();
+      const started = await ferry<{ id: string }>(['move', name, '--to', 'h2', '--no-wait', '--json']);
+      // The agent may die before it answers (then the CLI cannot reach it); any other error is a failure.
+      if (started.code !== 0 && !/AGENT_UNREACHABLE/.test(started.stdout + started.stderr)) {
+        assert.fail(`ferry move failed: ${started.stderr}${started.stdout}`);
+      }
+      const h1Socket = (await labStatus(LAB)).hosts.find((h) => h.name === 'h1')?.socket ?? '';
+      for (const end = Date.now() + 60_000; processAlive(agentPid); await new Promise((r) => setTimeout(r, 250))) {
+        if (Date.now() > end) assert.fail(`${victim}'s agent did not die at ${point} within 60 s`);
+        // The move may end without ever reaching the point: say so at once, with how it ended.
+        const j = started.json?.id ? await agentGet<JobJson>(h1Socket, `/v1/migrations/${started.json.id}`).catch(() => undefined) : undefined;
+        if (j && ENDED(j.status) && processAlive(agentPid)) {
+          assert.fail(`the move ended ${j.status}${j.error ? ` (${j.error.code}: ${j.error.message})` : ''} before reaching ${point}`);
+        }
+      }
+      const diedMs = Date.now() - t0;
+      const up = await lab(['up', '--json']);
+      assert.equal(up.code, 0, up.stderr);
+      const id = started.json?.id ?? (await waitFor(`the job of ${name}`, () => jobOf(name), 15_000)).id;
+      const job = await waitFor(`job ${id} no longer running`, async () => {
+        const j = await ferry<JobJson>(['migration', 'show', id, '--json']);
+        return j.code === 0 && ENDED(j.json.status) ? j.json : undefined;
+      }, 60_000);
+      // Both ends settle: the other host's record of the job ends too (or it never had one).
+      const peers: string[] = [];
+      for (const h of (await labStatus(LAB)).hosts) {
+        const rec = await waitFor(`${h.name}'s record of ${id} ended`, async () => {
+          const j = await agentGet<JobJson>(h.socket, `/v1/migrations/${id}`)
+            .catch((e: Error) => (/ 404 /.test(e.message) ? { status: 'none' } as JobJson : Promise.reject(e)));
+          return ENDED(j.status) ? j : undefined;
+        }, 60_000);
+        peers.push(`${h.name} ${rec.status}`);
+      }
+      const where = await assertRunsOnce(LAB, name).catch((e: Error) => e);
+      const placement = where instanceof Error ? `INVARIANT BROKEN: ${where.message.split('\n')[0]}` : `${where.host} (${where.pid === b.pid ? 'same QEMU' : 'new QEMU'})`;
+      const line = `${point}: agent died ${diedMs} ms after move; job ${job.status}${job.error ? ` ${job.error.code} "${job.error.message}"` : ''}` +
+        ` (in ${job.phase}); records: ${peers.join(', ')}; VM on ${placement}`;
+      outcomes.push(line);
+      t.diagnostic(line);
+      if (where instanceof Error) throw where;
+      // Where the VM is must agree with what the job says.
+      if (job.status === 'completed') {
+        assert.equal(where.host, 'h2', 'a completed move leaves the VM on the destination');
+        assert.equal(existsSync(runFolder(LAB, 'h1', name)), false, 'the source let go of its run folder');
+        await assertGuestIntact(LAB, ip, b.guest);
+      } else {
+        assert.equal(where.host, 'h1', `a ${job.status} move leaves the VM on the source`);
+        assert.match(job.error?.code ?? '', /^[A-Z_]+$/, 'a failed move says why with a code');
+        await assertRolledBack(LAB, name, b);
+      }
+    } finally {
+      rmSync(faults, { force: true });
+      if (!(await labStatus(LAB)).hosts.every((h) => h.agentPid)) await lab(['up']);
+      await ferry(['vm', 'delete', name]);
+    }
+  }));
+}
