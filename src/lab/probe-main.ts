@@ -5,10 +5,9 @@
  *   ip netns exec LAB-client node dist/src/lab/probe-main.js --ip IP [--interval-ms 5]
  *       [--duration-ms N] [--ready-timeout-ms 10000] [--stop-on-stdin-eof]
  *
- * It pings IP every interval (iputils ping, whose -D timestamps are taken when each reply
- * arrives, so they do not depend on how busy this process is) and keeps one TCP connection to
- * the guest's echo port 7, sending a numbered 9-byte message every interval and timing the
- * echoes. It writes `READY` on stderr once the first echo and the first ping reply came back
+ * It pings IP every interval (busybox ping; see below why not iputils) and keeps one TCP
+ * connection to the guest's echo port 7, sending a numbered 9-byte message every interval, and
+ * stamps each reply and each echo as it arrives. It writes `READY` on stderr once the first echo and the first ping reply came back
  * (or an error and exits 1 after the ready timeout), then runs until SIGTERM, SIGINT, the
  * duration, or (with --stop-on-stdin-eof, so a probe outlives no parent) EOF on stdin. Then it
  * lets the TCP stream drain for up to 2 s while still pinging, and prints one JSON object
@@ -31,11 +30,11 @@ const { values } = parseArgs({
 });
 
 /** The ping child, once started: fail() takes it along rather than leave it orphaned. */
-let pingChild: ChildProcessWithoutNullStreams | undefined;
+const children: { ping?: ChildProcessWithoutNullStreams } = {};
 
 /** Prints a sentence on stderr and exits 1 (the probe has no result to give). */
 function fail(sentence: string): never {
-  pingChild?.kill('SIGKILL');
+  children.ping?.kill('SIGKILL');
   process.stderr.write(`error: ${sentence}\n`);
   process.exit(1);
 }
@@ -51,7 +50,7 @@ if (durationMs !== undefined && !(durationMs > 0)) fail('--duration-ms must be a
 const DRAIN_MS = 2000;
 const ECHO_PORT = 7;
 
-/** Epoch milliseconds with sub-millisecond resolution, on the same clock as ping's -D stamps. */
+/** Epoch milliseconds with sub-millisecond resolution (startedAt lines stalls up with other logs). */
 const now = (): number => performance.timeOrigin + performance.now();
 const startedAt = now();
 /** READY was printed; stopping began (signal, duration or stdin EOF). */
@@ -59,30 +58,29 @@ let ready = false;
 let stopping = false;
 
 // --- ping ---------------------------------------------------------------------------------
-/** Reply arrival times (epoch ms) and counters from ping's output. */
-const ping = { times: [] as number[], received: new Set<number>(), seq: 0, maxReplied: 0, maxSent: 0, transmitted: -1 };
-// -O prints a line for every unanswered request, which also makes an orphaned ping die of
-// SIGPIPE soon after this process dies, even when the guest no longer answers. Its own process
-// group keeps a Ctrl-C at a terminal from stopping it before the drain below is over.
-const pinger = spawn('ping', ['-i', String(intervalMs / 1000), '-D', '-n', '-O', ip], { detached: true });
-pingChild = pinger;
+/** Reply arrival times (epoch ms), non-duplicate replies, the highest request number answered. */
+const ping = { times: [] as number[], received: 0, seq: 0, maxReplied: -1, transmitted: -1, maxRttMs: 0 };
+// Busybox ping, not iputils: iputils spins a whole core (sched_yield loop) at any interval under
+// 10 ms, stealing it from the TCG guest and the migration being measured; busybox paces with
+// setitimer and costs about 2 % of a core. setpriv's parent-death signal ends it should this
+// process die without stopping it, and its own process group keeps a Ctrl-C at a terminal from
+// stopping it before the drain below is over.
+const pinger = spawn('setpriv', ['--pdeathsig', 'TERM', 'busybox', 'ping', '-i', String(intervalMs / 1000), ip], { detached: true });
+children.ping = pinger;
 let pingStderr = '';
 pinger.stderr.setEncoding('utf8').on('data', (d: string) => { pingStderr += d; });
 const pingClosed = new Promise<void>((resolve) => pinger.on('close', () => resolve()));
-pinger.on('error', (e) => fail(`could not run ping: ${e.message}.`));
+pinger.on('error', (e) => fail(`could not run busybox ping: ${e.message}.`));
 createInterface({ input: pinger.stdout }).on('line', (line) => {
+  const at = now();
   const p = parsePingLine(line);
-  if (!p) return;
-  if (p.kind === 'summary') {
-    ping.transmitted = p.transmitted;
-    return;
-  }
+  if (p?.kind === 'summary') ping.transmitted = p.transmitted;
+  if (p?.kind !== 'reply' || p.dup) return;
   ping.seq = unwrapSeq(ping.seq, p.seq);
-  ping.maxSent = Math.max(ping.maxSent, ping.seq);
-  if (p.kind !== 'reply' || p.dup || ping.received.has(ping.seq)) return;
-  ping.received.add(ping.seq);
+  ping.received++;
+  ping.maxRttMs = Math.max(ping.maxRttMs, p.rttMs);
   ping.maxReplied = Math.max(ping.maxReplied, ping.seq);
-  ping.times.push(p.atMs);
+  ping.times.push(at);
   checkReady();
 });
 
@@ -145,14 +143,16 @@ function result(endedAt: number): ProbeResult {
   const blackout = gapStats(ping.times, startedAt, STALL_THRESHOLD_MS, endedAt);
   // A stream that did not come back whole stalled from its last echo to the end.
   const tcp = gapStats(echoTimes, startedAt, STALL_THRESHOLD_MS, tcpAlive ? undefined : endedAt);
-  const sent = ping.transmitted >= 0 ? ping.transmitted : ping.maxSent;
+  // Busybox numbers requests from 0; the summary line is missing only if ping had to be killed.
+  const answeredUpTo = ping.maxReplied + 1;
+  const sent = ping.transmitted >= 0 ? ping.transmitted : answeredUpTo;
   return {
     blackoutMs: blackout.maxMs,
     tcpGapMs: tcp.maxMs,
     tcpAlive,
     ping: {
-      sent, received: ping.received.size, lost: ping.maxReplied - ping.received.size,
-      unanswered: Math.max(0, sent - ping.maxReplied), stalls: blackout.stalls,
+      sent, received: ping.received, lost: Math.max(0, answeredUpTo - ping.received),
+      unanswered: Math.max(0, sent - answeredUpTo), maxRttMs: round(ping.maxRttMs), stalls: blackout.stalls,
     },
     tcp: { sent: stream.sent, echoed: stream.echoed, stalls: tcp.stalls },
     durationMs: round(endedAt - startedAt),

@@ -22,8 +22,12 @@ export interface ProbeResult {
   tcpGapMs: number;
   /** The TCP connection never errored or closed, and every byte sent came back, in order, by the end. */
   tcpAlive: boolean;
-  /** `lost`: requests without a reply although a later one got one; `unanswered`: requests after the last reply. */
-  ping: { sent: number; received: number; lost: number; unanswered: number; stalls: Stall[] };
+  /**
+   * `lost`: requests without a reply although a later one got one; `unanswered`: requests after
+   * the last reply; `maxRttMs`: the longest round trip ping itself measured, which tells a guest
+   * that answered late (packets held, then answered) from replies this probe saw late.
+   */
+  ping: { sent: number; received: number; lost: number; unanswered: number; maxRttMs: number; stalls: Stall[] };
   tcp: { sent: number; echoed: number; stalls: Stall[] };
   /** From probe start to the end of measuring, in ms. */
   durationMs: number;
@@ -47,29 +51,23 @@ export interface Probe {
 /** Gaps longer than this are listed as stalls: well above the 5 ms cadence and its TCG jitter. */
 export const STALL_THRESHOLD_MS = 50;
 
-/** One line of `ping -D -n -O` output, as far as the probe cares. */
+/** One line of busybox ping output, as far as the probe cares. */
 export type PingLine =
-  | { kind: 'reply'; atMs: number; seq: number; dup: boolean }
-  | { kind: 'no-answer'; atMs: number; seq: number }
+  | { kind: 'reply'; seq: number; dup: boolean; rttMs: number }
   | { kind: 'summary'; transmitted: number; received: number };
 
-const REPLY = /^\[(\d+(?:\.\d+)?)\] \d+ bytes from [^:]+: icmp_seq=(\d+) .*?( \(DUP!\))?$/;
-const NO_ANSWER = /^\[(\d+(?:\.\d+)?)\] no answer yet for icmp_seq=(\d+)/;
+const REPLY = /^\d+ bytes from [^:]+: (?:icmp_)?seq=(\d+) .*?time=([\d.]+) ms( \(DUP!\))?$/;
 const SUMMARY = /^(\d+) packets transmitted, (\d+) (?:packets )?received/;
 
-/** `[seconds.micros]` as epoch ms, summing the parts so the fraction keeps its digits. */
-function stampMs(stamp: string): number {
-  const [sec = '0', frac = ''] = stamp.split('.');
-  return Number(sec) * 1000 + Number(`0.${frac || '0'}`) * 1000;
-}
-
-/** Parses one line of iputils `ping -D -n -O` output; undefined for lines that carry nothing the probe uses. */
+/**
+ * Parses one line of busybox `ping` output (iputils' reply lines parse too); undefined for
+ * lines that carry nothing the probe uses. The lines carry no time: the probe stamps them as
+ * they arrive, since busybox ping writes each reply at once.
+ */
 export function parsePingLine(line: string): PingLine | undefined {
   const s = line.trim();
   let m = REPLY.exec(s);
-  if (m) return { kind: 'reply', atMs: stampMs(m[1] ?? ''), seq: Number(m[2]), dup: m[3] !== undefined };
-  m = NO_ANSWER.exec(s);
-  if (m) return { kind: 'no-answer', atMs: stampMs(m[1] ?? ''), seq: Number(m[2]) };
+  if (m) return { kind: 'reply', seq: Number(m[1]), dup: m[3] !== undefined, rttMs: Number(m[2]) };
   m = SUMMARY.exec(s);
   if (m) return { kind: 'summary', transmitted: Number(m[1]), received: Number(m[2]) };
   return undefined;
@@ -197,8 +195,9 @@ export async function startProbe(
   const pid = child.pid;
   if (!(await ready) || pid === undefined) {
     child.kill('SIGKILL');
-    const why = stderr.trim().split('\n').pop() ?? 'no output';
-    throw new FerryError('LAB_FAILED', `The downtime probe to ${ip} in lab ${lab} did not get ready: ${why || 'no output'}.`);
+    // The probe's own last words ("error: not ready after … ms: no ping reply."), as a clause.
+    const why = (stderr.trim().split('\n').pop() ?? '').replace(/^error: /, '').replace(/\.$/, '');
+    throw new FerryError('LAB_FAILED', `The downtime probe to ${ip} in lab ${lab} did not get ready: ${why || 'it gave no reason'}.`);
   }
   let stopping: Promise<ProbeResult> | undefined;
   const stop = (): Promise<ProbeResult> => (stopping ??= (async () => {
