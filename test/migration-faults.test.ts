@@ -13,7 +13,7 @@ import { imageDir, labDir } from '../src/util/paths.js';
 import type { VmView } from '../src/agent/views.js';
 import { ferry, guestGet, processAlive, waitFor } from './support/cli.js';
 import {
-  agentCall, agentGet, armFault, assertGuestIntact, assertRolledBack, assertRunsOnce, beforeMove, runFolder, waitGuest,
+  agentCall, agentGet, armFault, assertGuestIntact, assertRolledBack, assertRunsOnce, beforeMove, qemuPids, runFolder, vmsByHost, waitGuest,
 } from './support/invariants.js';
 
 const LAB = `mf${process.pid}`;
@@ -47,6 +47,17 @@ const POINTS = [
 ] as const;
 
 const ENDED = (s: string): boolean => s !== 'running' && s !== 'queued';
+
+/** Every host's listing of the VM and every live QEMU carrying its uuid, in one line. */
+async function describePlacement(vm: string, uuid: string): Promise<string> {
+  const parts: string[] = [];
+  for (const [host, vms] of await vmsByHost(LAB).catch(() => new Map<string, VmView[]>())) {
+    for (const v of vms.filter((x) => x.name === vm)) parts.push(`${host}: ${v.state} pid ${v.pid}`);
+  }
+  if (parts.length === 0) parts.push('listed by no host');
+  parts.push(`live QEMUs with its uuid: [${qemuPids(uuid).join(', ')}]`);
+  return parts.join('; ');
+}
 
 /** The job of `vm` as its source reports it (for when the agent died before it answered `move`). */
 async function jobOf(vm: string): Promise<JobJson | undefined> {
@@ -107,27 +118,32 @@ for (const point of POINTS) {
       const up = await lab(['up', '--json']);
       assert.equal(up.code, 0, up.stderr);
       const id = started.json?.id ?? (await waitFor(`the job of ${name}`, () => jobOf(name), 15_000)).id;
-      const job = await waitFor(`job ${id} no longer running`, async () => {
+      // Give the job 60 s to end; whatever happens, report where the VM is before judging.
+      const problems: Error[] = [];
+      let job = await waitFor(`job ${id} no longer running`, async () => {
         const j = await ferry<JobJson>(['migration', 'show', id, '--json']);
         return j.code === 0 && ENDED(j.json.status) ? j.json : undefined;
-      }, 60_000);
+      }, 60_000).catch((e: Error) => { problems.push(e); return undefined; });
+      job ??= (await ferry<JobJson>(['migration', 'show', id, '--json'])).json;
       // Both ends settle: the other host's record of the job ends too (or it never had one).
-      const peers: string[] = [];
+      const records: string[] = [];
       for (const h of (await labStatus(LAB)).hosts) {
-        const rec = await waitFor(`${h.name}'s record of ${id} ended`, async () => {
-          const j = await agentGet<JobJson>(h.socket, `/v1/migrations/${id}`)
-            .catch((e: Error) => (/ 404 /.test(e.message) ? { status: 'none' } as JobJson : Promise.reject(e)));
-          return ENDED(j.status) ? j : undefined;
-        }, 60_000);
-        peers.push(`${h.name} ${rec.status}`);
+        const get = (): Promise<JobJson> => agentGet<JobJson>(h.socket, `/v1/migrations/${id}`)
+          .catch((e: Error) => (/ 404 /.test(e.message) ? { status: 'none' } as JobJson : Promise.reject(e)));
+        const rec = await waitFor(`${h.name}'s record of ${id} ended`, async () => { const j = await get(); return ENDED(j.status) ? j : undefined; }, 30_000)
+          .catch(async (e: Error) => { problems.push(e); return get().catch(() => ({ status: 'unreachable' }) as JobJson); });
+        records.push(`${h.name} ${rec.status}${rec.phase && !ENDED(rec.status) ? ` in ${rec.phase}` : ''}`);
       }
       const where = await assertRunsOnce(LAB, name).catch((e: Error) => e);
-      const placement = where instanceof Error ? `INVARIANT BROKEN: ${where.message.split('\n')[0]}` : `${where.host} (${where.pid === b.pid ? 'same QEMU' : 'new QEMU'})`;
-      const line = `${point}: agent died ${diedMs} ms after move; job ${job.status}${job.error ? ` ${job.error.code} "${job.error.message}"` : ''}` +
-        ` (in ${job.phase}); records: ${peers.join(', ')}; VM on ${placement}`;
+      const placement = where instanceof Error ? `INVARIANT BROKEN: ${where.message.split('\n')[0]} [${await describePlacement(name, created.json.uuid)}]`
+        : `${where.host} (${where.pid === b.pid ? 'same QEMU' : 'new QEMU'})`;
+      const line = `${point}: agent died ${diedMs} ms after move; job ${job?.status ?? '?'}` +
+        `${job?.error ? ` ${job.error.code} "${job.error.message}"` : ''} (in ${job?.phase ?? '?'}); records: ${records.join(', ')}; VM on ${placement}`;
       outcomes.push(line);
       t.diagnostic(line);
       if (where instanceof Error) throw where;
+      if (problems.length) throw problems[0];
+      assert.ok(job);
       // Where the VM is must agree with what the job says.
       if (job.status === 'completed') {
         assert.equal(where.host, 'h2', 'a completed move leaves the VM on the destination');
