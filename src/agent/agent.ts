@@ -147,7 +147,9 @@ export class Agent {
     }
   }
 
-  vmView(r: VmRecord): VmView { return toVmView(r, this.config.hostName); }
+  vmView(r: VmRecord): VmView {
+    return toVmView(r, this.config.hostName, this.jobs.activeFor(r.spec.name)?.role === 'destination');
+  }
 
   hostView(): HostView {
     const cap = this.capacity();

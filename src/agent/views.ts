@@ -6,6 +6,8 @@ export interface VmView {
   ip: string; mac: string; cpuModel: string; machine: string; ha: boolean; reason: string | null;
   disks: { path: string; sizeBytes: number; pool: string }[];
   createdAt: string; updatedAt: string;
+  /** True for the destination's copy of a VM being moved here (not yet the VM's home). */
+  incoming: boolean;
 }
 
 export interface HostView {
@@ -15,9 +17,9 @@ export interface HostView {
   pools: { name: string; path: string; sharedId: string | null; freeBytes: number; totalBytes: number }[];
 }
 
-export const toVmView = (r: VmRecord, host: string): VmView => ({
+export const toVmView = (r: VmRecord, host: string, incoming = false): VmView => ({
   name: r.spec.name, uuid: r.spec.uuid, host, state: r.state, pid: r.pid, memoryMiB: r.spec.memoryMiB, cpus: r.spec.cpus,
   ip: r.spec.ip, mac: r.spec.mac, cpuModel: r.spec.cpuModel, machine: r.spec.machine, ha: r.spec.ha, reason: r.reason,
   disks: r.spec.disks.map((d) => ({ path: d.path, sizeBytes: d.sizeBytes, pool: d.pool })),
-  createdAt: r.createdAt, updatedAt: r.updatedAt,
+  createdAt: r.createdAt, updatedAt: r.updatedAt, incoming,
 });

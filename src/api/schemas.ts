@@ -14,7 +14,7 @@ export const vmSchema = {
     ip: { type: 'string' }, mac: { type: 'string' }, cpuModel: { type: 'string' }, machine: { type: 'string' },
     ha: { type: 'boolean' }, reason: { type: ['string', 'null'] },
     disks: { type: 'array', items: { type: 'object', properties: { path: { type: 'string' }, sizeBytes: { type: 'integer' }, pool: { type: 'string' } } } },
-    createdAt: { type: 'string' }, updatedAt: { type: 'string' },
+    createdAt: { type: 'string' }, updatedAt: { type: 'string' }, incoming: { type: 'boolean' },
   },
 } as const;
 

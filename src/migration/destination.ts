@@ -27,6 +27,9 @@ export class DestinationSide {
 
   constructor(private readonly h: MigrationHost) {}
 
+  /** Runs `fn` in job `jobId`'s chain (recovery after a restart uses it too). */
+  serialized(jobId: string, fn: () => Promise<void>): Promise<void> { return this.serial(jobId, fn); }
+
   private serial<T>(jobId: string, fn: () => Promise<T>): Promise<T> {
     const prev = this.chains.get(jobId) ?? Promise.resolve();
     const next = prev.then(fn, fn);
@@ -100,7 +103,7 @@ export class DestinationSide {
     if (phaseOf(job.state) === 'prepare') this.h.jobs.enterPhase(jobId, 'perform');
     if (phaseOf(this.h.jobs.get(jobId).state) === 'perform') this.h.jobs.enterPhase(jobId, 'finish');
     this.h.jobs.enterPhase(jobId, 'confirm');
-    this.h.inv.apply(name, { type: 'migration-ended' });
+    if (this.h.inv.find(name)?.state === 'migrating') this.h.inv.apply(name, { type: 'migration-ended' });
   }
 
   performReady(jobId: string): Promise<PerformReadyReply> {
@@ -130,23 +133,43 @@ export class DestinationSide {
     });
   }
 
-  /** `success`: wait until the VM runs here (it resumes on its own); `failure`: clean up. */
+  /**
+   * `success`: answers `resumed: true` once the VM runs here. Decided from facts, not from memory
+   * of this process: after an agent restart the wait for the stream is gone, so a VM whose QEMU
+   * runs (or whose stream completed) is taken over here; only a VM this host cannot run is rolled
+   * back. `failure`: the source gave up; clean up.
+   */
   finish(req: FinishRequest): Promise<FinishReply> {
     return this.serial(req.jobId, async () => {
-      const job = this.h.jobs.get(req.jobId);
       this.h.fault('destination:finish');
+      const job = this.h.jobs.get(req.jobId);
       if (req.outcome === 'failure') {
+        if (ownsVm(job)) throw new FerryError('JOB_BAD_PHASE', `The VM "${job.vm}" already runs on ${this.h.name}; the move can only complete.`);
         await this.rollBack(req.jobId, new FerryError(req.error?.code ?? 'MIGRATION_FAILED', req.error?.message ?? 'The source failed the move.'));
         return { ...envelopeFor(req.jobId), resumed: false };
       }
-      const ok = job.state.status === 'completed' || phaseOf(job.state) === 'confirm' || (await (this.resumed.get(req.jobId) ?? Promise.resolve(false)));
-      if (!ok) {
-        const err = new FerryError('MIGRATION_FAILED', `The destination ${this.h.name} could not resume "${job.vm}".`);
-        await this.rollBack(req.jobId, err);
-        return { ...envelopeFor(req.jobId), resumed: false, error: err.toJSON() };
-      }
-      return { ...envelopeFor(req.jobId), resumed: true };
+      if (await this.runsHere(req.jobId, job)) return { ...envelopeFor(req.jobId), resumed: true };
+      const err = new FerryError('MIGRATION_FAILED', `The destination ${this.h.name} could not resume "${job.vm}".`);
+      await this.rollBack(req.jobId, err);
+      return { ...envelopeFor(req.jobId), resumed: false, error: err.toJSON() };
     });
+  }
+
+  /** True when the VM runs here, taking it over first if this process has not yet recorded that. */
+  private async runsHere(jobId: string, job: JobRecord): Promise<boolean> {
+    if (ownsVm(job)) return true;
+    if (isTerminal(job.state)) return false;
+    const waiting = this.resumed.get(jobId);
+    if (waiting) return waiting;
+    const qmp = this.h.qmp(job.vm);
+    if (!qmp || qmp.closed) return false;
+    const st = await qmp.execute('query-status').catch(() => undefined);
+    const mig = await qmp.execute('query-migrate').catch(() => undefined);
+    if (!st?.running && mig?.status !== 'completed') return false;
+    if (!st?.running) await qmp.execute('cont');
+    await qmp.execute('announce-self', RESUME_ANNOUNCE).catch(() => undefined);
+    this.takeOwnership(jobId, job.vm);
+    return true;
   }
 
   confirm(req: ConfirmRequest): Promise<ConfirmReply> {
@@ -168,7 +191,7 @@ export class DestinationSide {
     return this.serial(jobId, async () => {
       const job = this.h.jobs.find(jobId);
       if (!job) return { ...envelopeFor(jobId), status: 'cancelled' as JobStatus };
-      if (job.state.status === 'completed' || (job.state.status === 'running' && job.state.direction === 'forward' && phaseOf(job.state) === 'confirm')) {
+      if (ownsVm(job)) {
         throw new FerryError('JOB_BAD_PHASE', `The VM "${job.vm}" already runs on ${this.h.name}; the move can only complete.`);
       }
       if (!isTerminal(job.state)) await this.rollBack(jobId, new FerryError('MIGRATION_CANCELLED', reason), true);
@@ -205,6 +228,10 @@ export class DestinationSide {
     this.h.jobs.apply(jobId, { type: 'end', status: cancelled ? 'cancelled' : 'failed', error: { code: err.code, message: err.message } });
   }
 }
+
+/** The destination owns the VM once it resumed it: forward `confirm`, or completed. */
+const ownsVm = (job: JobRecord): boolean =>
+  job.state.status === 'completed' || (job.state.status === 'running' && job.state.direction === 'forward' && phaseOf(job.state) === 'confirm');
 
 function view(job: JobRecord): StatusReply['job'] {
   const s = job.state;

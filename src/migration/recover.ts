@@ -16,11 +16,19 @@ const MAX_ATTEMPTS = 60;
  * now, asks the pure rule (recovery.ts) and carries out its steps. A job whose facts are not
  * known yet (the peer is down too) is tried again every few seconds.
  */
-export async function recoverJobs(h: MigrationHost): Promise<void> {
-  for (const job of h.jobs.active()) await recoverOne(h, job, 1);
+export async function recoverJobs(h: MigrationHost, inChain: InChain = (_j, fn) => fn()): Promise<void> {
+  for (const job of h.jobs.active()) await inChain(job, () => recoverOne(h, job, 1, inChain));
 }
 
-async function recoverOne(h: MigrationHost, job: JobRecord, attempt: number): Promise<void> {
+/** Runs a job's recovery where its other work runs (the destination's per-job chain). */
+export type InChain = (job: JobRecord, fn: () => Promise<void>) => Promise<void>;
+
+const later = (h: MigrationHost, job: JobRecord, attempt: number, inChain: InChain): void => {
+  if (attempt >= MAX_ATTEMPTS) return;
+  setTimeout(() => { void inChain(job, () => recoverOne(h, job, attempt + 1, inChain)).catch(() => undefined); }, RETRY_MS);
+};
+
+async function recoverOne(h: MigrationHost, job: JobRecord, attempt: number, inChain: InChain): Promise<void> {
   const current = h.jobs.get(job.id);
   if (isTerminal(current.state)) return;
   const peerName = current.role === 'source' ? current.destination : current.source;
@@ -29,22 +37,28 @@ async function recoverOne(h: MigrationHost, job: JobRecord, attempt: number): Pr
   const d = recoveryAction(current.role, current, facts);
   h.log.info({ job: current.id, role: current.role, facts, decision: d }, 'recovering a move');
   if (d.kind === 'none') return;
-  if (d.kind === 'wait') {
-    if (attempt < MAX_ATTEMPTS) setTimeout(() => { void recoverOne(h, current, attempt + 1).catch(() => undefined); }, RETRY_MS);
-    return;
-  }
+  if (d.kind === 'wait') { later(h, current, attempt, inChain); return; }
   for (const s of d.steps) {
     try {
       await runStep(h, current, peer, s);
     } catch (e) {
-      if (d.awaitPeer && e instanceof FerryError && e.code === 'HOST_UNREACHABLE') {
-        if (attempt < MAX_ATTEMPTS) setTimeout(() => { void recoverOne(h, current, attempt + 1).catch(() => undefined); }, RETRY_MS);
-        return;
-      }
-      h.log.warn({ job: current.id, step: s, err: e }, 'recovery step failed; going on');
+      const unreachable = e instanceof FerryError && e.code === 'HOST_UNREACHABLE';
+      if (d.awaitPeer && unreachable) { later(h, current, attempt, inChain); return; }
+      // The peer's clean-up must still happen when it comes back (invariant 2): keep asking.
+      if (unreachable && s === 'cancel-destination') retryInBackground(h, current, () => peer.cancel(current.id, 'The source rolled the move back.'));
+      else h.log.warn({ job: current.id, step: s, err: e }, 'recovery step failed; going on');
     }
   }
   h.jobs.apply(current.id, d.end);
+}
+
+/** Retries a peer call every few seconds for a while (the peer may be restarting). */
+function retryInBackground(h: MigrationHost, job: JobRecord, call: () => Promise<unknown>, attempt = 1): void {
+  if (attempt > MAX_ATTEMPTS) { h.log.error({ job: job.id }, 'the peer never confirmed its clean-up'); return; }
+  setTimeout(() => {
+    call().then(() => h.log.info({ job: job.id }, 'the peer confirmed its clean-up'),
+      () => retryInBackground(h, job, call, attempt + 1));
+  }, RETRY_MS);
 }
 
 async function gather(h: MigrationHost, job: JobRecord, peer: PeerClient): Promise<RecoveryFacts> {
@@ -98,6 +112,8 @@ async function runStep(h: MigrationHost, job: JobRecord, peer: PeerClient, step:
       const rec = h.inv.find(job.vm);
       if (rec) await unpinMac(rec.spec.mac, tapName(rec.spec.uuid));
       await closeTunnel(tunnelName(job.id));
+      // Whichever way the job went, the VM that is still here is no longer moving.
+      migrationEnded(h, job.vm);
       return;
     }
   }

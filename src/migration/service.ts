@@ -31,11 +31,14 @@ export class MigrationService {
       throw new FerryError('SAME_HOST', `The VM "${req.vm}" already runs on ${this.h.name}; choose another destination.`);
     }
     const peer = new PeerClient(this.h.peerUrl(req.destination), req.destination);
-    if (vm.state !== 'running') {
-      throw new FerryError('VM_BAD_STATE', `The VM "${req.vm}" is ${vm.state}; only a running VM moves live.`);
-    }
+    // The lock first: a VM that is moving is busy (VM_BUSY), not in a bad state.
     const release = this.h.lockVm(req.vm, 'a move');
     try {
+      const active = this.h.jobs.activeFor(req.vm);
+      if (active) throw new FerryError('VM_BUSY', `The VM "${req.vm}" already has a move under way (job ${active.id}).`);
+      if (vm.state !== 'running') {
+        throw new FerryError('VM_BAD_STATE', `The VM "${req.vm}" is ${vm.state}; only a running VM moves live.`);
+      }
       await peer.ping();
       const job = this.h.jobs.create({ vm: req.vm, source: this.h.name, destination: req.destination, role: 'source', options: req.options });
       const ctl = new AbortController();
@@ -76,6 +79,11 @@ export class MigrationService {
 
   get(id: string): JobRecord { return this.h.jobs.get(id); }
 
-  /** After an agent restart: settles every job the store holds as unfinished. */
-  recover(): Promise<void> { return recoverJobs(this.h); }
+  /**
+   * After an agent restart: settles every job the store holds as unfinished. A destination job's
+   * recovery runs in that job's message chain, so it never races a `finish` from the source.
+   */
+  recover(): Promise<void> {
+    return recoverJobs(this.h, (job, fn) => (job.role === 'destination' ? this.destination.serialized(job.id, fn) : fn()));
+  }
 }

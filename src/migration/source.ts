@@ -87,7 +87,13 @@ export class SourceRun {
     this.h.jobs.recordTotals(id, totalsOf(info));
     this.h.jobs.enterPhase(id, 'finish');
     this.h.fault('source:finish');
-    const fin = await this.askUntilAnswered(() => this.peer.finish(id, { outcome: 'success' }));
+    let fin: Awaited<ReturnType<PeerClient['finish']>>;
+    try {
+      fin = await this.askUntilAnswered(() => this.peer.finish(id, { outcome: 'success' }));
+    } catch (e) {
+      // No clear answer: rollBack asks the destination's status first and goes forward if it owns the VM.
+      return this.rollBack(toFerryError(e, 'MIGRATION_FAILED'));
+    }
     if (!fin.resumed) {
       // The stream completed but the destination could not run the VM: the source's copy is intact.
       return this.rollBack(new FerryError(fin.error?.code ?? 'MIGRATION_FAILED', fin.error?.message ?? 'The destination could not resume the VM.'));
@@ -124,7 +130,15 @@ export class SourceRun {
     const qmp = this.h.qmp(vm);
     await qmp?.execute('migrate_cancel').catch(() => undefined);
     if (phaseOf(this.h.jobs.get(id).state) === 'finish') {
-      await this.askUntilAnswered(() => this.peer.cancel(id, error.message), 5).catch((e: unknown) => this.h.log.error({ err: e, job: id }, 'destination did not confirm its clean-up'));
+      // A cancel is a cancel on both sides; a failure travels as finish{failure} with its error.
+      const tell = (): Promise<unknown> => (cancelled ? this.peer.cancel(id, error.message) : this.peer.finish(id, { outcome: 'failure', error }));
+      try {
+        await this.askUntilAnswered(tell, 5);
+      } catch (e) {
+        // The destination refuses because it already runs the VM: resuming here would run it twice.
+        if (e instanceof FerryError && e.code === 'JOB_BAD_PHASE') return this.forwardAfterAll();
+        this.h.log.error({ err: e, job: id }, 'destination did not confirm its clean-up');
+      }
       this.h.jobs.enterPhase(id, 'confirm');
     }
     await closeTunnel(tunnelName(id));

@@ -9,7 +9,8 @@ import { printJson, printTable, run } from '../output.js';
 export async function locateVm(name: string): Promise<{ host: ReturnType<typeof hostOf>; vm: VmView }> {
   const answers = await everyHost<VmView[]>('/v1/vms');
   for (const a of answers) {
-    const vm = a.result.find((v) => v.name === name);
+    // The destination's copy of a VM being moved is not where the VM lives yet.
+    const vm = a.result.find((v) => v.name === name && !v.incoming);
     if (vm) return { host: a.host, vm };
   }
   const extra = answers.unreachable?.length ? ` (hosts not answering: ${answers.unreachable.join(', ')})` : '';
@@ -72,7 +73,7 @@ export function registerVm(program: Command): void {
   vm.command('list').description('VMs on every host of the context').option('--json', 'print JSON')
     .action((o: { json?: boolean }) => run(o.json, async () => {
       const answers = await everyHost<VmView[]>('/v1/vms');
-      const vms = answers.flatMap((a) => a.result);
+      const vms = answers.flatMap((a) => a.result).filter((v) => !v.incoming);
       if (o.json) { printJson(vms); return; }
       printTable(HEAD, vms.map(vmRow));
       if (answers.unreachable?.length) process.stderr.write(`warning: hosts not answering: ${answers.unreachable.join(', ')}\n`);
