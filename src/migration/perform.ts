@@ -4,7 +4,7 @@ import type { JobStore } from './store.js';
 import {
   decide, progressView, sampleFromInfo, type AppliedSettings, type ConvergenceAction, type ConvergencePolicy, type ProgressSample,
 } from './policy.js';
-import { cutoverAction, HELD_THROTTLE_PERCENT, pollIntervalMs, sourceSettings, type CutoverState } from './settings.js';
+import { HELD_THROTTLE_PERCENT, pollIntervalMs, sourceSettings } from './settings.js';
 import type { Logger } from 'pino';
 
 /** What the perform loop needs. */
@@ -19,8 +19,11 @@ export interface PerformInput {
   signal: AbortSignal;
   /** Called with each progress view (the agent streams it). */
   onProgress?: (p: ReturnType<typeof progressView>) => void;
-  /** The network hand-over: redirect the VM's frames to the destination shortly before the pause. */
-  cutover?: { redirect(): Promise<void>; restore(): Promise<void> };
+  /**
+   * The network hand-over, called at pre-switchover (the source just paused) before QEMU is told
+   * to continue; it must not block: it only writes to an open pipe.
+   */
+  cutover?: () => void;
 }
 
 const SAMPLE_WINDOW = 64;
@@ -40,16 +43,11 @@ export async function perform(p: PerformInput): Promise<MigrationInfo> {
   await qmp.execute('migrate-set-capabilities', { capabilities: s.capabilities });
   await qmp.execute('migrate-set-parameters', s.parameters);
   let wake: () => void = () => undefined;
-  const cut: CutoverState = { downtimeLimitMs: policy.downtimeTargetMs, redirectedAtMs: null, restoredInPass: 0 };
-  const redirect = async (): Promise<void> => {
-    if (!p.cutover || cut.redirectedAtMs !== null) return;
-    cut.redirectedAtMs = Date.now();
-    await p.cutover.redirect().catch((e: unknown) => p.log.warn({ err: e, job: p.jobId }, 'network redirect failed'));
-  };
   const onMigration = (d: { status: string }): void => {
     if (d.status === 'pre-switchover') {
-      // Late is better than never: frames that reach the paused source from now on still get handed over.
-      void redirect();
+      // The guest is paused: from now on its frames must go to the destination, where they wait
+      // for it; then let QEMU send the last state. Both are immediate (no await in between).
+      p.cutover?.();
       void qmp.execute('migrate-continue', { state: 'pre-switchover' })
         .catch((e: unknown) => p.log.warn({ err: e, job: p.jobId }, 'migrate-continue failed'));
     }
@@ -88,15 +86,6 @@ export async function perform(p: PerformInput): Promise<MigrationInfo> {
         throw new FerryError('MIGRATION_FAILED', `QEMU ${info.status} the migration stream${info['error-desc'] ? `: ${info['error-desc']}` : ''}.`);
       }
       await act(decide({ samples, policy, applied, memoryBytes: inp.memoryBytes }), sample, applied, inp);
-      cut.downtimeLimitMs = applied.downtimeLimitMs;
-      const c = inp.cutover ? cutoverAction(sample, cut) : 'none';
-      if (c === 'redirect') await redirect();
-      if (c === 'restore' && inp.cutover) {
-        // The switch-over did not come soon after the redirect: let the VM get its frames again.
-        cut.redirectedAtMs = null;
-        cut.restoredInPass = sample.pass;
-        await inp.cutover.restore().catch((e: unknown) => inp.log.warn({ err: e, job: inp.jobId }, 'network restore failed'));
-      }
       await new Promise<void>((r) => {
         const t = setTimeout(r, pollIntervalMs(sample, applied.downtimeLimitMs));
         wake = () => { clearTimeout(t); r(); };

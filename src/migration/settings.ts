@@ -77,19 +77,14 @@ export function destinationSettings(policy: ConvergencePolicy): QemuMigrationSet
  */
 export const RESUME_ANNOUNCE: AnnounceParameters = Object.freeze({ initial: 20, max: 200, rounds: 4, step: 50, id: 'ferry-move' });
 
-/** When to redirect the VM's MAC to the destination before the switch-over pause. */
+/** Where the copy nears QEMU's switch point (the executor then polls faster). */
 export interface CutoverPolicy {
-  /**
-   * Redirect once RAM still to send falls under this, or under what QEMU would send in one
-   * downtime-limit at the current rate (its own switch point), whichever is larger.
-   */
+  /** Near the switch point once RAM still to send falls under this, or under one downtime-limit's worth. */
   remainingFloorBytes: number;
-  /** Undo the redirect if QEMU has not paused this long after it (the pass was not the last). */
-  holdMs: number;
 }
 
-/** 30 MB is where the lab measured the redirect working (qemu-facts.md); 1 s bounds a black hole. */
-export const DEFAULT_CUTOVER: CutoverPolicy = Object.freeze({ remainingFloorBytes: 30 * 1024 * 1024, holdMs: 1000 });
+/** 30 MB: below it the copy is in its last passes (qemu-facts.md). */
+export const DEFAULT_CUTOVER: CutoverPolicy = Object.freeze({ remainingFloorBytes: 30 * 1024 * 1024 });
 
 /**
  * QEMU switches over once what remains fits in `downtime-limit` at the measured rate;
@@ -97,44 +92,6 @@ export const DEFAULT_CUTOVER: CutoverPolicy = Object.freeze({ remainingFloorByte
  */
 export const switchThresholdBytes = (s: ProgressSample, downtimeLimitMs: number, floor: number): number =>
   Math.max(floor, (transferBytesPerSec(s) * downtimeLimitMs) / 1000);
-
-/**
- * True when the MAC should point at the destination now: the migration is active and about to
- * pause (QEMU's estimate fits the limit, or what remains is under the switch threshold), or it
- * already sits at pre-switchover (late, but better than after the pause). During the bulk pass
- * only the floor counts: the guest's dirty rate is not measured yet, so the end of pass 1 may
- * well not be the end of the move.
- */
-export function cutoverDue(s: ProgressSample, downtimeLimitMs: number, c: CutoverPolicy = DEFAULT_CUTOVER): boolean {
-  if (s.status === 'pre-switchover') return true;
-  if (s.status !== 'active' || s.totalBytes === 0) return false;
-  if (s.pass < 2) return s.remainingBytes <= c.remainingFloorBytes;
-  if (s.expectedDowntimeMs !== null && s.expectedDowntimeMs <= downtimeLimitMs) return true;
-  return s.remainingBytes <= switchThresholdBytes(s, downtimeLimitMs, c.remainingFloorBytes);
-}
-
-/** What the executor does about the MAC redirect after a sample. */
-export type CutoverAction = 'redirect' | 'restore' | 'none';
-
-/** Where the cut-over stands; the executor keeps it beside its AppliedSettings. */
-export interface CutoverState {
-  downtimeLimitMs: number;
-  /** When the current redirect was made (samples' clock); null while none is in place. */
-  redirectedAtMs: number | null;
-  /** The pass in which a redirect was last undone; 0 for never. No new redirect in that pass. */
-  restoredInPass: number;
-}
-
-/**
- * The cut-over decision. A redirect held longer than `holdMs` while QEMU is still copying is
- * undone (frames queued at the destination would otherwise wait ever longer), and not made
- * again before the next pass, so it does not flap.
- */
-export function cutoverAction(s: ProgressSample, st: CutoverState, c: CutoverPolicy = DEFAULT_CUTOVER): CutoverAction {
-  if (st.redirectedAtMs !== null) return s.status === 'active' && s.atMs - st.redirectedAtMs >= c.holdMs ? 'restore' : 'none';
-  if (st.restoredInPass > 0 && s.pass <= st.restoredInPass && s.status !== 'pre-switchover') return 'none';
-  return cutoverDue(s, st.downtimeLimitMs, c) ? 'redirect' : 'none';
-}
 
 /**
  * How long to wait before the next query-migrate: 100 ms in general, 5 ms near the switch

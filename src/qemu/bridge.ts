@@ -1,4 +1,4 @@
-import { execFile } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { promisify } from 'node:util';
 import { FerryError } from '../errors/index.js';
 
@@ -50,4 +50,32 @@ export async function pinMac(mac: string, dev: string): Promise<void> {
 /** Drops a pinned entry so normal learning takes over again; missing is fine. */
 export async function unpinMac(mac: string, dev: string): Promise<void> {
   await run('bridge', ['fdb', 'del', mac, 'dev', dev, 'master']).catch(() => undefined);
+}
+
+/**
+ * A `bridge -batch` process kept open for one move, so that a forwarding change at switch-over
+ * is a write to a pipe (microseconds) rather than a process start (milliseconds, far more on a
+ * busy host) while the guest is paused. `-force` keeps it going past a failed line.
+ */
+export class BridgeBatch {
+  private readonly child: ChildProcess;
+  private errors = '';
+
+  constructor() {
+    this.child = spawn('bridge', ['-force', '-batch', '-'], { stdio: ['pipe', 'ignore', 'pipe'] });
+    this.child.stderr?.on('data', (d: Buffer) => { this.errors += d.toString(); });
+    this.child.on('error', (e) => { this.errors += String(e); });
+  }
+
+  /** Pins `mac` to `dev` (static, sticky), without waiting. */
+  pin(mac: string, dev: string): void { this.child.stdin?.write(`fdb replace ${mac} dev ${dev} master static sticky\n`); }
+
+  /** Ends the process; resolves with what it reported on stderr (empty when all went well). */
+  close(): Promise<string> {
+    return new Promise((resolve) => {
+      if (this.child.exitCode !== null) { resolve(this.errors.trim()); return; }
+      this.child.once('exit', () => resolve(this.errors.trim()));
+      this.child.stdin?.end();
+    });
+  }
 }
