@@ -1,0 +1,120 @@
+/**
+ * The Ferry row of a case: a fresh VM (no disk) on h1 running its dirtying workload, moved to h2
+ * with `ferry move --probe --json` under a hard timeout, then checked and deleted.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { labDir } from '../../src/util/paths.js';
+import { dirtyRate, ferry, load1, pagesRewritten, setDirty, waitHealthy } from './exec.js';
+import { emptyRow, type CaseSpec, type Row } from './types.js';
+
+/** `ferry move --json --probe`'s summary (CLI.md, "Moving"), or the CLI's error body. */
+interface MoveJson {
+  id?: string;
+  status?: string;
+  totalMs?: number | null;
+  downtimeMs?: number | null;
+  transferredBytes?: number | null;
+  passes?: number | null;
+  phaseMs?: Record<string, number>;
+  blackoutMs?: number;
+  tcpGapMs?: number;
+  tcpAlive?: boolean;
+  error?: { code: string; message: string };
+}
+
+interface VmJson { ip: string; host: string; state: string }
+
+/** How long `vm create` may take: a TCG boot of the guest, on a busy machine. */
+const CREATE_TIMEOUT_MS = 180_000;
+
+/** Copies the move's summary into the row. */
+function fill(row: Row, j: MoveJson): void {
+  row.status = j.status ?? 'error';
+  row.errorCode = j.error?.code ?? null;
+  row.errorMessage = j.error?.message ?? null;
+  row.totalMs = j.totalMs ?? null;
+  row.downtimeMs = j.downtimeMs ?? null;
+  row.bytes = j.transferredBytes ?? null;
+  row.passes = j.passes ?? null;
+  row.phaseMs = j.phaseMs ?? null;
+  row.blackoutMs = j.blackoutMs ?? null;
+  row.tcpGapMs = j.tcpGapMs ?? null;
+  row.tcpAlive = j.tcpAlive ?? null;
+  row.performMs = j.phaseMs?.perform ?? null;
+  row.overheadMs = row.totalMs !== null && row.performMs !== null ? row.totalMs - row.performMs : null;
+}
+
+/**
+ * Counts, in the source agent's log (h1's ferryd.log in the lab folder), the MAC redirects of job
+ * `id` and those it undid because QEMU did not pause within its hold time. Null when unreadable.
+ */
+function redirectsOf(lab: string, id: string): { redirects: number; undone: number } | null {
+  let text: string;
+  try { text = readFileSync(join(labDir(lab), 'h1', 'ferryd.log'), 'utf8'); } catch { return null; }
+  let redirects = 0;
+  let undone = 0;
+  for (const l of text.split('\n')) {
+    if (!l.includes(id)) continue;
+    try {
+      const msg = (JSON.parse(l) as { msg?: string }).msg;
+      if (msg === 'network redirected to the destination') redirects++;
+      if (msg === 'network redirect undone') undone++;
+    } catch { /* not a JSON line */ }
+  }
+  return { redirects, undone };
+}
+
+/** Records where the VM is after the move and whether its guest still answers. */
+async function checkAfter(lab: string, name: string, ip: string, row: Row): Promise<void> {
+  const show = await ferry<VmJson>(['vm', 'show', name, '--json'], 30_000);
+  const healthy = await waitHealthy(lab, ip, 10_000);
+  row.after = { host: show.json?.host ?? null, state: show.json?.state ?? null, healthy };
+  if (row.status === 'completed' && row.after.host !== 'h2') row.notes.push(`completed but the VM is on ${String(row.after.host)}`);
+  if (row.status === 'failed' && row.after.host !== 'h1') row.notes.push(`failed but the VM is on ${String(row.after.host)}, not back on h1`);
+  if (!healthy) row.notes.push('guest /health did not answer ok after the move');
+}
+
+/**
+ * Runs the Ferry row of case `c` in lab `lab` (the CLI's current context) and resolves with it;
+ * never rejects: a failed step is recorded in the row. The VM is deleted afterwards.
+ */
+export async function runFerryCase(lab: string, c: CaseSpec, rep: number): Promise<Row> {
+  const row = emptyRow('ferry', c, rep, load1());
+  const name = `bf${c.memMiB}d${c.mbps}`;
+  try {
+    const created = await ferry<VmJson>(['vm', 'create', name, '--host', 'h1', '--memory', `${c.memMiB}M`, '--json'], CREATE_TIMEOUT_MS);
+    if (created.code !== 0 || !created.json?.ip) {
+      row.errorMessage = `vm create failed: ${(created.stderr || created.stdout).trim().slice(0, 300)}`;
+      return row;
+    }
+    const ip = created.json.ip;
+    if (!(await waitHealthy(lab, ip, 60_000))) row.notes.push('guest /health not ok before the move');
+    if (!(await setDirty(lab, ip, c.mbps))) row.notes.push(`could not set /dirty?mbps=${c.mbps}`);
+    const before = await pagesRewritten(lab, ip);
+    const move = await ferry<MoveJson>(['move', name, '--to', 'h2', '--probe', '--json'], c.hardTimeoutMs);
+    const afterStats = await pagesRewritten(lab, ip);
+    row.stepMs = Math.round(move.ms);
+    row.dirtyMiBs = dirtyRate(before, afterStats);
+    if (move.timedOut) {
+      row.status = 'hung';
+      row.errorMessage = `ferry move did not return within ${Math.round(c.hardTimeoutMs / 1000)} s`;
+    } else if (move.json) {
+      fill(row, move.json);
+      const r = move.json.id ? redirectsOf(lab, move.json.id) : null;
+      row.redirects = r?.redirects ?? null;
+      row.redirectsUndone = r?.undone ?? null;
+    } else {
+      row.errorMessage = `ferry move printed no JSON (exit ${String(move.code)}): ${move.stderr.trim().slice(0, 300)}`;
+    }
+    await checkAfter(lab, name, ip, row);
+  } catch (e) {
+    row.errorMessage = `benchmark step failed: ${String(e)}`;
+  } finally {
+    const del = await ferry(['vm', 'delete', name, '--json'], 60_000);
+    if (del.code !== 0 && !/VM_NOT_FOUND|not found/i.test(del.stdout + del.stderr)) {
+      row.notes.push(`vm delete failed: ${(del.stderr || del.stdout).trim().slice(0, 200)}`);
+    }
+  }
+  return row;
+}

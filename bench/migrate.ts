@@ -1,0 +1,146 @@
+/**
+ * `npm run bench:migrate`: live migration benchmark. For VMs of 256 MiB and 1 GiB, guest dirty
+ * rates 0, 20 and 100 MiB/s, on a lab link unshaped and shaped to 1 Gbit/s, it moves a fresh VM
+ * with `ferry move --probe` and the same guest with plain QEMU `migrate` at QEMU's defaults, and
+ * measures the link's raw throughput in the same run. Writes bench/results/migrate.md (and the
+ * raw numbers to bench/results/migrate.raw.json, not committed). Needs root and a built tree.
+ * `node dist/bench/migrate.js --render` rewrites migrate.md from migrate.raw.json without running.
+ */
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, release, totalmem, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { buildImage, findImage } from '../src/image/index.js';
+import { nsName, requireRoot, startLab, stopLab, labDown } from '../src/lab/index.js';
+import { completionTimeoutMs, DEFAULT_POLICY } from '../src/migration/index.js';
+import { imageDir, repoRoot } from '../src/util/paths.js';
+import { runBaselineCase, type BaselineEnv } from './lib/baseline.js';
+import { load1, must, run } from './lib/exec.js';
+import { runFerryCase } from './lib/ferry-case.js';
+import { measureLink } from './lib/link.js';
+import { renderMarkdown } from './lib/report.js';
+import type { BenchRun, CaseSpec, LinkRun, Row } from './lib/types.js';
+
+/** BENCH_SMOKE=1: one case on the unshaped link, results to a temporary folder (to try the benchmark itself). */
+const SMOKE = process.env.BENCH_SMOKE === '1';
+const SIZES_MIB = SMOKE ? [256] : [256, 1024];
+const RATES_MIBS = SMOKE ? [20] : [0, 20, 100];
+const LINKS: { link: string; bandwidth?: string }[] = SMOKE ? [{ link: 'unshaped' }] : [{ link: 'unshaped' }, { link: '1gbit', bandwidth: '1gbit' }];
+/** Moves per case and mover (BENCH_REPEAT, default 3; the whole matrix runs once per repetition). */
+const REPEAT = SMOKE ? 1 : Math.max(1, Number(process.env.BENCH_REPEAT ?? 3) || 1);
+/** Slack on top of Ferry's own completion timeout before a case counts as hung. */
+const HARD_TIMEOUT_SLACK_MS = 45_000;
+/** The baseline guest: an address at the top of h1's VM range and a MAC Ferry never derives (02:…, not 52:54:00:…). */
+const BASELINE_IP = '10.77.1.250';
+const BASELINE_MAC = '02:fe:be:4c:00:01';
+const MIGRATION_PORT_BASE = 4600;
+
+const LAB = `bench${process.pid}`;
+const results = SMOKE ? mkdtempSync(join(tmpdir(), 'ferry-bench-smoke-')) : join(repoRoot(), 'bench', 'results');
+const log = (s: string): void => { process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)} load ${load1().toFixed(2)}] ${s}\n`); };
+
+/** The matrix, with each case's hard timeout. */
+function matrix(): CaseSpec[] {
+  return SIZES_MIB.flatMap((memMiB) => RATES_MIBS.map((mbps) => ({
+    memMiB, mbps, hardTimeoutMs: completionTimeoutMs(DEFAULT_POLICY, memMiB * 1024 * 1024) + HARD_TIMEOUT_SLACK_MS,
+  })));
+}
+
+const brief = (r: Row): string =>
+  `${r.who} ${r.status}${r.errorCode ? ` ${r.errorCode}` : ''} total ${String(r.totalMs)} ms, downtime ${String(r.downtimeMs)} ms, `
+  + `blackout ${String(r.blackoutMs)} ms, TCP gap ${String(r.tcpGapMs)} ms, alive ${String(r.tcpAlive)}`;
+
+/** Brings a lab up with the link setting, runs every case on it, measures the link around them, takes it down. */
+async function runLink(spec: { link: string; bandwidth?: string }, env: Omit<BaselineEnv, 'lab' | 'destAddress'>, port: { next: number }): Promise<LinkRun> {
+  log(`lab ${LAB} up, link ${spec.link}`);
+  const status = await startLab(LAB, 2, { accel: 'tcg', ...(spec.bandwidth ? { bandwidth: spec.bandwidth } : {}) });
+  const h2 = status.hosts.find((h) => h.name === 'h2');
+  if (!h2) throw new Error('the lab has no host h2');
+  const out: LinkRun = { link: spec.link, samples: [], rows: [], startedAt: new Date().toISOString(), endedAt: '' };
+  let failed = true;
+  try {
+    const sample = async (): Promise<void> => {
+      try {
+        const s = await measureLink(nsName(LAB, 'h1'), nsName(LAB, 'h2'), h2.address);
+        log(`link ${spec.link}: ${(s.bytesPerSec / 1048576).toFixed(0)} MiB/s`);
+        out.samples.push(s);
+      } catch (e) {
+        log(`link measurement failed: ${String(e)}`);
+      }
+    };
+    await sample();
+    for (let rep = 1; rep <= REPEAT; rep++) {
+      for (const c of matrix()) {
+        const what = `${spec.link} ${c.memMiB} MiB ${c.mbps} MiB/s #${rep}`;
+        log(`${what}: ferry`);
+        const f = await runFerryCase(LAB, c, rep);
+        log(`  ${brief(f)}`);
+        out.rows.push(f);
+        log(`${what}: baseline`);
+        const b = await runBaselineCase({ ...env, lab: LAB, destAddress: h2.address }, c, rep, port.next++);
+        log(`  ${brief(b)}`);
+        out.rows.push(b);
+      }
+    }
+    await sample();
+    failed = false;
+  } finally {
+    out.endedAt = new Date().toISOString();
+    await stopLab(LAB, { failed }).catch(() => labDown(LAB));
+  }
+  return out;
+}
+
+/** Writes the markdown and the raw JSON of what was measured so far. */
+function write(runData: BenchRun): void {
+  mkdirSync(results, { recursive: true });
+  writeFileSync(join(results, 'migrate.raw.json'), `${JSON.stringify(runData, null, 2)}\n`);
+  writeFileSync(join(results, 'migrate.md'), renderMarkdown(runData));
+}
+
+async function main(): Promise<void> {
+  if (process.argv.includes('--render')) {
+    // Re-renders migrate.md from the raw numbers of the last run (after a change to the report).
+    writeFileSync(join(results, 'migrate.md'), renderMarkdown(JSON.parse(readFileSync(join(results, 'migrate.raw.json'), 'utf8')) as BenchRun));
+    return;
+  }
+  requireRoot();
+  const home = mkdtempSync(join(tmpdir(), 'ferry-bench-'));
+  process.env.FERRY_HOME = home;
+  const stop = (): void => { void labDown(LAB).finally(() => process.exit(130)); };
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  const t0 = Date.now();
+  try {
+    await buildImage({ dir: imageDir() });
+    const image = findImage(imageDir());
+    const runData: BenchRun = {
+      startedAt: new Date().toISOString(), endedAt: '',
+      machine: {
+        nproc: cpus().length, memMiB: Math.round(totalmem() / 1048576), kernel: release(), node: process.version,
+        uptimeStart: (await must('uptime', [])).trim(), uptimeEnd: '',
+      },
+      qemu: (await must('qemu-system-x86_64', ['--version'])).split('\n')[0]?.trim() ?? 'unknown',
+      accel: 'tcg',
+      repeat: REPEAT,
+      commit: (await run('git', ['-C', repoRoot(), 'rev-parse', '--short', 'HEAD'], 10_000)).stdout.trim() || 'unknown',
+      links: [],
+    };
+    log(`start: ${runData.machine.uptimeStart}`);
+    const env = { image, workDir: join(home, 'baseline'), ip: BASELINE_IP, mac: BASELINE_MAC };
+    const port = { next: MIGRATION_PORT_BASE };
+    for (const spec of LINKS) {
+      runData.links.push(await runLink(spec, env, port));
+      runData.machine.uptimeEnd = (await must('uptime', [])).trim();
+      runData.endedAt = new Date().toISOString();
+      write(runData);
+    }
+    log(`done in ${Math.round((Date.now() - t0) / 1000)} s: ${join(results, 'migrate.md')}`);
+  } finally {
+    rmSync(home, { recursive: true, force: true });
+  }
+}
+
+main().catch((e: unknown) => {
+  process.stderr.write(`bench:migrate failed: ${e instanceof Error ? e.stack ?? e.message : String(e)}\n`);
+  process.exit(1);
+});
