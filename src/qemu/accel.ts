@@ -25,18 +25,23 @@ export function probeKey(): string {
  * unable to run Linux (nested virtualisation hangs in the kernel's decompressor), so the device's
  * presence proves nothing. The answer is recorded in `cacheFile` and reused for the same key.
  */
-export async function resolveAccel(mode: 'auto' | Accel, guest: ProbeGuest, cacheFile: string, timeoutMs = 15_000): Promise<AccelProbe> {
+/** Where the probe looks and what it runs; tests point these at stand-ins. */
+export interface ProbeEnv { kvmDevice: string; qemuBin: string; timeoutMs: number }
+const DEFAULT_PROBE_ENV: ProbeEnv = { kvmDevice: '/dev/kvm', qemuBin: QEMU_BIN, timeoutMs: 15_000 };
+
+export async function resolveAccel(mode: 'auto' | Accel, guest: ProbeGuest, cacheFile: string, env: Partial<ProbeEnv> = {}): Promise<AccelProbe> {
+  const { kvmDevice, qemuBin, timeoutMs } = { ...DEFAULT_PROBE_ENV, ...env };
   const key = probeKey();
   const now = new Date().toISOString();
   if (mode !== 'auto') return { key, accel: mode, reason: 'set in the agent config', probedAt: now, ms: 0 };
   const cached = readCache(cacheFile);
   if (cached?.key === key) return cached;
   let result: AccelProbe;
-  if (!kvmUsable()) {
-    result = { key, accel: 'tcg', reason: '/dev/kvm is missing or not accessible', probedAt: now, ms: 0 };
+  if (!kvmUsable(kvmDevice)) {
+    result = { key, accel: 'tcg', reason: `${kvmDevice} is missing or not accessible`, probedAt: now, ms: 0 };
   } else {
     const t0 = Date.now();
-    const ok = await bootsUnderKvm(guest, timeoutMs);
+    const ok = await bootsUnderKvm(guest, qemuBin, timeoutMs);
     const ms = Date.now() - t0;
     result = ok
       ? { key, accel: 'kvm', reason: `a KVM probe boot reached the guest's init in ${ms} ms`, probedAt: now, ms }
@@ -47,8 +52,8 @@ export async function resolveAccel(mode: 'auto' | Accel, guest: ProbeGuest, cach
   return result;
 }
 
-function kvmUsable(): boolean {
-  try { accessSync('/dev/kvm', constants.R_OK | constants.W_OK); return true; } catch { return false; }
+function kvmUsable(dev: string): boolean {
+  try { accessSync(dev, constants.R_OK | constants.W_OK); return true; } catch { return false; }
 }
 
 function readCache(file: string): AccelProbe | undefined {
@@ -56,10 +61,10 @@ function readCache(file: string): AccelProbe | undefined {
 }
 
 /** Boots the guest under KVM without devices and watches its serial log for the marker. */
-async function bootsUnderKvm(g: ProbeGuest, timeoutMs: number): Promise<boolean> {
+async function bootsUnderKvm(g: ProbeGuest, qemuBin: string, timeoutMs: number): Promise<boolean> {
   const dir = mkdtempSync(join(tmpdir(), 'ferry-probe-'));
   const serial = join(dir, 'serial.log');
-  const child = spawn(QEMU_BIN, [
+  const child = spawn(qemuBin, [
     '-machine', 'q35,accel=kvm', '-cpu', 'qemu64', '-m', '256', '-smp', '1', '-nodefaults', '-display', 'none',
     '-kernel', g.kernel, '-initrd', g.initrd, '-append', 'console=ttyS0 panic=-1 ferry.probe=1',
     '-serial', `file:${serial}`, '-no-reboot',
