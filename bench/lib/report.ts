@@ -134,9 +134,11 @@ export function observations(run: BenchRun): string {
   return [
     '## Where the outages and the time go',
     '',
-    `- Ferry moves in which the source undid a MAC redirect because QEMU had not paused within the hold time: ${undone.length} of ${fr.length}; `
-      + `their blackout ${spread(undone.map((x) => x.r.blackoutMs))} ms and TCP gap ${spread(undone.map((x) => x.r.tcpGapMs))} ms, against `
-      + `${spread(clean.map((x) => x.r.blackoutMs))} ms and ${spread(clean.map((x) => x.r.tcpGapMs))} ms in the ${clean.length} moves without one.`,
+    undone.length === 0
+      ? `- Ferry moved the VM's MAC to the destination ${fr.reduce((a, x) => a + (x.r.redirects ?? 0), 0)} times in ${fr.length} moves and never had to undo it.`
+      : `- Ferry moves in which the source undid a MAC redirect because QEMU had not paused within the hold time: ${undone.length} of ${fr.length}; `
+        + `their blackout ${spread(undone.map((x) => x.r.blackoutMs))} ms and TCP gap ${spread(undone.map((x) => x.r.tcpGapMs))} ms, against `
+        + `${spread(clean.map((x) => x.r.blackoutMs))} ms and ${spread(clean.map((x) => x.r.tcpGapMs))} ms in the ${clean.length} moves without one.`,
     `- Baseline: a ping outage began within 200 ms of \`migrate\`, while QEMU sets the migration up (dirty logging under TCG), in `
       + `${br.filter((x) => (x.r.stalls ?? []).some((s) => s.kind === 'ping' && s.atMs <= 200)).length} of ${br.length} moves: `
       + `${sizes.map((m) => `${m} MiB ${spread(setup(m))} ms`).join(', ')}. It was the move's longest outage in ${atStart.length} `
@@ -214,8 +216,8 @@ export function renderMarkdown(run: BenchRun): string {
       + `${run.qemu}, accel ${run.accel} (cpu qemu64, machine pc-q35-7.2, 1 vCPU, guest test memory 32 MiB, no disk).`,
     '',
     `Load: \`uptime\` at start \`${m.uptimeStart}\`; at end \`${m.uptimeEnd}\`. Other engineers' tests share the 2 cores (the benchmark's `
-      + `own guest, probe and agents count in that load too): the 1-minute load was above 2.5 at ${loaded} of ${all.length} case starts, median ${n(median(all), 2)}, `
-      + 'so times and outages are those of a busy machine; the load at each case\'s start is in migrate.raw.json and its range under each table.',
+      + `own guest, probe and agents count in that load too): the 1-minute load was above 2.5 at ${loaded} of ${all.length} case starts, median ${n(median(all), 2)}${loaded * 2 > all.length ? ', so times and outages are those of a busy machine' : ''}; `
+      + 'the load at each case\'s start is in migrate.raw.json and its range under each table.',
     '',
     `Each case: a fresh VM on h1 running the guest workload at the asked dirty rate, moved to h2; ${run.repeat} moves per case and mover, `
       + 'cells give the median (min–max). **ferry** is `ferry move --to h2 --probe --json` (total and phases from the job; downtime and bytes from QEMU). '
