@@ -1,11 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  DEFAULT_POLICY, destinationSettings, HELD_THROTTLE_PERCENT, pollIntervalMs,
-  sourceSettings, type ProgressSample,
+  DEFAULT_POLICY, destinationSettings, HELD_THROTTLE_PERCENT, sourceSettings,
 } from './index.js';
 
-const MB = 1e6;
 const on = (caps: { capability: string; state: boolean }[]): string[] => caps.filter((c) => c.state).map((c) => c.capability).sort();
 
 test('source settings: capabilities fixed before migrate, auto-converge held low', () => {
@@ -27,14 +25,3 @@ test('destination settings: both-ends capabilities and announce pacing', () => {
   assert.equal(d.parameters['announce-rounds'], 5);
 });
 
-/** A sample with a link of `linkMBps` and `remainingMB` left. */
-const x = (pass: number, remainingMB: number, over: Partial<ProgressSample> = {}): ProgressSample => ({
-  atMs: 1000, status: 'active', transferredBytes: 0, remainingBytes: remainingMB * MB, totalBytes: 1024 * MB, dirtyPagesRate: 1000,
-  pageSize: 4096, mbps: 8000, expectedDowntimeMs: remainingMB, pass, throttlePercent: 0, ...over,
-});
-
-test('polling speeds up near the switch point', () => {
-  assert.equal(pollIntervalMs(undefined, 50), 100);
-  assert.equal(pollIntervalMs(x(2, 800), 50), 100);
-  assert.equal(pollIntervalMs(x(2, 150), 50), 5);
-});

@@ -7,8 +7,7 @@
 import type {
   AnnounceParameters, MigrateSetParameters, MigrationCapability, MigrationCapabilityStatus,
 } from '../qmp/index.js';
-import type { ConvergencePolicy, ProgressSample } from './policy.js';
-import { transferBytesPerSec } from './policy.js';
+import type { ConvergencePolicy } from './policy.js';
 
 /** Capabilities and parameters for one side, sent before the migration starts. */
 export interface QemuMigrationSettings {
@@ -76,28 +75,3 @@ export function destinationSettings(policy: ConvergencePolicy): QemuMigrationSet
  * The id makes a repeated call replace, not stack, the timer.
  */
 export const RESUME_ANNOUNCE: AnnounceParameters = Object.freeze({ initial: 20, max: 200, rounds: 4, step: 50, id: 'ferry-move' });
-
-/** Where the copy nears QEMU's switch point (the executor then polls faster). */
-export interface CutoverPolicy {
-  /** Near the switch point once RAM still to send falls under this, or under one downtime-limit's worth. */
-  remainingFloorBytes: number;
-}
-
-/** 30 MB: below it the copy is in its last passes (qemu-facts.md). */
-export const DEFAULT_CUTOVER: CutoverPolicy = Object.freeze({ remainingFloorBytes: 30 * 1024 * 1024 });
-
-/**
- * QEMU switches over once what remains fits in `downtime-limit` at the measured rate;
- * this is that amount, with `floor` as a lower bound for slow or unmeasured links.
- */
-export const switchThresholdBytes = (s: ProgressSample, downtimeLimitMs: number, floor: number): number =>
-  Math.max(floor, (transferBytesPerSec(s) * downtimeLimitMs) / 1000);
-
-/**
- * How long to wait before the next query-migrate: 100 ms in general, 5 ms near the switch
- * point, so the redirect lands as close to the pause as polling allows.
- */
-export function pollIntervalMs(s: ProgressSample | undefined, downtimeLimitMs: number, c: CutoverPolicy = DEFAULT_CUTOVER): number {
-  if (!s || s.status !== 'active' || s.totalBytes === 0) return 100;
-  return s.remainingBytes <= 4 * switchThresholdBytes(s, downtimeLimitMs, c.remainingFloorBytes) ? 5 : 100;
-}
