@@ -2,39 +2,23 @@
 // src/migration/faults.ts), restarted by `ferry lab up`, recovers the job from its persisted
 // phase. Whatever the outcome, the VM runs on exactly one host — never twice, never nowhere —
 // and the guest is intact. Each case has its own VM.
-import { test, before, after, type TestContext } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { buildImage } from '../src/image/index.js';
-import { labDown, labStatus, startLab, stopLab } from '../src/lab/index.js';
-import { imageDir, labDir } from '../src/util/paths.js';
+import { labStatus } from '../src/lab/index.js';
+import { labDir } from '../src/util/paths.js';
 import type { VmView } from '../src/agent/views.js';
+import { labSuite } from './support/suite.js';
 import { ferry, guestGet, processAlive, waitFor } from './support/cli.js';
 import {
   agentCall, agentGet, armFault, assertGuestIntact, assertRolledBack, assertRunsOnce, beforeMove, qemuPids, runFolder, vmsByHost, waitGuest,
 } from './support/invariants.js';
 
-const LAB = `mf${process.pid}`;
-const home = mkdtempSync(join(tmpdir(), 'ferry-home-'));
-process.env.FERRY_HOME = home;
-const lab = (args: string[]) => ferry(['lab', ...args, '--name', LAB]);
-let failed = false;
-const track = (fn: (t: TestContext) => Promise<void>) => async (t: TestContext) => {
-  try { await fn(t); } catch (e) { failed = true; throw e; }
-};
 const outcomes: string[] = [];
-
-before(async () => {
-  await buildImage({ dir: imageDir() });
-  await startLab(LAB, 2, { accel: 'auto' });
-});
-after(async () => {
-  if (outcomes.length) process.stdout.write(`# agent SIGKILL outcomes:\n${outcomes.map((o) => `#   ${o}`).join('\n')}\n`);
-  await stopLab(LAB, { failed }).catch(() => labDown(LAB));
-  rmSync(home, { recursive: true, force: true });
-});
+const suite = labSuite('mf', { beforeStop: () => { if (outcomes.length) process.stdout.write(`# agent SIGKILL outcomes:\n${outcomes.map((o) => `#   ${o}`).join('\n')}\n`); } });
+const LAB = suite.name;
+const { lab, track } = suite;
 
 interface JobJson {
   id: string; vm: string; source: string; destination: string; status: string; phase: string; role: string;

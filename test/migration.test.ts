@@ -1,38 +1,20 @@
 // Integration: live migration on real QEMU in a 2-host lab, driven through the CLI as a user would.
 // Every test checks DESIGN.md's invariants through test/support/invariants.ts.
-import { test, before, after, type TestContext } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { buildImage } from '../src/image/index.js';
-import { labDown, labStatus, startLab, stopLab } from '../src/lab/index.js';
-import { imageDir } from '../src/util/paths.js';
+import { existsSync } from 'node:fs';
+import { labStatus } from '../src/lab/index.js';
 import type { VmView } from '../src/agent/views.js';
+import { labSuite } from './support/suite.js';
 import { ferry, guestGet, processAlive, waitFor } from './support/cli.js';
 import {
   agentGet, assertGuestIntact, assertRolledBack, assertRunsOnce, beforeMove, guestState, qemuPids, runFolder,
   startEchoClient, waitGuest, type GuestState,
 } from './support/invariants.js';
 
-const LAB = `mig${process.pid}`;
-const home = mkdtempSync(join(tmpdir(), 'ferry-home-'));
-process.env.FERRY_HOME = home;
-const lab = (args: string[]) => ferry(['lab', ...args, '--name', LAB]);
-let failed = false;
-/** Marks the run failed (so the lab's logs get dumped) when a test body throws. */
-const track = (fn: (t: TestContext) => Promise<void>) => async (t: TestContext) => {
-  try { await fn(t); } catch (e) { failed = true; throw e; }
-};
-
-before(async () => {
-  await buildImage({ dir: imageDir() });
-  await startLab(LAB, 2, { accel: 'auto' });
-});
-after(async () => {
-  await stopLab(LAB, { failed }).catch(() => labDown(LAB));
-  rmSync(home, { recursive: true, force: true });
-});
+const suite = labSuite('mig');
+const LAB = suite.name;
+const { lab, track } = suite;
 
 /** `ferry move --json`'s summary (CLI.md, "Moving"). */
 interface MoveJson {

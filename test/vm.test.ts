@@ -1,31 +1,16 @@
 // Integration: the VM lifecycle on real QEMU in a 2-host lab, driven through the CLI as a user would.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { buildImage } from '../src/image/index.js';
-import { labDown, labStatus, startLab, stopLab } from '../src/lab/index.js';
-import { imageDir } from '../src/util/paths.js';
+import { labStatus } from '../src/lab/index.js';
 import type { VmView } from '../src/agent/views.js';
+import { labSuite } from './support/suite.js';
 import { ferry, guestGet, processAlive, waitFor } from './support/cli.js';
 
-const LAB = `vmt${process.pid}`;
-const home = mkdtempSync(join(tmpdir(), 'ferry-home-'));
-process.env.FERRY_HOME = home;
-const lab = (args: string[]) => ferry(['lab', ...args, '--name', LAB]);
-let failed = false;
-/** Marks the run failed (so the lab's logs get dumped) when a test body throws. */
-const track = (fn: () => Promise<void>) => async () => { try { await fn(); } catch (e) { failed = true; throw e; } };
-
-before(async () => {
-  await buildImage({ dir: imageDir() });
-  await startLab(LAB, 2, { accel: 'auto' });
-});
-after(async () => {
-  await stopLab(LAB, { failed }).catch(() => labDown(LAB));
-  rmSync(home, { recursive: true, force: true });
-});
+const suite = labSuite('vmt');
+const LAB = suite.name;
+const { home, lab, track } = suite;
 
 const show = async (name: string) => (await ferry<VmView>(['vm', 'show', name, '--json'])).json;
 const qemuAlive = processAlive;
