@@ -130,9 +130,10 @@ test('a VM running its workload moves h1 → h2 → h1 → h2; one TCP connectio
 
 test('a second move of a VM that is moving fails with VM_BUSY; the first completes', track(async (t) => {
   const vm = await createVm('busy', 'h1');
-  await dirty(vm.ip, 5);
   const guest = await guestState(LAB, vm.ip);
-  // A shaped link keeps the first move under way while the second is asked for.
+  // A shaped link keeps the first move under way while the second is asked for. The guest stays
+  // idle: dirtying 5 MB/s over 100 Mbit/s once ran into the completion timeout on a busy CI
+  // machine, and convergence is not what this test is about.
   const first = await shaped('100mbit', async () => {
     const id = await startMove('busy', 'h2');
     const second = await ferry(['move', 'busy', '--to', 'h2']);
