@@ -9,7 +9,8 @@ import {
   envelopeFor, type CancelReply, type ConfirmReply, type ConfirmRequest, type FinishReply, type FinishRequest,
   type CutoverReply, type CutoverRequest, type PerformReadyReply, type PrepareReply, type PrepareRequest, type StatusReply,
 } from './protocol.js';
-import { destinationSettings, RESUME_ANNOUNCE } from './settings.js';
+import { destinationSettings } from './settings.js';
+import { resumeHere } from './resume.js';
 
 /**
  * The destination's side of a move: it answers the source's peer messages. Messages of one job
@@ -87,8 +88,7 @@ export class DestinationSide {
       const ev = await qmp.waitForEvent('MIGRATION', (d) => ['completed', 'failed', 'cancelled'].includes(d.status));
       if (ev.data.status !== 'completed') return false;
       const t0 = Date.now();
-      await qmp.execute('cont');
-      await qmp.execute('announce-self', RESUME_ANNOUNCE).catch((e: unknown) => this.h.log.warn({ err: e, vm: name }, 'announce-self failed'));
+      if (!(await resumeHere(qmp))) return false;
       this.takeOwnership(jobId, name);
       this.h.log.info({ job: jobId, vm: name, contMs: Date.now() - t0 }, 'incoming VM resumed');
       return true;
@@ -163,11 +163,8 @@ export class DestinationSide {
     if (waiting) return waiting;
     const qmp = this.h.qmp(job.vm);
     if (!qmp || qmp.closed) return false;
-    const st = await qmp.execute('query-status').catch(() => undefined);
-    const mig = await qmp.execute('query-migrate').catch(() => undefined);
-    if (!st?.running && mig?.status !== 'completed') return false;
-    if (!st?.running) await qmp.execute('cont');
-    await qmp.execute('announce-self', RESUME_ANNOUNCE).catch(() => undefined);
+    // Stopped in `inmigrate` means the stream never completed: that VM cannot run here.
+    if (!(await resumeHere(qmp).catch(() => false))) return false;
     this.takeOwnership(jobId, job.vm);
     return true;
   }

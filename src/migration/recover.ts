@@ -4,7 +4,7 @@ import { isTerminal, type JobRecord } from './job.js';
 import type { MigrationHost } from './host.js';
 import { PeerClient } from './peer-client.js';
 import { recoveryAction, type Fact, type RecoveryFacts, type RecoveryStep } from './recovery.js';
-import { RESUME_ANNOUNCE } from './settings.js';
+import { resumeHere } from './resume.js';
 import { closeTunnel, tunnelName, unpinMac } from '../qemu/index.js';
 import { tapName } from '../vm/index.js';
 
@@ -93,11 +93,7 @@ async function runStep(h: MigrationHost, job: JobRecord, peer: PeerClient, step:
     case 'cancel-destination': await peer.cancel(job.id, 'The source agent restarted during the move and rolled it back.'); return;
     case 'resume-source':
     case 'resume-destination': {
-      const st = await qmp?.execute('query-status');
-      if (qmp && st && !st.running && st.status !== 'paused') {
-        await qmp.execute('cont');
-        await qmp.execute('announce-self', RESUME_ANNOUNCE).catch(() => undefined);
-      }
+      if (qmp) await resumeHere(qmp);
       if (step === 'resume-source') migrationEnded(h, job.vm);
       return;
     }

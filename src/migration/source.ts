@@ -5,7 +5,7 @@ import type { MigrationHost } from './host.js';
 import { PeerClient } from './peer-client.js';
 import { perform } from './perform.js';
 import { DEFAULT_POLICY, type ConvergencePolicy } from './policy.js';
-import { RESUME_ANNOUNCE } from './settings.js';
+import { resumeHere } from './resume.js';
 import { BridgeBatch, closeTunnel, openTunnel, tunnelName, tunnelVni } from '../qemu/index.js';
 
 /**
@@ -78,7 +78,7 @@ export class SourceRun {
 
   /** QEMU sent everything: the destination resumes the VM, the source lets go. */
   private async complete(info: MigrationInfo): Promise<JobRecord> {
-    const { id, vm } = this.job;
+    const { id } = this.job;
     this.h.jobs.recordTotals(id, totalsOf(info));
     this.h.jobs.enterPhase(id, 'finish');
     this.h.fault('source:finish');
@@ -95,10 +95,7 @@ export class SourceRun {
     }
     this.h.jobs.enterPhase(id, 'confirm');
     this.h.fault('source:confirm');
-    await this.h.releaseSource(vm);
-    await closeTunnel(tunnelName(id));
-    const totals = this.h.jobs.get(id).totals;
-    await this.peer.confirm(id, { outcome: 'success', totals }).catch((e: unknown) => this.h.log.warn({ err: e, job: id }, 'confirm not delivered'));
+    await this.letGo();
     return this.h.jobs.apply(id, { type: 'done' });
   }
 
@@ -142,24 +139,25 @@ export class SourceRun {
   }
 
   private async forwardAfterAll(): Promise<JobRecord> {
+    const { id } = this.job;
+    await this.letGo();
+    return this.h.jobs.apply(id, { type: 'end', status: 'completed' });
+  }
+
+  /** The destination runs the VM: stop it here, close the tunnel, tell the destination. */
+  private async letGo(): Promise<void> {
     const { id, vm } = this.job;
     await this.h.releaseSource(vm);
     await closeTunnel(tunnelName(id));
-    await this.peer.confirm(id, { outcome: 'success', totals: this.h.jobs.get(id).totals }).catch(() => undefined);
-    return this.h.jobs.apply(id, { type: 'end', status: 'completed' });
+    await this.peer.confirm(id, { outcome: 'success', totals: this.h.jobs.get(id).totals })
+      .catch((e: unknown) => this.h.log.warn({ err: e, job: id }, 'confirm not delivered; the destination ends its record on its own recovery'));
   }
 
   /** Lets the VM run on the source again, exactly as before the move. */
   private async resumeSource(): Promise<void> {
     const { vm } = this.job;
     const qmp = this.h.qmp(vm);
-    if (qmp) {
-      const st = await qmp.execute('query-status').catch(() => undefined);
-      if (st && !st.running && ['postmigrate', 'finish-migrate', 'paused'].includes(st.status)) {
-        await qmp.execute('cont');
-        await qmp.execute('announce-self', RESUME_ANNOUNCE).catch(() => undefined);
-      }
-    }
+    if (qmp) await resumeHere(qmp).catch((e: unknown) => this.h.log.error({ err: e, job: this.job.id }, 'could not resume the VM on the source'));
     const rec = this.h.inv.find(vm);
     if (rec?.state === 'migrating') this.h.inv.apply(vm, { type: 'migration-ended' });
   }

@@ -1,17 +1,7 @@
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { promisify } from 'node:util';
-import { FerryError } from '../errors/index.js';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { runTool, tryTool } from './run.js';
 
-const run = promisify(execFile);
-
-async function cmd(bin: string, args: string[]): Promise<void> {
-  try {
-    await run(bin, args);
-  } catch (e) {
-    const msg = ((e as { stderr?: string }).stderr ?? String(e)).trim();
-    throw new FerryError('MIGRATION_FAILED', `"${bin} ${args.join(' ')}" failed: ${msg}.`, { cause: e });
-  }
-}
+const cmd = (bin: string, args: string[]): Promise<void> => runTool(bin, args, 'MIGRATION_FAILED');
 
 /** The name of the hand-over tunnel of a move (≤ 15 characters, derived from the job id). */
 export const tunnelName = (jobId: string): string => `fyx${jobId.replace(/-/g, '').slice(0, 10)}`;
@@ -26,7 +16,7 @@ export const tunnelVni = (jobId: string): number => (parseInt(jobId.replace(/-/g
  * with the hosts' normal uplinks.
  */
 export async function openTunnel(name: string, vni: number, local: string, remote: string, bridge: string): Promise<void> {
-  await run('ip', ['link', 'del', name]).catch(() => undefined);
+  await tryTool('ip', ['link', 'del', name]);
   await cmd('ip', ['link', 'add', name, 'type', 'vxlan', 'id', String(vni), 'local', local, 'remote', remote, 'dstport', '4789', 'nolearning']);
   await cmd('ip', ['link', 'set', name, 'master', bridge]);
   await cmd('bridge', ['link', 'set', 'dev', name, 'learning', 'off', 'flood', 'off', 'mcast_flood', 'off', 'bcast_flood', 'off']);
@@ -35,7 +25,7 @@ export async function openTunnel(name: string, vni: number, local: string, remot
 
 /** Removes a tunnel (its pinned entries go with it); missing is fine. */
 export async function closeTunnel(name: string): Promise<void> {
-  await run('ip', ['link', 'del', name]).catch(() => undefined);
+  await tryTool('ip', ['link', 'del', name]);
 }
 
 /**
@@ -49,7 +39,7 @@ export async function pinMac(mac: string, dev: string): Promise<void> {
 
 /** Drops a pinned entry so normal learning takes over again; missing is fine. */
 export async function unpinMac(mac: string, dev: string): Promise<void> {
-  await run('bridge', ['fdb', 'del', mac, 'dev', dev, 'master']).catch(() => undefined);
+  await tryTool('bridge', ['fdb', 'del', mac, 'dev', dev, 'master']);
 }
 
 /**

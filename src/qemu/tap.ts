@@ -1,21 +1,10 @@
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
-import { FerryError } from '../errors/index.js';
+import { runTool, tryTool } from './run.js';
 
-const run = promisify(execFile);
-
-async function ip(args: string[]): Promise<void> {
-  try {
-    await run('ip', args);
-  } catch (e) {
-    const msg = ((e as { stderr?: string }).stderr ?? String(e)).trim();
-    throw new FerryError('QEMU_START_FAILED', `"ip ${args.join(' ')}" failed: ${msg}`, { cause: e });
-  }
-}
+const ip = (args: string[]): Promise<void> => runTool('ip', args, 'QEMU_START_FAILED');
 
 /** Creates (or reuses) a tap device attached to the host bridge, up. */
 export async function ensureTap(tap: string, bridge: string): Promise<void> {
-  const exists = await run('ip', ['link', 'show', tap]).then(() => true, () => false);
+  const exists = await tryTool('ip', ['link', 'show', tap]);
   if (!exists) await ip(['tuntap', 'add', 'dev', tap, 'mode', 'tap']);
   await ip(['link', 'set', tap, 'master', bridge]);
   await ip(['link', 'set', tap, 'up']);
@@ -23,5 +12,5 @@ export async function ensureTap(tap: string, bridge: string): Promise<void> {
 
 /** Deletes a tap device; missing is fine. */
 export async function deleteTap(tap: string): Promise<void> {
-  await run('ip', ['link', 'del', tap]).catch(() => undefined);
+  await tryTool('ip', ['link', 'del', tap]);
 }
