@@ -14,7 +14,7 @@ import { EventBus } from './events.js';
 import { Supervisor } from './supervisor.js';
 import { VmActions } from './vm-actions.js';
 import { toVmView, type HostView, type VmView } from './views.js';
-import { faultPoint, JobStore, MigrationService, summarize, type MigrationHost } from '../migration/index.js';
+import { DEFAULT_POLICY, faultPoint, JobStore, MigrationService, summarize, type MigrationHost } from '../migration/index.js';
 import { FerryError } from '../errors/index.js';
 
 
@@ -61,6 +61,7 @@ export class Agent {
     const { config, log } = this;
     return {
       name: config.hostName, migrationAddress: config.listen.host, bridge: config.bridge, log, jobs: this.jobs, inv: this.inv,
+      convergence: { ...DEFAULT_POLICY, ...config.convergence },
       peerUrl: (host) => {
         const p = config.peers.find((x) => x.name === host);
         if (!p) throw new FerryError('UNKNOWN_HOST', `No host named "${host}" is a peer of ${config.hostName}.`);

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { FerryError } from '../errors/index.js';
+import type { ConvergencePolicy } from '../migration/policy.js';
 
 /** A storage pool: a directory that holds VM disk images. */
 export interface PoolConfig {
@@ -37,6 +38,8 @@ export interface AgentConfig {
   peers: { name: string; url: string }[];
   /** Seconds a graceful (ACPI) stop waits before it kills QEMU. */
   stopTimeoutSec?: number;
+  /** Overrides of the convergence policy for moves this host sends (src/migration/policy.ts, DEFAULT_POLICY). */
+  convergence?: Partial<ConvergencePolicy>;
 }
 
 /** Reads and checks an agent config file; throws CONFIG_INVALID with the reason. */

@@ -13,6 +13,7 @@ import {
   agentConfig, checkAccel, clientNsName, checkHostCount, checkLabName, DEFAULT_HOSTS, DEFAULT_LAB, hostIndex, isLabNamespace,
   labPlan, planNamespaces, vmMemoryMiB, type Accel, type HostPlan, type LabPlan,
 } from './plan.js';
+import type { AgentConfig } from '../agent/config.js';
 import { parseRate } from './rate.js';
 import { dropLabContext, readRecord, requireRecord, useLabContext, writeRecord, type LabRecord } from './record.js';
 import { ensureTopology, hostLinkState, removeNamespaces, setHostLink, shapeHostLink } from './topology.js';
@@ -32,6 +33,8 @@ export interface LabUpOptions {
   agentEntry?: string;
   /** How long to wait for each agent to answer (default 20 s). */
   readyTimeoutMs?: number;
+  /** Extra agent config for every host (tests set a short convergence timeout this way). */
+  agentConfig?: Pick<AgentConfig, 'convergence'>;
 }
 
 /** One host as `lab up` and `lab status` report it (CLI.md's JSON plus a few extras). */
@@ -102,7 +105,7 @@ async function ensureAgents(p: LabPlan, rec: LabRecord, opts: LabUpOptions): Pro
   const inputs = { accel: rec.accel, imageDir: imageDir(), memoryMiB: vmMemoryMiB(memTotalKiB(), p.hosts.length) };
   const entry = opts.agentEntry ?? defaultAgentEntry();
   await Promise.all(p.hosts.map(async (h) => {
-    const changed = writeAgentConfig(h, agentConfig(p, h, inputs));
+    const changed = writeAgentConfig(h, { ...agentConfig(p, h, inputs), ...opts.agentConfig });
     const pid = agentPid(h);
     const timeoutMs = opts.readyTimeoutMs ?? 20_000;
     if (pid !== null && !changed) {

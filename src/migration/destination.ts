@@ -80,15 +80,17 @@ export class DestinationSide {
   }
 
   /**
-   * Resumes the VM the moment the incoming stream completes; resolves true once QEMU ran it, false
-   * when the incoming migration failed or QEMU went away.
+   * Resumes the VM the moment the incoming stream completes, or the moment post-copy begins (the
+   * guest then runs here while its remaining pages arrive on demand; a -S destination would wait
+   * paused otherwise). Resolves true once QEMU ran it, false when the incoming migration failed or
+   * QEMU went away.
    */
   private async resumeWhenComplete(jobId: string, name: string, qmp: Qmp): Promise<boolean> {
     try {
-      const ev = await qmp.waitForEvent('MIGRATION', (d) => ['completed', 'failed', 'cancelled'].includes(d.status));
-      if (ev.data.status !== 'completed') return false;
+      const ev = await qmp.waitForEvent('MIGRATION', (d) => ['completed', 'postcopy-active', 'failed', 'cancelled'].includes(d.status));
+      if (ev.data.status !== 'completed' && ev.data.status !== 'postcopy-active') return false;
       const t0 = Date.now();
-      if (!(await resumeHere(qmp))) return false;
+      if (!(await resumeHere(qmp, { postcopy: ev.data.status === 'postcopy-active' }))) return false;
       this.takeOwnership(jobId, name);
       this.h.log.info({ job: jobId, vm: name, contMs: Date.now() - t0 }, 'incoming VM resumed');
       return true;

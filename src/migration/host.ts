@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import type { Qmp } from '../qmp/index.js';
 import type { Inventory, VmSpec } from '../vm/index.js';
 import type { JobStore } from './store.js';
+import type { ConvergencePolicy } from './policy.js';
 
 /**
  * What the migration executor needs from its agent. The agent (the composition root) implements
@@ -15,6 +16,8 @@ export interface MigrationHost {
   /** The bridge VM taps join; the hand-over tunnel joins it too. */
   readonly bridge: string;
   readonly log: Logger;
+  /** This host's convergence policy for the moves it sends (each move may allow post-copy or not on top). */
+  readonly convergence: ConvergencePolicy;
   readonly jobs: JobStore;
   readonly inv: Inventory;
   /** The peer's API base URL, or UNKNOWN_HOST. */

@@ -60,7 +60,7 @@ export interface RollbackState {
 }
 
 /** The VM runs on the destination and the source let it go. */
-export interface CompletedState { status: 'completed' }
+export interface CompletedState { status: 'completed'; /** Set when the move switched to post-copy. */ postcopy?: true }
 
 /** Ended without moving the VM (or, with code QEMU_GONE, with the VM lost). */
 export interface FailedState { status: 'failed'; failedIn: Phase; error: JobError }
@@ -199,11 +199,14 @@ function turnBack(failedIn: Phase, error: JobError, cancelled: boolean): Rollbac
 function ended(s: QueuedState | ForwardState | RollbackState, e: EndEvent): JobState {
   if (e.status === 'completed') {
     if (s.status === 'queued') throw bad(s, e, 'a queued job has moved nothing');
-    return { status: 'completed' };
+    return completed(s);
   }
   const failedIn = s.status === 'queued' ? 'begin' : s.direction === 'rollback' ? s.failedIn : s.phase;
   return { status: e.status, failedIn, error: e.error };
 }
+
+const completed = (s: ForwardState | RollbackState): CompletedState =>
+  (s.direction === 'forward' && s.postcopy ? { status: 'completed', postcopy: true } : { status: 'completed' });
 
 function stepQueued(s: QueuedState, e: JobEvent): JobState {
   switch (e.type) {
@@ -231,7 +234,7 @@ function stepForward(s: ForwardState, e: JobEvent): JobState {
       return turnBack(s.phase, e.type === 'fail' ? e.error : cancelError(s.phase), e.type === 'cancel');
     case 'done':
       if (s.phase !== 'confirm') throw bad(s, e, 'only confirm ends a job');
-      return { status: 'completed' };
+      return completed(s);
     case 'end': return ended(s, e);
     case 'start': throw bad(s, e, 'it has already started');
   }
@@ -282,6 +285,8 @@ export interface JobSummary {
   downtimeMs: number | null;
   transferredBytes: number | null;
   passes: number | null;
+  /** Did the move switch to post-copy (the guest ran on the destination while its last pages arrived)? */
+  postcopy: boolean;
   /** Milliseconds spent in each phase entered so far. */
   phaseMs: Partial<Record<Phase, number>>;
   error?: JobError;
@@ -305,6 +310,7 @@ export function summarize(r: JobRecord, nowIso = new Date().toISOString()): JobS
   const error = s.status === 'failed' || s.status === 'cancelled' || (s.status === 'running' && s.direction === 'rollback') ? s.error : undefined;
   return {
     id: r.id, vm: r.vm, source: r.source, destination: r.destination, status: s.status, phase: phaseOf(s),
-    ...r.totals, phaseMs: phaseDurations(r, nowIso), ...(error ? { error } : {}),
+    ...r.totals, postcopy: (s.status === 'completed' || (s.status === 'running' && s.direction === 'forward')) && s.postcopy === true,
+    phaseMs: phaseDurations(r, nowIso), ...(error ? { error } : {}),
   };
 }

@@ -80,6 +80,7 @@ export async function perform(p: PerformInput): Promise<MigrationInfo> {
       const sample = sampleFromInfo(info, Date.now());
       const prev = samples.at(-1);
       samples.push(sample);
+      if (sample.pass >= 2) applied.bulkEndedAtMs ??= sample.atMs;
       if (samples.length > SAMPLE_WINDOW) samples.shift();
       const view = progressView(sample, prev);
       if (sample.atMs - lastWrite >= PROGRESS_WRITE_MS || info.status === 'completed') {

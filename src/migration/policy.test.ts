@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  completionTimeoutMs, decide, DEFAULT_POLICY, nextDowntimeMs, nextThrottlePercent, progressView, sampleFromInfo,
+  bulkCopyMs, completionTimeoutMs, decide, DEFAULT_POLICY, nextDowntimeMs, nextThrottlePercent, progressView, sampleFromInfo,
   type AppliedSettings, type ConvergenceAction, type ConvergencePolicy, type ProgressSample,
 } from './index.js';
 
@@ -38,9 +38,10 @@ const ROWS: Row[] = [
   ['converging VM', run(1, 6, 600, 40), P(), applied(), 'none', /shrinking/],
   ['bulk pass only', [s(1, 900)], P(), applied(), 'none', /bulk/],
   ['too few passes to judge', run(1, 3, 300, 300), P(), applied(), 'none', /Too few/],
-  ['stuck: remaining flat → first step', stuck, P(), applied(), 'set-downtime', 100],
+  ['stuck, QEMU needs 3 s, beyond every step → the largest', stuck, P(), applied(), 'set-downtime', 500],
+  ['stuck, QEMU gives no estimate → the next step', run(1, 6, 300, 300).map((x) => ({ ...x, expectedDowntimeMs: null })), P(), applied(), 'set-downtime', 100],
   ['stuck, QEMU needs 180 ms → jump to the step that fits', run(1, 6, 18, 18, 0, 100), P(), applied(), 'set-downtime', 200],
-  ['dirty rate at link rate → step up at once', [s(1, 900), s(2, 300, 120, 100)], P(), applied(), 'set-downtime', 100],
+  ['dirty rate at link rate → step up at once', [s(1, 900), s(2, 300, 120, 100)], P(), applied(), 'set-downtime', 500],
   ['dirty rate below link rate, shrinking', [s(1, 900), s(2, 300, 30, 100), s(3, 150, 30, 100)], P(), applied(), 'none'],
   ['stuck at 300 ms → 500', stuck, P(), applied({ downtimeLimitMs: 300 }), 'set-downtime', 500],
   ['already at max → throttle', stuck, P(), applied({ downtimeLimitMs: 500 }), 'throttle', 20],
@@ -57,11 +58,14 @@ const ROWS: Row[] = [
   ['past the timeout in setup → abort', [s(0, 0, 0, 0, { status: 'setup', atMs: 60_000 })], P(), applied(), 'abort'],
   ['completed → none', [s(5, 0, 0, 100, { status: 'completed' })], P(), applied(), 'none'],
   ['just acted → let it work', stuck, P(), applied({ lastActionPass: 5 }), 'none', /take effect/],
-  ['acted at pass 2, judged on passes 3–6 only', [...run(1, 2, 900, 900), ...run(3, 6, 300, 300)], P(), applied({ lastActionPass: 2 }), 'set-downtime', 100],
+  ['acted at pass 2, judged on passes 3–6 only', [...run(1, 2, 900, 900), ...run(3, 6, 300, 300)], P(), applied({ lastActionPass: 2 }), 'set-downtime', 500],
   ['acted at pass 3, shrinking since', [...run(1, 3, 300, 300), ...run(4, 8, 300, 60)], P(), applied({ lastActionPass: 3 }), 'none'],
   ['stuck but QEMU expects to fit the limit', run(1, 6, 3, 3), P(), applied(), 'none', /within/],
   ['256 MiB at 30 s is past its 25 s timeout', late(stuck, 30_000), P(), applied(), 'abort', undefined, 256 * 1024 ** 2],
-  ['1 GiB at 30 s is within its 40 s timeout', late(stuck, 30_000), P(), applied(), 'set-downtime', 100, GiB],
+  ['1 GiB at 30 s is within its 40 s timeout', late(stuck, 30_000), P(), applied(), 'set-downtime', 500, GiB],
+  ['slow link: a 20 s bulk copy stretches the timeout to 100 s', late(stuck, 60_000), P(), applied({ downtimeLimitMs: 500, throttleCeilingPercent: 99, bulkEndedAtMs: 20_000 }), 'none', /timeout/, GiB],
+  ['slow link: past the stretched timeout → abort', late(stuck, 101_000), P(), applied({ bulkEndedAtMs: 20_000 }), 'abort', /100 s/, GiB],
+  ['slow link: half the bulk copy done at 60 s (projected 120 s) → keep going', [s(1, 512, 0, 10, { atMs: 60_000, totalBytes: 1024 * MB })], P(), applied(), 'none', /bulk/, GiB],
   ['4 GiB at 90 s is within its 100 s timeout', late(stuck, 90_000), P(), applied({ downtimeLimitMs: 500, throttleCeilingPercent: 99 }), 'none', undefined, 4 * GiB],
 ];
 
@@ -90,18 +94,23 @@ test('escalation runs the ladder in order for a VM that never converges', () => 
     if (a.kind === 'throttle') app = { ...app, throttleCeilingPercent: a.maxCpuThrottlePercent, lastActionPass: pass };
     if (a.kind === 'start-postcopy') app = { ...app, postcopyStarted: true, lastActionPass: pass };
   }
-  assert.deepEqual(seen, ['d100', 'd200', 'd300', 'd500', 't20', 't40', 't60', 't80', 't99', 'start-postcopy']);
+  assert.deepEqual(seen, ['d500', 't20', 't40', 't60', 't80', 't99', 'start-postcopy']);
 });
 
 test('downtime and throttle steps', () => {
   assert.equal(nextDowntimeMs(DEFAULT_POLICY, 50, null), 100);
   assert.equal(nextDowntimeMs(DEFAULT_POLICY, 50, 250), 300);
-  assert.equal(nextDowntimeMs(DEFAULT_POLICY, 50, 5000), 100);
+  assert.equal(nextDowntimeMs(DEFAULT_POLICY, 50, 5000), 500);
   assert.equal(nextDowntimeMs(DEFAULT_POLICY, 500, 100), undefined);
   assert.equal(nextDowntimeMs(P({ downtimeStepsMs: [100, 1000], maxDowntimeMs: 400 }), 100, null), 400);
   assert.equal(nextThrottlePercent(DEFAULT_POLICY, 0), 20);
   assert.equal(nextThrottlePercent(DEFAULT_POLICY, 99), undefined);
   assert.equal(completionTimeoutMs(DEFAULT_POLICY, GiB / 2), 30_000);
+  assert.equal(completionTimeoutMs(DEFAULT_POLICY, GiB / 2, 2_000), 30_000, 'a quick bulk copy: memory decides');
+  assert.equal(completionTimeoutMs(DEFAULT_POLICY, GiB / 2, 30_000), 140_000, 'a slow one: 4 × its duration');
+  assert.equal(bulkCopyMs([s(1, 768, 0, 10, { atMs: 3_000, totalBytes: 1024 * MB })], applied()), 12_000);
+  assert.equal(bulkCopyMs([s(1, 1000, 0, 10, { atMs: 3_000, totalBytes: 1024 * MB })], applied()), null, 'under 5% done');
+  assert.equal(bulkCopyMs([], applied({ startedAtMs: 1_000, bulkEndedAtMs: 9_000 })), 8_000);
 });
 
 test('samples from query-migrate, including before RAM figures exist', () => {

@@ -63,9 +63,14 @@ export interface ConvergencePolicy {
   throttleStepsPercent: readonly number[];
   /** May the move switch to post-copy? (The destination's userfaultfd must work.) */
   allowPostcopy: boolean;
-  /** The completion timeout is base + perGiB × guest memory in GiB. */
+  /**
+   * The completion timeout is base + the larger of perGiB × guest memory in GiB and bulkFactor ×
+   * the bulk copy's duration (measured, or projected while it runs): memory alone would cut off a
+   * healthy move on a slow link, whose first pass alone can outlast it.
+   */
   completionTimeoutBaseMs: number;
   completionTimeoutPerGiBMs: number;
+  completionTimeoutBulkFactor: number;
   /** No action before this pass: pass 1 is the bulk copy and always looks slow. */
   minPasses: number;
   /** Passes to let an action work before judging (and acting) again. */
@@ -88,12 +93,22 @@ export const DEFAULT_POLICY: ConvergencePolicy = Object.freeze({
   allowPostcopy: false,
   completionTimeoutBaseMs: 20_000,
   completionTimeoutPerGiBMs: 20_000,
+  completionTimeoutBulkFactor: 4,
   minPasses: 2,
   passesBetweenActions: 2,
   stuckPasses: 3,
   minShrinkRatio: 0.1,
   dirtyToTransferRatio: 1,
 });
+
+/** The policy of one move: the host's policy, with what the move asked for (`ferry move --postcopy`) on top. */
+export function policyForMove(host: ConvergencePolicy, opts: { allowPostcopy?: boolean; allowAutoConverge?: boolean }): ConvergencePolicy {
+  return {
+    ...host,
+    ...(opts.allowPostcopy !== undefined ? { allowPostcopy: opts.allowPostcopy } : {}),
+    ...(opts.allowAutoConverge !== undefined ? { allowAutoConverge: opts.allowAutoConverge } : {}),
+  };
+}
 
 /** What the executor has applied so far; it updates this after each action it carries out. */
 export interface AppliedSettings {
@@ -105,6 +120,8 @@ export interface AppliedSettings {
   postcopyStarted: boolean;
   /** The pass during which the last action was applied; 0 for none. */
   lastActionPass: number;
+  /** When the executor first saw pass 2 (the bulk copy's end), on the samples' clock. */
+  bulkEndedAtMs?: number;
 }
 
 /** The one action {@link decide} asks for. `reason` is a sentence for the log and the event stream. */
@@ -129,9 +146,22 @@ export interface DecideInput {
 
 const GiB = 1024 ** 3;
 
-/** The completion timeout for a guest of `memoryBytes`: base + perGiB × GiB. */
-export const completionTimeoutMs = (p: ConvergencePolicy, memoryBytes: number): number =>
-  Math.round(p.completionTimeoutBaseMs + p.completionTimeoutPerGiBMs * (memoryBytes / GiB));
+/**
+ * How long the bulk copy (pass 1) took, or will take at its pace so far; null before 5% of it is
+ * done (too early to project).
+ */
+export function bulkCopyMs(samples: readonly ProgressSample[], applied: AppliedSettings): number | null {
+  if (applied.bulkEndedAtMs !== undefined) return applied.bulkEndedAtMs - applied.startedAtMs;
+  const last = samples.at(-1);
+  if (!last || last.status !== 'active' || last.pass !== 1 || last.totalBytes === 0) return null;
+  const done = (last.totalBytes - last.remainingBytes) / last.totalBytes;
+  return done < 0.05 ? null : (last.atMs - applied.startedAtMs) / done;
+}
+
+/** The completion timeout: base + max(perGiB × GiB of memory, bulkFactor × the bulk copy's duration). */
+export const completionTimeoutMs = (p: ConvergencePolicy, memoryBytes: number, bulkMs: number | null = null): number =>
+  Math.round(p.completionTimeoutBaseMs
+    + Math.max(p.completionTimeoutPerGiBMs * (memoryBytes / GiB), p.completionTimeoutBulkFactor * (bulkMs ?? 0)));
 
 const POSTCOPY: ReadonlySet<MigrationStatus> = new Set(['postcopy-active', 'postcopy-paused', 'postcopy-recover']);
 /** States in which aborting still leaves the source intact. */
@@ -185,15 +215,16 @@ export function judge(samples: readonly ProgressSample[], policy: ConvergencePol
 
 const mb = (bytes: number): string => (bytes / 1e6).toFixed(1);
 
-/** The next downtime limit: the smallest step that fits QEMU's estimate, else the next step up. */
+/**
+ * The next downtime limit: the smallest step that fits QEMU's estimate; the largest when the
+ * estimate is beyond every step (climbing one step at a time would only waste passes before the
+ * throttle, which is what such a move needs); the next step up when QEMU gives no estimate.
+ */
 export function nextDowntimeMs(p: ConvergencePolicy, currentMs: number, expectedMs: number | null): number | undefined {
   const steps = [...new Set([...p.downtimeStepsMs, p.maxDowntimeMs])]
     .filter((s) => s > currentMs && s <= p.maxDowntimeMs)
     .sort((a, b) => a - b);
-  if (expectedMs !== null) {
-    const fit = steps.find((s) => s >= expectedMs);
-    if (fit !== undefined) return fit;
-  }
+  if (expectedMs !== null) return steps.find((s) => s >= expectedMs) ?? steps.at(-1);
   return steps[0];
 }
 
@@ -235,7 +266,7 @@ export function decide(input: DecideInput): ConvergenceAction {
   if (applied.postcopyStarted || POSTCOPY.has(last.status)) {
     return { kind: 'none', reason: 'Post-copy is under way; it always completes and is never aborted.' };
   }
-  const limit = completionTimeoutMs(policy, input.memoryBytes);
+  const limit = completionTimeoutMs(policy, input.memoryBytes, bulkCopyMs(samples, applied));
   if (last.atMs - applied.startedAtMs >= limit) return onTimeout(last, input, limit);
   if (last.status !== 'active') return { kind: 'none', reason: `Nothing to decide while QEMU is in ${last.status}.` };
   if (last.pass < policy.minPasses) return { kind: 'none', reason: 'Still in the bulk copy.' };

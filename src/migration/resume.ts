@@ -11,12 +11,15 @@ export const MOVE_STOPPED: readonly RunState[] = ['finish-migrate', 'postmigrate
 
 /**
  * Lets the VM run on this host: `cont` when the move left it stopped, then `announce-self` so the
- * network learns at once where the VM is. Resolves whether the VM now runs.
+ * network learns at once where the VM is. Resolves whether the VM now runs (or, with `postcopy`,
+ * will run the moment QEMU has the device state: `cont` on an `inmigrate` VM sets autostart).
+ * Only a destination whose post-copy began may pass `postcopy`: anywhere else, autostart on an
+ * incomplete stream would run a VM that may still be rolled back.
  */
-export async function resumeHere(qmp: Qmp): Promise<boolean> {
+export async function resumeHere(qmp: Qmp, opts: { postcopy?: boolean } = {}): Promise<boolean> {
   const st = await qmp.execute('query-status');
   if (!st.running) {
-    if (!MOVE_STOPPED.includes(st.status)) return false;
+    if (!MOVE_STOPPED.includes(st.status) && !(opts.postcopy === true && st.status === 'inmigrate')) return false;
     await qmp.execute('cont');
   }
   await qmp.execute('announce-self', RESUME_ANNOUNCE).catch(() => undefined);

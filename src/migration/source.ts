@@ -4,7 +4,7 @@ import { phaseOf, type JobRecord, type JobTotals } from './job.js';
 import type { MigrationHost } from './host.js';
 import { PeerClient } from './peer-client.js';
 import { perform } from './perform.js';
-import { DEFAULT_POLICY, type ConvergencePolicy } from './policy.js';
+import { policyForMove, type ConvergencePolicy } from './policy.js';
 import { resumeHere } from './resume.js';
 import { BridgeBatch, closeTunnel, openTunnel, tunnelName, tunnelVni } from '../qemu/index.js';
 
@@ -16,8 +16,10 @@ import { BridgeBatch, closeTunnel, openTunnel, tunnelName, tunnelVni } from '../
 export class SourceRun {
   private readonly peer: PeerClient;
 
-  constructor(private readonly h: MigrationHost, private readonly job: JobRecord, private readonly signal: AbortSignal,
-    private readonly policy: ConvergencePolicy = { ...DEFAULT_POLICY }) {
+  private readonly policy: ConvergencePolicy;
+
+  constructor(private readonly h: MigrationHost, private readonly job: JobRecord, private readonly signal: AbortSignal) {
+    this.policy = policyForMove(h.convergence, job.options);
     this.peer = new PeerClient(h.peerUrl(job.destination), job.destination);
   }
 

@@ -30,7 +30,7 @@ function stateToColumns(s: JobState): StateColumns {
   const none = { direction: null, postcopy: 0, cancelled: 0, failed_in: null, error_code: null, error_message: null };
   switch (s.status) {
     case 'queued': return { ...none, status: 'queued', phase: 'begin' };
-    case 'completed': return { ...none, status: 'completed', phase: 'confirm' };
+    case 'completed': return { ...none, status: 'completed', phase: 'confirm', postcopy: s.postcopy ? 1 : 0 };
     case 'failed':
     case 'cancelled':
       return { ...none, status: s.status, phase: s.failedIn, failed_in: s.failedIn, error_code: s.error.code, error_message: s.error.message };
@@ -48,7 +48,7 @@ function columnsToState(r: StateColumns): JobState {
   const error = { code: (r.error_code ?? 'INTERNAL') as ErrorCode, message: r.error_message ?? 'No reason was recorded.' };
   switch (r.status) {
     case 'queued': return { status: 'queued' };
-    case 'completed': return { status: 'completed' };
+    case 'completed': return r.postcopy === 1 ? { status: 'completed', postcopy: true } : { status: 'completed' };
     case 'failed':
     case 'cancelled': return { status: r.status, failedIn: r.failed_in ?? r.phase, error };
     case 'running':

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildImage } from '../../src/image/index.js';
-import { labDown, startLab, stopLab } from '../../src/lab/index.js';
+import { labDown, startLab, stopLab, type LabFixtureOptions } from '../../src/lab/index.js';
 import { imageDir } from '../../src/util/paths.js';
 import { ferry, type CliResult } from './cli.js';
 
@@ -22,14 +22,14 @@ export interface LabSuite {
  * never touches a person's lab or context: builds the guest image (cached) and brings the lab up
  * before the tests, takes it down after them, dumping both hosts' logs first if a test failed.
  */
-export function labSuite(prefix: string, opts: { beforeStop?: () => void } = {}): LabSuite {
+export function labSuite(prefix: string, opts: { beforeStop?: () => void; lab?: LabFixtureOptions } = {}): LabSuite {
   const name = `${prefix}${process.pid}`;
   const home = mkdtempSync(join(tmpdir(), 'ferry-home-'));
   process.env.FERRY_HOME = home;
   let failed = false;
   before(async () => {
     await buildImage({ dir: imageDir() });
-    await startLab(name, 2, { accel: 'auto' });
+    await startLab(name, 2, { accel: 'auto', ...opts.lab });
   });
   after(async () => {
     opts.beforeStop?.();
