@@ -13,6 +13,8 @@ import type { AgentConfig } from './config.js';
 import { EventBus } from './events.js';
 import { Supervisor } from './supervisor.js';
 import { VmActions } from './vm-actions.js';
+import { Slots } from './slots.js';
+import { StorageMover } from './storage-move.js';
 import { toVmView, type HostView, type VmView } from './views.js';
 import { DEFAULT_POLICY, faultPoint, JobStore, MigrationService, summarize, type MigrationHost } from '../migration/index.js';
 import { FerryError } from '../errors/index.js';
@@ -29,6 +31,9 @@ export class Agent {
   readonly bus = new EventBus();
   readonly sup: Supervisor;
   readonly vms: VmActions;
+  /** Host-wide limits on concurrent operations (storage copies: maxStorageMigrations). */
+  readonly slots: Slots;
+  readonly storage: StorageMover;
   readonly jobs: JobStore;
   readonly migrations: MigrationService;
   private accelProbe?: Promise<AccelProbe>;
@@ -45,6 +50,11 @@ export class Agent {
     this.vms = new VmActions({
       config, inv: this.inv, pools: this.pools, sup: this.sup, log, machine,
       accel: () => this.accel(), capacity: () => this.capacity(),
+    });
+    this.slots = new Slots(() => ({ storage: config.maxStorageMigrations ?? 2 }));
+    this.storage = new StorageMover({
+      inv: this.inv, pools: this.pools, slots: this.slots, log, qmp: (name) => this.sup.qmp(name),
+      lockVm: (name, what) => this.vms.tryLock(name, what), emit: (type, data) => this.bus.emit(type, data),
     });
     this.jobs = new JobStore(this.db, { onListenerError: (err) => log.error({ err }, 'job listener failed') });
     this.jobs.onChange((c) => {

@@ -38,6 +38,8 @@ export interface AgentConfig {
   peers: { name: string; url: string }[];
   /** Seconds a graceful (ACPI) stop waits before it kills QEMU. */
   stopTimeoutSec?: number;
+  /** Storage copies (live storage moves on this host, moves that carry disks) that may run at once; default 2. */
+  maxStorageMigrations?: number;
   /** Overrides of the convergence policy for moves this host sends (src/migration/policy.ts, DEFAULT_POLICY). */
   convergence?: Partial<ConvergencePolicy>;
 }

@@ -83,3 +83,17 @@ test('malformed JSON and oversized bodies get their codes', async () => {
   assert.equal(big.json<{ error: { code: string } }>().error.code, 'PAYLOAD_TOO_LARGE');
   assert.deepEqual(agent.inv.list(), []);
 });
+
+test('move-storage: the body is checked by its schema; an unknown VM is VM_NOT_FOUND', async () => {
+  const cases: [unknown, number, string][] = [
+    [{}, 400, 'INVALID_INPUT'],
+    [{ toPath: '' }, 400, 'INVALID_INPUT'],
+    [{ toPath: join(dir, 'pool', 'x'), extra: 1 }, 400, 'INVALID_INPUT'],
+    [{ toPath: join(dir, 'pool', 'x') }, 404, 'VM_NOT_FOUND'],
+  ];
+  for (const [body, status, code] of cases) {
+    const r = await app.inject({ method: 'POST', url: '/v1/vms/ghost/move-storage', payload: body as object });
+    assert.equal(r.statusCode, status, `${JSON.stringify(body)} → ${r.body}`);
+    assert.equal(r.json<{ error: { code: string } }>().error.code, code);
+  }
+});

@@ -52,3 +52,21 @@ export const vmNameParams = {
 export const errorResponses = {
   400: { $ref: 'Error#' }, 404: { $ref: 'Error#' }, 409: { $ref: 'Error#' }, 500: { $ref: 'Error#' },
 } as const;
+
+/** POST /v1/vms/:name/move-storage: the folder the disks go to. */
+export const moveStorageBody = {
+  type: 'object', required: ['toPath'], additionalProperties: false,
+  properties: { toPath: { type: 'string', minLength: 1, maxLength: 4096 } },
+} as const;
+
+/** The answer of a storage move: the VM as it is now, and what moved where. */
+export const moveStorageResult = {
+  type: 'object', required: ['vm', 'live', 'totalMs', 'disks'],
+  properties: {
+    vm: { $ref: 'Vm#' }, live: { type: 'boolean' }, totalMs: { type: 'integer' },
+    disks: { type: 'array', items: { type: 'object', properties: {
+      index: { type: 'integer' }, from: { type: 'string' }, to: { type: 'string' }, pool: { type: 'string' },
+      sizeBytes: { type: 'integer' }, allocatedBytes: { type: 'integer' },
+    } } },
+  },
+} as const;

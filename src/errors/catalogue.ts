@@ -61,6 +61,9 @@ export const CATALOGUE = {
   HOST_UNREACHABLE: spec(503, 'The peer host\'s agent did not answer a migration request.', true),
   JOB_BAD_PHASE: spec(409, 'The migration job is not in a phase that allows the step (for example cancelling after switch-over).'),
   PROTOCOL_VERSION: spec(400, 'The peer agent speaks a migration protocol version this agent does not.'),
+  // Storage moves on one host
+  SAME_PATH: spec(400, 'The target folder of a storage move is where the VM\'s disks already are.'),
+  STORAGE_MIGRATION_LIMIT: spec(409, 'The host already runs as many storage migrations as its maxStorageMigrations allows; try again when one ends.', true),
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof CATALOGUE;

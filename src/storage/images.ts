@@ -28,6 +28,18 @@ export async function imageInfo(path: string): Promise<{ virtualSize: number; fo
   }
 }
 
+/**
+ * Copies the contents of image `from` into the existing image `to` of the same size (`qemu-img
+ * convert -n`), keeping `to`'s format and skipping unallocated clusters. Neither may be in use.
+ */
+export async function copyImage(from: string, to: string): Promise<void> {
+  try {
+    await run('qemu-img', ['convert', '-n', '-f', 'qcow2', '-O', 'qcow2', from, to]);
+  } catch (e) {
+    throw new FerryError('STORAGE_FAILED', `qemu-img could not copy ${from} to ${to}: ${stderrOf(e)}.`, { cause: e });
+  }
+}
+
 /** Deletes an image and its folder when that becomes empty. Missing files are fine. */
 export async function deleteImage(path: string): Promise<void> {
   await rm(path, { force: true });

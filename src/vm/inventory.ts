@@ -75,6 +75,19 @@ export class Inventory {
     return this.get(name);
   }
 
+  /**
+   * Replaces a VM's spec, for changes that keep its identity (its name and UUID), such as disks
+   * that moved to another place. Not a state change: no listener is told.
+   */
+  updateSpec(spec: VmSpec): VmRecord {
+    const cur = this.get(spec.name);
+    if (cur.spec.uuid !== spec.uuid) {
+      throw new FerryError('INTERNAL', `The spec given for "${spec.name}" belongs to another VM (UUID ${spec.uuid}).`);
+    }
+    this.db.prepare('UPDATE vms SET spec = ?, updated_at = ? WHERE name = ?').run(JSON.stringify(spec), new Date().toISOString(), spec.name);
+    return this.get(spec.name);
+  }
+
   remove(name: string): void {
     this.db.prepare('DELETE FROM vms WHERE name = ?').run(name);
   }

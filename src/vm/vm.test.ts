@@ -66,3 +66,21 @@ test('inventory: insert, duplicate, transitions through one setter', () => {
   inv.remove('a');
   assert.equal(inv.list().length, 0);
 });
+
+test('inventory: updateSpec replaces the spec of the same VM, keeps its state and tells no listener', () => {
+  const inv = new Inventory(openDb(':memory:'));
+  const seen: string[] = [];
+  inv.onTransition((n) => seen.push(n));
+  const spec: VmSpec = { name: 'a', uuid: 'u1', memoryMiB: 256, cpus: 1, cpuModel: 'qemu64', machine: 'pc-q35-7.2', mac: 'm', ip: '10.0.0.1', prefixLength: 16, disks: [], ha: false };
+  inv.insert(spec);
+  inv.apply('a', { type: 'started' }, 7);
+  seen.length = 0;
+  const disks = [{ path: '/p/b/a-disk0.qcow2', sizeBytes: 1 << 20, pool: 'b', format: 'qcow2' as const }];
+  const r = inv.updateSpec({ ...spec, disks });
+  assert.deepEqual(r.spec.disks, disks);
+  assert.equal(r.state, 'running');
+  assert.equal(r.pid, 7);
+  assert.deepEqual(seen, []);
+  assert.throws(() => inv.updateSpec({ ...spec, uuid: 'other' }), { code: 'INTERNAL' });
+  assert.throws(() => inv.updateSpec({ ...spec, name: 'b' }), { code: 'VM_NOT_FOUND' });
+});

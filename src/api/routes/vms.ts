@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { Agent } from '../../agent/agent.js';
 import type { CreateVmInput } from '../../vm/index.js';
-import { createVmBody, errorResponses, vmNameParams } from '../schemas.js';
+import { createVmBody, errorResponses, moveStorageBody, moveStorageResult, vmNameParams } from '../schemas.js';
 
 interface NameParams { name: string }
 
@@ -30,6 +30,17 @@ export function vmRoutes(app: FastifyInstance, agent: Agent): void {
       body: { type: ['object', 'null'], additionalProperties: false, properties: { force: { type: 'boolean' }, timeoutSec: { type: 'integer', minimum: 0, maximum: 3600 } } },
     },
   }, async (req) => agent.vmView(await agent.vms.stop(req.params.name, req.body ?? {})));
+
+  app.post<{ Params: NameParams; Body: { toPath: string } }>('/v1/vms/:name/move-storage', {
+    schema: {
+      tags: ['vms'], params: vmNameParams, body: moveStorageBody,
+      summary: 'Move the VM\'s disks to another folder of this host\'s pools (live when it runs); answers when done',
+      response: { 200: moveStorageResult, ...errorResponses, 507: { $ref: 'Error#' } },
+    },
+  }, async (req) => {
+    const r = await agent.storage.move(req.params.name, req.body.toPath);
+    return { vm: agent.vmView(agent.inv.get(r.vm)), live: r.live, totalMs: r.totalMs, disks: r.disks };
+  });
 
   app.delete<{ Params: NameParams }>('/v1/vms/:name', {
     schema: { tags: ['vms'], summary: 'Delete a VM and its disks', params: vmNameParams, response: { 200: { type: 'object', properties: { deleted: { type: 'string' } } }, ...errorResponses } },

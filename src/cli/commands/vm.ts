@@ -17,11 +17,17 @@ export async function locateVm(name: string): Promise<{ host: ReturnType<typeof 
   throw new FerryError('VM_NOT_FOUND', `No VM named "${name}" is on any host of the context${extra}.`);
 }
 
+/** `POST /v1/vms/:name/move-storage`'s answer (and `vm move-storage --json`). */
+interface MoveStorageJson {
+  vm: VmView; live: boolean; totalMs: number;
+  disks: { index: number; from: string; to: string; pool: string; sizeBytes: number; allocatedBytes: number }[];
+}
+
 const vmRow = (v: VmView): (string | number | null)[] =>
   [v.name, v.host, v.state, v.ip, `${v.memoryMiB} MiB`, v.cpus, v.pid, v.disks.map((d) => formatBytes(d.sizeBytes)).join(', ') || null];
 const HEAD = ['NAME', 'HOST', 'STATE', 'IP', 'MEMORY', 'CPUS', 'PID', 'DISKS'];
 
-/** `ferry vm …`: create, start, stop, delete, list, show. */
+/** `ferry vm …`: create, start, stop, move-storage, delete, list, show. */
 export function registerVm(program: Command): void {
   const vm = program.command('vm').description('virtual machines');
 
@@ -61,6 +67,17 @@ export function registerVm(program: Command): void {
       else printTable(HEAD, [vmRow(v)]);
     }));
   }
+
+  vm.command('move-storage <name>').description('move a VM\'s disks to another folder of its host\'s pools, live while it runs')
+    .requiredOption('--to-path <dir>', 'absolute folder inside one of the host\'s pools; disks become DIR/<name>-disk<i>.qcow2')
+    .option('--json', 'print JSON')
+    .action((name: string, o: { toPath: string; json?: boolean }) => run(o.json, async () => {
+      const { host } = await locateVm(name);
+      const r = await api<MoveStorageJson>(host, 'POST', `/v1/vms/${name}/move-storage`, { toPath: o.toPath });
+      if (o.json) { printJson(r); return; }
+      const disks = r.disks.map((d) => `${d.from} → ${d.to} (${formatBytes(d.allocatedBytes)} of ${formatBytes(d.sizeBytes)})`);
+      process.stdout.write(`moved the disks of ${name} ${r.live ? 'live' : 'while stopped'} in ${(r.totalMs / 1000).toFixed(1)} s: ${disks.join(', ')}\n`);
+    }));
 
   vm.command('delete <name>').description('delete a VM and its disks').option('--json', 'print JSON')
     .action((name: string, o: { json?: boolean }) => run(o.json, async () => {
