@@ -81,8 +81,10 @@ export class Agent {
       qmp: (name) => this.sup.qmp(name),
       checkCapacity: (mib) => this.vms.checkCapacity(mib),
       startIncoming: (spec) => this.vms.startIncoming(spec),
-      discardIncoming: (name) => this.vms.discard(name),
-      releaseSource: (name) => this.vms.releaseMoved(name),
+      discardIncoming: (name, deleteDisks) => this.vms.discard(name, deleteDisks),
+      releaseSource: (name, deleteDisks) => this.vms.releaseMoved(name, deleteDisks),
+      pools: this.pools,
+      takeStorageSlot: () => this.slots.tryTake('storage'),
       emit: (type, data) => this.bus.emit(type, data),
       fault: (point) => faultPoint(config.stateDir, point),
     };

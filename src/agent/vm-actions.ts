@@ -130,7 +130,7 @@ export class VmActions {
         kernel: image.kernel, initrd: image.initrd,
         append: guestKernelArgs({ ip: spec.ip, prefixLength: spec.prefixLength, name: spec.name, ...(spec.gateway ? { gateway: spec.gateway } : {}) }),
       },
-      disks: spec.disks.map((d) => ({ path: d.path, format: d.format })),
+      disks: spec.disks.map((d) => ({ path: d.path, format: d.format, shared: this.d.pools.list().some((p) => p.name === d.pool && p.sharedId !== undefined) })),
     });
     try {
       await this.d.sup.attach(spec.name, runFiles(runDir).qmp, pid, spec.uuid);
@@ -159,24 +159,28 @@ export class VmActions {
     }
   }
 
-  /** Destination clean-up after a failed or cancelled move: kill QEMU, remove tap, run folder and record (disks stay). */
-  async discard(name: string): Promise<void> {
+  /**
+   * Destination clean-up after a failed or cancelled move: kill QEMU, remove tap, run folder and
+   * record. Disks stay unless `deleteDisks` (they were empty copies made for a storage move).
+   */
+  async discard(name: string, deleteDisks = false): Promise<void> {
     const vm = this.d.inv.find(name);
     if (!vm) return;
-    await this.destroy({ ...vm.spec, disks: [] });
+    await this.destroy(deleteDisks ? vm.spec : { ...vm.spec, disks: [] });
   }
 
   /**
    * Source after a completed move: QEMU has handed the VM over and sits in `postmigrate`; quit it
-   * and forget the VM here (its disks stay: they are shared, or copied by the storage move).
+   * and forget the VM here. Its disks stay when they are shared; after a storage move the caller
+   * passes `deleteDisks` (unless the user asked to retain them).
    */
-  async releaseMoved(name: string): Promise<void> {
+  async releaseMoved(name: string, deleteDisks = false): Promise<void> {
     const vm = this.d.inv.find(name);
     if (!vm) return;
     this.d.sup.expect(name);
     await this.d.sup.qmp(name)?.execute('quit', undefined, { timeoutMs: 5000 }).catch(() => undefined);
     if (vm.pid && !(await waitGone(vm.pid, vm.spec.uuid, 5000))) signalQemu(vm.pid, vm.spec.uuid, 'SIGKILL');
-    await this.destroy({ ...vm.spec, disks: [] });
+    await this.destroy(deleteDisks ? vm.spec : { ...vm.spec, disks: [] });
   }
 
   /** Waits for the test guest's ready line on its serial log (bounded; a slow guest is not an error). */

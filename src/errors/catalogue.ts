@@ -29,6 +29,8 @@ export const CATALOGUE = {
   VM_BAD_STATE: spec(409, 'The VM is not in a state that allows the action (for example starting a running VM).'),
   INSUFFICIENT_MEMORY: spec(409, 'The host does not have that much memory free for VMs.'),
   INSUFFICIENT_DISK: spec(507, 'The storage pool does not have room for the disk.'),
+  STORAGE_NOT_SHARED: spec(409, 'A disk of the VM is on storage the destination does not share; move it with --include-storage.'),
+  DISK_EXISTS: spec(409, 'A disk image already exists where the move or storage move would create one.'),
   NO_FREE_IP: spec(409, 'The host\'s VM address range is used up.'),
   UNKNOWN_HOST: spec(404, 'No host of that name is in the current context or lab.'),
   // Lab and CLI context

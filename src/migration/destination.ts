@@ -7,10 +7,13 @@ import type { MigrationHost } from './host.js';
 import { DEFAULT_POLICY } from './policy.js';
 import {
   envelopeFor, type CancelReply, type ConfirmReply, type ConfirmRequest, type FinishReply, type FinishRequest,
-  type CutoverReply, type CutoverRequest, type PerformReadyReply, type PrepareReply, type PrepareRequest, type StatusReply,
+  type CutoverReply, type CutoverRequest, type NbdTarget, type PerformReadyReply, type PrepareReply, type PrepareRequest, type StatusReply,
 } from './protocol.js';
 import { destinationSettings } from './settings.js';
 import { resumeHere } from './resume.js';
+import { exportName, nbdUri, planStorage, type StoragePlan } from './storage.js';
+import { createImage, deleteImage } from '../storage/index.js';
+import { freePort } from '../util/index.js';
 
 /**
  * The destination's side of a move: it answers the source's peer messages. Messages of one job
@@ -25,6 +28,8 @@ import { resumeHere } from './resume.js';
 export class DestinationSide {
   private readonly chains = new Map<string, Promise<unknown>>();
   private readonly resumed = new Map<string, Promise<boolean>>();
+  /** Storage slots held by incoming storage moves, released when the VM runs here or the move rolls back. */
+  private readonly slots = new Map<string, () => void>();
 
   constructor(private readonly h: MigrationHost) {}
 
@@ -49,12 +54,14 @@ export class DestinationSide {
     }
     this.h.peerUrl(req.source);
     if (this.h.inv.find(vm.name)) throw new FerryError('VM_EXISTS', `A VM named "${vm.name}" already exists on ${this.h.name}.`);
-    if (req.options.includeStorage) throw new FerryError('INVALID_INPUT', 'Moves that copy storage are not supported by this agent yet.');
     this.h.checkCapacity(vm.memoryMiB);
+    const plan = planStorage(this.h.pools, req.vm, req.options, req.disks);
     this.h.jobs.create({ id: req.jobId, vm: vm.name, source: req.source, destination: req.destination, role: 'destination', options: req.options });
     try {
       this.h.fault('destination:prepare');
-      const qmp = await this.h.startIncoming(vm);
+      if (plan.copies.length > 0) this.slots.set(req.jobId, this.h.takeStorageSlot());
+      for (const c of plan.copies) await createImage(c.destinationPath, c.sizeBytes);
+      const qmp = await this.h.startIncoming(plan.spec);
       if (req.handover) {
         await openTunnel(tunnelName(req.jobId), req.handover.vni, this.h.migrationAddress, req.handover.sourceAddress, this.h.bridge);
         // Pinned now, so that the redirect at switch-over is one local step on the source. Only
@@ -64,19 +71,50 @@ export class DestinationSide {
       const s = destinationSettings({ ...DEFAULT_POLICY, allowPostcopy: req.options.allowPostcopy ?? false });
       await qmp.execute('migrate-set-capabilities', { capabilities: s.capabilities });
       await qmp.execute('migrate-set-parameters', s.parameters);
-      this.resumed.set(req.jobId, this.resumeWhenComplete(req.jobId, vm.name, qmp));
+      const nbd = await this.exportDisks(qmp, plan);
+      this.resumed.set(req.jobId, this.resumeWhenComplete(req.jobId, vm.name, qmp, plan.copies.length));
       await qmp.execute('migrate-incoming', { uri: `tcp:${this.h.migrationAddress}:0` });
       const info = await qmp.execute('query-migrate');
       const port = info['socket-address']?.find((a) => a.type === 'inet')?.port;
       if (!port) throw new FerryError('MIGRATION_FAILED', 'The incoming QEMU did not report the port it listens on.');
       return {
-        ...envelopeFor(req.jobId), migrationUri: `tcp:${this.h.migrationAddress}:${port}`, nbd: [], reservedMemoryMiB: vm.memoryMiB,
+        ...envelopeFor(req.jobId), migrationUri: `tcp:${this.h.migrationAddress}:${port}`, nbd, reservedMemoryMiB: vm.memoryMiB,
         ...(req.handover ? { handover: { destinationAddress: this.h.migrationAddress } } : {}),
       };
     } catch (e) {
       await this.rollBack(req.jobId, toFerryError(e, 'MIGRATION_FAILED'));
+      // startIncoming forgets the VM when QEMU fails to start, so the rollback may not know the images.
+      for (const c of plan.copies) await deleteImage(c.destinationPath).catch(() => undefined);
       throw e;
     }
+  }
+
+  private freeSlot(jobId: string): void {
+    this.slots.get(jobId)?.();
+    this.slots.delete(jobId);
+  }
+
+  /**
+   * For a storage move: serves each new (empty) image over NBD on the migration address, writable,
+   * for the source's mirrors. block-export-add activates the incoming QEMU's images for writing.
+   */
+  private async exportDisks(qmp: Qmp, plan: StoragePlan): Promise<NbdTarget[]> {
+    if (plan.copies.length === 0) return [];
+    const host = this.h.migrationAddress;
+    let port = 0;
+    for (let attempt = 1; ; attempt++) {
+      port = await freePort(host);
+      try {
+        await qmp.execute('nbd-server-start', { addr: { type: 'inet', data: { host, port: String(port) } } });
+        break;
+      } catch (e) {
+        if (attempt >= 3) throw e;
+      }
+    }
+    for (const c of plan.copies) {
+      await qmp.execute('block-export-add', { type: 'nbd', id: exportName(c.index), 'node-name': exportName(c.index), name: exportName(c.index), writable: true });
+    }
+    return plan.copies.map((c) => ({ sourcePath: c.sourcePath, destinationPath: c.destinationPath, uri: nbdUri(host, port, c.index) }));
   }
 
   /**
@@ -85,7 +123,7 @@ export class DestinationSide {
    * paused otherwise). Resolves true once QEMU ran it, false when the incoming migration failed or
    * QEMU went away.
    */
-  private async resumeWhenComplete(jobId: string, name: string, qmp: Qmp): Promise<boolean> {
+  private async resumeWhenComplete(jobId: string, name: string, qmp: Qmp, exports: number): Promise<boolean> {
     try {
       const ev = await qmp.waitForEvent('MIGRATION', (d) => ['completed', 'postcopy-active', 'failed', 'cancelled'].includes(d.status));
       if (ev.data.status !== 'completed' && ev.data.status !== 'postcopy-active') return false;
@@ -93,6 +131,8 @@ export class DestinationSide {
       if (!(await resumeHere(qmp, { postcopy: ev.data.status === 'postcopy-active' }))) return false;
       this.takeOwnership(jobId, name);
       this.h.log.info({ job: jobId, vm: name, contMs: Date.now() - t0 }, 'incoming VM resumed');
+      if (exports > 0) await stopExports(qmp, exports);
+      this.freeSlot(jobId);
       return true;
     } catch (e) {
       this.h.log.error({ job: jobId, vm: name, err: e }, 'incoming VM could not be resumed');
@@ -222,10 +262,17 @@ export class DestinationSide {
     const job = this.h.jobs.find(jobId);
     if (!job || isTerminal(job.state)) return;
     await closeTunnel(tunnelName(jobId));
-    await this.h.discardIncoming(job.vm).catch((e: unknown) => this.h.log.error({ err: e, job: jobId }, 'destination clean-up failed'));
+    await this.h.discardIncoming(job.vm, job.options.includeStorage).catch((e: unknown) => this.h.log.error({ err: e, job: jobId }, 'destination clean-up failed'));
     this.resumed.delete(jobId);
+    this.freeSlot(jobId);
     this.h.jobs.apply(jobId, { type: 'end', status: cancelled ? 'cancelled' : 'failed', error: { code: err.code, message: err.message } });
   }
+}
+
+/** Ends a storage move's NBD exports once the VM runs here (the source let go of them at switch-over). */
+async function stopExports(qmp: Qmp, n: number): Promise<void> {
+  for (let i = 0; i < n; i++) await qmp.execute('block-export-del', { id: exportName(i) }).catch(() => undefined);
+  await qmp.execute('nbd-server-stop').catch(() => undefined);
 }
 
 /** The destination owns the VM once it resumed it: forward `confirm`, or completed. */

@@ -3,6 +3,7 @@ import type { Qmp } from '../qmp/index.js';
 import type { Inventory, VmSpec } from '../vm/index.js';
 import type { JobStore } from './store.js';
 import type { ConvergencePolicy } from './policy.js';
+import type { Pools } from '../storage/index.js';
 
 /**
  * What the migration executor needs from its agent. The agent (the composition root) implements
@@ -30,10 +31,14 @@ export interface MigrationHost {
   checkCapacity(memoryMiB: number): void;
   /** Records the VM as `migrating` here and starts QEMU with `-S -incoming defer`; returns its QMP session. */
   startIncoming(spec: VmSpec): Promise<Qmp>;
-  /** Destination clean-up: kills the incoming QEMU and removes its tap, run folder and record. */
-  discardIncoming(name: string): Promise<void>;
-  /** Source after success: quits QEMU and removes the tap, run folder and record; the VM lives elsewhere now. */
-  releaseSource(name: string): Promise<void>;
+  /** Destination clean-up: kills the incoming QEMU and removes its tap, run folder and record (and its disk images when they were copies made for the move). */
+  discardIncoming(name: string, deleteDisks: boolean): Promise<void>;
+  /** Source after success: quits QEMU and removes the tap, run folder and record (and the disk images after a storage move); the VM lives elsewhere now. */
+  releaseSource(name: string, deleteDisks: boolean): Promise<void>;
+  /** This host's storage pools. */
+  readonly pools: Pools;
+  /** Takes one of the host's storage-migration slots (maxStorageMigrations) or throws STORAGE_MIGRATION_LIMIT; returns the release. */
+  takeStorageSlot(): () => void;
   /** Calls the test fault hook at a named point (`source:prepare`, `destination:finish`…). */
   fault(point: string): void;
   /** Streams an event to API clients (SSE). */

@@ -14,3 +14,4 @@ export { PeerClient } from './peer-client.js';
 export { DestinationSide } from './destination.js';
 export { MigrationService, type MoveRequest } from './service.js';
 export { faultPoint } from './faults.js';
+export * from './storage.js';

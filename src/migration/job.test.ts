@@ -92,7 +92,7 @@ test('summary: CLI fields and time per phase', () => {
     id: 'j1', vm: 'web', source: 'h1', destination: 'h2', role: 'source',
     state: { status: 'failed', failedIn: 'perform', error: err }, options: { includeStorage: false }, progress: null,
     phaseStartedAt: { begin: '2026-01-01T00:00:00.000Z', prepare: '2026-01-01T00:00:00.100Z', perform: '2026-01-01T00:00:01.000Z', finish: '2026-01-01T00:00:03.000Z' },
-    totals: { totalMs: 3500, downtimeMs: null, transferredBytes: 1000, passes: 3 },
+    totals: { totalMs: 3500, downtimeMs: null, transferredBytes: 1000, passes: 3, diskBytes: null, diskMs: null },
     createdAt: '2026-01-01T00:00:00.000Z', updatedAt: '2026-01-01T00:00:03.500Z', endedAt: '2026-01-01T00:00:03.500Z',
   };
   assert.deepEqual(phaseDurations(rec, '2030-01-01T00:00:00.000Z'), { begin: 100, prepare: 900, perform: 2000, finish: 500 });

@@ -108,6 +108,8 @@ export interface MoveOptions {
   allowPostcopy?: boolean;
   /** May the policy throttle the guest's vCPUs with auto-converge? */
   allowAutoConverge?: boolean;
+  /** After a storage move, keep the source's images instead of deleting them. */
+  retainSourceDisks?: boolean;
 }
 
 /** The figures `ferry move --json` reports; null until known. */
@@ -118,6 +120,9 @@ export interface JobTotals {
   transferredBytes: number | null;
   /** Passes over guest RAM (QEMU's dirty-sync-count). */
   passes: number | null;
+  /** A storage move's disk copy, apart from memory: bytes mirrored until every disk was in sync, and how long that took. */
+  diskBytes: number | null;
+  diskMs: number | null;
 }
 
 /** A job as one host's store holds it. */
@@ -285,6 +290,9 @@ export interface JobSummary {
   downtimeMs: number | null;
   transferredBytes: number | null;
   passes: number | null;
+  /** A storage move's disk copy: bytes mirrored and milliseconds until every disk was in sync; null without one. */
+  diskBytes: number | null;
+  diskMs: number | null;
   /** Did the move switch to post-copy (the guest ran on the destination while its last pages arrived)? */
   postcopy: boolean;
   /** Milliseconds spent in each phase entered so far. */

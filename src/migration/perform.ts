@@ -24,6 +24,11 @@ export interface PerformInput {
    * to continue; it must not block: it only writes to an open pipe.
    */
   cutover?: () => void;
+  /**
+   * Work that must end while the guest is paused at pre-switchover, before QEMU sends the last
+   * state (a storage move settles its disk mirrors here). A failure cancels the migration.
+   */
+  beforeContinue?: () => Promise<void>;
 }
 
 const SAMPLE_WINDOW = 64;
@@ -49,13 +54,24 @@ export async function perform(p: PerformInput): Promise<MigrationInfo> {
   await qmp.execute('migrate-set-capabilities', { capabilities: s.capabilities });
   await qmp.execute('migrate-set-parameters', s.parameters);
   let wake: () => void = () => undefined;
+  let settleError: unknown;
+  const proceed = (): void => {
+    void qmp.execute('migrate-continue', { state: 'pre-switchover' })
+      .catch((e: unknown) => p.log.warn({ err: e, job: p.jobId }, 'migrate-continue failed'));
+  };
   const onMigration = (d: { status: string }): void => {
     if (d.status === 'pre-switchover') {
       // The guest is paused: from now on its frames must go to the destination, where they wait
-      // for it; then let QEMU send the last state. Both are immediate (no await in between).
+      // for it; then let QEMU send the last state. Without disks to settle both are immediate.
       p.cutover?.();
-      void qmp.execute('migrate-continue', { state: 'pre-switchover' })
-        .catch((e: unknown) => p.log.warn({ err: e, job: p.jobId }, 'migrate-continue failed'));
+      if (!p.beforeContinue) proceed();
+      else {
+        p.beforeContinue().then(proceed, (e: unknown) => {
+          settleError = e;
+          void qmp.execute('migrate_cancel').catch(() => undefined);
+          wake();
+        });
+      }
     }
     wake();
   };
@@ -89,6 +105,7 @@ export async function perform(p: PerformInput): Promise<MigrationInfo> {
         inp.onProgress?.(view);
       }
       if (info.status === 'completed') return info;
+      if (settleError !== undefined) throw settleError;
       if (info.status === 'failed' || info.status === 'cancelled') {
         throw new FerryError('MIGRATION_FAILED', `QEMU ${info.status} the migration stream${info['error-desc'] ? `: ${info['error-desc']}` : ''}.`);
       }

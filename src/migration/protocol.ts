@@ -10,6 +10,7 @@
  * meaning of one makes version 2, served beside version 1 at `/peer/v2/`.
  */
 import { FerryError } from '../errors/index.js';
+import type { DiskFacts } from './storage.js';
 import type { MigrationStatus } from '../qmp/index.js';
 import type { VmSpec } from '../vm/index.js';
 import { JOB_STATUSES, PHASES, type JobError, type JobStatus, type JobTotals, type MoveOptions, type Phase } from './job.js';
@@ -33,6 +34,8 @@ export interface PrepareRequest extends Envelope {
   options: MoveOptions;
   /** The network hand-over tunnel the source asks for (see docs/design/0001): its VXLAN id and the source's address. */
   handover?: { vni: number; sourceAddress: string };
+  /** Per disk of `vm`, in order: its allocation and shared pool id on the source (optional in v1: older sources send none). */
+  disks?: DiskFacts[];
 }
 
 /** An NBD export the source mirrors one disk into, for a storage move. */
@@ -191,13 +194,13 @@ const moveOptionsSchema = {
   type: 'object', required: ['includeStorage'],
   properties: {
     includeStorage: { type: 'boolean' }, storagePath: str, probe: { type: 'boolean' },
-    allowPostcopy: { type: 'boolean' }, allowAutoConverge: { type: 'boolean' },
+    allowPostcopy: { type: 'boolean' }, allowAutoConverge: { type: 'boolean' }, retainSourceDisks: { type: 'boolean' },
   },
 } as const;
 
 const totalsSchema = {
   type: 'object', required: ['totalMs', 'downtimeMs', 'transferredBytes', 'passes'],
-  properties: { totalMs: nullableInt, downtimeMs: nullableInt, transferredBytes: nullableInt, passes: nullableInt },
+  properties: { totalMs: nullableInt, downtimeMs: nullableInt, transferredBytes: nullableInt, passes: nullableInt, diskBytes: nullableInt, diskMs: nullableInt },
 } as const;
 
 const status = { type: 'string', enum: JOB_STATUSES } as const;
@@ -216,6 +219,10 @@ export const peerSchemas = {
   prepareRequest: message({
     vm: vmSpecSchema, source: str, destination: str, options: moveOptionsSchema,
     handover: { type: 'object', required: ['vni', 'sourceAddress'], properties: { vni: { type: 'integer', minimum: 1, maximum: 16777215 }, sourceAddress: str } },
+    disks: {
+      type: 'array', maxItems: 64,
+      items: { type: 'object', required: ['allocatedBytes'], properties: { allocatedBytes: int, sharedId: str } },
+    },
   }, ['vm', 'source', 'destination', 'options']),
   prepareReply: message({
     migrationUri: str, reservedMemoryMiB: int,

@@ -1,3 +1,4 @@
+import { deletesSourceDisks } from './storage.js';
 import { FerryError } from '../errors/index.js';
 import type { MigrationStatus, Qmp } from '../qmp/index.js';
 import { isTerminal, type JobRecord } from './job.js';
@@ -52,8 +53,8 @@ async function recoverOne(h: MigrationHost, job: JobRecord, attempt: number, inC
   h.jobs.apply(current.id, d.end);
 }
 
-/** Retries a peer call every few seconds for a while (the peer may be restarting). */
-function retryInBackground(h: MigrationHost, job: JobRecord, call: () => Promise<unknown>, attempt = 1): void {
+/** Retries a peer call every few seconds for a while (the peer may be restarting, or cut off). */
+export function retryInBackground(h: MigrationHost, job: JobRecord, call: () => Promise<unknown>, attempt = 1): void {
   if (attempt > MAX_ATTEMPTS) { h.log.error({ job: job.id }, 'the peer never confirmed its clean-up'); return; }
   setTimeout(() => {
     call().then(() => h.log.info({ job: job.id }, 'the peer confirmed its clean-up'),
@@ -97,11 +98,11 @@ async function runStep(h: MigrationHost, job: JobRecord, peer: PeerClient, step:
       if (step === 'resume-source') migrationEnded(h, job.vm);
       return;
     }
-    case 'stop-source': await h.releaseSource(job.vm); return;
+    case 'stop-source': await h.releaseSource(job.vm, deletesSourceDisks(job)); return;
     case 'finish-destination': await peer.finish(job.id, { outcome: 'success' }); return;
     case 'confirm-destination': await peer.confirm(job.id, { outcome: 'success', totals: job.totals }); return;
     case 'kill-destination':
-    case 'clean-destination': if (h.inv.find(job.vm)) await h.discardIncoming(job.vm); return;
+    case 'clean-destination': if (h.inv.find(job.vm)) await h.discardIncoming(job.vm, job.options.includeStorage); return;
     case 'take-ownership': migrationEnded(h, job.vm); return;
     case 'release': {
       // The hand-over ends with the job: no tunnel, and normal learning for the VM's MAC.

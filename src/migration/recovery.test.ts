@@ -11,7 +11,7 @@ const back = (phase: 'finish' | 'confirm', failedIn: Phase, cancelled = false): 
 
 const record = (role: JobRole, state: JobState): JobRecord => ({
   id: 'j', vm: 'web', source: 'h1', destination: 'h2', role, state, options: { includeStorage: false }, progress: null,
-  phaseStartedAt: {}, totals: { totalMs: null, downtimeMs: null, transferredBytes: null, passes: null },
+  phaseStartedAt: {}, totals: { totalMs: null, downtimeMs: null, transferredBytes: null, passes: null, diskBytes: null, diskMs: null },
   createdAt: '', updatedAt: '', endedAt: null,
 });
 

@@ -1,3 +1,4 @@
+import { deletesSourceDisks } from './storage.js';
 import { FerryError, toFerryError } from '../errors/index.js';
 import type { MigrationInfo } from '../qmp/index.js';
 import { phaseOf, type JobRecord, type JobTotals } from './job.js';
@@ -6,6 +7,12 @@ import { PeerClient } from './peer-client.js';
 import { perform } from './perform.js';
 import { policyForMove, type ConvergencePolicy } from './policy.js';
 import { resumeHere } from './resume.js';
+import { retryInBackground } from './recover.js';
+import { DiskMirrors, imageInfo } from '../storage/index.js';
+import type { Qmp } from '../qmp/index.js';
+import type { VmSpec } from '../vm/index.js';
+import type { NbdTarget } from './protocol.js';
+import { parseNbdUri, type DiskFacts } from './storage.js';
 import { BridgeBatch, closeTunnel, openTunnel, tunnelName, tunnelVni } from '../qemu/index.js';
 
 /**
@@ -17,6 +24,10 @@ export class SourceRun {
   private readonly peer: PeerClient;
 
   private readonly policy: ConvergencePolicy;
+  /** A storage move holds one of the host's storage slots from begin to its end. */
+  private releaseSlot: (() => void) | undefined;
+  /** A storage move's disk mirrors, once started (aborted on rollback). */
+  private mirrors: DiskMirrors | undefined;
 
   constructor(private readonly h: MigrationHost, private readonly job: JobRecord, private readonly signal: AbortSignal) {
     this.policy = policyForMove(h.convergence, job.options);
@@ -24,20 +35,30 @@ export class SourceRun {
   }
 
   async run(): Promise<JobRecord> {
+    try {
+      return await this.runPhases();
+    } finally {
+      this.releaseSlot?.();
+    }
+  }
+
+  private async runPhases(): Promise<JobRecord> {
     const { id, vm } = this.job;
     let info: MigrationInfo;
     try {
       this.h.jobs.apply(id, { type: 'start' });
       this.h.fault('source:begin');
       const spec = this.h.inv.get(vm).spec;
+      if (this.job.options.includeStorage && spec.disks.length > 0) this.releaseSlot = this.h.takeStorageSlot();
       if (this.h.inv.get(vm).state !== 'running') throw new FerryError('VM_BAD_STATE', `The VM "${vm}" is not running, so it cannot move live.`);
       await this.peer.ping();
       this.h.inv.apply(vm, { type: 'migration-began' });
       this.h.jobs.enterPhase(id, 'prepare');
       this.h.fault('source:prepare');
+      const disks = await this.diskFacts(spec);
       const prep = await this.peer.prepare(id, {
         vm: spec, source: this.job.source, destination: this.job.destination, options: this.job.options,
-        handover: { vni: tunnelVni(id), sourceAddress: this.h.migrationAddress },
+        handover: { vni: tunnelVni(id), sourceAddress: this.h.migrationAddress }, ...(disks.length > 0 ? { disks } : {}),
       });
       const tunnel = tunnelName(id);
       if (prep.handover) await openTunnel(tunnel, tunnelVni(id), this.h.migrationAddress, prep.handover.destinationAddress, this.h.bridge);
@@ -48,11 +69,13 @@ export class SourceRun {
       await this.peer.performReady(id);
       const qmp = this.h.qmp(vm);
       if (!qmp) throw new FerryError('QEMU_GONE', `The QEMU of "${vm}" went away.`);
+      const mirrors = prep.nbd.length > 0 ? await this.copyDisks(qmp, prep.nbd) : undefined;
       info = await perform({
         jobId: id, qmp, uri: prep.migrationUri, policy: this.policy, memoryBytes: spec.memoryMiB * 1024 * 1024,
         jobs: this.h.jobs, log: this.h.log, signal: this.signal,
         onProgress: (p) => this.h.emit('migration.progress', { id, vm, ...p }),
         ...(batch ? { cutover: this.cutover(spec.mac, tunnel, batch) } : {}),
+        ...(mirrors ? { beforeContinue: () => mirrors.settle() } : {}),
       }).finally(() => batch?.close().then((err) => { if (err) this.h.log.warn({ job: id, err }, 'bridge reported errors'); }));
     } catch (e) {
       return this.rollBack(toFerryError(e, 'MIGRATION_FAILED'));
@@ -72,6 +95,34 @@ export class SourceRun {
       batch.pin(mac, tunnel);
       this.h.log.info({ job: this.job.id }, 'network redirected to the destination');
     };
+  }
+
+  /** What the destination needs to know of each disk: its allocation (room for a copy) and its shared pool id. */
+  private async diskFacts(spec: VmSpec): Promise<DiskFacts[]> {
+    return Promise.all(spec.disks.map(async (d) => {
+      const sharedId = this.h.pools.list().find((p) => p.name === d.pool)?.sharedId;
+      return { allocatedBytes: (await imageInfo(d.path)).actualSize, ...(sharedId !== undefined ? { sharedId } : {}) };
+    }));
+  }
+
+  /**
+   * A storage move's disk copy: mirrors every disk into the destination's NBD exports and waits
+   * until all are in sync (READY), before the memory copy starts; from then on each guest write
+   * reaches both sides. Progress goes out as `migration.disks` events; the totals keep the bytes and time.
+   */
+  private async copyDisks(qmp: Qmp, nbd: readonly NbdTarget[]): Promise<DiskMirrors> {
+    const { id, vm } = this.job;
+    const t0 = Date.now();
+    this.mirrors = new DiskMirrors(qmp, `fm${id.replace(/-/g, '').slice(0, 8)}`);
+    await this.mirrors.start(nbd.map((t, index) => ({ index, target: { kind: 'nbd', ...parseNbdUri(t.uri) } })));
+    let lastWrite = 0;
+    const done = await this.mirrors.waitReady(this.signal, (disks) => {
+      this.h.emit('migration.disks', { id, vm, disks });
+      if (Date.now() - lastWrite >= 1000) { lastWrite = Date.now(); this.h.log.info({ job: id, disks }, 'disk copy'); }
+    });
+    this.h.jobs.recordTotals(id, { diskBytes: done.reduce((a, d) => a + d.lenBytes, 0), diskMs: Date.now() - t0 });
+    this.h.log.info({ job: id, disks: done, ms: Date.now() - t0 }, 'disks in sync; copying memory');
+    return this.mirrors;
   }
 
   private abortIfCancelled(): void {
@@ -123,6 +174,7 @@ export class SourceRun {
     this.h.jobs.apply(id, cancelled ? { type: 'cancel' } : { type: 'fail', error });
     const qmp = this.h.qmp(vm);
     await qmp?.execute('migrate_cancel').catch(() => undefined);
+    await this.mirrors?.abort();
     if (phaseOf(this.h.jobs.get(id).state) === 'finish') {
       // A cancel is a cancel on both sides; a failure travels as finish{failure} with its error.
       const tell = (): Promise<unknown> => (cancelled ? this.peer.cancel(id, error.message) : this.peer.finish(id, { outcome: 'failure', error }));
@@ -131,7 +183,9 @@ export class SourceRun {
       } catch (e) {
         // The destination refuses because it already runs the VM: resuming here would run it twice.
         if (e instanceof FerryError && e.code === 'JOB_BAD_PHASE') return this.forwardAfterAll();
-        this.h.log.error({ err: e, job: id }, 'destination did not confirm its clean-up');
+        this.h.log.error({ err: e, job: id }, 'destination did not confirm its clean-up; asking again in the background');
+        // It still holds an incoming QEMU (and copied images): it must clean up once it hears us (invariant 2).
+        if (e instanceof FerryError && e.code === 'HOST_UNREACHABLE') retryInBackground(this.h, this.job, () => this.peer.cancel(id, error.message));
       }
       this.h.jobs.enterPhase(id, 'confirm');
     }
@@ -149,7 +203,7 @@ export class SourceRun {
   /** The destination runs the VM: stop it here, close the tunnel, tell the destination. */
   private async letGo(): Promise<void> {
     const { id, vm } = this.job;
-    await this.h.releaseSource(vm);
+    await this.h.releaseSource(vm, deletesSourceDisks(this.job));
     await closeTunnel(tunnelName(id));
     await this.peer.confirm(id, { outcome: 'success', totals: this.h.jobs.get(id).totals })
       .catch((e: unknown) => this.h.log.warn({ err: e, job: id }, 'confirm not delivered; the destination ends its record on its own recovery'));

@@ -33,3 +33,13 @@ test('argv: under TCG, RAM is 8 KiB short of the MiB size (QEMU 7.2 dirty-tracki
   assert.deepEqual(after(buildArgv(base), '-m'), ['262136k']);
   assert.deepEqual(after(buildArgv({ ...base, accel: 'kvm' }), '-m'), ['256']);
 });
+
+test('argv: a disk on shared storage opens with O_DIRECT and image locking on; a local one with neither', () => {
+  const shared = JSON.parse(after(buildArgv({ ...base, disks: [{ path: '/nfs/d.qcow2', format: 'qcow2', shared: true }] }), '-blockdev')[0] ?? '{}') as
+    { cache?: { direct: boolean }; file: { locking?: string } };
+  assert.deepEqual(shared.cache, { direct: true });
+  assert.equal(shared.file.locking, 'on');
+  const local = JSON.parse(after(buildArgv(base), '-blockdev')[0] ?? '{}') as { cache?: unknown; file: { locking?: string } };
+  assert.equal(local.cache, undefined);
+  assert.equal(local.file.locking, undefined);
+});

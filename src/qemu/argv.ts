@@ -10,7 +10,14 @@ export interface QemuLaunch {
   /** Direct kernel boot of the test guest (or any kernel/initrd pair). */
   boot: { kernel: string; initrd: string; append: string };
   nic: { tap: string; mac: string };
-  disks: { path: string; format: 'qcow2' }[];
+  /**
+   * `shared`: the image lives on storage other hosts open too (a move's destination opens it
+   * while the source still runs). It is opened with O_DIRECT (cache.direct), so neither host
+   * reads stale data from its own page cache, and with image locking on, so two QEMUs never both
+   * hold it writable: the incoming side opens it inactive and takes the write lock only once the
+   * source has let go at switch-over.
+   */
+  disks: { path: string; format: 'qcow2'; shared?: boolean }[];
   /** Per-VM folder: QMP socket, pidfile, serial log. */
   runDir: string;
   /** Start paused waiting for `migrate-incoming` (the destination of a move). */
@@ -61,7 +68,8 @@ export function buildArgv(l: QemuLaunch): string[] {
     '-device', `virtio-net-pci,netdev=net0,mac=${l.nic.mac},id=nic0`,
   ];
   l.disks.forEach((d, i) => {
-    const node = { driver: d.format, 'node-name': `disk${i}`, file: { driver: 'file', filename: d.path } };
+    const file = d.shared === true ? { driver: 'file', filename: d.path, locking: 'on' } : { driver: 'file', filename: d.path };
+    const node = { driver: d.format, 'node-name': `disk${i}`, ...(d.shared === true ? { cache: { direct: true } } : {}), file };
     argv.push('-blockdev', JSON.stringify(node), '-device', `virtio-blk-pci,drive=disk${i},id=vd${i}`);
   });
   // -S: the destination's vCPUs wait for the agent's `cont`, so ownership changes only when the agent says so.

@@ -6,7 +6,7 @@
 import type { QmpEmpty } from './qapi-common.js';
 import type {
   BlockdevMirrorArgs, BlockdevOptions, BlockDeviceInfo, BlockExportOptions, BlockInfo,
-  BlockJobInfo, NbdServerStartArgs,
+  BlockJobInfo, NbdServerStartArgs, YankInstance,
 } from './qapi-block.js';
 import type {
   AnnounceParameters, MigrateArgs, MigrateSetParameters, MigrationCapabilityStatus,
@@ -80,6 +80,8 @@ export interface QmpCommands {
   'block-export-del': Cmd<{ id: string; mode?: 'safe' | 'hard' }, QmpEmpty>;
   'nbd-server-start': Cmd<NbdServerStartArgs, QmpEmpty>;
   'nbd-server-stop': Cmd<void, QmpEmpty>;
+  /** Shuts the connections of the given instances at once, failing their pending I/O (QEMU 6.0+). */
+  yank: Cmd<{ instances: YankInstance[] }, QmpEmpty>;
 
   // Objects, QOM and network
   'object-add': Cmd<ObjectOptions, QmpEmpty>;

@@ -262,3 +262,6 @@ export interface NbdServerStartArgs {
   'tls-authz'?: string;
   'max-connections'?: number;
 }
+
+/** QAPI `YankInstance`: what `yank` may cut off. */
+export type YankInstance = { type: 'block-node'; 'node-name': string } | { type: 'chardev'; id: string } | { type: 'migration' };

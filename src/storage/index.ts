@@ -1,2 +1,3 @@
 export * from './pools.js';
 export * from './images.js';
+export * from './mirror.js';

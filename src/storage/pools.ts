@@ -1,5 +1,5 @@
 import { mkdirSync, realpathSync, statfsSync, existsSync } from 'node:fs';
-import { isAbsolute, join, normalize, sep } from 'node:path';
+import { dirname, isAbsolute, join, normalize, sep } from 'node:path';
 import { FerryError } from '../errors/index.js';
 
 /** A storage pool: a directory of disk images, possibly shared between hosts. */
@@ -9,6 +9,14 @@ export interface Pool { name: string; path: string; sharedId?: string }
 export function poolSpace(pool: Pool): { freeBytes: number; totalBytes: number } {
   const s = statfsSync(pool.path);
   return { freeBytes: s.bavail * s.bsize, totalBytes: s.blocks * s.bsize };
+}
+
+/** Free bytes of the filesystem `path` (or its nearest existing parent) lives on: a folder inside a pool may be a mount of its own. */
+export function freeBytesAt(path: string): number {
+  let p = path;
+  while (!existsSync(p) && p !== dirname(p)) p = dirname(p);
+  const s = statfsSync(p);
+  return s.bavail * s.bsize;
 }
 
 /** The host's pools; makes their folders on first use. */

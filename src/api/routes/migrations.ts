@@ -1,3 +1,4 @@
+import { FerryError } from '../../errors/index.js';
 import type { FastifyInstance } from 'fastify';
 import type { Agent } from '../../agent/agent.js';
 import {
@@ -5,7 +6,10 @@ import {
 } from '../../migration/index.js';
 import { errorResponses } from '../schemas.js';
 
-interface MoveBody { vm: string; destination: string; includeStorage?: boolean; storagePath?: string; allowPostcopy?: boolean; allowAutoConverge?: boolean }
+interface MoveBody {
+  vm: string; destination: string; includeStorage?: boolean; storagePath?: string; retainSourceDisks?: boolean;
+  allowPostcopy?: boolean; allowAutoConverge?: boolean;
+}
 interface IdParams { id: string }
 
 const jobView = (j: JobRecord) => ({ ...summarize(j), role: j.role, progress: j.progress, createdAt: j.createdAt, endedAt: j.endedAt });
@@ -16,7 +20,8 @@ const migrationSchema = {
     id: { type: 'string' }, vm: { type: 'string' }, source: { type: 'string' }, destination: { type: 'string' },
     status: { type: 'string', enum: ['queued', 'running', 'completed', 'failed', 'cancelled'] }, phase: { type: 'string' },
     totalMs: { type: ['integer', 'null'] }, downtimeMs: { type: ['integer', 'null'] }, transferredBytes: { type: ['integer', 'null'] },
-    passes: { type: ['integer', 'null'] },
+    passes: { type: ['integer', 'null'] }, postcopy: { type: 'boolean' },
+    diskBytes: { type: ['integer', 'null'] }, diskMs: { type: ['integer', 'null'] },
   },
 } as const;
 
@@ -32,17 +37,22 @@ export function migrationRoutes(app: FastifyInstance, agent: Agent): void {
         type: 'object', required: ['vm', 'destination'], additionalProperties: false,
         properties: {
           vm: { type: 'string', maxLength: 63 }, destination: { type: 'string', maxLength: 63 }, includeStorage: { type: 'boolean' },
-          storagePath: { type: 'string', maxLength: 4096 }, allowPostcopy: { type: 'boolean' }, allowAutoConverge: { type: 'boolean' },
+          storagePath: { type: 'string', maxLength: 4096 }, retainSourceDisks: { type: 'boolean' },
+          allowPostcopy: { type: 'boolean' }, allowAutoConverge: { type: 'boolean' },
         },
       },
       response: { 202: migrationSchema, ...errorResponses, 503: { $ref: 'Error#' } },
     },
   }, async (req, reply) => {
     const b = req.body;
+    if ((b.storagePath !== undefined || b.retainSourceDisks !== undefined) && b.includeStorage !== true) {
+      throw new FerryError('INVALID_INPUT', 'storagePath and retainSourceDisks only apply to a move with includeStorage.');
+    }
     const job = await m.start({
       vm: b.vm, destination: b.destination,
       options: {
         includeStorage: b.includeStorage ?? false, ...(b.storagePath ? { storagePath: b.storagePath } : {}),
+        ...(b.retainSourceDisks !== undefined ? { retainSourceDisks: b.retainSourceDisks } : {}),
         ...(b.allowPostcopy !== undefined ? { allowPostcopy: b.allowPostcopy } : {}),
         ...(b.allowAutoConverge !== undefined ? { allowAutoConverge: b.allowAutoConverge } : {}),
       },

@@ -1,3 +1,4 @@
+import type { DiskProgress } from '../../storage/index.js';
 import type { Command } from 'commander';
 import cliProgress from 'cli-progress';
 import { FerryError } from '../../errors/index.js';
@@ -12,7 +13,7 @@ import { locateVm } from './vm.js';
 /** A job as the API shows it. */
 export type JobView = JobSummary & { role: string; progress: ProgressView | null; createdAt: string; endedAt: string | null };
 
-interface MoveOpts { to: string; includeStorage?: boolean; storagePath?: string; probe?: boolean; wait: boolean; json?: boolean; postcopy?: boolean }
+interface MoveOpts { to: string; includeStorage?: boolean; storagePath?: string; retainSourceDisks?: boolean; probe?: boolean; wait: boolean; json?: boolean; postcopy?: boolean }
 
 const TERMINAL = new Set(['completed', 'failed', 'cancelled']);
 
@@ -33,11 +34,21 @@ export async function watchJob(source: ReturnType<typeof hostOf>, id: string, qu
       dirty: p.dirtyRateMBps.toFixed(1), pass: p.pass, edt: p.expectedDowntimeMs ?? '-', phase,
     });
   };
+  /** A storage move's disk copy, before memory: one bar over all disks, each disk's share in the label. */
+  const showDisks = (disks: DiskProgress[]): void => {
+    const len = disks.reduce((a, d) => a + d.lenBytes, 0);
+    const off = disks.reduce((a, d) => a + d.offsetBytes, 0);
+    bar?.update(len > 0 ? Math.floor((off / len) * 100) : 0, {
+      done: formatBytes(off), total: formatBytes(len), rate: '-', dirty: 0, pass: 0, edt: '-',
+      phase: `disks ${disks.map((d) => `vd${d.index} ${d.lenBytes > 0 ? Math.floor((d.offsetBytes / d.lenBytes) * 100) : 0}%${d.ready ? ' in sync' : ''}`).join(', ')}`,
+    });
+  };
   let finish: (j: JobView) => void = () => undefined;
   const done = new Promise<JobView>((r) => { finish = r; });
   const close = await followEvents(source, (e) => {
     if (e.data.id !== id) return;
     if (e.type === 'migration.progress') show(e.data as unknown as ProgressView);
+    if (e.type === 'migration.disks') showDisks(e.data.disks as DiskProgress[]);
     if (e.type === 'migration.state') phase = String(e.data.phase);
   }).catch(() => () => undefined);
   const poll = setInterval(() => {
@@ -60,6 +71,7 @@ function printSummary(j: JobView, probe?: ProbeResult): void {
   const lines = [
     `${j.vm}: ${j.source} → ${j.destination} ${j.status}${j.error ? ` (${j.error.code}: ${j.error.message})` : ''}`,
     `  total ${j.totalMs ?? '-'} ms, QEMU downtime ${j.downtimeMs ?? '-'} ms, ${j.transferredBytes !== null ? formatBytes(j.transferredBytes) : '-'} sent in ${j.passes ?? '-'} passes${j.postcopy ? ', finished in post-copy' : ''}`,
+    ...(j.diskBytes !== null ? [`  disks: ${formatBytes(j.diskBytes)} mirrored in ${j.diskMs ?? '-'} ms before the memory copy`] : []),
     `  phases: ${Object.entries(j.phaseMs).map(([p, ms]) => `${p} ${ms} ms`).join(', ')}`,
   ];
   if (probe) {
@@ -74,6 +86,7 @@ export function registerMove(program: Command): void {
     .requiredOption('--to <host>', 'destination host')
     .option('--include-storage', 'copy the VM\'s disks along (shared-nothing move)')
     .option('--storage-path <dir>', 'where the destination puts the copied disks')
+    .option('--retain-source-disks', 'keep the source\'s images after a storage move')
     .option('--postcopy', 'allow switching to post-copy when the VM does not converge')
     .option('--probe', 'lab: measure what the guest\'s clients see during the move')
     .option('--no-wait', 'print the job id and return at once')
@@ -86,7 +99,8 @@ export function registerMove(program: Command): void {
       try {
         const job = await api<JobView>(source, 'POST', '/v1/migrations', {
           vm: name, destination: dest.name, ...(o.includeStorage ? { includeStorage: true } : {}),
-          ...(o.storagePath ? { storagePath: o.storagePath } : {}), ...(o.postcopy ? { allowPostcopy: true } : {}),
+          ...(o.storagePath ? { storagePath: o.storagePath } : {}), ...(o.retainSourceDisks ? { retainSourceDisks: true } : {}),
+          ...(o.postcopy ? { allowPostcopy: true } : {}),
         });
         if (!o.wait) { printJson({ id: job.id, status: job.status }); return; }
         const end = await watchJob(source, job.id, o.json ?? false);
@@ -94,7 +108,7 @@ export function registerMove(program: Command): void {
         if (probe) { await new Promise((r) => setTimeout(r, 1000)); pr = await probe.stop(); }
         const out = {
           id: end.id, vm: end.vm, source: end.source, destination: end.destination, status: end.status, totalMs: end.totalMs,
-          downtimeMs: end.downtimeMs, transferredBytes: end.transferredBytes, passes: end.passes, postcopy: end.postcopy, phaseMs: end.phaseMs,
+          downtimeMs: end.downtimeMs, transferredBytes: end.transferredBytes, passes: end.passes, postcopy: end.postcopy, diskBytes: end.diskBytes, diskMs: end.diskMs, phaseMs: end.phaseMs,
           ...(end.error ? { error: end.error } : {}), ...(pr ? { blackoutMs: pr.blackoutMs, tcpGapMs: pr.tcpGapMs, tcpAlive: pr.tcpAlive } : {}),
         };
         if (o.json) printJson(out);

@@ -1,0 +1,182 @@
+/**
+ * Live disk copies of a running VM with QEMU's mirror block job: to an NBD export on another host
+ * (a shared-nothing move) or to a new image on this host (a live storage move). Each disk's
+ * virtio-blk device is found by its qdev id (`vd<i>`, src/qemu/argv.ts) and mirrored from the node
+ * now at its root, so a disk that was moved before still mirrors from where it is.
+ *
+ * Copy mode is `write-blocking`: once a mirror is READY every guest write reaches the target
+ * before it completes, so nothing is left to flush when the VM pauses for switch-over (a
+ * background mirror would owe the target whatever the guest wrote since its last pass).
+ */
+import { FerryError } from '../errors/index.js';
+import type { BlockdevOptions, BlockJobInfo, Qmp } from '../qmp/index.js';
+
+/** Where one disk goes. */
+export type MirrorTarget =
+  | { kind: 'nbd'; host: string; port: number; export: string }
+  | { kind: 'file'; path: string };
+
+/** One disk to mirror: its index (device `vd<i>`) and its target. */
+export interface MirrorDisk { index: number; target: MirrorTarget }
+
+/** Progress of one disk's copy, as the progress bar and the job summary show it. */
+export interface DiskProgress { index: number; offsetBytes: number; lenBytes: number; ready: boolean }
+
+const deviceId = (i: number): string => `vd${i}`;
+
+/** What is attached to device `vd<i>` now (query-block; QEMU 7.2 names it by its QOM path). */
+async function attached(qmp: Qmp, index: number): Promise<{ node: string; file: string }> {
+  const id = deviceId(index);
+  const blocks = await qmp.execute('query-block');
+  const b = blocks.find((x) => x.qdev === id || x.qdev === `/machine/peripheral/${id}/virtio-backend`);
+  const node = b?.inserted?.['node-name'];
+  if (!node || !b?.inserted) throw new FerryError('STORAGE_FAILED', `QEMU has no disk attached to device ${id}.`);
+  return { node, file: b.inserted.file };
+}
+
+/** The node at the root of device `vd<i>` now (query-block). */
+export async function rootNode(qmp: Qmp, index: number): Promise<string> {
+  return (await attached(qmp, index)).node;
+}
+
+/** The image file device `vd<i>` reads and writes now: after a pivot, the target's. */
+export async function deviceFile(qmp: Qmp, index: number): Promise<string> {
+  return (await attached(qmp, index)).file;
+}
+
+function targetOptions(node: string, t: MirrorTarget): BlockdevOptions {
+  if (t.kind === 'nbd') {
+    // reconnect-delay 0: a lost connection fails the job at once instead of stalling the guest's writes.
+    return {
+      driver: 'nbd', 'node-name': node, server: { type: 'inet', host: t.host, port: String(t.port) }, export: t.export,
+      'reconnect-delay': 0,
+    };
+  }
+  return { driver: 'qcow2', 'node-name': node, file: { driver: 'file', filename: t.path } };
+}
+
+/**
+ * The mirrors of one VM's disks for one operation (`tag` names its QEMU nodes and jobs). Every
+ * method is safe to call after a partial start: {@link abort} removes whatever exists.
+ */
+export class DiskMirrors {
+  private readonly started: { index: number; job: string; target: string; source: string }[] = [];
+
+  constructor(private readonly qmp: Qmp, private readonly tag: string) {}
+
+  private names(index: number): { job: string; target: string } {
+    return { job: `${this.tag}-mirror${index}`, target: `${this.tag}-target${index}` };
+  }
+
+  /** Adds each target node and starts its mirror (full copy). */
+  async start(disks: readonly MirrorDisk[]): Promise<void> {
+    for (const d of disks) {
+      const { job, target } = this.names(d.index);
+      const source = await rootNode(this.qmp, d.index);
+      await this.qmp.execute('blockdev-add', targetOptions(target, d.target));
+      this.started.push({ index: d.index, job, target, source });
+      await this.qmp.execute('blockdev-mirror', {
+        'job-id': job, device: source, target, sync: 'full', 'copy-mode': 'write-blocking',
+        'on-source-error': 'report', 'on-target-error': 'report', 'auto-dismiss': true,
+      });
+    }
+  }
+
+  /** Each disk's copy; a mirror whose job has vanished before it was settled failed. */
+  async progress(): Promise<DiskProgress[]> {
+    const jobs = await this.qmp.execute('query-block-jobs');
+    return this.started.map((s) => {
+      const j: BlockJobInfo | undefined = jobs.find((x) => x.device === s.job);
+      if (!j) throw new FerryError('STORAGE_FAILED', `The copy of disk ${s.index} stopped (its job is gone).`);
+      if (j.status === 'concluded' || j.error) throw new FerryError('STORAGE_FAILED', `The copy of disk ${s.index} failed: ${j.error ?? j.status}.`);
+      return { index: s.index, offsetBytes: j.offset, lenBytes: j.len, ready: j.ready };
+    });
+  }
+
+  /**
+   * Waits until every mirror is READY (source and target in sync), calling `onProgress` every
+   * `pollMs`. Throws STORAGE_FAILED when a copy fails or makes no progress for `stallMs` (a cut
+   * network leaves NBD writes hanging until TCP gives up, many minutes later), ABORTED when
+   * `signal` fires.
+   */
+  async waitReady(signal: AbortSignal, onProgress?: (p: DiskProgress[]) => void, opts: { pollMs?: number; stallMs?: number } = {}): Promise<DiskProgress[]> {
+    const pollMs = opts.pollMs ?? 200;
+    const stallMs = opts.stallMs ?? 20_000;
+    let last = -1;
+    let movedAt = Date.now();
+    for (;;) {
+      if (signal.aborted) throw new FerryError('ABORTED', 'The move was cancelled.');
+      const p = await this.progress();
+      onProgress?.(p);
+      if (p.every((d) => d.ready)) return p;
+      const offset = p.reduce((a, d) => a + d.offsetBytes, 0);
+      if (offset !== last) { last = offset; movedAt = Date.now(); }
+      if (Date.now() - movedAt > stallMs) {
+        throw new FerryError('STORAGE_FAILED', `The disk copy made no progress for ${Math.round(stallMs / 1000)} s; is the network to the destination down?`);
+      }
+      await new Promise((r) => setTimeout(r, pollMs));
+    }
+  }
+
+  /**
+   * Ends each READY mirror without switching the VM to its target (block-job-cancel on a READY
+   * job): the target then holds exactly what the source holds, and the source keeps its disks.
+   * Called with the guest paused, at pre-switchover. Removes the target nodes.
+   */
+  async settle(timeoutMs = 30_000): Promise<void> {
+    await this.endJobs('block-job-cancel', timeoutMs, false);
+    for (const s of this.started) await this.qmp.execute('blockdev-del', { 'node-name': s.target });
+    this.started.length = 0;
+  }
+
+  /**
+   * Switches the VM to its targets (block-job-complete) for a live storage move on one host.
+   * Resolves the node names the devices now use; the old nodes are removed.
+   */
+  async pivot(timeoutMs = 30_000): Promise<void> {
+    await this.endJobs('block-job-complete', timeoutMs, false);
+    for (const s of this.started) await this.qmp.execute('blockdev-del', { 'node-name': s.source }).catch(() => undefined);
+    this.started.length = 0;
+  }
+
+  /**
+   * Stops every mirror without switching, whatever its state, and removes the target nodes; a
+   * stuck NBD connection is yanked first so that nothing waits on a dead peer. Never throws.
+   */
+  async abort(): Promise<void> {
+    for (const s of this.started) {
+      await this.qmp.execute('yank', { instances: [{ type: 'block-node', 'node-name': s.target }] }).catch(() => undefined);
+    }
+    await this.endJobs('block-job-cancel', 15_000, true).catch(() => undefined);
+    for (const s of this.started) await this.qmp.execute('blockdev-del', { 'node-name': s.target }).catch(() => undefined);
+    this.started.length = 0;
+  }
+
+  private async endJobs(cmd: 'block-job-cancel' | 'block-job-complete', timeoutMs: number, force: boolean): Promise<void> {
+    const live = new Set((await this.qmp.execute('query-block-jobs')).map((j) => j.device));
+    // A job that vanished before it was settled failed (auto-dismiss): completing nothing is no success.
+    const gone = this.started.find((s) => !live.has(s.job));
+    if (gone && !force) throw new FerryError('STORAGE_FAILED', `The copy of disk ${gone.index} stopped before it could end (its job is gone).`);
+    await Promise.all(this.started.filter((s) => live.has(s.job)).map(async (s) => {
+      const ended = this.jobEnded(s.job, timeoutMs);
+      if (cmd === 'block-job-cancel') await this.qmp.execute(cmd, { device: s.job, ...(force ? { force: true } : {}) });
+      else await this.qmp.execute(cmd, { device: s.job });
+      const err = await ended;
+      if (err && !force) throw new FerryError('STORAGE_FAILED', `The copy of disk ${s.index} failed at the end: ${err}.`);
+    }));
+  }
+
+  /** Resolves when job `job` ends: its error, or undefined (completed cleanly, or cancelled). */
+  private async jobEnded(job: string, timeoutMs: number): Promise<string | undefined> {
+    const ctl = new AbortController();
+    const opts = { timeoutMs, signal: ctl.signal };
+    try {
+      return await Promise.race([
+        this.qmp.waitForEvent('BLOCK_JOB_COMPLETED', (d) => d.device === job, opts).then((ev) => ev.data.error),
+        this.qmp.waitForEvent('BLOCK_JOB_CANCELLED', (d) => d.device === job, opts).then(() => undefined),
+      ]);
+    } finally {
+      ctl.abort();
+    }
+  }
+}
