@@ -6,6 +6,9 @@ import {
 
 type Body<T> = Omit<T, 'protocol' | 'jobId'>;
 
+/** How long a rollback waits for the destination to clean up before it goes on (and keeps asking in the background). */
+export const CLEANUP_TIMEOUT_MS = 20_000;
+
 /**
  * The source's side of peer RPC (protocol.ts): one method per message. A network failure is
  * HOST_UNREACHABLE (retryable: recovery asks again); an error answer keeps the peer's code.
@@ -16,9 +19,10 @@ export class PeerClient {
   prepare(jobId: string, b: Body<PrepareRequest>): Promise<PrepareReply> { return this.post(jobId, 'prepare', b, 180_000); }
   performReady(jobId: string): Promise<PerformReadyReply> { return this.post(jobId, 'perform-ready', {}); }
   cutover(jobId: string, b: Body<CutoverRequest>): Promise<CutoverReply> { return this.post(jobId, 'cutover', b, 5_000); }
-  finish(jobId: string, b: Body<FinishRequest>): Promise<FinishReply> { return this.post(jobId, 'finish', b); }
+  finish(jobId: string, b: Body<FinishRequest>, timeoutMs = this.timeoutMs): Promise<FinishReply> { return this.post(jobId, 'finish', b, timeoutMs); }
   confirm(jobId: string, b: Body<ConfirmRequest>): Promise<ConfirmReply> { return this.post(jobId, 'confirm', b); }
-  cancel(jobId: string, reason: string): Promise<CancelReply> { return this.post(jobId, 'cancel', { reason }); }
+  /** Clean-up on the destination is quick (kill QEMU, delete what prepare made): a short timeout. */
+  cancel(jobId: string, reason: string): Promise<CancelReply> { return this.post(jobId, 'cancel', { reason }, CLEANUP_TIMEOUT_MS); }
   status(jobId: string): Promise<StatusReply> { return this.call('GET', `${PEER_BASE}/${jobId}`, undefined, 10_000); }
 
   /** GET /v1/peer/ping: is the peer's agent up? */

@@ -3,7 +3,7 @@ import { FerryError, toFerryError } from '../errors/index.js';
 import type { MigrationInfo } from '../qmp/index.js';
 import { phaseOf, type JobRecord, type JobTotals } from './job.js';
 import type { MigrationHost } from './host.js';
-import { PeerClient } from './peer-client.js';
+import { CLEANUP_TIMEOUT_MS, PeerClient } from './peer-client.js';
 import { perform } from './perform.js';
 import { policyForMove, type ConvergencePolicy } from './policy.js';
 import { resumeHere } from './resume.js';
@@ -177,9 +177,12 @@ export class SourceRun {
     await this.mirrors?.abort();
     if (phaseOf(this.h.jobs.get(id).state) === 'finish') {
       // A cancel is a cancel on both sides; a failure travels as finish{failure} with its error.
-      const tell = (): Promise<unknown> => (cancelled ? this.peer.cancel(id, error.message) : this.peer.finish(id, { outcome: 'failure', error }));
+      const tell = (): Promise<unknown> => (cancelled ? this.peer.cancel(id, error.message)
+        : this.peer.finish(id, { outcome: 'failure', error }, CLEANUP_TIMEOUT_MS));
       try {
-        await this.askUntilAnswered(tell, 5);
+        // A restarting agent answers within seconds; a cut-off one is asked again in the background,
+        // so the VM need not wait for it to run again.
+        await this.askUntilAnswered(tell, 5, 15_000);
       } catch (e) {
         // The destination refuses because it already runs the VM: resuming here would run it twice.
         if (e instanceof FerryError && e.code === 'JOB_BAD_PHASE') return this.forwardAfterAll();
@@ -219,12 +222,13 @@ export class SourceRun {
   }
 
   /** Retries a peer call while the peer is unreachable (it may be restarting), a bounded number of times. */
-  private async askUntilAnswered<T>(fn: () => Promise<T>, tries = 30): Promise<T> {
+  private async askUntilAnswered<T>(fn: () => Promise<T>, tries = 30, withinMs = Infinity): Promise<T> {
+    const t0 = Date.now();
     for (let i = 1; ; i++) {
       try {
         return await fn();
       } catch (e) {
-        if (!(e instanceof FerryError) || e.code !== 'HOST_UNREACHABLE' || i >= tries) throw e;
+        if (!(e instanceof FerryError) || e.code !== 'HOST_UNREACHABLE' || i >= tries || Date.now() - t0 >= withinMs) throw e;
         await new Promise((r) => setTimeout(r, 1000));
       }
     }

@@ -68,8 +68,15 @@ export class DiskMirrors {
     return { job: `${this.tag}-mirror${index}`, target: `${this.tag}-target${index}` };
   }
 
+  /** Why each job ended, from BLOCK_JOB_COMPLETED (auto-dismiss removes a failed job before a poll can see it). */
+  private readonly endings = new Map<string, string>();
+  private readonly onCompleted = (d: { device: string; error?: string }): void => {
+    if (d.error !== undefined) this.endings.set(d.device, d.error);
+  };
+
   /** Adds each target node and starts its mirror (full copy). */
   async start(disks: readonly MirrorDisk[]): Promise<void> {
+    this.qmp.on('BLOCK_JOB_COMPLETED', this.onCompleted);
     for (const d of disks) {
       const { job, target } = this.names(d.index);
       const source = await rootNode(this.qmp, d.index);
@@ -87,7 +94,10 @@ export class DiskMirrors {
     const jobs = await this.qmp.execute('query-block-jobs');
     return this.started.map((s) => {
       const j: BlockJobInfo | undefined = jobs.find((x) => x.device === s.job);
-      if (!j) throw new FerryError('STORAGE_FAILED', `The copy of disk ${s.index} stopped (its job is gone).`);
+      if (!j) {
+        const why = this.endings.get(s.job);
+        throw new FerryError('STORAGE_FAILED', `The copy of disk ${s.index} stopped${why ? `: ${why}` : ' (its job is gone)'}.`);
+      }
       if (j.status === 'concluded' || j.error) throw new FerryError('STORAGE_FAILED', `The copy of disk ${s.index} failed: ${j.error ?? j.status}.`);
       return { index: s.index, offsetBytes: j.offset, lenBytes: j.len, ready: j.ready };
     });
@@ -127,6 +137,7 @@ export class DiskMirrors {
     await this.endJobs('block-job-cancel', timeoutMs, false);
     for (const s of this.started) await this.qmp.execute('blockdev-del', { 'node-name': s.target });
     this.started.length = 0;
+    this.qmp.off('BLOCK_JOB_COMPLETED', this.onCompleted);
   }
 
   /**
@@ -137,6 +148,7 @@ export class DiskMirrors {
     await this.endJobs('block-job-complete', timeoutMs, false);
     for (const s of this.started) await this.qmp.execute('blockdev-del', { 'node-name': s.source }).catch(() => undefined);
     this.started.length = 0;
+    this.qmp.off('BLOCK_JOB_COMPLETED', this.onCompleted);
   }
 
   /**
@@ -150,6 +162,7 @@ export class DiskMirrors {
     await this.endJobs('block-job-cancel', 15_000, true).catch(() => undefined);
     for (const s of this.started) await this.qmp.execute('blockdev-del', { 'node-name': s.target }).catch(() => undefined);
     this.started.length = 0;
+    this.qmp.off('BLOCK_JOB_COMPLETED', this.onCompleted);
   }
 
   private async endJobs(cmd: 'block-job-cancel' | 'block-job-complete', timeoutMs: number, force: boolean): Promise<void> {
