@@ -16,7 +16,7 @@ import { VmActions } from './vm-actions.js';
 import { Slots } from './slots.js';
 import { StorageMover } from './storage-move.js';
 import { toVmView, type HostView, type VmView } from './views.js';
-import { DEFAULT_POLICY, faultPoint, JobStore, MigrationService, summarize, type MigrationHost } from '../migration/index.js';
+import { DEFAULT_HOST_SETTINGS, DEFAULT_POLICY, faultPoint, JobStore, MigrationService, summarize, type MigrationHost } from '../migration/index.js';
 import { FerryError } from '../errors/index.js';
 
 
@@ -85,6 +85,8 @@ export class Agent {
       releaseSource: (name, deleteDisks) => this.vms.releaseMoved(name, deleteDisks),
       pools: this.pools,
       takeStorageSlot: () => this.slots.tryTake('storage'),
+      // Until `ferry host settings` persists them (issue 5): the defaults, with the config's storage limit.
+      settings: () => ({ ...DEFAULT_HOST_SETTINGS, maxStorageMigrations: config.maxStorageMigrations ?? DEFAULT_HOST_SETTINGS.maxStorageMigrations }),
       emit: (type, data) => this.bus.emit(type, data),
       fault: (point) => faultPoint(config.stateDir, point),
     };

@@ -4,6 +4,7 @@ import type { Inventory, VmSpec } from '../vm/index.js';
 import type { JobStore } from './store.js';
 import type { ConvergencePolicy } from './policy.js';
 import type { Pools } from '../storage/index.js';
+import type { HostSettings } from './host-settings.js';
 
 /**
  * What the migration executor needs from its agent. The agent (the composition root) implements
@@ -35,6 +36,8 @@ export interface MigrationHost {
   discardIncoming(name: string, deleteDisks: boolean): Promise<void>;
   /** Source after success: quits QEMU and removes the tap, run folder and record (and the disk images after a storage move); the VM lives elsewhere now. */
   releaseSource(name: string, deleteDisks: boolean): Promise<void>;
+  /** This host's migration settings now (they may change between moves). */
+  settings(): HostSettings;
   /** This host's storage pools. */
   readonly pools: Pools;
   /** Takes one of the host's storage-migration slots (maxStorageMigrations) or throws STORAGE_MIGRATION_LIMIT; returns the release. */

@@ -15,3 +15,4 @@ export { DestinationSide } from './destination.js';
 export { MigrationService, type MoveRequest } from './service.js';
 export { faultPoint } from './faults.js';
 export * from './storage.js';
+export * from './host-settings.js';
