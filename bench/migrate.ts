@@ -6,16 +6,17 @@
  * raw numbers to bench/results/migrate.raw.json, not committed). Needs root and a built tree.
  * `node dist/bench/migrate.js --render` rewrites migrate.md from migrate.raw.json without running.
  */
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { cpus, release, totalmem, tmpdir } from 'node:os';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildImage, findImage } from '../src/image/index.js';
-import { nsName, requireRoot, startLab, stopLab, labDown } from '../src/lab/index.js';
+import { nsName, startLab, stopLab, labDown } from '../src/lab/index.js';
 import { completionTimeoutMs, DEFAULT_POLICY } from '../src/migration/index.js';
 import { imageDir, repoRoot } from '../src/util/paths.js';
 import { runBaselineCase, type BaselineEnv } from './lib/baseline.js';
-import { load1, must, run } from './lib/exec.js';
+import { load1, must } from './lib/exec.js';
 import { runFerryCase } from './lib/ferry-case.js';
+import { benchHome, renderOnly, runFacts, writeResults } from './lib/harness.js';
 import { measureLink } from './lib/link.js';
 import { renderMarkdown } from './lib/report.js';
 import type { BenchRun, CaseSpec, LinkRun, Row } from './lib/types.js';
@@ -91,39 +92,17 @@ async function runLink(spec: { link: string; bandwidth?: string }, env: Omit<Bas
 }
 
 /** Writes the markdown and the raw JSON of what was measured so far. */
-function write(runData: BenchRun): void {
-  mkdirSync(results, { recursive: true });
-  writeFileSync(join(results, 'migrate.raw.json'), `${JSON.stringify(runData, null, 2)}\n`);
-  writeFileSync(join(results, 'migrate.md'), renderMarkdown(runData));
-}
+const write = (runData: BenchRun): void => writeResults(results, 'migrate', runData, renderMarkdown);
 
 async function main(): Promise<void> {
-  if (process.argv.includes('--render')) {
-    // Re-renders migrate.md from the raw numbers of the last run (after a change to the report).
-    writeFileSync(join(results, 'migrate.md'), renderMarkdown(JSON.parse(readFileSync(join(results, 'migrate.raw.json'), 'utf8')) as BenchRun));
-    return;
-  }
-  requireRoot();
-  const home = mkdtempSync(join(tmpdir(), 'ferry-bench-'));
-  process.env.FERRY_HOME = home;
-  const stop = (): void => { void labDown(LAB).finally(() => process.exit(130)); };
-  process.once('SIGINT', stop);
-  process.once('SIGTERM', stop);
+  if (renderOnly(results, 'migrate', renderMarkdown)) return;
+  const home = benchHome(LAB);
   const t0 = Date.now();
   try {
     await buildImage({ dir: imageDir() });
     const image = findImage(imageDir());
     const runData: BenchRun = {
-      startedAt: new Date().toISOString(), endedAt: '',
-      machine: {
-        nproc: cpus().length, memMiB: Math.round(totalmem() / 1048576), kernel: release(), node: process.version,
-        uptimeStart: (await must('uptime', [])).trim(), uptimeEnd: '',
-      },
-      qemu: (await must('qemu-system-x86_64', ['--version'])).split('\n')[0]?.trim() ?? 'unknown',
-      accel: 'tcg',
-      repeat: REPEAT,
-      commit: (await run('git', ['-C', repoRoot(), 'rev-parse', '--short', 'HEAD'], 10_000)).stdout.trim() || 'unknown',
-      links: [],
+      startedAt: new Date().toISOString(), endedAt: '', ...(await runFacts()), accel: 'tcg', repeat: REPEAT, links: [],
     };
     log(`start: ${runData.machine.uptimeStart}`);
     const env = { image, workDir: join(home, 'baseline'), ip: BASELINE_IP, mac: BASELINE_MAC };

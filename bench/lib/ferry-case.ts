@@ -9,13 +9,16 @@ import { dirtyRate, ferry, load1, pagesRewritten, setDirty, waitHealthy } from '
 import { emptyRow, type CaseSpec, type Row } from './types.js';
 
 /** `ferry move --json --probe`'s summary (CLI.md, "Moving"), or the CLI's error body. */
-interface MoveJson {
+export interface MoveJson {
   id?: string;
   status?: string;
   totalMs?: number | null;
   downtimeMs?: number | null;
   transferredBytes?: number | null;
   passes?: number | null;
+  /** A storage move's disk copy: bytes the mirrors covered and ms until every disk was in sync. */
+  diskBytes?: number | null;
+  diskMs?: number | null;
   phaseMs?: Record<string, number>;
   blackoutMs?: number;
   tcpGapMs?: number;
@@ -23,7 +26,8 @@ interface MoveJson {
   error?: { code: string; message: string };
 }
 
-interface VmJson { ip: string; host: string; state: string }
+/** `ferry vm show --json` (or `vm create`), the parts the benchmarks read. */
+export interface VmJson { ip: string; host: string; state: string; disks?: { path: string; sizeBytes: number; pool: string }[] }
 
 /** How long `vm create` may take: a TCG boot of the guest, on a busy machine. */
 const CREATE_TIMEOUT_MS = 180_000;

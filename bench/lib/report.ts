@@ -4,31 +4,13 @@
  * its repetitions), observations on where outages fall, and a verdict per target of issue 3 over
  * every single move. Every number comes from the run.
  */
+import { median, n, range, spread } from './stats.js';
 import type { BenchRun, LinkRun, Row } from './types.js';
 
 const MiB = 1024 * 1024;
 
 /** A row with the link it ran on. */
 interface Placed { r: Row; l: LinkRun }
-
-/** A number for a table cell; `-` when unknown. */
-const n = (v: number | null | undefined, digits = 0): string => (v === null || v === undefined || !Number.isFinite(v) ? '-' : v.toFixed(digits));
-const known = (xs: (number | null)[]): number[] => xs.filter((x): x is number => x !== null && Number.isFinite(x));
-const minOf = (xs: (number | null)[]): number | null => (known(xs).length ? Math.min(...known(xs)) : null);
-const maxOf = (xs: (number | null)[]): number | null => (known(xs).length ? Math.max(...known(xs)) : null);
-function median(xs: (number | null)[]): number | null {
-  const k = known(xs).sort((a, b) => a - b);
-  if (k.length === 0) return null;
-  const m = Math.floor(k.length / 2);
-  return k.length % 2 ? k[m] ?? null : ((k[m - 1] ?? 0) + (k[m] ?? 0)) / 2;
-}
-/** `median (min–max)`, or the single value. */
-function spread(xs: (number | null)[], digits = 0): string {
-  const k = known(xs);
-  if (k.length <= 1) return n(k[0], digits);
-  return `${n(median(k), digits)} (${n(minOf(k), digits)}–${n(maxOf(k), digits)})`;
-}
-const range = (xs: (number | null)[], digits = 0): string => `${n(minOf(xs), digits)}–${n(maxOf(xs), digits)}`;
 
 /** The link's raw throughput used as the reference: the best of its samples, bytes/s. */
 export const rawBps = (l: LinkRun): number => Math.max(0, ...l.samples.map((s) => s.bytesPerSec));
