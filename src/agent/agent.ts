@@ -15,8 +15,9 @@ import { Supervisor } from './supervisor.js';
 import { VmActions } from './vm-actions.js';
 import { Slots } from './slots.js';
 import { StorageMover } from './storage-move.js';
+import { HostSettingsStore, settingsDefaults } from './settings-store.js';
 import { toVmView, type HostView, type VmView } from './views.js';
-import { DEFAULT_HOST_SETTINGS, DEFAULT_POLICY, faultPoint, JobStore, MigrationService, summarize, type MigrationHost } from '../migration/index.js';
+import { DEFAULT_POLICY, faultPoint, JobStore, MigrationService, summarize, type MigrationHost } from '../migration/index.js';
 import { FerryError } from '../errors/index.js';
 
 
@@ -36,6 +37,8 @@ export class Agent {
   readonly storage: StorageMover;
   readonly jobs: JobStore;
   readonly migrations: MigrationService;
+  /** The host's migration settings (`ferry host settings`), read by every move and disk copy. */
+  readonly settings: HostSettingsStore;
   private accelProbe?: Promise<AccelProbe>;
   private accelResult?: AccelProbe;
   private constructor(readonly config: AgentConfig, readonly log: Logger, private readonly machine: string, private readonly qemuVersion: string) {
@@ -51,7 +54,8 @@ export class Agent {
       config, inv: this.inv, pools: this.pools, sup: this.sup, log, machine,
       accel: () => this.accel(), capacity: () => this.capacity(),
     });
-    this.slots = new Slots(() => ({ storage: config.maxStorageMigrations ?? 2 }));
+    this.settings = new HostSettingsStore(this.db, settingsDefaults(config));
+    this.slots = new Slots(() => ({ storage: this.settings.get().maxStorageMigrations }));
     this.storage = new StorageMover({
       inv: this.inv, pools: this.pools, slots: this.slots, log, qmp: (name) => this.sup.qmp(name),
       lockVm: (name, what) => this.vms.tryLock(name, what), emit: (type, data) => this.bus.emit(type, data),
@@ -85,8 +89,7 @@ export class Agent {
       releaseSource: (name, deleteDisks) => this.vms.releaseMoved(name, deleteDisks),
       pools: this.pools,
       takeStorageSlot: () => this.slots.tryTake('storage'),
-      // Until `ferry host settings` persists them (issue 5): the defaults, with the config's storage limit.
-      settings: () => ({ ...DEFAULT_HOST_SETTINGS, maxStorageMigrations: config.maxStorageMigrations ?? DEFAULT_HOST_SETTINGS.maxStorageMigrations }),
+      settings: () => this.settings.get(),
       emit: (type, data) => this.bus.emit(type, data),
       fault: (point) => faultPoint(config.stateDir, point),
     };
@@ -175,6 +178,7 @@ export class Agent {
       memoryMiB: cap.memoryMiB, freeMemoryMiB: cap.memoryMiB - this.vms.usedMemoryMiB(), cpus: cap.cpus,
       vmCount: vms.length, runningVmCount: vms.filter((v) => isActive(v.state)).length, state: 'ready',
       pools: this.pools.list().map((p) => ({ name: p.name, path: p.path, sharedId: p.sharedId ?? null, ...poolSpace(p) })),
+      settings: this.settings.get(),
     };
   }
 

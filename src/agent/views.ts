@@ -1,4 +1,5 @@
 import type { VmRecord, VmState } from '../vm/index.js';
+import type { HostSettings } from '../migration/index.js';
 
 /** A VM as the API and CLI show it (CLI.md's `vm show` fields, plus a few more). */
 export interface VmView {
@@ -15,6 +16,8 @@ export interface HostView {
   accel: 'kvm' | 'tcg' | null; accelReason: string | null; state: string;
   memoryMiB: number; freeMemoryMiB: number; cpus: number; vmCount: number; runningVmCount: number;
   pools: { name: string; path: string; sharedId: string | null; freeBytes: number; totalBytes: number }[];
+  /** Migration settings (`ferry host settings`). */
+  settings: HostSettings;
 }
 
 export const toVmView = (r: VmRecord, host: string, incoming = false): VmView => ({

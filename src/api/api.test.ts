@@ -97,3 +97,23 @@ test('move-storage: the body is checked by its schema; an unknown VM is VM_NOT_F
     assert.equal(r.json<{ error: { code: string } }>().error.code, code);
   }
 });
+
+test('host settings: GET, partial PUT answering all of them, bad values refused, shown in the host view', async () => {
+  const get = await app.inject({ method: 'GET', url: '/v1/host/settings' });
+  assert.equal(get.statusCode, 200);
+  assert.equal(get.json<{ maxMigrations: number }>().maxMigrations, 2);
+  const put = await app.inject({ method: 'PUT', url: '/v1/host/settings', payload: { incomingEnabled: false, networks: [{ cidr: '10.5.0.0/16', priority: 2 }] } });
+  assert.equal(put.statusCode, 200, put.body);
+  const s = put.json<{ incomingEnabled: boolean; outgoingEnabled: boolean; networks: unknown[]; performance: string }>();
+  assert.deepEqual([s.incomingEnabled, s.outgoingEnabled, s.performance], [false, true, 'tcp']);
+  assert.deepEqual(s.networks, [{ cidr: '10.5.0.0/16', priority: 2 }]);
+  const host = (await app.inject({ method: 'GET', url: '/v1/host' })).json<{ settings: { incomingEnabled: boolean } }>();
+  assert.equal(host.settings.incomingEnabled, false, 'GET /v1/host carries the settings');
+  for (const body of [{ maxMigrations: 0 }, { downtimeTargetMs: 'fast' }, { sneaky: true }, {}, { networks: [{ cidr: '10.0.0.1/8', priority: 1 }] }]) {
+    const r = await app.inject({ method: 'PUT', url: '/v1/host/settings', payload: body });
+    assert.equal(r.statusCode, 400, `${JSON.stringify(body)} → ${r.body}`);
+    assert.equal(r.json<{ error: { code: string } }>().error.code, 'INVALID_INPUT');
+  }
+  const reset = await app.inject({ method: 'PUT', url: '/v1/host/settings', payload: { incomingEnabled: true, networks: [] } });
+  assert.equal(reset.json<{ incomingEnabled: boolean }>().incomingEnabled, true);
+});

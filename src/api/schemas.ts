@@ -29,6 +29,7 @@ export const hostSchema = {
       name: { type: 'string' }, path: { type: 'string' }, sharedId: { type: ['string', 'null'] },
       freeBytes: { type: 'integer' }, totalBytes: { type: 'integer' },
     } } },
+    settings: { $ref: 'HostSettings#' },
   },
 } as const;
 
@@ -69,4 +70,29 @@ export const moveStorageResult = {
       sizeBytes: { type: 'integer' }, allocatedBytes: { type: 'integer' },
     } } },
   },
+} as const;
+
+const settingsFields = {
+  incomingEnabled: { type: 'boolean', description: 'May moves come to this host?' },
+  outgoingEnabled: { type: 'boolean', description: 'May moves leave this host?' },
+  maxMigrations: { type: 'integer', description: 'Live moves at once (as source or destination), 1–64; more wait in a queue.' },
+  maxStorageMigrations: { type: 'integer', description: 'Disk copies at once, 1–64.' },
+  networks: {
+    type: 'array', maxItems: 32, description: 'Migration networks (IPv4 prefixes); the lowest priority both hosts share wins; empty: any network.',
+    items: { type: 'object', required: ['cidr', 'priority'], additionalProperties: false, properties: { cidr: { type: 'string', maxLength: 18 }, priority: { type: 'integer' } } },
+  },
+  performance: { type: 'string', enum: ['tcp', 'compression', 'multichannel'], description: 'tcp: one stream; compression: multifd with zstd; multichannel: multifd over 4 channels.' },
+  maxBandwidthBytesPerSec: { type: ['integer', 'null'], description: 'Cap on one move\'s memory stream, bytes per second; null: no cap.' },
+  downtimeTargetMs: { type: 'integer', description: 'The downtime limit a move starts with, 1–10000 ms.' },
+  allowPostcopy: { type: 'boolean', description: 'May moves from this host switch to post-copy? Not with a multifd option.' },
+} as const;
+
+/** A host's migration settings (GET /v1/host/settings, and `settings` in GET /v1/host). */
+export const hostSettingsSchema = {
+  $id: 'HostSettings', type: 'object', required: Object.keys(settingsFields), properties: settingsFields,
+} as const;
+
+/** PUT /v1/host/settings: any subset of the fields; ranges are checked by the agent (INVALID_INPUT with a sentence). */
+export const hostSettingsPatchBody = {
+  type: 'object', additionalProperties: false, minProperties: 1, properties: settingsFields,
 } as const;

@@ -2,7 +2,7 @@ import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
 import swagger from '@fastify/swagger';
 import type { Agent } from '../agent/agent.js';
 import { FerryError, toFerryError } from '../errors/index.js';
-import { errorSchema, hostSchema, vmSchema } from './schemas.js';
+import { errorSchema, hostSchema, hostSettingsSchema, vmSchema } from './schemas.js';
 import { vmRoutes } from './routes/vms.js';
 import { hostRoutes } from './routes/host.js';
 import { migrationRoutes } from './routes/migrations.js';
@@ -21,6 +21,7 @@ export async function buildApi(agent: Agent, opts: { logger?: boolean } = {}): P
   });
   app.addSchema(errorSchema);
   app.addSchema(vmSchema);
+  app.addSchema(hostSettingsSchema);
   app.addSchema(hostSchema);
 
   app.setErrorHandler((err: FastifyError, req, reply) => {

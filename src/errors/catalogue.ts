@@ -66,6 +66,7 @@ export const CATALOGUE = {
   // Storage moves on one host
   SAME_PATH: spec(400, 'The target folder of a storage move is where the VM\'s disks already are.'),
   STORAGE_MIGRATION_LIMIT: spec(409, 'The host already runs as many storage migrations as its maxStorageMigrations allows; try again when one ends.', true),
+  MIGRATION_DISABLED: spec(409, 'Live migration is turned off on the source (outgoing) or the destination (incoming) host.'),
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof CATALOGUE;

@@ -10,6 +10,7 @@ import {
   type CutoverReply, type CutoverRequest, type NbdTarget, type PerformReadyReply, type PrepareReply, type PrepareRequest, type StatusReply,
 } from './protocol.js';
 import { destinationSettings } from './settings.js';
+import { checkMigrationEnabled } from './host-settings.js';
 import { resumeHere } from './resume.js';
 import { exportName, nbdUri, planStorage, type StoragePlan } from './storage.js';
 import { createImage, deleteImage } from '../storage/index.js';
@@ -53,6 +54,7 @@ export class DestinationSide {
       throw new FerryError('INVALID_INPUT', `This is host ${this.h.name}, not ${req.destination}; the move was sent to the wrong agent.`);
     }
     this.h.peerUrl(req.source);
+    checkMigrationEnabled(this.h.settings(), this.h.name, 'incoming');
     if (this.h.inv.find(vm.name)) throw new FerryError('VM_EXISTS', `A VM named "${vm.name}" already exists on ${this.h.name}.`);
     this.h.checkCapacity(vm.memoryMiB);
     const plan = planStorage(this.h.pools, req.vm, req.options, req.disks);
@@ -68,7 +70,7 @@ export class DestinationSide {
         // frames the source tunnels here (or a switch floods) reach this bridge for the VM's MAC.
         await pinMac(vm.mac, tapName(vm.uuid));
       }
-      const s = destinationSettings({ ...DEFAULT_POLICY, allowPostcopy: req.options.allowPostcopy ?? false });
+      const s = destinationSettings({ ...DEFAULT_POLICY, allowPostcopy: req.options.allowPostcopy ?? false }, req.options.performance);
       await qmp.execute('migrate-set-capabilities', { capabilities: s.capabilities });
       await qmp.execute('migrate-set-parameters', s.parameters);
       const nbd = await this.exportDisks(qmp, plan);

@@ -4,6 +4,8 @@
  * option, a bandwidth cap, the downtime target and whether post-copy is allowed. Persisted by the
  * agent (`ferry host settings`), read by the migration executor through MigrationHost.settings().
  */
+import { FerryError } from '../errors/index.js';
+import type { MoveOptions } from './job.js';
 
 /** How memory travels: one TCP stream, multifd with zstd compression, or multifd over several channels without compression. */
 export type PerformanceOption = 'tcp' | 'compression' | 'multichannel';
@@ -43,3 +45,40 @@ export const DEFAULT_HOST_SETTINGS: Readonly<HostSettings> = Object.freeze({
   downtimeTargetMs: 50,
   allowPostcopy: false,
 });
+
+/**
+ * Options that carry memory over multifd channels. QEMU 7.2 accepts `multifd` and `postcopy-ram`
+ * together but its post-copy cannot run over multifd channels (support came in QEMU 10.0), so a
+ * move that may switch to post-copy uses one TCP stream (see {@link resolveMoveOptions}).
+ */
+export const usesMultifd = (p: PerformanceOption): boolean => p !== 'tcp';
+
+/**
+ * Throws MIGRATION_DISABLED when this host's settings turn off moves in `direction`: the source
+ * checks `outgoing` before it records a job, the destination `incoming` in prepare.
+ */
+export function checkMigrationEnabled(s: HostSettings, host: string, direction: 'incoming' | 'outgoing'): void {
+  if (direction === 'outgoing' && !s.outgoingEnabled) {
+    throw new FerryError('MIGRATION_DISABLED', `Host ${host} does not allow outgoing live migrations (ferry host settings ${host} --outgoing on).`);
+  }
+  if (direction === 'incoming' && !s.incomingEnabled) {
+    throw new FerryError('MIGRATION_DISABLED', `Host ${host} does not accept incoming live migrations (ferry host settings ${host} --incoming on).`);
+  }
+}
+
+/**
+ * A move's options as the source fixes them when it records the job, so both ends use the same
+ * choices even if the settings change meanwhile: post-copy as the move asked, else as the host
+ * allows; the host's performance option (tcp when the move may switch to post-copy over a
+ * multifd option); the smaller of the move's and the host's bandwidth caps.
+ */
+export function resolveMoveOptions(opts: MoveOptions, s: HostSettings): MoveOptions {
+  const allowPostcopy = opts.allowPostcopy ?? s.allowPostcopy;
+  const caps = [opts.maxBandwidthBytesPerSec, s.maxBandwidthBytesPerSec ?? undefined].filter((x): x is number => x !== undefined);
+  return {
+    ...opts,
+    allowPostcopy,
+    performance: allowPostcopy && usesMultifd(s.performance) ? 'tcp' : s.performance,
+    ...(caps.length > 0 ? { maxBandwidthBytesPerSec: Math.min(...caps) } : {}),
+  };
+}

@@ -17,6 +17,7 @@
  */
 import { FerryError, type ErrorCode } from '../errors/index.js';
 import type { ProgressView } from './policy.js';
+import type { PerformanceOption } from './host-settings.js';
 
 /** The five phases, in the order a successful move passes them. */
 export const PHASES = ['begin', 'prepare', 'perform', 'finish', 'confirm'] as const;
@@ -110,6 +111,10 @@ export interface MoveOptions {
   allowAutoConverge?: boolean;
   /** After a storage move, keep the source's images instead of deleting them. */
   retainSourceDisks?: boolean;
+  /** Cap on the memory stream, bytes per second (`ferry move --max-bandwidth`); the source records the smaller of this and its host's cap. */
+  maxBandwidthBytesPerSec?: number;
+  /** How memory travels; the source records its host's option with the job and sends it in prepare, so both QEMUs agree. */
+  performance?: PerformanceOption;
 }
 
 /** The figures `ferry move --json` reports; null until known. */

@@ -5,6 +5,7 @@ import {
   decide, progressView, sampleFromInfo, type AppliedSettings, type ConvergenceAction, type ConvergencePolicy, type ProgressSample,
 } from './policy.js';
 import { HELD_THROTTLE_PERCENT, sourceSettings } from './settings.js';
+import type { PerformanceOption } from './host-settings.js';
 import type { Logger } from 'pino';
 
 /** What the perform loop needs. */
@@ -13,6 +14,10 @@ export interface PerformInput {
   qmp: Qmp;
   uri: string;
   policy: ConvergencePolicy;
+  /** QEMU's max-bandwidth for this move, bytes per second; effectively unlimited when absent. */
+  maxBandwidthBytesPerSec?: number;
+  /** How memory travels; the destination was prepared for the same option. */
+  performance?: PerformanceOption;
   memoryBytes: number;
   jobs: JobStore;
   log: Logger;
@@ -50,7 +55,7 @@ const POLL_MS = 100;
  */
 export async function perform(p: PerformInput): Promise<MigrationInfo> {
   const { qmp, policy } = p;
-  const s = sourceSettings(policy);
+  const s = sourceSettings(policy, p.maxBandwidthBytesPerSec, p.performance);
   await qmp.execute('migrate-set-capabilities', { capabilities: s.capabilities });
   await qmp.execute('migrate-set-parameters', s.parameters);
   let wake: () => void = () => undefined;

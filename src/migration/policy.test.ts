@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  bulkCopyMs, completionTimeoutMs, decide, DEFAULT_POLICY, nextDowntimeMs, nextThrottlePercent, progressView, sampleFromInfo,
+  bulkCopyMs, completionTimeoutMs, decide, DEFAULT_POLICY, nextDowntimeMs, nextThrottlePercent, policyForMove, progressView, sampleFromInfo,
   type AppliedSettings, type ConvergenceAction, type ConvergencePolicy, type ProgressSample,
 } from './index.js';
 
@@ -144,4 +144,22 @@ test('progress view: percent, throughput, dirty rate', () => {
   assert.equal(progressView({ ...b, status: 'completed', remainingBytes: 5 }).remainingBytes, 0);
   assert.equal(progressView(s(0, 0, 0, 0, { status: 'setup', totalBytes: 0 })).percent, 0);
   assert.equal(progressView(b, { ...b, atMs: 1500 }).throughputBytesPerSec, 100 * MB, 'no time passed: fall back to mbps');
+});
+
+test('policyForMove: host settings give the downtime target and post-copy; the move\'s own choice wins', () => {
+  const host = { ...DEFAULT_POLICY, allowPostcopy: false };
+  const cases: [string, { allowPostcopy?: boolean }, { downtimeTargetMs: number; allowPostcopy: boolean } | undefined, number, boolean][] = [
+    ['no settings: the host policy', {}, undefined, 50, false],
+    ['settings: their target and post-copy', {}, { downtimeTargetMs: 120, allowPostcopy: true }, 120, true],
+    ['move says no post-copy', { allowPostcopy: false }, { downtimeTargetMs: 120, allowPostcopy: true }, 120, false],
+    ['move asks for post-copy', { allowPostcopy: true }, { downtimeTargetMs: 30, allowPostcopy: false }, 30, true],
+  ];
+  for (const [what, opts, settings, target, postcopy] of cases) {
+    const p = policyForMove(host, opts, settings);
+    assert.equal(p.downtimeTargetMs, target, what);
+    assert.equal(p.allowPostcopy, postcopy, what);
+  }
+  const long = policyForMove(host, {}, { downtimeTargetMs: 2000, allowPostcopy: false });
+  assert.equal(long.maxDowntimeMs, 2000, 'the largest pause allowed is never below the target');
+  assert.equal(nextDowntimeMs(long, 2000, 5000), undefined, 'nothing to raise beyond it');
 });

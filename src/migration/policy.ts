@@ -10,6 +10,7 @@
  * the guest, cancelling would lose it.
  */
 import type { MigrationInfo, MigrationStatus } from '../qmp/index.js';
+import type { HostSettings } from './host-settings.js';
 
 /** One query-migrate reading, flattened; `atMs` is the executor's monotonic clock. */
 export interface ProgressSample {
@@ -101,10 +102,21 @@ export const DEFAULT_POLICY: ConvergencePolicy = Object.freeze({
   dirtyToTransferRatio: 1,
 });
 
-/** The policy of one move: the host's policy, with what the move asked for (`ferry move --postcopy`) on top. */
-export function policyForMove(host: ConvergencePolicy, opts: { allowPostcopy?: boolean; allowAutoConverge?: boolean }): ConvergencePolicy {
+/**
+ * The policy of one move: the host's policy, with its migration settings' downtime target and
+ * post-copy choice, and what the move asked for (`ferry move --postcopy`) on top. The largest
+ * pause allowed is never below the target.
+ */
+export function policyForMove(
+  host: ConvergencePolicy, opts: { allowPostcopy?: boolean; allowAutoConverge?: boolean },
+  settings?: Pick<HostSettings, 'downtimeTargetMs' | 'allowPostcopy'>,
+): ConvergencePolicy {
+  const downtimeTargetMs = settings?.downtimeTargetMs ?? host.downtimeTargetMs;
   return {
     ...host,
+    downtimeTargetMs,
+    maxDowntimeMs: Math.max(host.maxDowntimeMs, downtimeTargetMs),
+    ...(settings ? { allowPostcopy: settings.allowPostcopy } : {}),
     ...(opts.allowPostcopy !== undefined ? { allowPostcopy: opts.allowPostcopy } : {}),
     ...(opts.allowAutoConverge !== undefined ? { allowAutoConverge: opts.allowAutoConverge } : {}),
   };

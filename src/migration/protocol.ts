@@ -11,6 +11,7 @@
  */
 import { FerryError } from '../errors/index.js';
 import type { DiskFacts } from './storage.js';
+import { PERFORMANCE_OPTIONS } from './host-settings.js';
 import type { MigrationStatus } from '../qmp/index.js';
 import type { VmSpec } from '../vm/index.js';
 import { JOB_STATUSES, PHASES, type JobError, type JobStatus, type JobTotals, type MoveOptions, type Phase } from './job.js';
@@ -195,6 +196,7 @@ const moveOptionsSchema = {
   properties: {
     includeStorage: { type: 'boolean' }, storagePath: str, probe: { type: 'boolean' },
     allowPostcopy: { type: 'boolean' }, allowAutoConverge: { type: 'boolean' }, retainSourceDisks: { type: 'boolean' },
+    maxBandwidthBytesPerSec: { type: 'integer', minimum: 1 }, performance: { type: 'string', enum: PERFORMANCE_OPTIONS },
   },
 } as const;
 

@@ -5,6 +5,7 @@ import { DestinationSide } from './destination.js';
 import { PeerClient } from './peer-client.js';
 import { SourceRun } from './source.js';
 import { recoverJobs } from './recover.js';
+import { checkMigrationEnabled, resolveMoveOptions } from './host-settings.js';
 
 /** A move request as the API receives it. */
 export interface MoveRequest { vm: string; destination: string; options: MoveOptions }
@@ -31,6 +32,7 @@ export class MigrationService {
       throw new FerryError('SAME_HOST', `The VM "${req.vm}" already runs on ${this.h.name}; choose another destination.`);
     }
     const peer = new PeerClient(this.h.peerUrl(req.destination), req.destination);
+    checkMigrationEnabled(this.h.settings(), this.h.name, 'outgoing');
     // The lock first: a VM that is moving is busy (VM_BUSY), not in a bad state.
     const release = this.h.lockVm(req.vm, 'a move');
     try {
@@ -40,7 +42,7 @@ export class MigrationService {
         throw new FerryError('VM_BAD_STATE', `The VM "${req.vm}" is ${vm.state}; only a running VM moves live.`);
       }
       await peer.ping();
-      const job = this.h.jobs.create({ vm: req.vm, source: this.h.name, destination: req.destination, role: 'source', options: req.options });
+      const job = this.h.jobs.create({ vm: req.vm, source: this.h.name, destination: req.destination, role: 'source', options: resolveMoveOptions(req.options, this.h.settings()) });
       const ctl = new AbortController();
       const done = new SourceRun(this.h, job, ctl.signal).run()
         .catch((e: unknown) => { this.h.log.error({ err: e, job: job.id }, 'move crashed'); return this.h.jobs.get(job.id); })

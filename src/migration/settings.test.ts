@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  DEFAULT_POLICY, destinationSettings, HELD_THROTTLE_PERCENT, sourceSettings,
+  DEFAULT_HOST_SETTINGS, DEFAULT_MAX_BANDWIDTH, DEFAULT_POLICY, destinationSettings, HELD_THROTTLE_PERCENT, resolveMoveOptions, sourceSettings,
+  type PerformanceOption,
 } from './index.js';
 
 const on = (caps: { capability: string; state: boolean }[]): string[] => caps.filter((c) => c.state).map((c) => c.capability).sort();
@@ -25,3 +26,34 @@ test('destination settings: both-ends capabilities and announce pacing', () => {
   assert.equal(d.parameters['announce-rounds'], 5);
 });
 
+
+test('performance options: the same multifd capability and parameters at both ends', () => {
+  const cases: [PerformanceOption, boolean, number | undefined, string | undefined][] = [
+    ['tcp', false, undefined, undefined],
+    ['multichannel', true, 4, 'none'],
+    ['compression', true, 2, 'zstd'],
+  ];
+  for (const [opt, multifd, channels, compression] of cases) {
+    const src = sourceSettings(DEFAULT_POLICY, undefined, opt);
+    const dst = destinationSettings(DEFAULT_POLICY, opt);
+    for (const [side, s] of [['source', src], ['destination', dst]] as const) {
+      const cap = s.capabilities.find((c) => c.capability === 'multifd');
+      assert.equal(cap?.state, multifd, `${opt} ${side}: multifd is set explicitly (${multifd})`);
+      assert.equal(s.parameters['multifd-channels'], channels, `${opt} ${side}: channels`);
+      assert.equal(s.parameters['multifd-compression'], compression, `${opt} ${side}: compression`);
+    }
+  }
+  assert.equal(sourceSettings(DEFAULT_POLICY).parameters['max-bandwidth'], DEFAULT_MAX_BANDWIDTH, 'no cap: effectively unlimited');
+});
+
+test('resolveMoveOptions: post-copy, performance and bandwidth as the source records them', () => {
+  const host = { ...DEFAULT_HOST_SETTINGS, performance: 'multichannel' as const, maxBandwidthBytesPerSec: 1000 };
+  const r = resolveMoveOptions({ includeStorage: false }, host);
+  assert.deepEqual(r, { includeStorage: false, allowPostcopy: false, performance: 'multichannel', maxBandwidthBytesPerSec: 1000 });
+  assert.equal(resolveMoveOptions({ includeStorage: false, maxBandwidthBytesPerSec: 500 }, host).maxBandwidthBytesPerSec, 500, 'the smaller cap wins');
+  assert.equal(resolveMoveOptions({ includeStorage: false, maxBandwidthBytesPerSec: 5000 }, host).maxBandwidthBytesPerSec, 1000, 'the smaller cap wins');
+  assert.equal(resolveMoveOptions({ includeStorage: false }, DEFAULT_HOST_SETTINGS).maxBandwidthBytesPerSec, undefined, 'no caps: none');
+  const pc = resolveMoveOptions({ includeStorage: false, allowPostcopy: true }, host);
+  assert.equal(pc.performance, 'tcp', 'a move that may switch to post-copy uses one TCP stream (no multifd post-copy in QEMU 7.2)');
+  assert.equal(resolveMoveOptions({ includeStorage: false }, { ...DEFAULT_HOST_SETTINGS, allowPostcopy: true }).allowPostcopy, true, 'the host allows it');
+});

@@ -8,6 +8,7 @@ import type {
   AnnounceParameters, MigrateSetParameters, MigrationCapability, MigrationCapabilityStatus,
 } from '../qmp/index.js';
 import type { ConvergencePolicy } from './policy.js';
+import { usesMultifd, type PerformanceOption } from './host-settings.js';
 
 /** Capabilities and parameters for one side, sent before the migration starts. */
 export interface QemuMigrationSettings {
@@ -34,10 +35,11 @@ const caps = (on: Partial<Record<MigrationCapability, boolean>>): MigrationCapab
  * The source's settings. `events` gives MIGRATION / MIGRATION_PASS; `pause-before-switchover`
  * stops at pre-switchover so disk mirrors settle before the switch; `return-path` lets the
  * destination report a failed load so the source does not resume into a lie; `validate-uuid`
- * makes a wrong destination QEMU refuse the stream.
+ * makes a wrong destination QEMU refuse the stream. `multifd` is set either way: a QEMU that
+ * arrived here by an earlier move keeps that move's capabilities.
  */
-export function sourceSettings(policy: ConvergencePolicy, maxBandwidth = DEFAULT_MAX_BANDWIDTH): QemuMigrationSettings {
-  const parameters: MigrateSetParameters = { 'downtime-limit': policy.downtimeTargetMs, 'max-bandwidth': maxBandwidth };
+export function sourceSettings(policy: ConvergencePolicy, maxBandwidth = DEFAULT_MAX_BANDWIDTH, performance: PerformanceOption = 'tcp'): QemuMigrationSettings {
+  const parameters: MigrateSetParameters = { 'downtime-limit': policy.downtimeTargetMs, 'max-bandwidth': maxBandwidth, ...multifdParameters(performance) };
   if (policy.allowAutoConverge) {
     Object.assign(parameters, {
       'cpu-throttle-initial': HELD_THROTTLE_PERCENT, 'cpu-throttle-increment': 10, 'max-cpu-throttle': HELD_THROTTLE_PERCENT,
@@ -46,9 +48,24 @@ export function sourceSettings(policy: ConvergencePolicy, maxBandwidth = DEFAULT
   return {
     capabilities: caps({
       events: true, 'pause-before-switchover': true, 'return-path': true, 'validate-uuid': true,
-      'auto-converge': policy.allowAutoConverge, 'postcopy-ram': policy.allowPostcopy,
+      'auto-converge': policy.allowAutoConverge, 'postcopy-ram': policy.allowPostcopy, multifd: usesMultifd(performance),
     }),
     parameters,
+  };
+}
+
+/** multifd channels per performance option: several for raw throughput, two for zstd (each channel compresses on its own thread). */
+export const MULTIFD_CHANNELS: Readonly<Record<Exclude<PerformanceOption, 'tcp'>, number>> = Object.freeze({ multichannel: 4, compression: 2 });
+
+/**
+ * The multifd parameters of a performance option, the same at both ends (the destination must
+ * expect as many channels, decompressing the same way). Nothing for `tcp`: one migration stream.
+ */
+function multifdParameters(performance: PerformanceOption): MigrateSetParameters {
+  if (performance === 'tcp') return {};
+  return {
+    'multifd-channels': MULTIFD_CHANNELS[performance],
+    'multifd-compression': performance === 'compression' ? 'zstd' : 'none',
   };
 }
 
@@ -56,15 +73,18 @@ export function sourceSettings(policy: ConvergencePolicy, maxBandwidth = DEFAULT
 export const LOAD_ANNOUNCE = Object.freeze({ initial: 50, max: 550, rounds: 5, step: 100 });
 
 /**
- * The destination's settings, set before `migrate-incoming`. `postcopy-ram` and `return-path`
- * must be on at both ends; the announce-* parameters pace the announcements QEMU makes on load.
+ * The destination's settings, set before `migrate-incoming`. `postcopy-ram`, `return-path` and
+ * `multifd` (with its channels and compression) must match the source's; multifd must be set
+ * before `migrate-incoming`, which opens the listener for that many channels. The announce-*
+ * parameters pace the announcements QEMU makes on load.
  */
-export function destinationSettings(policy: ConvergencePolicy): QemuMigrationSettings {
+export function destinationSettings(policy: ConvergencePolicy, performance: PerformanceOption = 'tcp'): QemuMigrationSettings {
   return {
-    capabilities: caps({ events: true, 'return-path': true, 'postcopy-ram': policy.allowPostcopy }),
+    capabilities: caps({ events: true, 'return-path': true, 'postcopy-ram': policy.allowPostcopy, multifd: usesMultifd(performance) }),
     parameters: {
       'announce-initial': LOAD_ANNOUNCE.initial, 'announce-max': LOAD_ANNOUNCE.max,
       'announce-rounds': LOAD_ANNOUNCE.rounds, 'announce-step': LOAD_ANNOUNCE.step,
+      ...multifdParameters(performance),
     },
   };
 }

@@ -30,7 +30,7 @@ export class SourceRun {
   private mirrors: DiskMirrors | undefined;
 
   constructor(private readonly h: MigrationHost, private readonly job: JobRecord, private readonly signal: AbortSignal) {
-    this.policy = policyForMove(h.convergence, job.options);
+    this.policy = policyForMove(h.convergence, job.options, h.settings());
     this.peer = new PeerClient(h.peerUrl(job.destination), job.destination);
   }
 
@@ -72,6 +72,7 @@ export class SourceRun {
       const mirrors = prep.nbd.length > 0 ? await this.copyDisks(qmp, prep.nbd) : undefined;
       info = await perform({
         jobId: id, qmp, uri: prep.migrationUri, policy: this.policy, memoryBytes: spec.memoryMiB * 1024 * 1024,
+        maxBandwidthBytesPerSec: this.job.options.maxBandwidthBytesPerSec, performance: this.job.options.performance,
         jobs: this.h.jobs, log: this.h.log, signal: this.signal,
         onProgress: (p) => this.h.emit('migration.progress', { id, vm, ...p }),
         ...(batch ? { cutover: this.cutover(spec.mac, tunnel, batch) } : {}),

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { formatBytes, parseSize } from './index.js';
+import { formatBytes, parseBandwidth, parseSize } from './index.js';
 
 test('parseSize: table', () => {
   const ok: [string, number][] = [['256M', 256 * 1024 ** 2], ['1G', 1024 ** 3], ['1.5G', 1.5 * 1024 ** 3], ['999G', 999 * 1024 ** 3], ['512', 512], ['2GiB', 2 * 1024 ** 3], ['4k', 4096]];
@@ -12,4 +12,13 @@ test('formatBytes', () => {
   assert.equal(formatBytes(256 * 1024 ** 2), '256 MiB');
   assert.equal(formatBytes(1.5 * 1024 ** 3), '1.5 GiB');
   assert.equal(formatBytes(12), '12 B');
+});
+
+test('parseBandwidth: bit rates, sizes per second, no cap', () => {
+  const ok: [string, number | null][] = [
+    ['1gbit', 125_000_000], ['100mbit', 12_500_000], ['2.5Gbit', 312_500_000], ['100M/s', 100 * 1024 ** 2], ['1G/s', 1024 ** 3],
+    ['none', null], ['off', null], ['0', null],
+  ];
+  for (const [s, n] of ok) assert.equal(parseBandwidth(s), n, s);
+  for (const bad of ['', 'fast', '1gb', '100M', '-1gbit', '0mbit', '/s', '1X/s']) assert.throws(() => parseBandwidth(bad), { code: 'INVALID_INPUT' }, bad);
 });

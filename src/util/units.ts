@@ -30,3 +30,27 @@ export function formatBytes(n: number): string {
   while (Math.abs(v) >= 1024 && i < units.length - 1) { v /= 1024; i++; }
   return `${v >= 10 || i === 0 ? Math.round(v) : v.toFixed(1)} ${units[i]}`;
 }
+
+/** SI bit rates, as tc and network people write them. */
+const BIT_RATES: Record<string, number> = { bit: 1, kbit: 1e3, mbit: 1e6, gbit: 1e9, tbit: 1e12 };
+
+/**
+ * Parses a bandwidth into bytes per second: a bit rate such as `1gbit` or `100mbit` (SI), or a
+ * size per second such as `100M/s` (binary, like every other size: 100 MiB/s). `none`, `off`,
+ * `unlimited` and `0` mean no cap: null. Throws INVALID_INPUT.
+ */
+export function parseBandwidth(input: string): number | null {
+  const s = input.trim().toLowerCase();
+  if (['none', 'off', 'unlimited', '0'].includes(s)) return null;
+  const bits = /^(\d+(?:\.\d+)?)([a-z]+)$/.exec(s);
+  const unit = bits ? BIT_RATES[bits[2] ?? ''] : undefined;
+  let bytes = NaN;
+  if (bits && unit !== undefined) bytes = Math.floor((Number(bits[1]) * unit) / 8);
+  else if (s.endsWith('/s')) {
+    try { bytes = parseSize(input.trim().slice(0, -2)); } catch { bytes = NaN; }
+  }
+  if (!Number.isSafeInteger(bytes) || bytes <= 0) {
+    throw new FerryError('INVALID_INPUT', `The bandwidth "${input}" is not a rate such as 1gbit, 100mbit or 100M/s, or "none".`);
+  }
+  return bytes;
+}

@@ -1,11 +1,22 @@
 import type { FastifyInstance } from 'fastify';
 import type { Agent } from '../../agent/agent.js';
 import { metricsText } from '../metrics.js';
+import { errorResponses, hostSettingsPatchBody } from '../schemas.js';
+import type { HostSettingsPatch } from '../../agent/settings-store.js';
 
-/** /v1/host, /v1/peer/ping, /v1/events (SSE) and /metrics. */
+/** /v1/host, /v1/host/settings, /v1/peer/ping, /v1/events (SSE) and /metrics. */
 export function hostRoutes(app: FastifyInstance, agent: Agent): void {
   app.get('/v1/host', { schema: { tags: ['host'], summary: 'This host: capacity, accelerator, pools', response: { 200: { $ref: 'Host#' } } } },
     async () => agent.hostView());
+
+  app.get('/v1/host/settings', { schema: { tags: ['host'], summary: 'This host\'s migration settings', response: { 200: { $ref: 'HostSettings#' } } } },
+    async () => agent.settings.get());
+  app.put<{ Body: HostSettingsPatch }>('/v1/host/settings', {
+    schema: {
+      tags: ['host'], summary: 'Change some of this host\'s migration settings; answers all of them. The next move or disk copy uses them',
+      body: hostSettingsPatchBody, response: { 200: { $ref: 'HostSettings#' }, ...errorResponses },
+    },
+  }, async (req) => agent.settings.update(req.body));
 
   app.get('/v1/peer/ping', {
     schema: { tags: ['peer'], summary: 'Peer liveness', response: { 200: { type: 'object', properties: { host: { type: 'string' }, version: { type: 'string' }, protocol: { type: 'integer' } } } } },

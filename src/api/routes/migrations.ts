@@ -8,11 +8,14 @@ import { errorResponses } from '../schemas.js';
 
 interface MoveBody {
   vm: string; destination: string; includeStorage?: boolean; storagePath?: string; retainSourceDisks?: boolean;
-  allowPostcopy?: boolean; allowAutoConverge?: boolean;
+  allowPostcopy?: boolean; allowAutoConverge?: boolean; maxBandwidthBytesPerSec?: number;
 }
 interface IdParams { id: string }
 
-const jobView = (j: JobRecord) => ({ ...summarize(j), role: j.role, progress: j.progress, createdAt: j.createdAt, endedAt: j.endedAt });
+const jobView = (j: JobRecord) => ({
+  ...summarize(j), role: j.role, progress: j.progress, createdAt: j.createdAt, endedAt: j.endedAt,
+  performance: j.options.performance ?? 'tcp', maxBandwidthBytesPerSec: j.options.maxBandwidthBytesPerSec ?? null,
+});
 
 const migrationSchema = {
   type: 'object', additionalProperties: true,
@@ -22,6 +25,7 @@ const migrationSchema = {
     totalMs: { type: ['integer', 'null'] }, downtimeMs: { type: ['integer', 'null'] }, transferredBytes: { type: ['integer', 'null'] },
     passes: { type: ['integer', 'null'] }, postcopy: { type: 'boolean' },
     diskBytes: { type: ['integer', 'null'] }, diskMs: { type: ['integer', 'null'] },
+    performance: { type: 'string', enum: ['tcp', 'compression', 'multichannel'] }, maxBandwidthBytesPerSec: { type: ['integer', 'null'] },
   },
 } as const;
 
@@ -39,6 +43,7 @@ export function migrationRoutes(app: FastifyInstance, agent: Agent): void {
           vm: { type: 'string', maxLength: 63 }, destination: { type: 'string', maxLength: 63 }, includeStorage: { type: 'boolean' },
           storagePath: { type: 'string', maxLength: 4096 }, retainSourceDisks: { type: 'boolean' },
           allowPostcopy: { type: 'boolean' }, allowAutoConverge: { type: 'boolean' },
+          maxBandwidthBytesPerSec: { type: 'integer', minimum: 1, description: 'Cap on this move\'s memory stream, bytes per second; the host\'s cap applies when smaller.' },
         },
       },
       response: { 202: migrationSchema, ...errorResponses, 503: { $ref: 'Error#' } },
@@ -55,6 +60,7 @@ export function migrationRoutes(app: FastifyInstance, agent: Agent): void {
         ...(b.retainSourceDisks !== undefined ? { retainSourceDisks: b.retainSourceDisks } : {}),
         ...(b.allowPostcopy !== undefined ? { allowPostcopy: b.allowPostcopy } : {}),
         ...(b.allowAutoConverge !== undefined ? { allowAutoConverge: b.allowAutoConverge } : {}),
+        ...(b.maxBandwidthBytesPerSec !== undefined ? { maxBandwidthBytesPerSec: b.maxBandwidthBytesPerSec } : {}),
       },
     });
     return reply.code(202).send(jobView(job));

@@ -3,13 +3,14 @@ import type { HostView } from '../../agent/views.js';
 import { formatBytes, MiB } from '../../util/index.js';
 import { api, everyHost, hostOf } from '../client.js';
 import { printJson, printTable, run } from '../output.js';
+import { printSettings, registerHostSettings } from './host-settings.js';
 
 const row = (h: HostView): (string | number | null)[] => [
   h.name, h.state, h.url, h.accel, `${formatBytes(h.freeMemoryMiB * MiB)} / ${formatBytes(h.memoryMiB * MiB)}`, h.cpus, `${h.runningVmCount}/${h.vmCount}`,
 ];
 const HEAD = ['HOST', 'STATE', 'URL', 'ACCEL', 'FREE / MEMORY', 'CPUS', 'VMS RUNNING/ALL'];
 
-/** `ferry host list|show`. */
+/** `ferry host list|show|settings`. */
 export function registerHost(program: Command): void {
   const host = program.command('host').description('hosts of the current context');
   host.command('list').description('every host with capacity and state').option('--json', 'print JSON')
@@ -25,5 +26,7 @@ export function registerHost(program: Command): void {
       printTable(HEAD, [row(h)]);
       printTable(['POOL', 'PATH', 'SHARED', 'FREE', 'SIZE'], h.pools.map((p) => [p.name, p.path, p.sharedId, formatBytes(p.freeBytes), formatBytes(p.totalBytes)]));
       if (h.accelReason) process.stdout.write(`accelerator: ${h.accel} (${h.accelReason})\n`);
+      printSettings(h.settings);
     }));
+  registerHostSettings(host);
 }

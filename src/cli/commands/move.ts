@@ -4,7 +4,7 @@ import cliProgress from 'cli-progress';
 import { FerryError } from '../../errors/index.js';
 import type { JobSummary, ProgressView } from '../../migration/index.js';
 import { startProbe, type ProbeResult } from '../../lab/index.js';
-import { formatBytes } from '../../util/index.js';
+import { formatBytes, parseBandwidth } from '../../util/index.js';
 import { api, context, hostOf } from '../client.js';
 import { followEvents } from '../events.js';
 import { printJson, run } from '../output.js';
@@ -13,7 +13,7 @@ import { locateVm } from './vm.js';
 /** A job as the API shows it. */
 export type JobView = JobSummary & { role: string; progress: ProgressView | null; createdAt: string; endedAt: string | null };
 
-interface MoveOpts { to: string; includeStorage?: boolean; storagePath?: string; retainSourceDisks?: boolean; probe?: boolean; wait: boolean; json?: boolean; postcopy?: boolean }
+interface MoveOpts { to: string; includeStorage?: boolean; storagePath?: string; retainSourceDisks?: boolean; probe?: boolean; wait: boolean; json?: boolean; postcopy?: boolean; maxBandwidth?: string }
 
 const TERMINAL = new Set(['completed', 'failed', 'cancelled']);
 
@@ -88,11 +88,13 @@ export function registerMove(program: Command): void {
     .option('--storage-path <dir>', 'where the destination puts the copied disks')
     .option('--retain-source-disks', 'keep the source\'s images after a storage move')
     .option('--postcopy', 'allow switching to post-copy when the VM does not converge')
+    .option('--max-bandwidth <rate>', 'cap this move\'s memory stream, e.g. 1gbit or 100M/s (the host\'s cap applies when smaller)')
     .option('--probe', 'lab: measure what the guest\'s clients see during the move')
     .option('--no-wait', 'print the job id and return at once')
     .option('--json', 'print JSON')
     .action((name: string, o: MoveOpts) => run(o.json, async () => {
       const dest = hostOf(o.to);
+      const cap = o.maxBandwidth !== undefined ? parseBandwidth(o.maxBandwidth) : null;
       const { host: source, vm } = await locateVm(name);
       if (o.probe && !context().lab) throw new FerryError('INVALID_INPUT', 'The --probe option needs a lab context (ferry lab up).');
       const probe = o.probe ? await startProbe(context().lab ?? '', vm.ip) : undefined;
@@ -100,7 +102,7 @@ export function registerMove(program: Command): void {
         const job = await api<JobView>(source, 'POST', '/v1/migrations', {
           vm: name, destination: dest.name, ...(o.includeStorage ? { includeStorage: true } : {}),
           ...(o.storagePath ? { storagePath: o.storagePath } : {}), ...(o.retainSourceDisks ? { retainSourceDisks: true } : {}),
-          ...(o.postcopy ? { allowPostcopy: true } : {}),
+          ...(o.postcopy ? { allowPostcopy: true } : {}), ...(cap !== null ? { maxBandwidthBytesPerSec: cap } : {}),
         });
         if (!o.wait) { printJson({ id: job.id, status: job.status }); return; }
         const end = await watchJob(source, job.id, o.json ?? false);
