@@ -6,7 +6,7 @@ import { promisify } from 'node:util';
 import type { Logger } from 'pino';
 import { Inventory, isActive, type VmRecord } from '../vm/index.js';
 import { Pools, poolSpace } from '../storage/index.js';
-import { QEMU_BIN, isQemuAlive, readPid, resolveAccel, runFiles, type Accel, type AccelProbe } from '../qemu/index.js';
+import { CpuModelProbe, QEMU_BIN, isQemuAlive, readPid, resolveAccel, runFiles, type Accel, type AccelProbe } from '../qemu/index.js';
 import { findImage, GUEST_READY_MARKER } from '../image/index.js';
 import { openDb, type Db } from '../util/index.js';
 import type { AgentConfig } from './config.js';
@@ -16,6 +16,7 @@ import { VmActions } from './vm-actions.js';
 import { Slots } from './slots.js';
 import { StorageMover } from './storage-move.js';
 import { HostSettingsStore, settingsDefaults } from './settings-store.js';
+import { checkCpuModel, hostFacts } from './host-facts.js';
 import { toVmView, type HostView, type VmView } from './views.js';
 import { DEFAULT_POLICY, faultPoint, JobStore, MigrationService, summarize, type MigrationHost } from '../migration/index.js';
 import { FerryError } from '../errors/index.js';
@@ -41,8 +42,11 @@ export class Agent {
   readonly settings: HostSettingsStore;
   private accelProbe?: Promise<AccelProbe>;
   private accelResult?: AccelProbe;
+  /** The CPU models and machine types this host's QEMU offers (compatibility report, `vm create --cpu-model`). */
+  readonly cpuModels: CpuModelProbe;
   private constructor(readonly config: AgentConfig, readonly log: Logger, private readonly machine: string, private readonly qemuVersion: string) {
     this.db = openDb(join(config.stateDir, 'ferry.db'));
+    this.cpuModels = new CpuModelProbe(() => this.accel(), qemuVersion, join(config.stateDir, 'cpu-models.json'));
     this.inv = new Inventory(this.db);
     this.pools = new Pools(config.pools);
     this.sup = new Supervisor(this.inv, log);
@@ -52,7 +56,7 @@ export class Agent {
     });
     this.vms = new VmActions({
       config, inv: this.inv, pools: this.pools, sup: this.sup, log, machine,
-      accel: () => this.accel(), capacity: () => this.capacity(),
+      accel: () => this.accel(), capacity: () => this.capacity(), checkCpuModel: (m) => checkCpuModel(this.cpuModels, m),
     });
     this.settings = new HostSettingsStore(this.db, settingsDefaults(config));
     this.slots = new Slots(() => ({ storage: this.settings.get().maxStorageMigrations }));
@@ -71,7 +75,7 @@ export class Agent {
   }
 
   /** The agent as the migration executor sees it (src/migration never imports the agent). */
-  private migrationHost(): MigrationHost {
+  migrationHost(): MigrationHost {
     const { config, log } = this;
     return {
       name: config.hostName, migrationAddress: config.listen.host, bridge: config.bridge, log, jobs: this.jobs, inv: this.inv,
@@ -90,6 +94,7 @@ export class Agent {
       pools: this.pools,
       takeStorageSlot: () => this.slots.tryTake('storage'),
       settings: () => this.settings.get(),
+      hostFacts: (model) => hostFacts({ cpuModels: this.cpuModels, capacity: () => this.capacity(), usedMemoryMiB: () => this.vms.usedMemoryMiB(), bridge: config.bridge }, model),
       emit: (type, data) => this.bus.emit(type, data),
       fault: (point) => faultPoint(config.stateDir, point),
     };

@@ -14,6 +14,9 @@ import { allocateIp } from './ipam.js';
 import type { Logger } from 'pino';
 import type { Qmp } from '../qmp/index.js';
 
+/** The CPU model of a VM created without one: a baseline every x86-64 host offers, so the VM can move anywhere. */
+export const DEFAULT_CPU_MODEL = 'qemu64';
+
 /** What VM actions need from the agent. */
 export interface VmDeps {
   config: AgentConfig;
@@ -24,6 +27,8 @@ export interface VmDeps {
   accel: () => Promise<Accel>;
   capacity: () => { memoryMiB: number; cpus: number };
   machine: string;
+  /** Throws INVALID_CPU_MODEL unless this host can run the model. */
+  checkCpuModel: (model: string) => Promise<void>;
 }
 
 /** VM lifecycle actions: the one place REST, CLI and peer RPC reach through the agent. */
@@ -70,10 +75,11 @@ export class VmActions {
       if (v.diskSizeBytes !== undefined && v.diskSizeBytes > poolSpace(pool).freeBytes) {
         throw new FerryError('INSUFFICIENT_DISK', `The pool "${pool.name}" has no room for a disk of ${v.diskSizeBytes} bytes.`);
       }
+      await this.d.checkCpuModel(v.cpuModel ?? DEFAULT_CPU_MODEL);
       const uuid = newUuid();
       const net = this.d.config.vmNetwork;
       const spec: VmSpec = {
-        name: v.name, uuid, memoryMiB: v.memoryMiB, cpus: v.cpus, cpuModel: v.cpuModel ?? 'qemu64', machine: this.d.machine,
+        name: v.name, uuid, memoryMiB: v.memoryMiB, cpus: v.cpus, cpuModel: v.cpuModel ?? DEFAULT_CPU_MODEL, machine: this.d.machine,
         mac: macFromUuid(uuid), ip: allocateIp(net.rangeStart, net.rangeEnd, this.d.inv.list().map((r) => r.spec.ip)),
         prefixLength: net.prefixLength, ...(net.gateway ? { gateway: net.gateway } : {}), disks: [], ha: v.ha ?? false,
         boot: (({ kernel, initrd }) => ({ kernel, initrd }))(findImage(this.d.config.imageDir)),

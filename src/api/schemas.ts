@@ -1,7 +1,7 @@
 /** JSON schemas shared by routes; they also feed /openapi.json. */
 export const errorSchema = {
   $id: 'Error', type: 'object', required: ['error'],
-  properties: { error: { type: 'object', required: ['code', 'message'], properties: { code: { type: 'string' }, message: { type: 'string' } } } },
+  properties: { error: { type: 'object', required: ['code', 'message'], properties: { code: { type: 'string' }, message: { type: 'string' }, details: { type: 'object', additionalProperties: true } } } },
 } as const;
 
 export const vmSchema = {

@@ -6,6 +6,7 @@ import { errorSchema, hostSchema, hostSettingsSchema, vmSchema } from './schemas
 import { vmRoutes } from './routes/vms.js';
 import { hostRoutes } from './routes/host.js';
 import { migrationRoutes } from './routes/migrations.js';
+import { compareRoutes } from './routes/compare.js';
 
 /**
  * Builds ferryd's HTTP API. Every error leaves as `{"error":{"code","message"}}` with the code's
@@ -42,6 +43,7 @@ export async function buildApi(agent: Agent, opts: { logger?: boolean } = {}): P
   vmRoutes(app, agent);
   hostRoutes(app, agent);
   migrationRoutes(app, agent);
+  compareRoutes(app, agent);
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   await app.ready();
   return app;

@@ -45,8 +45,9 @@ export function api<T>(host: ContextHost, method: string, path: string, body?: u
         let json: unknown;
         try { json = text ? JSON.parse(text) : undefined; } catch { json = undefined; }
         if ((res.statusCode ?? 500) >= 400) {
-          const e = (json as { error?: { code?: unknown; message?: string } } | undefined)?.error;
-          reject(new FerryError(isErrorCode(e?.code) ? e.code : 'INTERNAL', e?.message ?? `The agent ${host.name} answered ${res.statusCode}.`));
+          const e = (json as { error?: { code?: unknown; message?: string; details?: Record<string, unknown> } } | undefined)?.error;
+          reject(new FerryError(isErrorCode(e?.code) ? e.code : 'INTERNAL', e?.message ?? `The agent ${host.name} answered ${res.statusCode}.`,
+            e?.details ? { details: e.details } : undefined));
         } else resolve(json as T);
       });
     });

@@ -6,6 +6,7 @@ import { registerVm } from './commands/vm.js';
 import { registerHost } from './commands/host.js';
 import { registerMove } from './commands/move.js';
 import { registerMigration } from './commands/migration.js';
+import { registerCompare } from './commands/compare.js';
 
 const program = new Command('ferry')
   .description('Live migration for QEMU/KVM hosts')
@@ -16,6 +17,7 @@ registerLab(program);
 registerImage(program);
 registerVm(program);
 registerHost(program);
+registerCompare(program);
 registerMove(program);
 registerMigration(program);
 

@@ -20,8 +20,15 @@ export async function run(json: boolean | undefined, body: () => Promise<void>):
     await body();
   } catch (e) {
     const err: FerryError = toFerryError(e);
-    if (json) printJson({ error: { code: err.code, message: err.message } });
-    else process.stderr.write(`error ${err.code}: ${err.message}\n`);
+    if (json) printJson({ error: err.toJSON() });
+    else process.stderr.write(`error ${err.code}: ${err.message}\n${problemLines(err)}`);
     process.exitCode = process.exitCode && process.exitCode !== 0 ? process.exitCode : 2;
   }
+}
+
+/** An INCOMPATIBLE error's report, one `  CODE: sentence` line per problem (empty for other errors). */
+function problemLines(err: FerryError): string {
+  const list = err.details?.incompatibilities;
+  if (!Array.isArray(list)) return '';
+  return list.map((p: { code?: unknown; message?: unknown }) => `  ${String(p.code)}: ${String(p.message)}\n`).join('');
 }

@@ -19,7 +19,7 @@ export const CATALOGUE = {
   INVALID_NAME: spec(400, 'A VM or host name is not 1–63 characters of a-z, 0-9 and dashes, starting with a letter.'),
   INVALID_SIZE: spec(400, 'A memory or disk size is not a positive size such as 256M or 1G, or is outside the allowed range.'),
   INVALID_CPUS: spec(400, 'The vCPU count is not an integer from 1 to the host\'s CPU count.'),
-  INVALID_CPU_MODEL: spec(400, 'The CPU model is not one QEMU on this host offers.'),
+  INVALID_CPU_MODEL: spec(400, 'The CPU model is not one QEMU on this host offers, or this host lacks features it needs.'),
   INVALID_PATH: spec(400, 'A path is not absolute, contains "..", or lies outside every storage pool.'),
   UNKNOWN_POOL: spec(404, 'No storage pool of that name exists on the host.'),
   // Resources
@@ -66,7 +66,14 @@ export const CATALOGUE = {
   // Storage moves on one host
   SAME_PATH: spec(400, 'The target folder of a storage move is where the VM\'s disks already are.'),
   STORAGE_MIGRATION_LIMIT: spec(409, 'The host already runs as many storage migrations as its maxStorageMigrations allows; try again when one ends.', true),
+  // Compatibility report (ferry compare; every move runs it first)
   MIGRATION_DISABLED: spec(409, 'Live migration is turned off on the source (outgoing) or the destination (incoming) host.'),
+  MACHINE_TYPE_UNSUPPORTED: spec(409, 'The destination\'s QEMU does not offer the VM\'s machine type (it is older than the source\'s).'),
+  CPU_MODEL_UNSUPPORTED: spec(409, 'The destination does not know the VM\'s CPU model or cannot offer some of its features.'),
+  CPU_FEATURES_MISSING: spec(409, 'The VM\'s CPU model enables features on the source that the same model lacks on the destination.'),
+  INSUFFICIENT_CPUS: spec(409, 'The destination has fewer CPUs than the VM has vCPUs.'),
+  BRIDGE_MISSING: spec(409, 'The network bridge VMs attach to does not exist on the destination.'),
+  INCOMPATIBLE: spec(409, 'The move was refused before it started: the compatibility report found problems, listed in the sentence and in `details.incompatibilities`.'),
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof CATALOGUE;

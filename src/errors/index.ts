@@ -7,17 +7,20 @@ export class FerryError extends Error {
   readonly code: ErrorCode;
   readonly httpStatus: number;
   readonly retryable: boolean;
+  /** Structured facts behind the sentence, for callers that act on them (INCOMPATIBLE lists its problems here). */
+  readonly details?: Record<string, unknown>;
 
-  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown; details?: Record<string, unknown> }) {
     super(message, options);
+    if (options?.details) this.details = options.details;
     this.name = 'FerryError';
     this.code = code;
     this.httpStatus = CATALOGUE[code].httpStatus;
     this.retryable = CATALOGUE[code].retryable;
   }
 
-  toJSON(): { code: ErrorCode; message: string } {
-    return { code: this.code, message: this.message };
+  toJSON(): { code: ErrorCode; message: string; details?: Record<string, unknown> } {
+    return { code: this.code, message: this.message, ...(this.details ? { details: this.details } : {}) };
   }
 }
 

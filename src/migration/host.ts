@@ -5,6 +5,7 @@ import type { JobStore } from './store.js';
 import type { ConvergencePolicy } from './policy.js';
 import type { Pools } from '../storage/index.js';
 import type { HostSettings } from './host-settings.js';
+import type { HostFacts } from './compare.js';
 
 /**
  * What the migration executor needs from its agent. The agent (the composition root) implements
@@ -36,6 +37,8 @@ export interface MigrationHost {
   discardIncoming(name: string, deleteDisks: boolean): Promise<void>;
   /** Source after success: quits QEMU and removes the tap, run folder and record (and the disk images after a storage move); the VM lives elsewhere now. */
   releaseSource(name: string, deleteDisks: boolean): Promise<void>;
+  /** This host's facts for a compatibility report: free memory, CPUs, machine types, its offer of `cpuModel`, its bridge. */
+  hostFacts(cpuModel: string): Promise<HostFacts>;
   /** This host's migration settings now (they may change between moves). */
   settings(): HostSettings;
   /** This host's storage pools. */

@@ -16,3 +16,5 @@ export { MigrationService, type MoveRequest } from './service.js';
 export { faultPoint } from './faults.js';
 export * from './storage.js';
 export * from './host-settings.js';
+export * from './compare.js';
+export { compareMove, assertCompatible, answerCompare, type CompareQuery, type CompareReport } from './compatibility.js';

@@ -1,6 +1,6 @@
 import { FerryError, isErrorCode } from '../errors/index.js';
 import {
-  envelopeFor, PEER_BASE, type CancelReply, type ConfirmReply, type ConfirmRequest, type CutoverReply, type CutoverRequest,
+  envelopeFor, PEER_BASE, PROTOCOL_VERSION, type CancelReply, type CompareReply, type CompareRequest, type ConfirmReply, type ConfirmRequest, type CutoverReply, type CutoverRequest,
   type FinishReply, type FinishRequest, type PerformReadyReply, type PrepareReply, type PrepareRequest, type StatusReply,
 } from './protocol.js';
 
@@ -24,6 +24,11 @@ export class PeerClient {
   /** Clean-up on the destination is quick (kill QEMU, delete what prepare made): a short timeout. */
   cancel(jobId: string, reason: string): Promise<CancelReply> { return this.post(jobId, 'cancel', { reason }, CLEANUP_TIMEOUT_MS); }
   status(jobId: string): Promise<StatusReply> { return this.call('GET', `${PEER_BASE}/${jobId}`, undefined, 10_000); }
+
+  /** POST /v1/peer/compare: the destination's problems with a move of this VM (no job). */
+  compare(b: Omit<CompareRequest, 'protocol'>): Promise<CompareReply> {
+    return this.call('POST', '/v1/peer/compare', { protocol: PROTOCOL_VERSION, ...b }, 60_000);
+  }
 
   /** GET /v1/peer/ping: is the peer's agent up? */
   ping(): Promise<{ host: string; protocol: number }> { return this.call('GET', '/v1/peer/ping', undefined, 5_000); }

@@ -9,7 +9,7 @@
  * it does not know, so adding an optional field keeps version 1; removing or changing the
  * meaning of one makes version 2, served beside version 1 at `/peer/v2/`.
  */
-import { FerryError } from '../errors/index.js';
+import { FerryError, type ErrorCode } from '../errors/index.js';
 import type { DiskFacts } from './storage.js';
 import { PERFORMANCE_OPTIONS } from './host-settings.js';
 import type { MigrationStatus } from '../qmp/index.js';
@@ -148,6 +148,31 @@ export interface StatusReply extends Envelope {
 }
 
 /**
+ * source → destination, outside any job (`POST /v1/peer/compare`): would a move of this VM with
+ * these options work there? The destination judges its own facts (settings, free memory and CPUs,
+ * machine types, CPU model, bridge, a VM of that name, the storage dry run) and answers its
+ * problems; the source adds its own. Read-only on both sides.
+ */
+export interface CompareRequest {
+  protocol: typeof PROTOCOL_VERSION;
+  vm: VmSpec;
+  source: string;
+  destination: string;
+  options: MoveOptions;
+  /** As in prepare: per disk of `vm`, its allocation and shared pool id on the source. */
+  disks?: DiskFacts[];
+  /** The features the VM's CPU model enables on the source (full expansion); absent when the source could not tell. */
+  cpuFeatures?: string[];
+}
+
+/** The destination's problems with the move; empty when it would take the VM. */
+export interface CompareReply {
+  protocol: typeof PROTOCOL_VERSION;
+  host: string;
+  incompatibilities: { code: ErrorCode; message: string }[];
+}
+
+/**
  * Refuses a message of another protocol version with PROTOCOL_VERSION (before schema
  * details, so the peer learns the real reason).
  */
@@ -253,6 +278,26 @@ export const peerSchemas = {
   }, ['job', 'qemu']),
 } as const;
 
+const diskFactsSchema = {
+  type: 'array', maxItems: 64,
+  items: { type: 'object', required: ['allocatedBytes'], properties: { allocatedBytes: int, sharedId: str } },
+} as const;
+
+/** The compare message's schemas: no job, so no envelope's jobId (the path carries the version). */
+export const compareSchemas = {
+  compareRequest: {
+    type: 'object', required: ['protocol', 'vm', 'source', 'destination', 'options'],
+    properties: {
+      protocol: envelope.protocol, vm: vmSpecSchema, source: str, destination: str, options: moveOptionsSchema, disks: diskFactsSchema,
+      cpuFeatures: { type: 'array', maxItems: 4096, items: str },
+    },
+  },
+  compareReply: {
+    type: 'object', required: ['protocol', 'host', 'incompatibilities'],
+    properties: { protocol: envelope.protocol, host: str, incompatibilities: { type: 'array', items: jobErrorSchema } },
+  },
+} as const;
+
 const errorBody = {
   type: 'object', required: ['error'], properties: { error: jobErrorSchema },
 } as const;
@@ -291,3 +336,9 @@ export const PEER_ROUTES = {
 
 /** The envelope of a message about job `jobId`. */
 export const envelopeFor = (jobId: string): Envelope => ({ protocol: PROTOCOL_VERSION, jobId });
+
+/** The compare message's route: about a VM, not a job, so beside the job routes rather than under them. */
+export const COMPARE_ROUTE = {
+  method: 'POST', url: '/v1/peer/compare',
+  schema: { body: compareSchemas.compareRequest, response: { 200: compareSchemas.compareReply, '4xx': errorBody, '5xx': errorBody } },
+} as const;

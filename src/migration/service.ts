@@ -5,6 +5,7 @@ import { DestinationSide } from './destination.js';
 import { PeerClient } from './peer-client.js';
 import { SourceRun } from './source.js';
 import { recoverJobs } from './recover.js';
+import { assertCompatible } from './compatibility.js';
 import { checkMigrationEnabled, resolveMoveOptions } from './host-settings.js';
 
 /** A move request as the API receives it. */
@@ -42,6 +43,7 @@ export class MigrationService {
         throw new FerryError('VM_BAD_STATE', `The VM "${req.vm}" is ${vm.state}; only a running VM moves live.`);
       }
       await peer.ping();
+      await assertCompatible(this.h, req);
       const job = this.h.jobs.create({ vm: req.vm, source: this.h.name, destination: req.destination, role: 'source', options: resolveMoveOptions(req.options, this.h.settings()) });
       const ctl = new AbortController();
       const done = new SourceRun(this.h, job, ctl.signal).run()

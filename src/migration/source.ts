@@ -8,11 +8,10 @@ import { perform } from './perform.js';
 import { policyForMove, type ConvergencePolicy } from './policy.js';
 import { resumeHere } from './resume.js';
 import { retryInBackground } from './recover.js';
-import { DiskMirrors, imageInfo } from '../storage/index.js';
+import { DiskMirrors } from '../storage/index.js';
 import type { Qmp } from '../qmp/index.js';
-import type { VmSpec } from '../vm/index.js';
 import type { NbdTarget } from './protocol.js';
-import { parseNbdUri, type DiskFacts } from './storage.js';
+import { diskFactsOf, parseNbdUri } from './storage.js';
 import { BridgeBatch, closeTunnel, openTunnel, tunnelName, tunnelVni } from '../qemu/index.js';
 
 /**
@@ -55,7 +54,7 @@ export class SourceRun {
       this.h.inv.apply(vm, { type: 'migration-began' });
       this.h.jobs.enterPhase(id, 'prepare');
       this.h.fault('source:prepare');
-      const disks = await this.diskFacts(spec);
+      const disks = await diskFactsOf(this.h.pools, spec);
       const prep = await this.peer.prepare(id, {
         vm: spec, source: this.job.source, destination: this.job.destination, options: this.job.options,
         handover: { vni: tunnelVni(id), sourceAddress: this.h.migrationAddress }, ...(disks.length > 0 ? { disks } : {}),
@@ -96,14 +95,6 @@ export class SourceRun {
       batch.pin(mac, tunnel);
       this.h.log.info({ job: this.job.id }, 'network redirected to the destination');
     };
-  }
-
-  /** What the destination needs to know of each disk: its allocation (room for a copy) and its shared pool id. */
-  private async diskFacts(spec: VmSpec): Promise<DiskFacts[]> {
-    return Promise.all(spec.disks.map(async (d) => {
-      const sharedId = this.h.pools.list().find((p) => p.name === d.pool)?.sharedId;
-      return { allocatedBytes: (await imageInfo(d.path)).actualSize, ...(sharedId !== undefined ? { sharedId } : {}) };
-    }));
   }
 
   /**

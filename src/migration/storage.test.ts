@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Pools } from '../storage/index.js';
 import type { VmSpec } from '../vm/index.js';
-import { deletesSourceDisks, nbdUri, parseNbdUri, planStorage } from './storage.js';
+import { assessStorage, deletesSourceDisks, nbdUri, parseNbdUri, planStorage } from './storage.js';
 
 const GiB = 1024 ** 3;
 
@@ -66,4 +66,21 @@ test('source images are deleted after a storage move unless retained, never afte
   assert.equal(deletesSourceDisks({ options: { includeStorage: true } }), true);
   assert.equal(deletesSourceDisks({ options: { includeStorage: true, retainSourceDisks: true } }), false);
   assert.equal(deletesSourceDisks({ options: { includeStorage: false } }), false);
+});
+
+test('assessStorage: the dry run lists every problem planStorage would throw first, and makes nothing', () => {
+  const { root, pools, vm } = fixture();
+  try {
+    const two = { ...vm, disks: [...vm.disks, { ...vm.disks[0]!, path: join(root, 'local', 'vm1', 'vm1-disk1.qcow2'), pool: 'default' }] };
+    const r = assessStorage(pools, two, { includeStorage: false }, [{ allocatedBytes: 1 }, { allocatedBytes: 1 }]);
+    assert.deepEqual(r.problems.map((p) => p.code), ['STORAGE_NOT_SHARED', 'STORAGE_NOT_SHARED']);
+    assert.equal(r.plan, undefined);
+    assert.throws(() => planStorage(pools, two, { includeStorage: false }, undefined), { code: 'STORAGE_NOT_SHARED', message: /Disk 0/ });
+    assert.deepEqual(assessStorage(pools, vm, { includeStorage: true, storagePath: '/elsewhere' }, undefined).problems.map((p) => p.code), ['INVALID_PATH']);
+    const ok = assessStorage(pools, vm, { includeStorage: true }, [{ allocatedBytes: 1000 }]);
+    assert.deepEqual(ok.problems, []);
+    assert.equal(ok.plan?.copies.length, 1);
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
 });

@@ -7,8 +7,8 @@
  */
 import { basename, join } from 'node:path';
 import { existsSync } from 'node:fs';
-import { FerryError } from '../errors/index.js';
-import { freeBytesAt, type Pools } from '../storage/index.js';
+import { FerryError, toFerryError } from '../errors/index.js';
+import { freeBytesAt, imageInfo, type Pools } from '../storage/index.js';
 import type { VmSpec } from '../vm/index.js';
 import type { JobRecord, MoveOptions } from './job.js';
 
@@ -36,38 +36,69 @@ export interface StoragePlan {
  * DISK_EXISTS when a target image is already there, INSUFFICIENT_DISK when the pool lacks room.
  */
 export function planStorage(pools: Pools, vm: VmSpec, options: MoveOptions, facts: readonly DiskFacts[] | undefined): StoragePlan {
-  if (vm.disks.length === 0) return { spec: vm, copies: [] };
+  const r = assessStorage(pools, vm, options, facts);
+  if (r.problems[0]) throw r.problems[0];
+  return r.plan as StoragePlan;
+}
+
+/**
+ * The same checks as {@link planStorage} as a dry run (the compatibility report): every problem,
+ * in the order planStorage would meet them, and the plan when there is none. Reads the file
+ * system, makes nothing.
+ */
+export function assessStorage(pools: Pools, vm: VmSpec, options: MoveOptions, facts: readonly DiskFacts[] | undefined): { plan?: StoragePlan; problems: FerryError[] } {
+  if (vm.disks.length === 0) return { plan: { spec: vm, copies: [] }, problems: [] };
+  const problems: FerryError[] = [];
   if (!options.includeStorage) {
     vm.disks.forEach((d, i) => {
       const sharedId = facts?.[i]?.sharedId;
       const here = sharedId === undefined ? undefined : pools.list().find((p) => p.sharedId === sharedId);
-      if (!here || pools.poolOf(d.path).name !== here.name) {
-        throw new FerryError('STORAGE_NOT_SHARED',
-          `Disk ${i} of "${vm.name}" (${d.path}) is on storage this host does not share; move it with --include-storage.`);
+      if (!here || poolName(pools, d.path) !== here.name) {
+        problems.push(new FerryError('STORAGE_NOT_SHARED',
+          `Disk ${i} of "${vm.name}" (${d.path}) is on storage this host does not share; move it with --include-storage.`));
       }
     });
-    return { spec: vm, copies: [] };
+    return problems.length > 0 ? { problems } : { plan: { spec: vm, copies: [] }, problems };
   }
-  const pool = options.storagePath !== undefined ? pools.poolOf(options.storagePath) : pools.get('default');
+  let pool;
+  try {
+    pool = options.storagePath !== undefined ? pools.poolOf(options.storagePath) : pools.get('default');
+  } catch (e) {
+    return { problems: [toFerryError(e, 'INVALID_PATH')] };
+  }
   const dir = options.storagePath ?? join(pool.path, vm.name);
   const copies = vm.disks.map((d, i) => ({
     index: i, sourcePath: d.path, destinationPath: join(dir, `${vm.name}-disk${i}.qcow2`), sizeBytes: d.sizeBytes,
   }));
   for (const c of copies) {
     if (existsSync(c.destinationPath)) {
-      throw new FerryError('DISK_EXISTS', `The image ${c.destinationPath} already exists on this host; choose another --storage-path.`);
+      problems.push(new FerryError('DISK_EXISTS', `The image ${c.destinationPath} already exists on this host; choose another --storage-path.`));
     }
   }
   const need = vm.disks.reduce((a, _d, i) => a + (facts?.[i]?.allocatedBytes ?? vm.disks[i]?.sizeBytes ?? 0), 0) + POOL_MARGIN_BYTES;
   const free = freeBytesAt(dir);
   if (need > free) {
-    throw new FerryError('INSUFFICIENT_DISK',
-      `The pool "${pool.name}" has ${free} bytes free; copying the disks of "${vm.name}" needs ${need} (with a ${POOL_MARGIN_BYTES}-byte margin).`);
+    problems.push(new FerryError('INSUFFICIENT_DISK',
+      `The pool "${pool.name}" has ${free} bytes free; copying the disks of "${vm.name}" needs ${need} (with a ${POOL_MARGIN_BYTES}-byte margin).`));
   }
+  if (problems.length > 0) return { problems };
   return {
-    spec: { ...vm, disks: vm.disks.map((d, i) => ({ ...d, path: copies[i]?.destinationPath ?? d.path, pool: pool.name })) },
-    copies,
+    plan: { spec: { ...vm, disks: vm.disks.map((d, i) => ({ ...d, path: copies[i]?.destinationPath ?? d.path, pool: pool.name })) }, copies },
+    problems,
   };
+}
+
+/** The pool a path lies in on this host, or undefined (a path of another host's layout may lie outside every pool here). */
+function poolName(pools: Pools, path: string): string | undefined {
+  try { return pools.poolOf(path).name; } catch { return undefined; }
+}
+
+/** What the source tells the destination about its VM's disks: each image's allocation and its pool's shared id. */
+export async function diskFactsOf(pools: Pools, spec: VmSpec): Promise<DiskFacts[]> {
+  return Promise.all(spec.disks.map(async (d) => {
+    const sharedId = pools.list().find((p) => p.name === d.pool)?.sharedId;
+    return { allocatedBytes: (await imageInfo(d.path)).actualSize, ...(sharedId !== undefined ? { sharedId } : {}) };
+  }));
 }
 
 /** The NBD export name of disk `index` (the destination's node name, src/qemu/argv.ts). */

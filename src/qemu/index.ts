@@ -3,3 +3,4 @@ export * from './process.js';
 export * from './tap.js';
 export * from './accel.js';
 export * from './bridge.js';
+export * from './cpu-models.js';
