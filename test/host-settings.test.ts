@@ -11,7 +11,7 @@ import type { HostSettings } from '../src/migration/index.js';
 import { labSuite } from './support/suite.js';
 import { ferry, processAlive, waitFor } from './support/cli.js';
 import {
-  agentGet, assertGuestIntact, assertRolledBack, assertRunsOnce, beforeMove, guestState, waitGuest,
+  agentGet, assertGuestIntact, assertRolledBack, assertRunsOnce, beforeMove, freeMemoryMiB, guestState, waitGuest,
 } from './support/invariants.js';
 
 const suite = labSuite('hs');
@@ -19,6 +19,8 @@ const LAB = suite.name;
 const { lab, track } = suite;
 
 interface MoveJson { id: string; status: string; totalMs: number | null; downtimeMs: number | null; transferredBytes: number | null; error?: { code: string; message: string } }
+/** `ferry migration show --json`. */
+interface JobJson extends MoveJson { performance: string; maxBandwidthBytesPerSec: number | null }
 
 async function settings(host: string, flags: string[] = []): Promise<HostSettings> {
   const r = await ferry<HostSettings>(['host', 'settings', host, ...flags, '--json']);
@@ -88,6 +90,46 @@ test('migration turned off: a move is refused with MIGRATION_DISABLED and the VM
     await settings('h1', RESET);
     await settings('h2', RESET);
     await ferry(['vm', 'delete', vm.name]);
+  }
+}));
+
+test('incoming turned off while a move waits in the queue: prepare refuses it, the source rolls back, the VM is untouched', track(async (t) => {
+  const a = await createVm('hs-qa');
+  const b = await createVm('hs-qb');
+  try {
+    await settings('h1', ['--max-migrations', '1']);
+    const pb = await assertRunsOnce(LAB, b.name, 'h1');
+    const guestB = await guestState(LAB, b.ip);
+    const h2Free = await freeMemoryMiB('h2');
+    // The first move holds h1's only slot for a few seconds (capped at 20 MiB/s); the second passes its
+    // compatibility report (h2 still takes moves) and waits in the queue.
+    const first = await ferry<{ id: string }>(['move', a.name, '--to', 'h2', '--max-bandwidth', '20M/s', '--no-wait', '--json']);
+    assert.equal(first.code, 0, first.stderr || first.stdout);
+    const second = await ferry<{ id: string; status: string }>(['move', b.name, '--to', 'h2', '--no-wait', '--json']);
+    assert.equal(second.code, 0, second.stderr || second.stdout);
+    assert.equal(second.json.status, 'queued', 'the second move waits for the slot');
+    await settings('h2', ['--incoming', 'off']);
+    const ended = async (id: string): Promise<JobJson> => waitFor(`job ${id} ended`, async () => {
+      const j = await ferry<JobJson>(['migration', 'show', id, '--json']);
+      return j.code === 0 && ['completed', 'failed', 'cancelled'].includes(j.json.status) ? j.json : undefined;
+    }, 120_000);
+    const ja = await ended(first.json.id);
+    assert.equal(ja.status, 'completed', JSON.stringify(ja.error));
+    assert.equal(ja.maxBandwidthBytesPerSec, 20 * 1024 ** 2, 'the move recorded its own cap');
+    t.diagnostic(`capped move: total ${ja.totalMs} ms for ${ja.transferredBytes} bytes`);
+    const jb = await ended(second.json.id);
+    t.diagnostic(`queued move: ${jb.status} ${jb.error?.code}: ${jb.error?.message}`);
+    assert.equal(jb.status, 'failed');
+    assert.equal(jb.error?.code, 'MIGRATION_DISABLED');
+    assert.match(jb.error?.message ?? '', /h2 does not accept incoming live migrations/);
+    await assertRolledBack(LAB, b.name, {
+      host: 'h1', pid: pb.pid, ip: b.ip, guest: guestB, destination: 'h2', destFreeMiB: h2Free - a.memoryMiB,
+    });
+  } finally {
+    await settings('h1', RESET);
+    await settings('h2', RESET);
+    await ferry(['vm', 'delete', a.name]);
+    await ferry(['vm', 'delete', b.name]);
   }
 }));
 

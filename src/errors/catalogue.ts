@@ -65,6 +65,8 @@ export const CATALOGUE = {
   PROTOCOL_VERSION: spec(400, 'The peer agent speaks a migration protocol version this agent does not.'),
   // Storage moves on one host
   SAME_PATH: spec(400, 'The target folder of a storage move is where the VM\'s disks already are.'),
+  NO_MIGRATION_NETWORK: spec(409, 'The destination has migration networks set and the source has an address in none of them.'),
+  MIGRATION_LIMIT: spec(409, 'The destination already runs as many live migrations as its maxMigrations allows; the move waits in its source\'s queue or is tried again.', true),
   STORAGE_MIGRATION_LIMIT: spec(409, 'The host already runs as many storage migrations as its maxStorageMigrations allows; try again when one ends.', true),
   // Compatibility report (ferry compare; every move runs it first)
   MIGRATION_DISABLED: spec(409, 'Live migration is turned off on the source (outgoing) or the destination (incoming) host.'),

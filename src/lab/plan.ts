@@ -21,6 +21,14 @@ export const BRIDGE = 'br0';
 export const UPLINK = 'eth0';
 /** Switch-side port of the client's link; a host's switch-side port is named after the host. */
 export const CLIENT_PORT = 'client';
+/**
+ * The lab's second network, for migration traffic only (Hyper-V's migration networks): a bridge
+ * of its own in the switch namespace, one link per host (`mig0`), addresses 10.78.0.(10+K)/16.
+ * Nothing uses it until a host's settings name it (`ferry host settings H --migration-network 10.78.0.0/16`).
+ */
+export const MIGRATION_NETWORK = '10.78.0.0/16';
+export const MIGRATION_BRIDGE = 'br1';
+export const MIGRATION_UPLINK = 'mig0';
 
 export type Accel = AgentConfig['accel'];
 export const ACCELS: readonly Accel[] = ['auto', 'kvm', 'tcg'];
@@ -34,6 +42,9 @@ export interface HostPlan {
   url: string;
   /** The host's port on the switch bridge (in the switch namespace). */
   switchPort: string;
+  /** The host's address on the lab's migration network, and its port on that network's bridge. */
+  migrationAddress: string;
+  migrationPort: string;
   vmRange: { start: string; end: string };
   stateDir: string;
   configPath: string;
@@ -107,6 +118,8 @@ export function hostPlan(lab: string, dir: string, k: number): HostPlan {
     address,
     url: `http://${address}:${AGENT_PORT}`,
     switchPort: name,
+    migrationAddress: `10.78.0.${10 + k}`,
+    migrationPort: `${name}-m`,
     vmRange: { start: `10.77.${k}.1`, end: `10.77.${k}.254` },
     stateDir,
     configPath: join(stateDir, 'ferryd.json'),

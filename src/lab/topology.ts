@@ -6,6 +6,7 @@
  *  [NAME-client] eth0 ─veth─ client ┐
  *                                   ├ br0 [NAME-sw]
  *  [NAME-hK] br0 ⊃ eth0 ─veth─ hK ──┘
+ *            mig0 ─veth─ hK-m ───── br1 [NAME-sw]   (the migration network, 10.78.0.0/16)
  * ```
  *
  * Veth pairs are created with both ends directly in their namespaces, so their names never
@@ -14,7 +15,9 @@
  */
 import { FerryError } from '../errors/index.js';
 import { addNetns, delNetns, ip, killNamespace, linkState, listNetns, tc } from './netns.js';
-import { BRIDGE, CLIENT_PORT, LAB_PREFIX_LENGTH, UPLINK, type HostPlan, type LabPlan } from './plan.js';
+import {
+  BRIDGE, CLIENT_PORT, LAB_PREFIX_LENGTH, MIGRATION_BRIDGE, MIGRATION_UPLINK, UPLINK, type HostPlan, type LabPlan,
+} from './plan.js';
 import { tbfArgs, type Rate } from './rate.js';
 
 /** Creates namespace `ns` unless it exists, and brings its loopback up. */
@@ -67,6 +70,7 @@ async function ensureCore(p: LabPlan, existing: Set<string>): Promise<string[]> 
     if (await ensureNamespace(ns, existing)) made.push(ns);
   }
   await ensureBridge(p.switchNs, BRIDGE);
+  await ensureBridge(p.switchNs, MIGRATION_BRIDGE);
   await ensureVeth(p.switchNs, CLIENT_PORT, p.client.namespace, UPLINK);
   await ensurePort(p.switchNs, CLIENT_PORT, BRIDGE);
   await ip(['addr', 'replace', `${p.client.address}/${LAB_PREFIX_LENGTH}`, 'dev', UPLINK], p.client.namespace);
@@ -82,6 +86,10 @@ async function ensureHost(p: LabPlan, h: HostPlan, existing: Set<string>): Promi
   await ensureBridge(h.namespace, BRIDGE, hostBridgeMac(h.address));
   await ensurePort(h.namespace, UPLINK, BRIDGE);
   await ip(['addr', 'replace', `${h.address}/${LAB_PREFIX_LENGTH}`, 'dev', BRIDGE], h.namespace);
+  await ensureVeth(p.switchNs, h.migrationPort, h.namespace, MIGRATION_UPLINK);
+  await ensurePort(p.switchNs, h.migrationPort, MIGRATION_BRIDGE);
+  await ip(['addr', 'replace', `${h.migrationAddress}/${LAB_PREFIX_LENGTH}`, 'dev', MIGRATION_UPLINK], h.namespace);
+  await ip(['link', 'set', MIGRATION_UPLINK, 'up'], h.namespace);
   return made;
 }
 
@@ -98,9 +106,9 @@ export async function ensureTopology(p: LabPlan): Promise<string[]> {
   return made;
 }
 
-/** Both ends of host `h`'s link: the switch-side port and the host's uplink. */
+/** Both ends of host `h`'s links (the lab network and the migration network): switch-side ports and host uplinks. */
 const linkEnds = (p: LabPlan, h: HostPlan): [string, string][] =>
-  [[p.switchNs, h.switchPort], [h.namespace, UPLINK]];
+  [[p.switchNs, h.switchPort], [h.namespace, UPLINK], [p.switchNs, h.migrationPort], [h.namespace, MIGRATION_UPLINK]];
 
 /**
  * Shapes both directions of host `h`'s link to `rate` (a tbf qdisc on each end shapes what

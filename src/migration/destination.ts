@@ -12,6 +12,7 @@ import {
 import { destinationSettings } from './settings.js';
 import { checkMigrationEnabled } from './host-settings.js';
 import { resumeHere } from './resume.js';
+import { chooseMigrationAddress, localAddresses } from './networks.js';
 import { exportName, nbdUri, planStorage, type StoragePlan } from './storage.js';
 import { createImage, deleteImage } from '../storage/index.js';
 import { freePort } from '../util/index.js';
@@ -57,7 +58,12 @@ export class DestinationSide {
     checkMigrationEnabled(this.h.settings(), this.h.name, 'incoming');
     if (this.h.inv.find(vm.name)) throw new FerryError('VM_EXISTS', `A VM named "${vm.name}" already exists on ${this.h.name}.`);
     this.h.checkCapacity(vm.memoryMiB);
+    const max = this.h.settings().maxMigrations;
+    if (this.h.jobs.countRunning() >= max) {
+      throw new FerryError('MIGRATION_LIMIT', `${this.h.name} already runs ${max} live migrations, its limit; try again when one ends.`);
+    }
     const plan = planStorage(this.h.pools, req.vm, req.options, req.disks);
+    const dataAddress = chooseMigrationAddress(this.h.settings().networks, localAddresses(), req.sourceAddresses ?? [], this.h.migrationAddress);
     this.h.jobs.create({ id: req.jobId, vm: vm.name, source: req.source, destination: req.destination, role: 'destination', options: req.options });
     try {
       this.h.fault('destination:prepare');
@@ -73,14 +79,14 @@ export class DestinationSide {
       const s = destinationSettings({ ...DEFAULT_POLICY, allowPostcopy: req.options.allowPostcopy ?? false }, req.options.performance);
       await qmp.execute('migrate-set-capabilities', { capabilities: s.capabilities });
       await qmp.execute('migrate-set-parameters', s.parameters);
-      const nbd = await this.exportDisks(qmp, plan);
+      const nbd = await this.exportDisks(qmp, plan, dataAddress);
       this.resumed.set(req.jobId, this.resumeWhenComplete(req.jobId, vm.name, qmp, plan.copies.length));
-      await qmp.execute('migrate-incoming', { uri: `tcp:${this.h.migrationAddress}:0` });
+      await qmp.execute('migrate-incoming', { uri: `tcp:${dataAddress}:0` });
       const info = await qmp.execute('query-migrate');
       const port = info['socket-address']?.find((a) => a.type === 'inet')?.port;
       if (!port) throw new FerryError('MIGRATION_FAILED', 'The incoming QEMU did not report the port it listens on.');
       return {
-        ...envelopeFor(req.jobId), migrationUri: `tcp:${this.h.migrationAddress}:${port}`, nbd, reservedMemoryMiB: vm.memoryMiB,
+        ...envelopeFor(req.jobId), migrationUri: `tcp:${dataAddress}:${port}`, nbd, reservedMemoryMiB: vm.memoryMiB,
         ...(req.handover ? { handover: { destinationAddress: this.h.migrationAddress } } : {}),
       };
     } catch (e) {
@@ -100,9 +106,8 @@ export class DestinationSide {
    * For a storage move: serves each new (empty) image over NBD on the migration address, writable,
    * for the source's mirrors. block-export-add activates the incoming QEMU's images for writing.
    */
-  private async exportDisks(qmp: Qmp, plan: StoragePlan): Promise<NbdTarget[]> {
+  private async exportDisks(qmp: Qmp, plan: StoragePlan, host: string): Promise<NbdTarget[]> {
     if (plan.copies.length === 0) return [];
-    const host = this.h.migrationAddress;
     let port = 0;
     for (let attempt = 1; ; attempt++) {
       port = await freePort(host);

@@ -18,3 +18,4 @@ export * from './storage.js';
 export * from './host-settings.js';
 export * from './compare.js';
 export { compareMove, assertCompatible, answerCompare, type CompareQuery, type CompareReport } from './compatibility.js';
+export * from './networks.js';

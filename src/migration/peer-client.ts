@@ -31,7 +31,7 @@ export class PeerClient {
   }
 
   /** GET /v1/peer/ping: is the peer's agent up? */
-  ping(): Promise<{ host: string; protocol: number }> { return this.call('GET', '/v1/peer/ping', undefined, 5_000); }
+  ping(): Promise<{ host: string; protocol: number; migrationSlotsFree?: number }> { return this.call('GET', '/v1/peer/ping', undefined, 5_000); }
 
   private post<T>(jobId: string, msg: string, body: object, timeoutMs = this.timeoutMs): Promise<T> {
     return this.call('POST', `${PEER_BASE}/${jobId}/${msg}`, { ...envelopeFor(jobId), ...body }, timeoutMs);

@@ -37,6 +37,8 @@ export interface PrepareRequest extends Envelope {
   handover?: { vni: number; sourceAddress: string };
   /** Per disk of `vm`, in order: its allocation and shared pool id on the source (optional in v1: older sources send none). */
   disks?: DiskFacts[];
+  /** The source's IPv4 addresses: the destination listens in the best migration network both have (networks.ts). */
+  sourceAddresses?: string[];
 }
 
 /** An NBD export the source mirrors one disk into, for a storage move. */
@@ -246,6 +248,7 @@ export const peerSchemas = {
   prepareRequest: message({
     vm: vmSpecSchema, source: str, destination: str, options: moveOptionsSchema,
     handover: { type: 'object', required: ['vni', 'sourceAddress'], properties: { vni: { type: 'integer', minimum: 1, maximum: 16777215 }, sourceAddress: str } },
+    sourceAddresses: { type: 'array', maxItems: 64, items: str },
     disks: {
       type: 'array', maxItems: 64,
       items: { type: 'object', required: ['allocatedBytes'], properties: { allocatedBytes: int, sharedId: str } },

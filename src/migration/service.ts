@@ -18,14 +18,21 @@ export interface MoveRequest { vm: string; destination: string; options: MoveOpt
 export class MigrationService {
   readonly destination: DestinationSide;
   private readonly running = new Map<string, { ctl: AbortController; done: Promise<JobRecord> }>();
+  /** Moves waiting for a slot, each holding its VM's lock (so the VM cannot be stopped or moved twice meanwhile). */
+  private readonly queued = new Map<string, { release: () => void }>();
+  private pumping = false;
+  private pumpAgain = false;
+  private retry: NodeJS.Timeout | undefined;
 
   constructor(private readonly h: MigrationHost) {
     this.destination = new DestinationSide(h);
   }
 
   /**
-   * Checks the request, records the job and starts it in the background. Fails before anything
-   * starts with SAME_HOST, UNKNOWN_HOST, HOST_UNREACHABLE, VM_NOT_FOUND, VM_BAD_STATE or VM_BUSY.
+   * Checks the request and records the job, `queued`; it starts in the background as soon as this
+   * host and the destination each have a free live-migration slot (maxMigrations), first come
+   * first served per destination. Fails before anything starts with SAME_HOST, UNKNOWN_HOST,
+   * HOST_UNREACHABLE, VM_NOT_FOUND, VM_BAD_STATE or VM_BUSY.
    */
   async start(req: MoveRequest): Promise<JobRecord> {
     const vm = this.h.inv.get(req.vm);
@@ -45,16 +52,70 @@ export class MigrationService {
       await peer.ping();
       await assertCompatible(this.h, req);
       const job = this.h.jobs.create({ vm: req.vm, source: this.h.name, destination: req.destination, role: 'source', options: resolveMoveOptions(req.options, this.h.settings()) });
-      const ctl = new AbortController();
-      const done = new SourceRun(this.h, job, ctl.signal).run()
-        .catch((e: unknown) => { this.h.log.error({ err: e, job: job.id }, 'move crashed'); return this.h.jobs.get(job.id); })
-        .finally(() => { release(); this.running.delete(job.id); });
-      this.running.set(job.id, { ctl, done });
-      return job;
+      this.queued.set(job.id, { release });
+      await this.pump();
+      return this.h.jobs.get(job.id);
     } catch (e) {
       release();
       throw e;
     }
+  }
+
+  /** Live-migration slots free on this host now: maxMigrations − moves running here (as source or destination). */
+  freeSlots(): number {
+    return Math.max(0, this.h.settings().maxMigrations - this.h.jobs.countRunning());
+  }
+
+  /** A queued job's place in this host's queue (1 = next), or null when it is not queued here. */
+  queuePosition(id: string): number | null {
+    const ids = this.h.jobs.active().filter((j) => j.state.status === 'queued' && this.queued.has(j.id)).map((j) => j.id);
+    const i = ids.indexOf(id);
+    return i < 0 ? null : i + 1;
+  }
+
+  /**
+   * Starts queued moves while this host has free slots, oldest first; a move whose destination has
+   * no free slot waits (later moves to other destinations may pass it). Runs one at a time; while
+   * moves wait, it looks again every 2 s (a destination's slot frees without telling us).
+   */
+  private async pump(): Promise<void> {
+    if (this.pumping) { this.pumpAgain = true; return; }
+    this.pumping = true;
+    try {
+      do {
+        this.pumpAgain = false;
+        await this.fill();
+      } while (this.pumpAgain);
+    } catch (e) {
+      this.h.log.error({ err: e }, 'the move queue failed to start a move');
+    } finally {
+      this.pumping = false;
+      clearTimeout(this.retry);
+      if (this.queued.size > 0) this.retry = setTimeout(() => { void this.pump(); }, 2000).unref();
+    }
+  }
+
+  private async fill(): Promise<void> {
+    const full = new Set<string>();
+    for (const job of this.h.jobs.active()) {
+      if (this.freeSlots() <= 0) return;
+      if (job.state.status !== 'queued' || !this.queued.has(job.id) || full.has(job.destination)) continue;
+      // An unreachable destination fails the move in begin (HOST_UNREACHABLE) rather than holding the queue.
+      const free = await new PeerClient(this.h.peerUrl(job.destination), job.destination).ping().then((p) => p.migrationSlotsFree ?? 1, () => 1);
+      if (free <= 0) { full.add(job.destination); continue; }
+      const q = this.queued.get(job.id);
+      if (!q || this.freeSlots() <= 0) continue;
+      this.queued.delete(job.id);
+      this.launch(job, q.release);
+    }
+  }
+
+  private launch(job: JobRecord, release: () => void): void {
+    const ctl = new AbortController();
+    const done = new SourceRun(this.h, job, ctl.signal).run()
+      .catch((e: unknown) => { this.h.log.error({ err: e, job: job.id }, 'move crashed'); return this.h.jobs.get(job.id); })
+      .finally(() => { release(); this.running.delete(job.id); void this.pump(); });
+    this.running.set(job.id, { ctl, done });
   }
 
   /** Waits for a job this agent runs to end (for tests and `--wait` style callers). */
@@ -62,10 +123,17 @@ export class MigrationService {
     return (await this.running.get(id)?.done) ?? this.h.jobs.get(id);
   }
 
-  /** Cancels a running move; JOB_BAD_PHASE once the destination runs the VM. */
+  /** Cancels a queued or running move; JOB_BAD_PHASE once the destination runs the VM. */
   cancel(id: string): JobRecord {
     const job = this.h.jobs.get(id);
     if (isTerminal(job.state)) throw new FerryError('JOB_BAD_PHASE', `The move ${id} has already ended (${job.state.status}).`);
+    const waiting = this.queued.get(id);
+    if (waiting && job.state.status === 'queued') {
+      // Nothing has started: the job ends here, the VM was never touched.
+      this.queued.delete(id);
+      waiting.release();
+      return this.h.jobs.apply(id, { type: 'cancel' });
+    }
     const r = this.running.get(id);
     if (!r || job.role !== 'source') {
       throw new FerryError('JOB_BAD_PHASE', `The move ${id} is driven by its source host ${job.source}; cancel it there.`);

@@ -7,6 +7,7 @@ import { CLEANUP_TIMEOUT_MS, PeerClient } from './peer-client.js';
 import { perform } from './perform.js';
 import { policyForMove, type ConvergencePolicy } from './policy.js';
 import { resumeHere } from './resume.js';
+import { localAddresses } from './networks.js';
 import { retryInBackground } from './recover.js';
 import { DiskMirrors } from '../storage/index.js';
 import type { Qmp } from '../qmp/index.js';
@@ -58,6 +59,7 @@ export class SourceRun {
       const prep = await this.peer.prepare(id, {
         vm: spec, source: this.job.source, destination: this.job.destination, options: this.job.options,
         handover: { vni: tunnelVni(id), sourceAddress: this.h.migrationAddress }, ...(disks.length > 0 ? { disks } : {}),
+        sourceAddresses: localAddresses(),
       });
       const tunnel = tunnelName(id);
       if (prep.handover) await openTunnel(tunnel, tunnelVni(id), this.h.migrationAddress, prep.handover.destinationAddress, this.h.bridge);

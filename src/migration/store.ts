@@ -215,6 +215,11 @@ export class JobStore {
     return (this.db.prepare("SELECT * FROM migration_jobs WHERE status IN ('queued', 'running') ORDER BY seq").all() as Row[]).map(fromRow);
   }
 
+  /** Jobs running on this host now (as source or destination; queued ones are not running). */
+  countRunning(): number {
+    return (this.db.prepare("SELECT COUNT(*) AS n FROM migration_jobs WHERE status = 'running'").get() as { n: number }).n;
+  }
+
   /** The VM's unfinished job on this host, if any. */
   activeFor(vm: string): JobRecord | undefined {
     const r = this.db.prepare("SELECT * FROM migration_jobs WHERE vm = ? AND status IN ('queued', 'running')").get(vm) as Row | undefined;

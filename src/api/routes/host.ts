@@ -19,8 +19,11 @@ export function hostRoutes(app: FastifyInstance, agent: Agent): void {
   }, async (req) => agent.settings.update(req.body));
 
   app.get('/v1/peer/ping', {
-    schema: { tags: ['peer'], summary: 'Peer liveness', response: { 200: { type: 'object', properties: { host: { type: 'string' }, version: { type: 'string' }, protocol: { type: 'integer' } } } } },
-  }, async () => ({ host: agent.config.hostName, version: agent.hostView().version, protocol: 1 }));
+    schema: {
+      tags: ['peer'], summary: 'Peer liveness, and how many more live migrations this host takes now',
+      response: { 200: { type: 'object', properties: { host: { type: 'string' }, version: { type: 'string' }, protocol: { type: 'integer' }, migrationSlotsFree: { type: 'integer' } } } },
+    },
+  }, async () => ({ host: agent.config.hostName, version: agent.hostView().version, protocol: 1, migrationSlotsFree: agent.migrations.freeSlots() }));
 
   app.get('/v1/events', { schema: { tags: ['events'], summary: 'Server-sent events: VM state changes and job progress' } }, (req, reply) => {
     reply.hijack();

@@ -12,9 +12,10 @@ interface MoveBody {
 }
 interface IdParams { id: string }
 
-const jobView = (j: JobRecord) => ({
+const jobView = (j: JobRecord, queuePosition: number | null = null) => ({
   ...summarize(j), role: j.role, progress: j.progress, createdAt: j.createdAt, endedAt: j.endedAt,
   performance: j.options.performance ?? 'tcp', maxBandwidthBytesPerSec: j.options.maxBandwidthBytesPerSec ?? null,
+  ...(queuePosition !== null ? { queuePosition } : {}),
 });
 
 const migrationSchema = {
@@ -63,7 +64,7 @@ export function migrationRoutes(app: FastifyInstance, agent: Agent): void {
         ...(b.maxBandwidthBytesPerSec !== undefined ? { maxBandwidthBytesPerSec: b.maxBandwidthBytesPerSec } : {}),
       },
     });
-    return reply.code(202).send(jobView(job));
+    return reply.code(202).send(jobView(job, m.queuePosition(job.id)));
   });
 
   app.get<{ Querystring: { vm?: string; limit?: number } }>('/v1/migrations', {
@@ -72,11 +73,11 @@ export function migrationRoutes(app: FastifyInstance, agent: Agent): void {
       querystring: { type: 'object', properties: { vm: { type: 'string' }, limit: { type: 'integer', minimum: 1, maximum: 1000 } } },
       response: { 200: { type: 'array', items: migrationSchema } },
     },
-  }, async (req) => agent.jobs.list({ ...(req.query.vm ? { vm: req.query.vm } : {}), limit: req.query.limit ?? 100 }).map(jobView));
+  }, async (req) => agent.jobs.list({ ...(req.query.vm ? { vm: req.query.vm } : {}), limit: req.query.limit ?? 100 }).map((j) => jobView(j, m.queuePosition(j.id))));
 
   app.get<{ Params: IdParams }>('/v1/migrations/:id', {
     schema: { tags: ['migrations'], summary: 'One migration job with its last progress', params: idParams, response: { 200: migrationSchema, ...errorResponses } },
-  }, async (req) => jobView(m.get(req.params.id)));
+  }, async (req) => jobView(m.get(req.params.id), m.queuePosition(req.params.id)));
 
   app.post<{ Params: IdParams }>('/v1/migrations/:id/cancel', {
     schema: { tags: ['migrations'], summary: 'Cancel a move before switch-over; the VM keeps running on the source', params: idParams, response: { 200: migrationSchema, ...errorResponses } },

@@ -16,7 +16,7 @@ async function locateJob(id: string): Promise<{ host: Parameters<typeof api>[0];
 }
 
 const row = (j: JobView): (string | number | null)[] => [
-  j.id.slice(0, 8), j.vm, `${j.source} → ${j.destination}`, j.status, j.phase, j.totalMs, j.downtimeMs,
+  j.id.slice(0, 8), j.vm, `${j.source} → ${j.destination}`, j.queuePosition ? `queued #${j.queuePosition}` : j.status, j.phase, j.totalMs, j.downtimeMs,
   j.transferredBytes !== null ? formatBytes(j.transferredBytes) : null, j.createdAt,
 ];
 const HEAD = ['ID', 'VM', 'MOVE', 'STATUS', 'PHASE', 'TOTAL MS', 'DOWNTIME MS', 'SENT', 'STARTED'];

@@ -11,7 +11,11 @@ import { printJson, run } from '../output.js';
 import { locateVm } from './vm.js';
 
 /** A job as the API shows it. */
-export type JobView = JobSummary & { role: string; progress: ProgressView | null; createdAt: string; endedAt: string | null };
+export type JobView = JobSummary & {
+  role: string; progress: ProgressView | null; createdAt: string; endedAt: string | null;
+  /** Place in the source's queue while the job waits for a slot (1 = next). */
+  queuePosition?: number;
+};
 
 interface MoveOpts { to: string; includeStorage?: boolean; storagePath?: string; retainSourceDisks?: boolean; probe?: boolean; wait: boolean; json?: boolean; postcopy?: boolean; maxBandwidth?: string }
 
@@ -53,7 +57,8 @@ export async function watchJob(source: ReturnType<typeof hostOf>, id: string, qu
   }).catch(() => () => undefined);
   const poll = setInterval(() => {
     void api<JobView>(source, 'GET', `/v1/migrations/${id}`, undefined, 10_000).then((j) => {
-      phase = j.phase;
+      phase = j.status === 'queued' ? `queued #${j.queuePosition ?? '?'}` : j.phase;
+      if (j.status === 'queued') bar?.update(0, { phase });
       if (TERMINAL.has(j.status)) finish(j);
     }, () => undefined);
   }, 250);
