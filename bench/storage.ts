@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { buildImage } from '../src/image/index.js';
 import { labDown, startLab, stopLab } from '../src/lab/index.js';
 import { imageDir, repoRoot } from '../src/util/paths.js';
-import { ferry, load1, must } from './lib/exec.js';
+import { ferry, load1, must, run } from './lib/exec.js';
 import { benchHome, renderOnly, runFacts, writeResults } from './lib/harness.js';
 import { convertRow, localMoveRow, moveRow } from './lib/storage-case.js';
 import { renderStorageMarkdown } from './lib/storage-report.js';
@@ -53,13 +53,16 @@ async function repetition(s: BenchVm, m: BenchVm, sizeMiB: number, rep: number, 
     const c: StorageCase = { sizeMiB, load, dirtyMbps: load === 'busy' ? BUSY_DIRTY_MBPS : 0 };
     const steps: (() => Promise<StorageRow>)[] = [
       () => convertRow(LAB, s, c, rep, 'convert-local'),
-      ...(load === 'idle' ? [() => convertRow(LAB, s, c, rep, 'convert-other')] : []),
+      ...(load === 'idle' ? (['convert-flush', 'convert-other'] as const).map((k) => () => convertRow(LAB, s, c, rep, k)) : []),
       () => moveRow(LAB, s, c, rep, 'ferry-move'),
       () => localMoveRow(LAB, s, c, rep),
       () => moveRow(LAB, m, c, rep, 'memory-move'),
     ];
     for (const step of steps) {
+      // Every step starts with no dirty page cache behind it (see StorageRow.syncBeforeMs).
+      const synced = await run('sync', [], 300_000);
       const r = await step();
+      r.syncBeforeMs = synced.code === 0 ? Math.round(synced.ms) : null;
       log(`${sizeMiB} MiB ${load} #${rep}: ${brief(r)}`);
       data.rows.push(r);
     }

@@ -118,12 +118,14 @@ export async function localMoveRow(lab: string, vm: BenchVm, c: StorageCase, rep
 
 /**
  * The baseline: `qemu-img convert -p -U -O qcow2` of `vm`'s live image (-U: read without the lock
- * QEMU holds) into a new file in `host`'s default pool folder, timed by wall clock; the copy is
- * deleted afterwards. The guest runs under the case's load meanwhile.
+ * QEMU holds) into a new file in the default pool folder of its host (convert-local,
+ * convert-flush) or of the other host (convert-other), timed by wall clock; convert-flush adds
+ * `-t writeback` so the output is flushed to disk at the end. The copy is deleted afterwards. The
+ * guest runs under the case's load meanwhile.
  */
-export async function convertRow(lab: string, vm: BenchVm, c: StorageCase, rep: number, kind: Extract<Kind, 'convert-local' | 'convert-other'>): Promise<StorageRow> {
+export async function convertRow(lab: string, vm: BenchVm, c: StorageCase, rep: number, kind: Extract<Kind, `convert-${string}`>): Promise<StorageRow> {
   const row = emptyStorageRow(kind, c, rep, load1());
-  const host = kind === 'convert-local' ? vm.host : otherHost(vm.host);
+  const host = kind === 'convert-other' ? otherHost(vm.host) : vm.host;
   const dst = join(poolDir(lab, host), `bench-convert-${process.pid}.qcow2`);
   row.from = vm.host;
   row.to = host;
@@ -135,7 +137,8 @@ export async function convertRow(lab: string, vm: BenchVm, c: StorageCase, rep: 
     row.copyBytes = facts.virtualSize;
     const timeout = copyTimeoutMs(vm.sizeMiB);
     await underLoad(lab, vm, c, row, async () => {
-      const r = await run('qemu-img', ['convert', '-p', '-U', '-O', 'qcow2', src, dst], timeout);
+      const cache = kind === 'convert-flush' ? ['-t', 'writeback'] : [];
+      const r = await run('qemu-img', ['convert', '-p', '-U', ...cache, '-O', 'qcow2', src, dst], timeout);
       row.stepMs = Math.round(r.ms);
       if (r.code === 0) {
         row.status = 'completed';

@@ -20,9 +20,11 @@ export interface StorageCase {
  * What a row measured: `ferry-move` is `ferry move --include-storage --probe`, `memory-move` the
  * same-size VM on the shared pool moved without copying (`ferry move --probe`), `local-move`
  * `ferry vm move-storage` on one host, `convert-local` / `convert-other` `qemu-img convert` of
- * the live image into a folder of the same host's pool / of the other host's pool.
+ * the live image into a folder of the same host's pool / of the other host's pool, and
+ * `convert-flush` the same-host one with `-t writeback`, which flushes its output at the end as
+ * QEMU's mirror flushes its target before it reports READY (convert's default, `unsafe`, never does).
  */
-export type Kind = 'ferry-move' | 'memory-move' | 'local-move' | 'convert-local' | 'convert-other';
+export type Kind = 'ferry-move' | 'memory-move' | 'local-move' | 'convert-local' | 'convert-flush' | 'convert-other';
 
 /** What the guest answered after a step. */
 export interface GuestCheck {
@@ -65,6 +67,12 @@ export interface StorageRow {
   tcpAlive: boolean | null;
   /** Wall time of the command, ms. */
   stepMs: number;
+  /**
+   * Time of the untimed `sync` run just before the step, ms: every step starts with no dirty page
+   * cache left by the one before (a copy's writes go to the page cache; the next copy would
+   * otherwise pay for writing them back).
+   */
+  syncBeforeMs: number | null;
   /** 1-minute load average when the step started. */
   load1: number;
   /** KiB/s the guest wrote to its disk during the step (its record counter × 4 KiB). */
@@ -110,6 +118,6 @@ export function emptyStorageRow(kind: Kind, c: StorageCase, rep: number, load1: 
   return {
     kind, sizeMiB: c.sizeMiB, load: c.load, rep, from: null, to: null, status: 'error', errorCode: null, errorMessage: null,
     copyBytes: null, allocatedBytes: null, copyMs: null, totalMs: null, downtimeMs: null, transferredBytes: null, phaseMs: null,
-    blackoutMs: null, tcpGapMs: null, tcpAlive: null, stepMs: 0, load1, diskWriteKiBs: null, dirtyMiBs: null, check: null, notes: [],
+    blackoutMs: null, tcpGapMs: null, tcpAlive: null, stepMs: 0, syncBeforeMs: null, load1, diskWriteKiBs: null, dirtyMiBs: null, check: null, notes: [],
   };
 }
