@@ -177,7 +177,8 @@ function header(run: StorageRun): string[] {
       + 'offers: it keeps the vCPU working and gives the memory phase something to resend, but it writes nothing more to disk. "measured writes" are the '
       + 'guest\'s own counters over the steps; read them as such, not as a disk-heavy guest.',
     '',
-    `Each case, ${run.repeat} repetition${run.repeat === 1 ? '' : 's'} asked (${reps} done within the ${run.budgetMin}-minute budget), the VM going back and forth between h1 and h2: `
+    `Each case, ${run.repeat} repetition${run.repeat === 1 ? '' : 's'} asked, ${reps} done (a repetition is not started when the last one's time says it `
+      + `would end past the ${run.budgetMin}-minute budget), the VM going back and forth between h1 and h2: `
       + '**convert** `qemu-img convert -p -U -O qcow2` of the live image (-U reads without QEMU\'s lock) into the same host\'s pool folder; in idle cases also '
       + 'with `-t writeback` and into the other host\'s pool folder (another folder of the same disk, not a network copy); wall time, MiB/s = virtual size ÷ '
       + 'time. convert writes with cache mode `unsafe` by default (`qemu-img --help`): no flush, so with this much RAM its copy ends in the page cache, '

@@ -16,6 +16,8 @@ import { VmActions } from './vm-actions.js';
 import { Slots } from './slots.js';
 import { StorageMover } from './storage-move.js';
 import { HostSettingsStore, settingsDefaults } from './settings-store.js';
+import { TokenStore } from './tokens.js';
+import { AuditLog } from './audit.js';
 import { checkCpuModel, hostFacts } from './host-facts.js';
 import { toVmView, type HostView, type VmView } from './views.js';
 import { DEFAULT_POLICY, faultPoint, JobStore, MigrationService, summarize, type MigrationHost } from '../migration/index.js';
@@ -40,6 +42,10 @@ export class Agent {
   readonly migrations: MigrationService;
   /** The host's migration settings (`ferry host settings`), read by every move and disk copy. */
   readonly settings: HostSettingsStore;
+  /** API tokens and their roles (`ferry token`); the API checks every TCP request against them. */
+  readonly tokens: TokenStore;
+  /** Mutating API requests: who, what, when (`ferry audit`). */
+  readonly audit: AuditLog;
   private accelProbe?: Promise<AccelProbe>;
   private accelResult?: AccelProbe;
   /** The CPU models and machine types this host's QEMU offers (compatibility report, `vm create --cpu-model`). */
@@ -59,6 +65,8 @@ export class Agent {
       accel: () => this.accel(), capacity: () => this.capacity(), checkCpuModel: (m) => checkCpuModel(this.cpuModels, m),
     });
     this.settings = new HostSettingsStore(this.db, settingsDefaults(config));
+    this.tokens = new TokenStore(this.db);
+    this.audit = new AuditLog(this.db);
     this.slots = new Slots(() => ({ storage: this.settings.get().maxStorageMigrations }));
     this.storage = new StorageMover({
       inv: this.inv, pools: this.pools, slots: this.slots, log, qmp: (name) => this.sup.qmp(name),

@@ -1,11 +1,11 @@
 #!/usr/bin/env node
 /** ferryd: the host agent. Usage: ferryd --config FILE */
 import { createServer } from 'node:http';
-import { rmSync, writeFileSync, mkdirSync } from 'node:fs';
+import { chmodSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
-import { buildApi } from '../api/index.js';
+import { buildApi, localSocketHandler } from '../api/index.js';
 import { Agent } from './agent.js';
 import { loadConfig } from './config.js';
 
@@ -20,9 +20,11 @@ await app.listen({ host: config.listen.host, port: config.listen.port });
 let local: ReturnType<typeof createServer> | undefined;
 if (config.socketPath) {
   // The same routes on a unix socket, for a CLI on this machine outside the host's network namespace.
+  // It is root's (0600), so its requests are trusted as admin without a token (docs/security.md).
   rmSync(config.socketPath, { force: true });
-  local = createServer((req, res) => app.routing(req, res));
+  local = createServer(localSocketHandler(app));
   await new Promise<void>((r) => local?.listen(config.socketPath, r));
+  chmodSync(config.socketPath, 0o600);
 }
 const pidfile = join(config.stateDir, 'ferryd.pid');
 writeFileSync(pidfile, `${process.pid}\n`);

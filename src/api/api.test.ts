@@ -1,33 +1,30 @@
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { pino } from 'pino';
-import type { FastifyInstance } from 'fastify';
-import { Agent } from '../agent/agent.js';
-import type { AgentConfig } from '../agent/config.js';
-import { buildApi } from './index.js';
+import type { FastifyInstance, InjectOptions } from 'fastify';
+import type { Agent } from '../agent/agent.js';
+import { testApi, type TestApi } from './test-agent.js';
 
 // In-process API tests (fastify inject) on a real agent with a temp state folder. They cover the
 // paths that fail before QEMU starts; booting VMs is the integration tests' job.
+let t: TestApi;
 let dir: string;
 let agent: Agent;
 let app: FastifyInstance;
+let admin: string;
+
+/** Every request of these tests carries an admin token (roles are src/api/auth.test.ts's). */
+const inject = (o: InjectOptions) => app.inject({ ...o, headers: { authorization: `Bearer ${admin}`, ...o.headers } });
 
 before(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'ferry-api-'));
-  const config: AgentConfig = {
-    hostName: 'h1', stateDir: join(dir, 'state'), listen: { host: '127.0.0.1', port: 0 }, url: 'http://127.0.0.1:0',
-    bridge: 'br0', vmNetwork: { prefixLength: 16, rangeStart: '10.77.1.1', rangeEnd: '10.77.1.254' },
-    pools: [{ name: 'default', path: join(dir, 'pool') }], accel: 'tcg', imageDir: join(dir, 'image'), memoryMiB: 1024, cpus: 2, peers: [],
-  };
-  agent = await Agent.create(config, pino({ level: 'silent' }));
-  app = await buildApi(agent);
+  t = await testApi('api');
+  ({ dir, agent, app } = t);
+  admin = agent.tokens.create('api-test', 'admin').token;
 });
-after(async () => { await app.close(); agent.close(); rmSync(dir, { recursive: true, force: true }); });
+after(() => t.close());
 
-const post = (body: unknown) => app.inject({ method: 'POST', url: '/v1/vms', payload: body as object });
+const post = (body: unknown) => inject({ method: 'POST', url: '/v1/vms', payload: body as object });
 
 test('bad create requests get their code and change nothing', async () => {
   const cases: [unknown, number, string][] = [
@@ -53,32 +50,32 @@ test('bad create requests get their code and change nothing', async () => {
 });
 
 test('unknown VM and unknown route', async () => {
-  const r = await app.inject({ method: 'GET', url: '/v1/vms/ghost' });
+  const r = await inject({ method: 'GET', url: '/v1/vms/ghost' });
   assert.equal(r.statusCode, 404);
   assert.equal(r.json<{ error: { code: string } }>().error.code, 'VM_NOT_FOUND');
-  const n = await app.inject({ method: 'GET', url: '/v1/nothing' });
+  const n = await inject({ method: 'GET', url: '/v1/nothing' });
   assert.equal(n.json<{ error: { code: string } }>().error.code, 'NOT_FOUND');
 });
 
 test('host view and the OpenAPI document describe every route', async () => {
-  const h = (await app.inject({ method: 'GET', url: '/v1/host' })).json<{ name: string; memoryMiB: number; freeMemoryMiB: number }>();
+  const h = (await inject({ method: 'GET', url: '/v1/host' })).json<{ name: string; memoryMiB: number; freeMemoryMiB: number }>();
   assert.equal(h.name, 'h1');
   assert.equal(h.freeMemoryMiB, 1024);
-  const doc = (await app.inject({ method: 'GET', url: '/openapi.json' })).json<{ openapi: string; paths: Record<string, Record<string, unknown>> }>();
+  const doc = (await inject({ method: 'GET', url: '/openapi.json' })).json<{ openapi: string; paths: Record<string, Record<string, unknown>> }>();
   assert.match(doc.openapi, /^3\./);
   for (const [path, method] of [['/v1/vms', 'get'], ['/v1/vms', 'post'], ['/v1/vms/{name}', 'get'], ['/v1/vms/{name}', 'delete'],
     ['/v1/vms/{name}/start', 'post'], ['/v1/vms/{name}/stop', 'post'], ['/v1/host', 'get'], ['/v1/peer/ping', 'get'], ['/v1/events', 'get']] as const) {
     assert.ok(doc.paths[path]?.[method], `${method.toUpperCase()} ${path} is in /openapi.json`);
   }
-  const m = await app.inject({ method: 'GET', url: '/metrics' });
+  const m = await inject({ method: 'GET', url: '/metrics' });
   assert.match(m.body, /ferry_memory_free_mib 1024/);
 });
 
 test('malformed JSON and oversized bodies get their codes', async () => {
-  const bad = await app.inject({ method: 'POST', url: '/v1/vms', headers: { 'content-type': 'application/json' }, payload: '{"name": ' });
+  const bad = await inject({ method: 'POST', url: '/v1/vms', headers: { 'content-type': 'application/json' }, payload: '{"name": ' });
   assert.equal(bad.statusCode, 400);
   assert.equal(bad.json<{ error: { code: string } }>().error.code, 'INVALID_INPUT');
-  const big = await app.inject({ method: 'POST', url: '/v1/vms', headers: { 'content-type': 'application/json' }, payload: JSON.stringify({ name: 'x'.repeat(100_000) }) });
+  const big = await inject({ method: 'POST', url: '/v1/vms', headers: { 'content-type': 'application/json' }, payload: JSON.stringify({ name: 'x'.repeat(100_000) }) });
   assert.equal(big.statusCode, 413);
   assert.equal(big.json<{ error: { code: string } }>().error.code, 'PAYLOAD_TOO_LARGE');
   assert.deepEqual(agent.inv.list(), []);
@@ -92,28 +89,28 @@ test('move-storage: the body is checked by its schema; an unknown VM is VM_NOT_F
     [{ toPath: join(dir, 'pool', 'x') }, 404, 'VM_NOT_FOUND'],
   ];
   for (const [body, status, code] of cases) {
-    const r = await app.inject({ method: 'POST', url: '/v1/vms/ghost/move-storage', payload: body as object });
+    const r = await inject({ method: 'POST', url: '/v1/vms/ghost/move-storage', payload: body as object });
     assert.equal(r.statusCode, status, `${JSON.stringify(body)} → ${r.body}`);
     assert.equal(r.json<{ error: { code: string } }>().error.code, code);
   }
 });
 
 test('host settings: GET, partial PUT answering all of them, bad values refused, shown in the host view', async () => {
-  const get = await app.inject({ method: 'GET', url: '/v1/host/settings' });
+  const get = await inject({ method: 'GET', url: '/v1/host/settings' });
   assert.equal(get.statusCode, 200);
   assert.equal(get.json<{ maxMigrations: number }>().maxMigrations, 2);
-  const put = await app.inject({ method: 'PUT', url: '/v1/host/settings', payload: { incomingEnabled: false, networks: [{ cidr: '10.5.0.0/16', priority: 2 }] } });
+  const put = await inject({ method: 'PUT', url: '/v1/host/settings', payload: { incomingEnabled: false, networks: [{ cidr: '10.5.0.0/16', priority: 2 }] } });
   assert.equal(put.statusCode, 200, put.body);
   const s = put.json<{ incomingEnabled: boolean; outgoingEnabled: boolean; networks: unknown[]; performance: string }>();
   assert.deepEqual([s.incomingEnabled, s.outgoingEnabled, s.performance], [false, true, 'tcp']);
   assert.deepEqual(s.networks, [{ cidr: '10.5.0.0/16', priority: 2 }]);
-  const host = (await app.inject({ method: 'GET', url: '/v1/host' })).json<{ settings: { incomingEnabled: boolean } }>();
+  const host = (await inject({ method: 'GET', url: '/v1/host' })).json<{ settings: { incomingEnabled: boolean } }>();
   assert.equal(host.settings.incomingEnabled, false, 'GET /v1/host carries the settings');
   for (const body of [{ maxMigrations: 0 }, { downtimeTargetMs: 'fast' }, { sneaky: true }, {}, { networks: [{ cidr: '10.0.0.1/8', priority: 1 }] }]) {
-    const r = await app.inject({ method: 'PUT', url: '/v1/host/settings', payload: body });
+    const r = await inject({ method: 'PUT', url: '/v1/host/settings', payload: body });
     assert.equal(r.statusCode, 400, `${JSON.stringify(body)} → ${r.body}`);
     assert.equal(r.json<{ error: { code: string } }>().error.code, 'INVALID_INPUT');
   }
-  const reset = await app.inject({ method: 'PUT', url: '/v1/host/settings', payload: { incomingEnabled: true, networks: [] } });
+  const reset = await inject({ method: 'PUT', url: '/v1/host/settings', payload: { incomingEnabled: true, networks: [] } });
   assert.equal(reset.json<{ incomingEnabled: boolean }>().incomingEnabled, true);
 });

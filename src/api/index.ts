@@ -1,1 +1,2 @@
 export { buildApi } from './server.js';
+export { localSocketHandler } from './auth.js';

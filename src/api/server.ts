@@ -1,4 +1,4 @@
-import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
 import swagger from '@fastify/swagger';
 import type { Agent } from '../agent/agent.js';
 import { FerryError, toFerryError } from '../errors/index.js';
@@ -7,13 +7,23 @@ import { vmRoutes } from './routes/vms.js';
 import { hostRoutes } from './routes/host.js';
 import { migrationRoutes } from './routes/migrations.js';
 import { compareRoutes } from './routes/compare.js';
+import { tokenRoutes } from './routes/tokens.js';
+import { addAuth } from './auth.js';
 
 /**
  * Builds ferryd's HTTP API. Every error leaves as `{"error":{"code","message"}}` with the code's
  * status: FerryErrors as they are, schema failures as INVALID_INPUT, anything else as INTERNAL.
  */
-export async function buildApi(agent: Agent, opts: { logger?: boolean } = {}): Promise<FastifyInstance> {
-  const app = Fastify({ logger: opts.logger ?? false, bodyLimit: 64 * 1024, ajv: { customOptions: { removeAdditional: false } } });
+export async function buildApi(agent: Agent, opts: { logger?: boolean; maxInFlightPerToken?: number } = {}): Promise<FastifyInstance> {
+  const app = Fastify({
+    logger: opts.logger ?? false, bodyLimit: 64 * 1024, ajv: { customOptions: { removeAdditional: false } },
+    // A URL the router cannot take (bad percent-encoding, a parameter over 100 characters) is
+    // answered before any route or hook runs; give it the API's error shape too.
+    frameworkErrors: (err, _req, reply) => {
+      const fe = new FerryError('INVALID_INPUT', `The request URL is invalid: ${err.message.replace(/'.*'/, 'the path').replace(/\.$/, '')}.`);
+      void (reply as FastifyReply).code(fe.httpStatus).send({ error: fe.toJSON() });
+    },
+  });
   await app.register(swagger, {
     openapi: {
       info: { title: 'Ferry host agent API', version: '1' },
@@ -40,10 +50,13 @@ export async function buildApi(agent: Agent, opts: { logger?: boolean } = {}): P
     reply.code(404).send({ error: { code: 'NOT_FOUND', message: `There is no route ${req.method} ${req.url}.` } });
   });
 
+  // Before the routes: its onRoute hook checks each has a role (src/api/roles.ts).
+  addAuth(app, agent, opts.maxInFlightPerToken !== undefined ? { maxInFlight: opts.maxInFlightPerToken } : {});
   vmRoutes(app, agent);
   hostRoutes(app, agent);
   migrationRoutes(app, agent);
   compareRoutes(app, agent);
+  tokenRoutes(app, agent);
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   await app.ready();
   return app;

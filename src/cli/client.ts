@@ -12,6 +12,9 @@ export function context(): Context {
   return ctx;
 }
 
+/** The bearer token for `host`: FERRY_TOKEN, else the one its context entry holds. */
+export const bearerToken = (host: ContextHost): string | undefined => process.env.FERRY_TOKEN || host.token || undefined;
+
 /** The context's host of that name, or UNKNOWN_HOST. */
 export function hostOf(name: string): ContextHost {
   const ctx = context();
@@ -31,7 +34,8 @@ export function api<T>(host: ContextHost, method: string, path: string, body?: u
   const url = new URL(path, host.url);
   const headers: Record<string, string> = { accept: 'application/json' };
   if (payload !== undefined) headers['content-type'] = 'application/json';
-  if (process.env.FERRY_TOKEN) headers.authorization = `Bearer ${process.env.FERRY_TOKEN}`;
+  const token = bearerToken(host);
+  if (token) headers.authorization = `Bearer ${token}`;
   const opts = host.socket
     ? { socketPath: host.socket, path, method, headers }
     : { hostname: url.hostname, port: url.port, path, method, headers };

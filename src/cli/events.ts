@@ -1,6 +1,7 @@
 import { request as httpRequest, type ClientRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import type { ContextHost } from '../util/index.js';
+import { bearerToken } from './client.js';
 
 /** One server-sent event of an agent's /v1/events stream. */
 export interface StreamEvent { type: string; data: Record<string, unknown> }
@@ -13,7 +14,8 @@ export interface StreamEvent { type: string; data: Record<string, unknown> }
 export function followEvents(host: ContextHost, onEvent: (e: StreamEvent) => void): Promise<() => void> {
   const url = new URL('/v1/events', host.url);
   const headers: Record<string, string> = { accept: 'text/event-stream' };
-  if (process.env.FERRY_TOKEN) headers.authorization = `Bearer ${process.env.FERRY_TOKEN}`;
+  const token = bearerToken(host);
+  if (token) headers.authorization = `Bearer ${token}`;
   const opts = host.socket ? { socketPath: host.socket, path: '/v1/events', headers } : { hostname: url.hostname, port: url.port, path: '/v1/events', headers };
   const req: ClientRequest = (url.protocol === 'https:' && !host.socket ? httpsRequest : httpRequest)(opts);
   return new Promise((resolve, reject) => {

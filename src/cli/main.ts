@@ -7,6 +7,7 @@ import { registerHost } from './commands/host.js';
 import { registerMove } from './commands/move.js';
 import { registerMigration } from './commands/migration.js';
 import { registerCompare } from './commands/compare.js';
+import { registerToken } from './commands/token.js';
 
 const program = new Command('ferry')
   .description('Live migration for QEMU/KVM hosts')
@@ -20,5 +21,6 @@ registerHost(program);
 registerCompare(program);
 registerMove(program);
 registerMigration(program);
+registerToken(program);
 
 await program.parseAsync(process.argv);

@@ -76,6 +76,11 @@ export const CATALOGUE = {
   INSUFFICIENT_CPUS: spec(409, 'The destination has fewer CPUs than the VM has vCPUs.'),
   BRIDGE_MISSING: spec(409, 'The network bridge VMs attach to does not exist on the destination.'),
   INCOMPATIBLE: spec(409, 'The move was refused before it started: the compatibility report found problems, listed in the sentence and in `details.incompatibilities`.'),
+  // Users, roles, limits (docs/security.md)
+  UNAUTHENTICATED: spec(401, 'The request has no bearer token, or its token is unknown or revoked: send `Authorization: Bearer TOKEN` (FERRY_TOKEN for the CLI).'),
+  FORBIDDEN: spec(403, 'The token\'s role does not allow the action (viewer reads; operator runs VMs and moves; admin changes settings and tokens).'),
+  TOO_MANY_REQUESTS: spec(429, 'The token already has as many requests in flight as the agent allows; try again when one ends.', true),
+  TOKEN_NOT_FOUND: spec(404, 'No API token with that id is known to the host.'),
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof CATALOGUE;

@@ -2,8 +2,12 @@ import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { contextFile } from './paths.js';
 
-/** One host the CLI can talk to. `socket`, when set, reaches the same API over a unix socket. */
-export interface ContextHost { name: string; url: string; socket?: string }
+/**
+ * One host the CLI can talk to. `socket`, when set, reaches the same API over a unix socket (no
+ * token needed: the agent trusts its root-only socket); `token` is the bearer token sent over the
+ * URL unless FERRY_TOKEN is set.
+ */
+export interface ContextHost { name: string; url: string; socket?: string; token?: string }
 
 /** The CLI's current context: which hosts `ferry` commands talk to. `ferry lab up` writes it. */
 export interface Context { name: string; lab?: string; hosts: ContextHost[] }

@@ -70,7 +70,7 @@ export function migrationRoutes(app: FastifyInstance, agent: Agent): void {
   app.get<{ Querystring: { vm?: string; limit?: number } }>('/v1/migrations', {
     schema: {
       tags: ['migrations'], summary: 'Migration jobs of this host, newest first',
-      querystring: { type: 'object', properties: { vm: { type: 'string' }, limit: { type: 'integer', minimum: 1, maximum: 1000 } } },
+      querystring: { type: 'object', additionalProperties: false, properties: { vm: { type: 'string', maxLength: 63 }, limit: { type: 'integer', minimum: 1, maximum: 1000 } } },
       response: { 200: { type: 'array', items: migrationSchema } },
     },
   }, async (req) => agent.jobs.list({ ...(req.query.vm ? { vm: req.query.vm } : {}), limit: req.query.limit ?? 100 }).map((j) => jobView(j, m.queuePosition(j.id))));
