@@ -122,8 +122,8 @@ void test('lab agents: started, reachable, restarted when dead, killed with thei
     const [h1, h2] = lab.hosts;
     assert.ok(h1?.agentPid && h2?.agentPid, 'both agents run');
     assert.equal(await probeAgent(h1.socket), true, 'h1 answers on its unix socket');
-    const { stdout } = await run('ip', ['netns', 'exec', clientNsName(name), 'curl', '-sf', '--max-time', '5', `${h2.url}/v1/host`]);
-    assert.ok(JSON.parse(stdout), 'h2 answers the client over the lab network');
+    const { stdout } = await run('ip', ['netns', 'exec', clientNsName(name), 'curl', '-s', '--max-time', '5', `${h2.url}/v1/host`]);
+    assert.equal((JSON.parse(stdout) as { error?: { code?: string } }).error?.code, 'UNAUTHENTICATED', 'h2 answers the client over the lab network, and wants a token');
     const cfg = JSON.parse(readFileSync(join(labDir(name), 'h1', 'ferryd.json'), 'utf8')) as { peers: unknown };
     assert.deepEqual(cfg.peers, [{ name: 'h2', url: 'http://10.77.0.12:7700' }]);
 
