@@ -43,7 +43,7 @@ test('settings round-trip through the CLI and survive an agent restart', track(a
   const want: HostSettings = {
     incomingEnabled: true, outgoingEnabled: false, maxMigrations: 3, maxStorageMigrations: 4, performance: 'compression',
     networks: [{ cidr: '10.99.0.0/16', priority: 5 }, { cidr: '10.98.0.0/24', priority: 2 }],
-    maxBandwidthBytesPerSec: 125_000_000, downtimeTargetMs: 80, allowPostcopy: false,
+    maxBandwidthBytesPerSec: 125_000_000, downtimeTargetMs: 80, allowPostcopy: false, allowInsecureMigration: false,
   };
   assert.deepEqual(s, want, 'the command answers the settings it made');
   const shown = await ferry<HostView>(['host', 'show', 'h1', '--json']);

@@ -122,10 +122,12 @@ void test('lab agents: started, reachable, restarted when dead, killed with thei
     const [h1, h2] = lab.hosts;
     assert.ok(h1?.agentPid && h2?.agentPid, 'both agents run');
     assert.equal(await probeAgent(h1.socket), true, 'h1 answers on its unix socket');
-    const { stdout } = await run('ip', ['netns', 'exec', clientNsName(name), 'curl', '-s', '--max-time', '5', `${h2.url}/v1/host`]);
-    assert.equal((JSON.parse(stdout) as { error?: { code?: string } }).error?.code, 'UNAUTHENTICATED', 'h2 answers the client over the lab network, and wants a token');
+    // HTTPS with the host's certificate from the lab's CA; peer RPC needs a peer's certificate (test/security-tls.test.ts).
+    const ca = join(labDir(name), 'ca', 'ca-cert.pem');
+    const { stdout } = await run('ip', ['netns', 'exec', clientNsName(name), 'curl', '-s', '--max-time', '5', '--cacert', ca, `${h2.url}/v1/peer/ping`]);
+    assert.equal((JSON.parse(stdout) as { error?: { code?: string } }).error?.code, 'PEER_UNTRUSTED', 'h2 answers the client over HTTPS and refuses it peer RPC');
     const cfg = JSON.parse(readFileSync(join(labDir(name), 'h1', 'ferryd.json'), 'utf8')) as { peers: unknown };
-    assert.deepEqual(cfg.peers, [{ name: 'h2', url: 'http://10.77.0.12:7700' }]);
+    assert.deepEqual(cfg.peers, [{ name: 'h2', url: 'https://10.77.0.12:7700' }]);
 
     assert.deepEqual((await labUp({ name })).hosts.map((h) => h.agentPid), [h1.agentPid, h2.agentPid], 'up keeps running agents');
     await killHost(name, 'h1');

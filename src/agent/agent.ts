@@ -22,6 +22,7 @@ import { checkCpuModel, hostFacts } from './host-facts.js';
 import { toVmView, type HostView, type VmView } from './views.js';
 import { DEFAULT_POLICY, faultPoint, JobStore, MigrationService, summarize, type MigrationHost } from '../migration/index.js';
 import { FerryError } from '../errors/index.js';
+import { loadTls, type TlsMaterial } from '../security/index.js';
 
 
 const run = promisify(execFile);
@@ -46,11 +47,14 @@ export class Agent {
   readonly tokens: TokenStore;
   /** Mutating API requests: who, what, when (`ferry audit`). */
   readonly audit: AuditLog;
+  /** The host's certificate and QEMU TLS folder (config `tls`), read once at start. */
+  private readonly tls: { material: TlsMaterial; dir: string } | undefined;
   private accelProbe?: Promise<AccelProbe>;
   private accelResult?: AccelProbe;
   /** The CPU models and machine types this host's QEMU offers (compatibility report, `vm create --cpu-model`). */
   readonly cpuModels: CpuModelProbe;
   private constructor(readonly config: AgentConfig, readonly log: Logger, private readonly machine: string, private readonly qemuVersion: string) {
+    this.tls = config.tls ? { material: loadTls(config.tls), dir: config.tls.dir } : undefined;
     this.db = openDb(join(config.stateDir, 'ferry.db'));
     this.cpuModels = new CpuModelProbe(() => this.accel(), qemuVersion, join(config.stateDir, 'cpu-models.json'));
     this.inv = new Inventory(this.db);
@@ -88,6 +92,7 @@ export class Agent {
     return {
       name: config.hostName, migrationAddress: config.listen.host, bridge: config.bridge, log, jobs: this.jobs, inv: this.inv,
       convergence: { ...DEFAULT_POLICY, ...config.convergence },
+      ...(this.tls ? { tls: this.tls } : {}),
       peerUrl: (host) => {
         const p = config.peers.find((x) => x.name === host);
         if (!p) throw new FerryError('UNKNOWN_HOST', `No host named "${host}" is a peer of ${config.hostName}.`);

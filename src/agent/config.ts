@@ -42,6 +42,13 @@ export interface AgentConfig {
   maxStorageMigrations?: number;
   /** Overrides of the convergence policy for moves this host sends (src/migration/policy.ts, DEFAULT_POLICY). */
   convergence?: Partial<ConvergencePolicy>;
+  /**
+   * The host's identity (`ferry host cert issue`, docs/security.md): the CA's certificate, the
+   * host's certificate and key, and the folder holding them in QEMU's tls-creds-x509 layout. With it
+   * the TCP listener is HTTPS with mutual TLS for peer RPC, and moves are encrypted; without it the
+   * listener is plain HTTP and every move must be allowed to travel unencrypted.
+   */
+  tls?: { caCert: string; cert: string; key: string; dir: string };
 }
 
 /** Reads and checks an agent config file; throws CONFIG_INVALID with the reason. */

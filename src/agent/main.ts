@@ -8,6 +8,7 @@ import { pino } from 'pino';
 import { buildApi, localSocketHandler } from '../api/index.js';
 import { Agent } from './agent.js';
 import { loadConfig } from './config.js';
+import { loadTls, serverTlsOptions } from '../security/index.js';
 
 const { values } = parseArgs({ options: { config: { type: 'string', default: '/etc/ferry/ferryd.json' } } });
 const config = loadConfig(values.config ?? '/etc/ferry/ferryd.json');
@@ -15,7 +16,9 @@ const log = pino({ base: { host: config.hostName } });
 mkdirSync(config.stateDir, { recursive: true });
 
 const agent = await Agent.create(config, log);
-const app = await buildApi(agent);
+// With a certificate the TCP listener is HTTPS; peer routes then need a peer's certificate (src/api/peer-auth.ts).
+const app = await buildApi(agent, config.tls ? { https: serverTlsOptions(loadTls(config.tls)) } : {});
+if (!config.tls) log.warn('the agent config has no tls: the API is plain HTTP, peer RPC is unauthenticated and moves cannot be encrypted');
 await app.listen({ host: config.listen.host, port: config.listen.port });
 let local: ReturnType<typeof createServer> | undefined;
 if (config.socketPath) {

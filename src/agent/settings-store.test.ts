@@ -51,6 +51,9 @@ test('settings store: a bad patch is refused with INVALID_INPUT and stores nothi
   assert.deepEqual(s.get(), DEFAULT_HOST_SETTINGS, 'nothing was stored');
   assert.equal(s.update({ maxBandwidthBytesPerSec: 1000 }).maxBandwidthBytesPerSec, 1000);
   assert.equal(s.update({ maxBandwidthBytesPerSec: null }).maxBandwidthBytesPerSec, null, 'null clears the cap');
+  assert.throws(() => s.update({ allowInsecureMigration: 'yes' as unknown as boolean }), /allowInsecureMigration must be true or false/);
+  assert.equal(s.update({ allowInsecureMigration: true }).allowInsecureMigration, true, 'unencrypted moves are allowed only when set');
+  assert.equal(s.update({ allowInsecureMigration: false }).allowInsecureMigration, false);
   s.update({ allowPostcopy: true });
   assert.throws(() => s.update({ performance: 'multichannel' }), /post-copy/, 'the combination is refused from either side');
 });

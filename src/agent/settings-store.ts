@@ -72,6 +72,7 @@ export function checkHostSettings(s: HostSettings): void {
   bool('incomingEnabled', s.incomingEnabled);
   bool('outgoingEnabled', s.outgoingEnabled);
   bool('allowPostcopy', s.allowPostcopy);
+  bool('allowInsecureMigration', s.allowInsecureMigration);
   intIn('maxMigrations', s.maxMigrations, LIMIT);
   intIn('maxStorageMigrations', s.maxStorageMigrations, LIMIT);
   intIn('downtimeTargetMs', s.downtimeTargetMs, DOWNTIME, ' ms');

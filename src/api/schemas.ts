@@ -85,6 +85,7 @@ const settingsFields = {
   maxBandwidthBytesPerSec: { type: ['integer', 'null'], description: 'Cap on one move\'s memory stream, bytes per second; null: no cap.' },
   downtimeTargetMs: { type: 'integer', description: 'The downtime limit a move starts with, 1–10000 ms.' },
   allowPostcopy: { type: 'boolean', description: 'May moves from this host switch to post-copy? Not with a multifd option.' },
+  allowInsecureMigration: { type: 'boolean', description: 'May moves to or from this host travel unencrypted? Only when both hosts allow it; default false (TLS).' },
 } as const;
 
 /** A host's migration settings (GET /v1/host/settings, and `settings` in GET /v1/host). */

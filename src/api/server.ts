@@ -1,4 +1,6 @@
-import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyServerFactory } from 'fastify';
+import { createServer as createHttpsServer, type ServerOptions as HttpsServerOptions } from 'node:https';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import swagger from '@fastify/swagger';
 import type { Agent } from '../agent/agent.js';
 import { FerryError, toFerryError } from '../errors/index.js';
@@ -7,14 +9,24 @@ import { vmRoutes } from './routes/vms.js';
 import { hostRoutes } from './routes/host.js';
 import { migrationRoutes } from './routes/migrations.js';
 import { compareRoutes } from './routes/compare.js';
+import { addPeerAuth } from './peer-auth.js';
 import { tokenRoutes } from './routes/tokens.js';
 import { addAuth } from './auth.js';
+
+/**
+ * An HTTPS server for fastify, typed as its plain-HTTP one: routes, hooks and `listen` are the same
+ * over either, and the API keeps one instance type.
+ */
+function httpsServer(tls: HttpsServerOptions): FastifyServerFactory {
+  return ((handler: (req: IncomingMessage, res: ServerResponse) => void) => createHttpsServer(tls, handler)) as unknown as FastifyServerFactory;
+}
 
 /**
  * Builds ferryd's HTTP API. Every error leaves as `{"error":{"code","message"}}` with the code's
  * status: FerryErrors as they are, schema failures as INVALID_INPUT, anything else as INTERNAL.
  */
-export async function buildApi(agent: Agent, opts: { logger?: boolean; maxInFlightPerToken?: number } = {}): Promise<FastifyInstance> {
+export async function buildApi(agent: Agent, opts: { logger?: boolean; maxInFlightPerToken?: number; https?: HttpsServerOptions } = {}): Promise<FastifyInstance> {
+  // With `https` (the agent config's tls) the TCP listener is HTTPS and asks callers for a certificate (peer-auth.ts).
   const app = Fastify({
     logger: opts.logger ?? false, bodyLimit: 64 * 1024, ajv: { customOptions: { removeAdditional: false } },
     // A URL the router cannot take (bad percent-encoding, a parameter over 100 characters) is
@@ -23,6 +35,7 @@ export async function buildApi(agent: Agent, opts: { logger?: boolean; maxInFlig
       const fe = new FerryError('INVALID_INPUT', `The request URL is invalid: ${err.message.replace(/'.*'/, 'the path').replace(/\.$/, '')}.`);
       void (reply as FastifyReply).code(fe.httpStatus).send({ error: fe.toJSON() });
     },
+    ...(opts.https ? { serverFactory: httpsServer(opts.https) } : {}),
   });
   await app.register(swagger, {
     openapi: {
@@ -52,6 +65,7 @@ export async function buildApi(agent: Agent, opts: { logger?: boolean; maxInFlig
 
   // Before the routes: its onRoute hook checks each has a role (src/api/roles.ts).
   addAuth(app, agent, opts.maxInFlightPerToken !== undefined ? { maxInFlight: opts.maxInFlightPerToken } : {});
+  addPeerAuth(app, () => agent.config.peers.map((p) => p.name));
   vmRoutes(app, agent);
   hostRoutes(app, agent);
   migrationRoutes(app, agent);

@@ -1,5 +1,6 @@
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
+import { readFileSync } from 'node:fs';
 import { FerryError, isErrorCode } from '../errors/index.js';
 import { readContext, type Context, type ContextHost } from '../util/index.js';
 
@@ -14,6 +15,20 @@ export function context(): Context {
 
 /** The bearer token for `host`: FERRY_TOKEN, else the one its context entry holds. */
 export const bearerToken = (host: ContextHost): string | undefined => process.env.FERRY_TOKEN || host.token || undefined;
+
+/**
+ * What an HTTPS answer must chain to: the context's CA (the lab's; FERRY_CA with FERRY_URL), else
+ * the system's trusted CAs.
+ */
+export function httpsTrust(): { ca?: Buffer } {
+  const path = readContext()?.ca;
+  if (!path) return {};
+  try {
+    return { ca: readFileSync(path) };
+  } catch (e) {
+    throw new FerryError('NO_CONTEXT', `The context's CA certificate ${path} could not be read.`, { cause: e });
+  }
+}
 
 /** The context's host of that name, or UNKNOWN_HOST. */
 export function hostOf(name: string): ContextHost {
@@ -38,7 +53,7 @@ export function api<T>(host: ContextHost, method: string, path: string, body?: u
   if (token) headers.authorization = `Bearer ${token}`;
   const opts = host.socket
     ? { socketPath: host.socket, path, method, headers }
-    : { hostname: url.hostname, port: url.port, path, method, headers };
+    : { hostname: url.hostname, port: url.port, path, method, headers, ...httpsTrust() };
   const req = (url.protocol === 'https:' && !host.socket ? httpsRequest : httpRequest);
   return new Promise<T>((resolve, reject) => {
     const r = req(opts, (res) => {

@@ -1,7 +1,7 @@
 import { request as httpRequest, type ClientRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import type { ContextHost } from '../util/index.js';
-import { bearerToken } from './client.js';
+import { bearerToken, httpsTrust } from './client.js';
 
 /** One server-sent event of an agent's /v1/events stream. */
 export interface StreamEvent { type: string; data: Record<string, unknown> }
@@ -16,7 +16,7 @@ export function followEvents(host: ContextHost, onEvent: (e: StreamEvent) => voi
   const headers: Record<string, string> = { accept: 'text/event-stream' };
   const token = bearerToken(host);
   if (token) headers.authorization = `Bearer ${token}`;
-  const opts = host.socket ? { socketPath: host.socket, path: '/v1/events', headers } : { hostname: url.hostname, port: url.port, path: '/v1/events', headers };
+  const opts = host.socket ? { socketPath: host.socket, path: '/v1/events', headers } : { hostname: url.hostname, port: url.port, path: '/v1/events', headers, ...httpsTrust() };
   const req: ClientRequest = (url.protocol === 'https:' && !host.socket ? httpsRequest : httpRequest)(opts);
   return new Promise((resolve, reject) => {
     req.on('error', reject);

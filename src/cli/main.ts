@@ -8,6 +8,7 @@ import { registerMove } from './commands/move.js';
 import { registerMigration } from './commands/migration.js';
 import { registerCompare } from './commands/compare.js';
 import { registerToken } from './commands/token.js';
+import { registerCa } from './commands/ca.js';
 
 const program = new Command('ferry')
   .description('Live migration for QEMU/KVM hosts')
@@ -22,5 +23,6 @@ registerCompare(program);
 registerMove(program);
 registerMigration(program);
 registerToken(program);
+registerCa(program);
 
 await program.parseAsync(process.argv);

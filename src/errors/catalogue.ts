@@ -63,6 +63,12 @@ export const CATALOGUE = {
   HOST_UNREACHABLE: spec(503, 'The peer host\'s agent did not answer a migration request.', true),
   JOB_BAD_PHASE: spec(409, 'The migration job is not in a phase that allows the step (for example cancelling after switch-over).'),
   PROTOCOL_VERSION: spec(400, 'The peer agent speaks a migration protocol version this agent does not.'),
+  // Host identity and encryption (docs/security.md)
+  PEER_UNTRUSTED: spec(403, 'A peer route was called without a certificate from the hosts\' CA, or with one that names no peer of this host.'),
+  TLS_UNAVAILABLE: spec(409, 'The move must be encrypted but a host of it has no certificate (no `tls` in its agent config); give it one, or allow insecure migration on both hosts.'),
+  CA_EXISTS: spec(409, 'The folder already holds a CA; replacing it invalidates every host certificate (see docs/security.md, rotation).'),
+  CA_NOT_FOUND: spec(404, 'The folder holds no CA key and certificate: run `ferry ca init`.'),
+  CERT_FAILED: spec(500, 'Making a key or certificate with openssl failed; the sentence quotes openssl.'),
   // Storage moves on one host
   SAME_PATH: spec(400, 'The target folder of a storage move is where the VM\'s disks already are.'),
   NO_MIGRATION_NETWORK: spec(409, 'The destination has migration networks set and the source has an address in none of them.'),

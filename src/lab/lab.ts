@@ -5,7 +5,9 @@
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { constants } from 'node:os';
+import { join } from 'node:path';
 import { FerryError } from '../errors/index.js';
+import { CA_FILES, hostCertCurrent, initCa, issueHostCert } from '../security/index.js';
 import { imageDir, labDir } from '../util/paths.js';
 import { agentPid, defaultAgentEntry, startAgent, stopAgent, waitAgent, writeAgentConfig } from './agents.js';
 import { killNamespace, listNetns } from './netns.js';
@@ -104,6 +106,7 @@ function memTotalKiB(): number {
 async function ensureAgents(p: LabPlan, rec: LabRecord, opts: LabUpOptions): Promise<void> {
   const inputs = { accel: rec.accel, imageDir: imageDir(), memoryMiB: vmMemoryMiB(memTotalKiB(), p.hosts.length) };
   const entry = opts.agentEntry ?? defaultAgentEntry();
+  await ensureCertificates(p);
   await Promise.all(p.hosts.map(async (h) => {
     const changed = writeAgentConfig(h, { ...agentConfig(p, h, inputs), ...opts.agentConfig });
     const pid = agentPid(h);
@@ -115,6 +118,23 @@ async function ensureAgents(p: LabPlan, rec: LabRecord, opts: LabUpOptions): Pro
     if (pid !== null) await stopAgent(h, 10_000);
     await startAgent(h, { entry, timeoutMs });
   }));
+}
+
+/**
+ * The lab's PKI: a CA in the lab folder (made once) and a certificate per host naming the host and
+ * its two addresses, reissued when missing, for other addresses, from another CA or near expiry.
+ * A reissued certificate changes no config, so a running agent is restarted to read it.
+ */
+async function ensureCertificates(p: LabPlan): Promise<void> {
+  if (!existsSync(join(p.caDir, CA_FILES.cert)) || !existsSync(join(p.caDir, CA_FILES.key))) {
+    await initCa(p.caDir, { commonName: `Ferry lab ${p.name} CA`, force: true });
+  }
+  for (const h of p.hosts) {
+    const addresses = [h.address, h.migrationAddress];
+    if (hostCertCurrent(p.caDir, h.name, addresses, h.tlsDir)) continue;
+    await issueHostCert({ caDir: p.caDir, name: h.name, addresses, outDir: h.tlsDir });
+    if (agentPid(h) !== null) await stopAgent(h, 10_000);
+  }
 }
 
 /**

@@ -11,7 +11,7 @@ void test('the address plan: client .2, host hK at .(10+K), its VMs in 10.77.K.0
   assert.equal(p.client.namespace, 'ferry-client');
   assert.equal(p.switchNs, 'ferry-sw');
   assert.deepEqual(p.hosts.map((h) => h.address), ['10.77.0.11', '10.77.0.12', '10.77.0.13']);
-  assert.deepEqual(p.hosts.map((h) => h.url), ['http://10.77.0.11:7700', 'http://10.77.0.12:7700', 'http://10.77.0.13:7700']);
+  assert.deepEqual(p.hosts.map((h) => h.url), ['https://10.77.0.11:7700', 'https://10.77.0.12:7700', 'https://10.77.0.13:7700']);
   assert.deepEqual(p.hosts[1]?.vmRange, { start: '10.77.2.1', end: '10.77.2.254' });
   assert.deepEqual(planNamespaces(p), ['ferry-sw', 'ferry-client', 'ferry-h1', 'ferry-h2', 'ferry-h3']);
 });
@@ -37,7 +37,10 @@ void test('the agent config names its peers, pools and VM range', () => {
     { name: 'default', path: '/l/t/h2/pools/default' },
     { name: 'shared', path: '/l/t/shared', sharedId: 'lab-t' },
   ]);
-  assert.deepEqual(c.peers, [{ name: 'h1', url: 'http://10.77.0.11:7700' }, { name: 'h3', url: 'http://10.77.0.13:7700' }]);
+  assert.deepEqual(c.peers, [{ name: 'h1', url: 'https://10.77.0.11:7700' }, { name: 'h3', url: 'https://10.77.0.13:7700' }]);
+  assert.deepEqual(c.tls, {
+    caCert: '/l/t/h2/tls/ca-cert.pem', cert: '/l/t/h2/tls/server-cert.pem', key: '/l/t/h2/tls/server-key.pem', dir: '/l/t/h2/tls',
+  }, 'the host certificate from the lab CA, in QEMU\'s tls-creds-x509 layout');
   assert.equal(c.accel, 'tcg');
   assert.equal(c.memoryMiB, 512);
 });

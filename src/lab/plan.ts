@@ -51,6 +51,8 @@ export interface HostPlan {
   socketPath: string;
   logPath: string;
   pidPath: string;
+  /** The host's TLS folder: its certificate and key from the lab's CA, in QEMU's tls-creds-x509 layout. */
+  tlsDir: string;
 }
 
 /** Everything a lab of a given name and size consists of. */
@@ -60,6 +62,8 @@ export interface LabPlan {
   switchNs: string;
   client: { namespace: string; address: string };
   sharedDir: string;
+  /** The lab's CA (`ferry ca init`), which signs every host's certificate. */
+  caDir: string;
   hosts: HostPlan[];
 }
 
@@ -116,7 +120,7 @@ export function hostPlan(lab: string, dir: string, k: number): HostPlan {
     index: k,
     namespace: nsName(lab, name),
     address,
-    url: `http://${address}:${AGENT_PORT}`,
+    url: `https://${address}:${AGENT_PORT}`,
     switchPort: name,
     migrationAddress: `10.78.0.${10 + k}`,
     migrationPort: `${name}-m`,
@@ -126,6 +130,7 @@ export function hostPlan(lab: string, dir: string, k: number): HostPlan {
     socketPath: join(stateDir, 'api.sock'),
     logPath: join(stateDir, 'ferryd.log'),
     pidPath: join(stateDir, 'ferryd.pid'),
+    tlsDir: join(stateDir, 'tls'),
   };
 }
 
@@ -139,6 +144,7 @@ export function labPlan(name: string, hosts: number, dir: string): LabPlan {
     switchNs: switchNsName(name),
     client: { namespace: clientNsName(name), address: CLIENT_ADDRESS },
     sharedDir: join(dir, 'shared'),
+    caDir: join(dir, 'ca'),
     hosts: Array.from({ length: hosts }, (_, i) => hostPlan(name, dir, i + 1)),
   };
 }
@@ -174,6 +180,7 @@ export function agentConfig(p: LabPlan, h: HostPlan, inputs: AgentConfigInputs):
     imageDir: inputs.imageDir,
     memoryMiB: inputs.memoryMiB,
     peers: p.hosts.filter((o) => o.name !== h.name).map((o) => ({ name: o.name, url: o.url })),
+    tls: { caCert: join(h.tlsDir, 'ca-cert.pem'), cert: join(h.tlsDir, 'server-cert.pem'), key: join(h.tlsDir, 'server-key.pem'), dir: h.tlsDir },
   };
 }
 

@@ -54,12 +54,13 @@ export function writeRecord(r: LabRecord): void {
 /** The context name of lab `name`. */
 export const contextName = (name: string): string => `lab:${name}`;
 
-/** Makes lab `p` the CLI's current context; the CLI reaches each agent over its unix socket. */
+/** Makes lab `p` the CLI's current context; the CLI reaches each agent over its unix socket (or HTTPS, trusting the lab's CA). */
 export function useLabContext(p: LabPlan): void {
   writeContext({
     name: contextName(p.name),
     lab: p.name,
     hosts: p.hosts.map((h) => ({ name: h.name, url: h.url, socket: h.socketPath })),
+    ca: join(p.caDir, 'ca-cert.pem'),
   });
 }
 

@@ -8,7 +8,7 @@ import { FerryError } from '../errors/index.js';
 import type { MoveOptions } from './job.js';
 import type { MigrationHost } from './host.js';
 import { compare, reportLines, type Incompatibility } from './compare.js';
-import { PeerClient } from './peer-client.js';
+import { peerClient } from './peer-client.js';
 import { PROTOCOL_VERSION, type CompareReply, type CompareRequest } from './protocol.js';
 import { assessStorage, diskFactsOf } from './storage.js';
 
@@ -27,7 +27,7 @@ export async function compareMove(h: MigrationHost, q: CompareQuery): Promise<Co
   if (q.destination === h.name) {
     throw new FerryError('SAME_HOST', `The VM "${q.vm}" already runs on ${h.name}; choose another destination.`);
   }
-  const peer = new PeerClient(h.peerUrl(q.destination), q.destination);
+  const peer = peerClient(h, q.destination);
   const [mine, disks] = await Promise.all([h.hostFacts(vm.cpuModel), diskFactsOf(h.pools, vm)]);
   const reply = await peer.compare({
     vm, source: h.name, destination: q.destination, options: q.options,

@@ -9,7 +9,8 @@ import {
   envelopeFor, type CancelReply, type ConfirmReply, type ConfirmRequest, type FinishReply, type FinishRequest,
   type CutoverReply, type CutoverRequest, type NbdTarget, type PerformReadyReply, type PrepareReply, type PrepareRequest, type StatusReply,
 } from './protocol.js';
-import { destinationSettings } from './settings.js';
+import { destinationSettings, movesInPlain, tlsParameters } from './settings.js';
+import { addPeerAuthz, addTlsCreds } from '../security/index.js';
 import { checkMigrationEnabled } from './host-settings.js';
 import { resumeHere } from './resume.js';
 import { chooseMigrationAddress, localAddresses } from './networks.js';
@@ -64,7 +65,13 @@ export class DestinationSide {
     }
     const plan = planStorage(this.h.pools, req.vm, req.options, req.disks);
     const dataAddress = chooseMigrationAddress(this.h.settings().networks, localAddresses(), req.sourceAddresses ?? [], this.h.migrationAddress);
+    const encrypted = !movesInPlain(req.allowInsecure === true, this.h.settings().allowInsecureMigration);
+    const tlsDir = this.h.tls?.dir;
+    if (encrypted && tlsDir === undefined) {
+      throw new FerryError('TLS_UNAVAILABLE', `Host ${this.h.name} has no certificate (no tls in its agent config), so it cannot take an encrypted move; give it one, or allow insecure migration on both hosts.`);
+    }
     this.h.jobs.create({ id: req.jobId, vm: vm.name, source: req.source, destination: req.destination, role: 'destination', options: req.options });
+    this.h.jobs.recordTotals(req.jobId, { encrypted });
     try {
       this.h.fault('destination:prepare');
       if (plan.copies.length > 0) this.slots.set(req.jobId, this.h.takeStorageSlot());
@@ -78,15 +85,18 @@ export class DestinationSide {
       }
       const s = destinationSettings({ ...DEFAULT_POLICY, allowPostcopy: req.options.allowPostcopy ?? false }, req.options.performance);
       await qmp.execute('migrate-set-capabilities', { capabilities: s.capabilities });
-      await qmp.execute('migrate-set-parameters', s.parameters);
-      const nbd = await this.exportDisks(qmp, plan, dataAddress);
+      // Encrypted: QEMU verifies the caller's certificate and admits only the source host's (tls-authz).
+      const tls = tlsDir !== undefined && encrypted
+        ? { creds: await addTlsCreds(qmp, 'server', tlsDir), authz: await addPeerAuthz(qmp, req.source) } : undefined;
+      await qmp.execute('migrate-set-parameters', { ...s.parameters, ...tlsParameters(tls, 'destination') });
+      const nbd = await this.exportDisks(qmp, plan, dataAddress, tls);
       this.resumed.set(req.jobId, this.resumeWhenComplete(req.jobId, vm.name, qmp, plan.copies.length));
       await qmp.execute('migrate-incoming', { uri: `tcp:${dataAddress}:0` });
       const info = await qmp.execute('query-migrate');
       const port = info['socket-address']?.find((a) => a.type === 'inet')?.port;
       if (!port) throw new FerryError('MIGRATION_FAILED', 'The incoming QEMU did not report the port it listens on.');
       return {
-        ...envelopeFor(req.jobId), migrationUri: `tcp:${dataAddress}:${port}`, nbd, reservedMemoryMiB: vm.memoryMiB,
+        ...envelopeFor(req.jobId), migrationUri: `tcp:${dataAddress}:${port}`, nbd, reservedMemoryMiB: vm.memoryMiB, encrypted,
         ...(req.handover ? { handover: { destinationAddress: this.h.migrationAddress } } : {}),
       };
     } catch (e) {
@@ -106,13 +116,15 @@ export class DestinationSide {
    * For a storage move: serves each new (empty) image over NBD on the migration address, writable,
    * for the source's mirrors. block-export-add activates the incoming QEMU's images for writing.
    */
-  private async exportDisks(qmp: Qmp, plan: StoragePlan, host: string): Promise<NbdTarget[]> {
+  private async exportDisks(qmp: Qmp, plan: StoragePlan, host: string, tls?: { creds: string; authz: string }): Promise<NbdTarget[]> {
     if (plan.copies.length === 0) return [];
     let port = 0;
     for (let attempt = 1; ; attempt++) {
       port = await freePort(host);
       try {
-        await qmp.execute('nbd-server-start', { addr: { type: 'inet', data: { host, port: String(port) } } });
+        await qmp.execute('nbd-server-start', {
+          addr: { type: 'inet', data: { host, port: String(port) } }, ...(tls ? { 'tls-creds': tls.creds, 'tls-authz': tls.authz } : {}),
+        });
         break;
       } catch (e) {
         if (attempt >= 3) throw e;

@@ -32,6 +32,11 @@ export interface HostSettings {
   downtimeTargetMs: number;
   /** May moves from this host switch to post-copy when they do not converge? */
   allowPostcopy: boolean;
+  /**
+   * May moves to or from this host travel unencrypted (plain TCP for memory and NBD)? A move is
+   * unencrypted only when both of its hosts allow it (docs/security.md).
+   */
+  allowInsecureMigration: boolean;
 }
 
 export const DEFAULT_HOST_SETTINGS: Readonly<HostSettings> = Object.freeze({
@@ -44,6 +49,7 @@ export const DEFAULT_HOST_SETTINGS: Readonly<HostSettings> = Object.freeze({
   maxBandwidthBytesPerSec: null,
   downtimeTargetMs: 50,
   allowPostcopy: false,
+  allowInsecureMigration: false,
 });
 
 /**

@@ -6,6 +6,7 @@ import type { ConvergencePolicy } from './policy.js';
 import type { Pools } from '../storage/index.js';
 import type { HostSettings } from './host-settings.js';
 import type { HostFacts } from './compare.js';
+import type { TlsMaterial } from '../security/index.js';
 
 /**
  * What the migration executor needs from its agent. The agent (the composition root) implements
@@ -23,6 +24,11 @@ export interface MigrationHost {
   readonly convergence: ConvergencePolicy;
   readonly jobs: JobStore;
   readonly inv: Inventory;
+  /**
+   * This host's identity, when it has one: its certificate for peer RPC (mutual TLS) and the folder
+   * QEMU's tls-creds-x509 objects read for encrypted migration and NBD streams.
+   */
+  readonly tls?: { material: TlsMaterial; dir: string };
   /** The peer's API base URL, or UNKNOWN_HOST. */
   peerUrl(host: string): string;
   /** Takes the VM's lock for the whole move; VM_BUSY when another action holds it. Returns the release. */

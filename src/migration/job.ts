@@ -128,6 +128,8 @@ export interface JobTotals {
   /** A storage move's disk copy, apart from memory: bytes mirrored until every disk was in sync, and how long that took. */
   diskBytes: number | null;
   diskMs: number | null;
+  /** Did memory (and disks) travel over TLS? Set in prepare; null before, or for a job of an older agent. */
+  encrypted?: boolean | null;
 }
 
 /** A job as one host's store holds it. */
@@ -300,6 +302,8 @@ export interface JobSummary {
   diskMs: number | null;
   /** Did the move switch to post-copy (the guest ran on the destination while its last pages arrived)? */
   postcopy: boolean;
+  /** Did the memory and disk streams travel over TLS (null until prepare decided)? */
+  encrypted: boolean | null;
   /** Milliseconds spent in each phase entered so far. */
   phaseMs: Partial<Record<Phase, number>>;
   error?: JobError;
@@ -323,7 +327,7 @@ export function summarize(r: JobRecord, nowIso = new Date().toISOString()): JobS
   const error = s.status === 'failed' || s.status === 'cancelled' || (s.status === 'running' && s.direction === 'rollback') ? s.error : undefined;
   return {
     id: r.id, vm: r.vm, source: r.source, destination: r.destination, status: s.status, phase: phaseOf(s),
-    ...r.totals, postcopy: (s.status === 'completed' || (s.status === 'running' && s.direction === 'forward')) && s.postcopy === true,
+    ...r.totals, encrypted: r.totals.encrypted ?? null, postcopy: (s.status === 'completed' || (s.status === 'running' && s.direction === 'forward')) && s.postcopy === true,
     phaseMs: phaseDurations(r, nowIso), ...(error ? { error } : {}),
   };
 }

@@ -1,4 +1,7 @@
+import { request as httpRequest, type IncomingMessage } from 'node:http';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { FerryError, isErrorCode } from '../errors/index.js';
+import { expectHost, type TlsMaterial } from '../security/index.js';
 import {
   envelopeFor, PEER_BASE, PROTOCOL_VERSION, type CancelReply, type CompareReply, type CompareRequest, type ConfirmReply, type ConfirmRequest, type CutoverReply, type CutoverRequest,
   type FinishReply, type FinishRequest, type PerformReadyReply, type PrepareReply, type PrepareRequest, type StatusReply,
@@ -9,12 +12,35 @@ type Body<T> = Omit<T, 'protocol' | 'jobId'>;
 /** How long a rollback waits for the destination to clean up before it goes on (and keeps asking in the background). */
 export const CLEANUP_TIMEOUT_MS = 20_000;
 
+/** One HTTPS agent per host certificate: connections to peers are kept alive and reused between calls. */
+const agents = new WeakMap<TlsMaterial, Map<string, HttpsAgent>>();
+
+/**
+ * The connection pool for calls to `peer` with this host's certificate: it presents the
+ * certificate (mutual TLS), trusts only the hosts' CA, and accepts only a server certificate that
+ * names `peer`, whatever address its URL uses.
+ */
+function agentFor(tls: TlsMaterial, peer: string): HttpsAgent {
+  let byPeer = agents.get(tls);
+  if (!byPeer) agents.set(tls, byPeer = new Map());
+  let a = byPeer.get(peer);
+  if (!a) {
+    a = new HttpsAgent({ keepAlive: true, ca: tls.ca, cert: tls.cert, key: tls.key, checkServerIdentity: expectHost(peer), minVersion: 'TLSv1.2' });
+    byPeer.set(peer, a);
+  }
+  return a;
+}
+
+/** What the peer answered: its status and its body as JSON (undefined when it was not JSON). */
+interface RawReply { status: number; json: unknown }
+
 /**
  * The source's side of peer RPC (protocol.ts): one method per message. A network failure is
- * HOST_UNREACHABLE (retryable: recovery asks again); an error answer keeps the peer's code.
+ * HOST_UNREACHABLE (retryable: recovery asks again); an error answer keeps the peer's code. Over
+ * `https:` URLs it authenticates with this host's certificate `tls` and checks the peer's.
  */
 export class PeerClient {
-  constructor(private readonly baseUrl: string, private readonly peer: string, private readonly timeoutMs = 60_000) {}
+  constructor(private readonly baseUrl: string, private readonly peer: string, private readonly timeoutMs = 60_000, private readonly tls?: TlsMaterial) {}
 
   prepare(jobId: string, b: Body<PrepareRequest>): Promise<PrepareReply> { return this.post(jobId, 'prepare', b, 180_000); }
   performReady(jobId: string): Promise<PerformReadyReply> { return this.post(jobId, 'perform-ready', {}); }
@@ -38,20 +64,50 @@ export class PeerClient {
   }
 
   private async call<T>(method: string, path: string, body: unknown, timeoutMs: number): Promise<T> {
-    let res: Response;
+    let res: RawReply;
     try {
-      res = await fetch(new URL(path, this.baseUrl), {
-        method, signal: AbortSignal.timeout(timeoutMs),
-        ...(body === undefined ? {} : { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }),
-      });
+      res = await this.send(method, new URL(path, this.baseUrl), body === undefined ? undefined : JSON.stringify(body), timeoutMs);
     } catch (e) {
+      if (e instanceof FerryError) throw e;
       throw new FerryError('HOST_UNREACHABLE', `The agent of host ${this.peer} did not answer ${method} ${path}.`, { cause: e });
     }
-    const json = (await res.json().catch(() => undefined)) as { error?: { code?: unknown; message?: string } } | undefined;
-    if (!res.ok) {
+    const json = res.json as { error?: { code?: unknown; message?: string } } | undefined;
+    if (res.status >= 400) {
       const e = json?.error;
       throw new FerryError(isErrorCode(e?.code) ? e.code : 'MIGRATION_FAILED', e?.message ?? `The agent of host ${this.peer} answered ${res.status}.`);
     }
     return json as T;
   }
+
+  private send(method: string, url: URL, payload: string | undefined, timeoutMs: number): Promise<RawReply> {
+    const secure = url.protocol === 'https:';
+    if (secure && !this.tls) {
+      return Promise.reject(new FerryError('TLS_UNAVAILABLE', `The agent of host ${this.peer} speaks HTTPS but this host has no certificate to present (no tls in its agent config).`));
+    }
+    const headers: Record<string, string> = { accept: 'application/json' };
+    if (payload !== undefined) headers['content-type'] = 'application/json';
+    const opts = {
+      method, hostname: url.hostname, port: url.port, path: `${url.pathname}${url.search}`, headers, signal: AbortSignal.timeout(timeoutMs),
+      ...(secure && this.tls ? { agent: agentFor(this.tls, this.peer) } : {}),
+    };
+    return new Promise<RawReply>((resolve, reject) => {
+      const req = (secure ? httpsRequest : httpRequest)(opts, (res: IncomingMessage) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('error', reject);
+        res.on('end', () => {
+          let json: unknown;
+          try { json = JSON.parse(Buffer.concat(chunks).toString('utf8')); } catch { json = undefined; }
+          resolve({ status: res.statusCode ?? 500, json });
+        });
+      });
+      req.on('error', reject);
+      req.end(payload);
+    });
+  }
+}
+
+/** A client for peer `host` of `h`, with `h`'s certificate when it has one. */
+export function peerClient(h: { peerUrl(host: string): string; readonly tls?: { material: TlsMaterial } }, host: string, timeoutMs?: number): PeerClient {
+  return new PeerClient(h.peerUrl(host), host, timeoutMs, h.tls?.material);
 }

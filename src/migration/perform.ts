@@ -4,7 +4,7 @@ import type { JobStore } from './store.js';
 import {
   decide, progressView, sampleFromInfo, type AppliedSettings, type ConvergenceAction, type ConvergencePolicy, type ProgressSample,
 } from './policy.js';
-import { HELD_THROTTLE_PERCENT, sourceSettings } from './settings.js';
+import { HELD_THROTTLE_PERCENT, sourceSettings, tlsParameters } from './settings.js';
 import type { PerformanceOption } from './host-settings.js';
 import type { Logger } from 'pino';
 
@@ -18,6 +18,8 @@ export interface PerformInput {
   maxBandwidthBytesPerSec?: number;
   /** How memory travels; the destination was prepared for the same option. */
   performance?: PerformanceOption;
+  /** The stream's TLS (the source's client credentials and the destination's name); absent: plain TCP. */
+  tls?: { creds: string; hostname: string };
   memoryBytes: number;
   jobs: JobStore;
   log: Logger;
@@ -57,7 +59,8 @@ export async function perform(p: PerformInput): Promise<MigrationInfo> {
   const { qmp, policy } = p;
   const s = sourceSettings(policy, p.maxBandwidthBytesPerSec, p.performance);
   await qmp.execute('migrate-set-capabilities', { capabilities: s.capabilities });
-  await qmp.execute('migrate-set-parameters', s.parameters);
+  // TLS strings are always set: cleared for a plain move, since a QEMU keeps an earlier move's.
+  await qmp.execute('migrate-set-parameters', { ...s.parameters, ...tlsParameters(p.tls, 'source') });
   let wake: () => void = () => undefined;
   let settleError: unknown;
   const proceed = (): void => {

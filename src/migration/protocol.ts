@@ -1,7 +1,7 @@
 /**
  * Peer RPC between the agents of a move, protocol version 1. The source drives: every message
- * is a request from the source agent to the destination agent over HTTPS (mutual TLS once the
- * security work lands), answered with a reply or with Ferry's error body
+ * is a request from the source agent to the destination agent over HTTPS with mutual TLS (each
+ * presents its host certificate from the hosts' CA; docs/security.md), answered with a reply or with Ferry's error body
  * `{"error":{"code","message"}}`. The sequence diagrams, what each side persists, and what a
  * restart does are in docs/design/0001-migration-protocol.md.
  *
@@ -39,6 +39,11 @@ export interface PrepareRequest extends Envelope {
   disks?: DiskFacts[];
   /** The source's IPv4 addresses: the destination listens in the best migration network both have (networks.ts). */
   sourceAddresses?: string[];
+  /**
+   * The source host allows unencrypted moves (its allowInsecureMigration). The destination decides:
+   * plain only when it allows them too; absent means no.
+   */
+  allowInsecure?: boolean;
 }
 
 /** An NBD export the source mirrors one disk into, for a storage move. */
@@ -47,7 +52,7 @@ export interface NbdTarget {
   sourcePath: string;
   /** Where the copy lives on the destination. */
   destinationPath: string;
-  /** `nbd://ADDR:PORT/EXPORT` (NBD over TLS once the security work lands). */
+  /** `nbd://ADDR:PORT/EXPORT`; NBD over TLS when the reply says `encrypted`. */
   uri: string;
 }
 
@@ -61,6 +66,12 @@ export interface PrepareReply extends Envelope {
   reservedMemoryMiB: number;
   /** Present when the destination opened its end of the hand-over tunnel. */
   handover?: { destinationAddress: string };
+  /**
+   * Whether the destination's QEMU expects TLS on the migration and NBD ports (verifying the source
+   * host's certificate). Absent (an older agent) means plain TCP, which a source that does not allow
+   * unencrypted moves refuses.
+   */
+  encrypted?: boolean;
 }
 
 /** source → destination: the source entered perform and is about to `migrate`. */
@@ -229,7 +240,10 @@ const moveOptionsSchema = {
 
 const totalsSchema = {
   type: 'object', required: ['totalMs', 'downtimeMs', 'transferredBytes', 'passes'],
-  properties: { totalMs: nullableInt, downtimeMs: nullableInt, transferredBytes: nullableInt, passes: nullableInt, diskBytes: nullableInt, diskMs: nullableInt },
+  properties: {
+    totalMs: nullableInt, downtimeMs: nullableInt, transferredBytes: nullableInt, passes: nullableInt, diskBytes: nullableInt, diskMs: nullableInt,
+    encrypted: { type: ['boolean', 'null'] },
+  },
 } as const;
 
 const status = { type: 'string', enum: JOB_STATUSES } as const;
@@ -249,13 +263,14 @@ export const peerSchemas = {
     vm: vmSpecSchema, source: str, destination: str, options: moveOptionsSchema,
     handover: { type: 'object', required: ['vni', 'sourceAddress'], properties: { vni: { type: 'integer', minimum: 1, maximum: 16777215 }, sourceAddress: str } },
     sourceAddresses: { type: 'array', maxItems: 64, items: str },
+    allowInsecure: { type: 'boolean' },
     disks: {
       type: 'array', maxItems: 64,
       items: { type: 'object', required: ['allocatedBytes'], properties: { allocatedBytes: int, sharedId: str } },
     },
   }, ['vm', 'source', 'destination', 'options']),
   prepareReply: message({
-    migrationUri: str, reservedMemoryMiB: int,
+    migrationUri: str, reservedMemoryMiB: int, encrypted: { type: 'boolean' },
     handover: { type: 'object', required: ['destinationAddress'], properties: { destinationAddress: str } },
     nbd: {
       type: 'array',

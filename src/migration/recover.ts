@@ -3,7 +3,7 @@ import { FerryError } from '../errors/index.js';
 import type { MigrationStatus, Qmp } from '../qmp/index.js';
 import { isTerminal, type JobRecord } from './job.js';
 import type { MigrationHost } from './host.js';
-import { PeerClient } from './peer-client.js';
+import { peerClient, type PeerClient } from './peer-client.js';
 import { recoveryAction, type Fact, type RecoveryFacts, type RecoveryStep } from './recovery.js';
 import { resumeHere } from './resume.js';
 import { closeTunnel, tunnelName, unpinMac } from '../qemu/index.js';
@@ -33,7 +33,7 @@ async function recoverOne(h: MigrationHost, job: JobRecord, attempt: number, inC
   const current = h.jobs.get(job.id);
   if (isTerminal(current.state)) return;
   const peerName = current.role === 'source' ? current.destination : current.source;
-  const peer = new PeerClient(h.peerUrl(peerName), peerName, 10_000);
+  const peer = peerClient(h, peerName, 10_000);
   const facts = await gather(h, current, peer);
   const d = recoveryAction(current.role, current, facts);
   h.log.info({ job: current.id, role: current.role, facts, decision: d }, 'recovering a move');

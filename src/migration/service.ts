@@ -2,7 +2,7 @@ import { FerryError } from '../errors/index.js';
 import { isTerminal, summarize, type JobRecord, type JobSummary, type MoveOptions } from './job.js';
 import type { MigrationHost } from './host.js';
 import { DestinationSide } from './destination.js';
-import { PeerClient } from './peer-client.js';
+import { peerClient } from './peer-client.js';
 import { SourceRun } from './source.js';
 import { recoverJobs } from './recover.js';
 import { assertCompatible } from './compatibility.js';
@@ -39,7 +39,7 @@ export class MigrationService {
     if (req.destination === this.h.name) {
       throw new FerryError('SAME_HOST', `The VM "${req.vm}" already runs on ${this.h.name}; choose another destination.`);
     }
-    const peer = new PeerClient(this.h.peerUrl(req.destination), req.destination);
+    const peer = peerClient(this.h, req.destination);
     checkMigrationEnabled(this.h.settings(), this.h.name, 'outgoing');
     // The lock first: a VM that is moving is busy (VM_BUSY), not in a bad state.
     const release = this.h.lockVm(req.vm, 'a move');
@@ -101,7 +101,7 @@ export class MigrationService {
       if (this.freeSlots() <= 0) return;
       if (job.state.status !== 'queued' || !this.queued.has(job.id) || full.has(job.destination)) continue;
       // An unreachable destination fails the move in begin (HOST_UNREACHABLE) rather than holding the queue.
-      const free = await new PeerClient(this.h.peerUrl(job.destination), job.destination).ping().then((p) => p.migrationSlotsFree ?? 1, () => 1);
+      const free = await peerClient(this.h, job.destination).ping().then((p) => p.migrationSlotsFree ?? 1, () => 1);
       if (free <= 0) { full.add(job.destination); continue; }
       const q = this.queued.get(job.id);
       if (!q || this.freeSlots() <= 0) continue;

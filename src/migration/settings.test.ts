@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  DEFAULT_HOST_SETTINGS, DEFAULT_MAX_BANDWIDTH, DEFAULT_POLICY, destinationSettings, HELD_THROTTLE_PERCENT, resolveMoveOptions, sourceSettings,
+  DEFAULT_HOST_SETTINGS, DEFAULT_MAX_BANDWIDTH, DEFAULT_POLICY, destinationSettings, HELD_THROTTLE_PERCENT, movesInPlain, resolveMoveOptions, sourceSettings,
+  tlsParameters,
   type PerformanceOption,
 } from './index.js';
 
@@ -56,4 +57,15 @@ test('resolveMoveOptions: post-copy, performance and bandwidth as the source rec
   const pc = resolveMoveOptions({ includeStorage: false, allowPostcopy: true }, host);
   assert.equal(pc.performance, 'tcp', 'a move that may switch to post-copy uses one TCP stream (no multifd post-copy in QEMU 7.2)');
   assert.equal(resolveMoveOptions({ includeStorage: false }, { ...DEFAULT_HOST_SETTINGS, allowPostcopy: true }).allowPostcopy, true, 'the host allows it');
+});
+
+test('transport security: TLS parameters per end, cleared when unencrypted; plain only when both hosts allow it', () => {
+  assert.deepEqual(tlsParameters({ creds: 'c', hostname: 'h2' }, 'source'), { 'tls-creds': 'c', 'tls-hostname': 'h2' });
+  assert.deepEqual(tlsParameters({ creds: 'c', authz: 'a' }, 'destination'), { 'tls-creds': 'c', 'tls-authz': 'a' });
+  assert.deepEqual(tlsParameters(undefined, 'source'), { 'tls-creds': '', 'tls-hostname': '' });
+  assert.deepEqual(tlsParameters(undefined, 'destination'), { 'tls-creds': '', 'tls-authz': '' });
+  for (const [s, d, plain] of [[false, false, false], [true, false, false], [false, true, false], [true, true, true]] as const) {
+    assert.equal(movesInPlain(s, d), plain, `source ${s}, destination ${d}`);
+  }
+  assert.equal(DEFAULT_HOST_SETTINGS.allowInsecureMigration, false, 'encrypted by default');
 });

@@ -95,3 +95,20 @@ export function destinationSettings(policy: ConvergencePolicy, performance: Perf
  * The id makes a repeated call replace, not stack, the timer.
  */
 export const RESUME_ANNOUNCE: AnnounceParameters = Object.freeze({ initial: 20, max: 200, rounds: 4, step: 50, id: 'ferry-move' });
+
+/** A move's transport security at one end: the QEMU tls-creds object, and the peer's name (source) or authz object (destination). */
+export type StreamTls = { creds: string; hostname: string } | { creds: string; authz: string };
+
+/**
+ * The TLS parameters of one end of a move. Encrypted, the source names the destination host as
+ * `tls-hostname` (its certificate's SAN) and the destination admits only the identity of its
+ * `tls-authz` object; unencrypted, every TLS string is cleared, since a QEMU that arrived by an
+ * encrypted move keeps that move's parameters.
+ */
+export function tlsParameters(tls: StreamTls | undefined, end: 'source' | 'destination'): MigrateSetParameters {
+  if (!tls) return end === 'source' ? { 'tls-creds': '', 'tls-hostname': '' } : { 'tls-creds': '', 'tls-authz': '' };
+  return 'hostname' in tls ? { 'tls-creds': tls.creds, 'tls-hostname': tls.hostname } : { 'tls-creds': tls.creds, 'tls-authz': tls.authz };
+}
+
+/** Is a move between two hosts unencrypted? Only when both allow it (HostSettings.allowInsecureMigration). */
+export const movesInPlain = (sourceAllows: boolean, destinationAllows: boolean): boolean => sourceAllows && destinationAllows;

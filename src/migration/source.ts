@@ -3,7 +3,7 @@ import { FerryError, toFerryError } from '../errors/index.js';
 import type { MigrationInfo } from '../qmp/index.js';
 import { phaseOf, type JobRecord, type JobTotals } from './job.js';
 import type { MigrationHost } from './host.js';
-import { CLEANUP_TIMEOUT_MS, PeerClient } from './peer-client.js';
+import { CLEANUP_TIMEOUT_MS, peerClient, type PeerClient } from './peer-client.js';
 import { perform } from './perform.js';
 import { policyForMove, type ConvergencePolicy } from './policy.js';
 import { resumeHere } from './resume.js';
@@ -14,6 +14,7 @@ import type { Qmp } from '../qmp/index.js';
 import type { NbdTarget } from './protocol.js';
 import { diskFactsOf, parseNbdUri } from './storage.js';
 import { BridgeBatch, closeTunnel, openTunnel, tunnelName, tunnelVni } from '../qemu/index.js';
+import { addTlsCreds } from '../security/index.js';
 
 /**
  * Drives one move from the source, phase by phase (DESIGN.md): each phase is persisted before its
@@ -31,7 +32,7 @@ export class SourceRun {
 
   constructor(private readonly h: MigrationHost, private readonly job: JobRecord, private readonly signal: AbortSignal) {
     this.policy = policyForMove(h.convergence, job.options, h.settings());
-    this.peer = new PeerClient(h.peerUrl(job.destination), job.destination);
+    this.peer = peerClient(h, job.destination);
   }
 
   async run(): Promise<JobRecord> {
@@ -56,11 +57,21 @@ export class SourceRun {
       this.h.jobs.enterPhase(id, 'prepare');
       this.h.fault('source:prepare');
       const disks = await diskFactsOf(this.h.pools, spec);
+      const allowInsecure = this.h.settings().allowInsecureMigration;
+      if (!allowInsecure && !this.h.tls) {
+        throw new FerryError('TLS_UNAVAILABLE', `Host ${this.h.name} has no certificate (no tls in its agent config), so it cannot send an encrypted move; give it one, or allow insecure migration on both hosts.`);
+      }
       const prep = await this.peer.prepare(id, {
         vm: spec, source: this.job.source, destination: this.job.destination, options: this.job.options,
         handover: { vni: tunnelVni(id), sourceAddress: this.h.migrationAddress }, ...(disks.length > 0 ? { disks } : {}),
-        sourceAddresses: localAddresses(),
+        sourceAddresses: localAddresses(), allowInsecure,
       });
+      // An older destination answers no `encrypted`: it listens in plain TCP, which needs our consent too.
+      const encrypted = prep.encrypted === true;
+      if (!encrypted && !allowInsecure) {
+        throw new FerryError('TLS_UNAVAILABLE', `The destination ${this.job.destination} offered an unencrypted stream, which ${this.h.name} does not allow.`);
+      }
+      this.h.jobs.recordTotals(id, { encrypted });
       const tunnel = tunnelName(id);
       if (prep.handover) await openTunnel(tunnel, tunnelVni(id), this.h.migrationAddress, prep.handover.destinationAddress, this.h.bridge);
       const batch = prep.handover ? new BridgeBatch() : undefined;
@@ -70,11 +81,13 @@ export class SourceRun {
       await this.peer.performReady(id);
       const qmp = this.h.qmp(vm);
       if (!qmp) throw new FerryError('QEMU_GONE', `The QEMU of "${vm}" went away.`);
-      const mirrors = prep.nbd.length > 0 ? await this.copyDisks(qmp, prep.nbd) : undefined;
+      // The client end of TLS: this host's certificate, and the destination's name its certificate must carry.
+      const tls = encrypted && this.h.tls ? { creds: await addTlsCreds(qmp, 'client', this.h.tls.dir), hostname: this.job.destination } : undefined;
+      const mirrors = prep.nbd.length > 0 ? await this.copyDisks(qmp, prep.nbd, tls) : undefined;
       info = await perform({
         jobId: id, qmp, uri: prep.migrationUri, policy: this.policy, memoryBytes: spec.memoryMiB * 1024 * 1024,
         maxBandwidthBytesPerSec: this.job.options.maxBandwidthBytesPerSec, performance: this.job.options.performance,
-        jobs: this.h.jobs, log: this.h.log, signal: this.signal,
+        jobs: this.h.jobs, log: this.h.log, signal: this.signal, ...(tls ? { tls } : {}),
         onProgress: (p) => this.h.emit('migration.progress', { id, vm, ...p }),
         ...(batch ? { cutover: this.cutover(spec.mac, tunnel, batch) } : {}),
         ...(mirrors ? { beforeContinue: () => mirrors.settle() } : {}),
@@ -104,11 +117,11 @@ export class SourceRun {
    * until all are in sync (READY), before the memory copy starts; from then on each guest write
    * reaches both sides. Progress goes out as `migration.disks` events; the totals keep the bytes and time.
    */
-  private async copyDisks(qmp: Qmp, nbd: readonly NbdTarget[]): Promise<DiskMirrors> {
+  private async copyDisks(qmp: Qmp, nbd: readonly NbdTarget[], tls: { creds: string; hostname: string } | undefined): Promise<DiskMirrors> {
     const { id, vm } = this.job;
     const t0 = Date.now();
     this.mirrors = new DiskMirrors(qmp, `fm${id.replace(/-/g, '').slice(0, 8)}`);
-    await this.mirrors.start(nbd.map((t, index) => ({ index, target: { kind: 'nbd', ...parseNbdUri(t.uri) } })));
+    await this.mirrors.start(nbd.map((t, index) => ({ index, target: { kind: 'nbd', ...parseNbdUri(t.uri), ...(tls ? { tls } : {}) } })));
     let lastWrite = 0;
     const done = await this.mirrors.waitReady(this.signal, (disks) => {
       this.h.emit('migration.disks', { id, vm, disks });

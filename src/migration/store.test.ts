@@ -27,12 +27,13 @@ test('a successful move: phases stamped, persisted, emitted in order', () => {
     assert.equal(r.state.status === 'running' && r.state.phase, p);
     assert.equal(store.get('m1').phaseStartedAt[p], r.updatedAt, 'on disk when enterPhase returns');
   }
-  store.recordTotals('m1', { downtimeMs: 8, transferredBytes: 123, passes: 3, diskBytes: 1000, diskMs: 5 });
+  store.recordTotals('m1', { downtimeMs: 8, transferredBytes: 123, passes: 3, diskBytes: 1000, diskMs: 5, encrypted: true });
   const end = store.apply('m1', { type: 'done' });
   assert.equal(end.state.status, 'completed');
   assert.ok(end.endedAt);
   assert.equal(end.totals.totalMs, 60, 'begin at +20 ms, ended at +80 ms');
-  assert.deepEqual(end.totals, { totalMs: 60, downtimeMs: 8, transferredBytes: 123, passes: 3, diskBytes: 1000, diskMs: 5 });
+  assert.deepEqual(end.totals, { totalMs: 60, downtimeMs: 8, transferredBytes: 123, passes: 3, diskBytes: 1000, diskMs: 5, encrypted: true });
+  assert.equal(summarize(end).encrypted, true, 'the summary says the move travelled over TLS');
   assert.deepEqual(summarize(end, end.endedAt ?? '').phaseMs, { begin: 10, prepare: 10, perform: 10, finish: 10, confirm: 20 });
   assert.deepEqual(seen, ['created', 'queued->running:start', 'running->running:enter', 'running->running:enter', 'running->running:enter',
     'running->running:enter', 'running->completed:done']);

@@ -20,7 +20,7 @@ interface Row {
   options: string; progress: string | null;
   begin_at: string | null; prepare_at: string | null; perform_at: string | null; finish_at: string | null; confirm_at: string | null;
   total_ms: number | null; downtime_ms: number | null; transferred_bytes: number | null; passes: number | null;
-  disk_bytes: number | null; disk_ms: number | null;
+  disk_bytes: number | null; disk_ms: number | null; encrypted: number | null;
   created_at: string; updated_at: string; ended_at: string | null;
 }
 
@@ -75,7 +75,7 @@ function fromRow(r: Row): JobRecord {
     phaseStartedAt,
     totals: {
       totalMs: r.total_ms, downtimeMs: r.downtime_ms, transferredBytes: r.transferred_bytes, passes: r.passes,
-      diskBytes: r.disk_bytes, diskMs: r.disk_ms,
+      diskBytes: r.disk_bytes, diskMs: r.disk_ms, encrypted: r.encrypted === null ? null : r.encrypted === 1,
     },
     createdAt: r.created_at, updatedAt: r.updated_at, endedAt: r.ended_at,
   };
@@ -90,7 +90,7 @@ CREATE TABLE IF NOT EXISTS migration_jobs (
   failed_in TEXT, error_code TEXT, error_message TEXT,
   options TEXT NOT NULL, progress TEXT,
   begin_at TEXT, prepare_at TEXT, perform_at TEXT, finish_at TEXT, confirm_at TEXT,
-  total_ms INTEGER, downtime_ms INTEGER, transferred_bytes INTEGER, passes INTEGER, disk_bytes INTEGER, disk_ms INTEGER,
+  total_ms INTEGER, downtime_ms INTEGER, transferred_bytes INTEGER, passes INTEGER, disk_bytes INTEGER, disk_ms INTEGER, encrypted INTEGER,
   created_at TEXT NOT NULL, updated_at TEXT NOT NULL, ended_at TEXT, seq INTEGER NOT NULL);
 -- One unfinished job per VM on a host: the database itself refuses a second (VM_BUSY).
 CREATE UNIQUE INDEX IF NOT EXISTS migration_jobs_one_active
@@ -142,7 +142,7 @@ export class JobStore {
     db.exec(SCHEMA);
     // Columns added after the first release: older databases get them here.
     const cols = new Set((db.prepare('PRAGMA table_info(migration_jobs)').all() as { name: string }[]).map((c) => c.name));
-    for (const c of ['disk_bytes', 'disk_ms']) if (!cols.has(c)) db.exec(`ALTER TABLE migration_jobs ADD COLUMN ${c} INTEGER`);
+    for (const c of ['disk_bytes', 'disk_ms', 'encrypted']) if (!cols.has(c)) db.exec(`ALTER TABLE migration_jobs ADD COLUMN ${c} INTEGER`);
     this.now = opts.now ?? (() => new Date());
     this.onListenerError = opts.onListenerError ?? (() => undefined);
   }
@@ -268,8 +268,9 @@ export class JobStore {
   recordTotals(id: string, t: Partial<JobTotals>): JobRecord {
     this.mustUpdate(id, `UPDATE migration_jobs SET total_ms = COALESCE(?, total_ms), downtime_ms = COALESCE(?, downtime_ms),
       transferred_bytes = COALESCE(?, transferred_bytes), passes = COALESCE(?, passes),
-      disk_bytes = COALESCE(?, disk_bytes), disk_ms = COALESCE(?, disk_ms), updated_at = ? WHERE id = ?`,
+      disk_bytes = COALESCE(?, disk_bytes), disk_ms = COALESCE(?, disk_ms), encrypted = COALESCE(?, encrypted), updated_at = ? WHERE id = ?`,
     t.totalMs ?? null, t.downtimeMs ?? null, t.transferredBytes ?? null, t.passes ?? null, t.diskBytes ?? null, t.diskMs ?? null,
+    t.encrypted === undefined || t.encrypted === null ? null : Number(t.encrypted),
     this.now().toISOString(), id);
     return this.get(id);
   }

@@ -4,3 +4,4 @@ export * from './tap.js';
 export * from './accel.js';
 export * from './bridge.js';
 export * from './cpu-models.js';
+export { runTool, tryTool } from './run.js';

@@ -13,7 +13,8 @@ import type { BlockdevOptions, BlockJobInfo, Qmp } from '../qmp/index.js';
 
 /** Where one disk goes. */
 export type MirrorTarget =
-  | { kind: 'nbd'; host: string; port: number; export: string }
+  /** With `tls`, the NBD client speaks TLS with those QEMU credentials and expects the server's certificate to name `hostname`. */
+  | { kind: 'nbd'; host: string; port: number; export: string; tls?: { creds: string; hostname: string } }
   | { kind: 'file'; path: string };
 
 /** One disk to mirror: its index (device `vd<i>`) and its target. */
@@ -49,7 +50,7 @@ function targetOptions(node: string, t: MirrorTarget): BlockdevOptions {
     // reconnect-delay 0: a lost connection fails the job at once instead of stalling the guest's writes.
     return {
       driver: 'nbd', 'node-name': node, server: { type: 'inet', host: t.host, port: String(t.port) }, export: t.export,
-      'reconnect-delay': 0,
+      'reconnect-delay': 0, ...(t.tls ? { 'tls-creds': t.tls.creds, 'tls-hostname': t.tls.hostname } : {}),
     };
   }
   return { driver: 'qcow2', 'node-name': node, file: { driver: 'file', filename: t.path } };

@@ -9,14 +9,17 @@ import { contextFile } from './paths.js';
  */
 export interface ContextHost { name: string; url: string; socket?: string; token?: string }
 
-/** The CLI's current context: which hosts `ferry` commands talk to. `ferry lab up` writes it. */
-export interface Context { name: string; lab?: string; hosts: ContextHost[] }
+/**
+ * The CLI's current context: which hosts `ferry` commands talk to. `ferry lab up` writes it. `ca`
+ * is the CA certificate HTTPS answers must chain to (FERRY_CA with FERRY_URL).
+ */
+export interface Context { name: string; lab?: string; hosts: ContextHost[]; ca?: string }
 
 /** Reads the current context, or undefined when there is none. FERRY_URL=url1,url2 overrides it. */
 export function readContext(): Context | undefined {
   const env = process.env.FERRY_URL;
   if (env) {
-    return { name: 'env', hosts: env.split(',').map((url, i) => ({ name: `host${i + 1}`, url })) };
+    return { name: 'env', hosts: env.split(',').map((url, i) => ({ name: `host${i + 1}`, url })), ...(process.env.FERRY_CA ? { ca: process.env.FERRY_CA } : {}) };
   }
   try {
     return JSON.parse(readFileSync(contextFile(), 'utf8')) as Context;

@@ -24,7 +24,7 @@ const migrationSchema = {
     id: { type: 'string' }, vm: { type: 'string' }, source: { type: 'string' }, destination: { type: 'string' },
     status: { type: 'string', enum: ['queued', 'running', 'completed', 'failed', 'cancelled'] }, phase: { type: 'string' },
     totalMs: { type: ['integer', 'null'] }, downtimeMs: { type: ['integer', 'null'] }, transferredBytes: { type: ['integer', 'null'] },
-    passes: { type: ['integer', 'null'] }, postcopy: { type: 'boolean' },
+    passes: { type: ['integer', 'null'] }, postcopy: { type: 'boolean' }, encrypted: { type: ['boolean', 'null'] },
     diskBytes: { type: ['integer', 'null'] }, diskMs: { type: ['integer', 'null'] },
     performance: { type: 'string', enum: ['tcp', 'compression', 'multichannel'] }, maxBandwidthBytesPerSec: { type: ['integer', 'null'] },
   },
@@ -90,7 +90,17 @@ export function migrationRoutes(app: FastifyInstance, agent: Agent): void {
 function peerRoutes(app: FastifyInstance, agent: Agent): void {
   const d = agent.migrations.destination;
   const body = <T>(b: unknown): T => { checkProtocol(b); return b as T; };
-  app.route({ ...PEER_ROUTES.prepare, handler: async (req) => d.prepare(body<PrepareRequest>(req.body)) });
+  app.route({
+    ...PEER_ROUTES.prepare,
+    handler: async (req) => {
+      const b = body<PrepareRequest>(req.body);
+      // A peer may only send its own VMs: the source it names must be the host its certificate names.
+      if (req.peerHost !== null && req.peerHost !== b.source) {
+        throw new FerryError('PEER_UNTRUSTED', `Host ${req.peerHost} cannot prepare a move on behalf of ${b.source}.`);
+      }
+      return d.prepare(b);
+    },
+  });
   app.route({ ...PEER_ROUTES['perform-ready'], handler: async (req) => d.performReady(body<{ jobId: string }>(req.body).jobId) });
   app.route({ ...PEER_ROUTES.cutover, handler: async (req) => d.cutover(body<CutoverRequest>(req.body)) });
   app.route({ ...PEER_ROUTES.finish, handler: async (req) => d.finish(body<FinishRequest>(req.body)) });

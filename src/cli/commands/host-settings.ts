@@ -8,7 +8,7 @@ import { printJson, printTable, run } from '../output.js';
 interface SettingsOpts {
   enableMigration?: boolean; disableMigration?: boolean; incoming?: string; outgoing?: string;
   maxMigrations?: string; maxStorageMigrations?: string; performance?: string;
-  migrationNetwork?: string[]; anyNetwork?: boolean; maxBandwidth?: string; downtimeTarget?: string; postcopy?: string;
+  migrationNetwork?: string[]; anyNetwork?: boolean; maxBandwidth?: string; downtimeTarget?: string; postcopy?: string; insecureMigration?: string;
   json?: boolean;
 }
 
@@ -47,6 +47,7 @@ export function settingsPatch(o: SettingsOpts): Partial<HostSettings> {
   if (o.maxBandwidth !== undefined) p.maxBandwidthBytesPerSec = parseBandwidth(o.maxBandwidth);
   if (o.downtimeTarget !== undefined) p.downtimeTargetMs = whole('--downtime-target', o.downtimeTarget);
   if (o.postcopy !== undefined) p.allowPostcopy = onOff('--postcopy', o.postcopy);
+  if (o.insecureMigration !== undefined) p.allowInsecureMigration = onOff('--insecure-migration', o.insecureMigration);
   return p;
 }
 
@@ -64,6 +65,7 @@ export function printSettings(s: HostSettings): void {
     ['max bandwidth', s.maxBandwidthBytesPerSec === null ? 'no cap' : `${formatBytes(s.maxBandwidthBytesPerSec)}/s`],
     ['downtime target', `${s.downtimeTargetMs} ms`],
     ['post-copy', s.allowPostcopy ? 'allowed' : 'not allowed'],
+    ['unencrypted moves', s.allowInsecureMigration ? 'allowed (when the other host allows them too)' : 'not allowed (TLS)'],
   ]);
 }
 
@@ -83,6 +85,7 @@ export function registerHostSettings(host: Command): void {
     .option('--max-bandwidth <rate>', 'cap per move, e.g. 1gbit or 100M/s; none for no cap')
     .option('--downtime-target <ms>', 'the downtime limit a move starts with, 1-10000 ms')
     .option('--postcopy <on|off>', 'may moves from this host switch to post-copy')
+    .option('--insecure-migration <on|off>', 'may moves to or from this host travel unencrypted (only when both hosts allow it)')
     .option('--json', 'print JSON')
     .action((name: string, o: SettingsOpts) => run(o.json, async () => {
       const h = hostOf(name);

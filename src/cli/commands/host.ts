@@ -4,6 +4,7 @@ import { formatBytes, MiB } from '../../util/index.js';
 import { api, everyHost, hostOf } from '../client.js';
 import { printJson, printTable, run } from '../output.js';
 import { printSettings, registerHostSettings } from './host-settings.js';
+import { registerHostCert } from './ca.js';
 
 const row = (h: HostView): (string | number | null)[] => [
   h.name, h.state, h.url, h.accel, `${formatBytes(h.freeMemoryMiB * MiB)} / ${formatBytes(h.memoryMiB * MiB)}`, h.cpus, `${h.runningVmCount}/${h.vmCount}`,
@@ -29,4 +30,5 @@ export function registerHost(program: Command): void {
       printSettings(h.settings);
     }));
   registerHostSettings(host);
+  registerHostCert(host);
 }

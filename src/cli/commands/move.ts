@@ -75,7 +75,7 @@ export async function watchJob(source: ReturnType<typeof hostOf>, id: string, qu
 function printSummary(j: JobView, probe?: ProbeResult): void {
   const lines = [
     `${j.vm}: ${j.source} → ${j.destination} ${j.status}${j.error ? ` (${j.error.code}: ${j.error.message})` : ''}`,
-    `  total ${j.totalMs ?? '-'} ms, QEMU downtime ${j.downtimeMs ?? '-'} ms, ${j.transferredBytes !== null ? formatBytes(j.transferredBytes) : '-'} sent in ${j.passes ?? '-'} passes${j.postcopy ? ', finished in post-copy' : ''}`,
+    `  total ${j.totalMs ?? '-'} ms, QEMU downtime ${j.downtimeMs ?? '-'} ms, ${j.transferredBytes !== null ? formatBytes(j.transferredBytes) : '-'} sent in ${j.passes ?? '-'} passes${j.postcopy ? ', finished in post-copy' : ''}${j.encrypted === false ? ', unencrypted' : j.encrypted ? ', over TLS' : ''}`,
     ...(j.diskBytes !== null ? [`  disks: ${formatBytes(j.diskBytes)} mirrored in ${j.diskMs ?? '-'} ms before the memory copy`] : []),
     `  phases: ${Object.entries(j.phaseMs).map(([p, ms]) => `${p} ${ms} ms`).join(', ')}`,
   ];
@@ -115,7 +115,7 @@ export function registerMove(program: Command): void {
         if (probe) { await new Promise((r) => setTimeout(r, 1000)); pr = await probe.stop(); }
         const out = {
           id: end.id, vm: end.vm, source: end.source, destination: end.destination, status: end.status, totalMs: end.totalMs,
-          downtimeMs: end.downtimeMs, transferredBytes: end.transferredBytes, passes: end.passes, postcopy: end.postcopy, diskBytes: end.diskBytes, diskMs: end.diskMs, phaseMs: end.phaseMs,
+          downtimeMs: end.downtimeMs, transferredBytes: end.transferredBytes, passes: end.passes, postcopy: end.postcopy, encrypted: end.encrypted ?? null, diskBytes: end.diskBytes, diskMs: end.diskMs, phaseMs: end.phaseMs,
           ...(end.error ? { error: end.error } : {}), ...(pr ? { blackoutMs: pr.blackoutMs, tcpGapMs: pr.tcpGapMs, tcpAlive: pr.tcpAlive } : {}),
         };
         if (o.json) printJson(out);
