@@ -124,8 +124,12 @@ void test('lab agents: started, reachable, restarted when dead, killed with thei
     assert.equal(await probeAgent(h1.socket), true, 'h1 answers on its unix socket');
     // HTTPS with the host's certificate from the lab's CA; peer RPC needs a peer's certificate (test/security-tls.test.ts).
     const ca = join(labDir(name), 'ca', 'ca-cert.pem');
-    const { stdout } = await run('ip', ['netns', 'exec', clientNsName(name), 'curl', '-s', '--max-time', '5', '--cacert', ca, `${h2.url}/v1/peer/ping`]);
-    assert.equal((JSON.parse(stdout) as { error?: { code?: string } }).error?.code, 'PEER_UNTRUSTED', 'h2 answers the client over HTTPS and refuses it peer RPC');
+    const ask = async (path: string): Promise<string | undefined> => {
+      const { stdout } = await run('ip', ['netns', 'exec', clientNsName(name), 'curl', '-s', '--max-time', '5', '--cacert', ca, `${h2.url}${path}`]);
+      return (JSON.parse(stdout) as { error?: { code?: string } }).error?.code;
+    };
+    assert.equal(await ask('/v1/host'), 'UNAUTHENTICATED', 'h2 answers the client over the lab network, and wants a token');
+    assert.equal(await ask('/v1/peer/ping'), 'PEER_UNTRUSTED', 'and refuses it peer RPC: it has no host certificate');
     const cfg = JSON.parse(readFileSync(join(labDir(name), 'h1', 'ferryd.json'), 'utf8')) as { peers: unknown };
     assert.deepEqual(cfg.peers, [{ name: 'h2', url: 'https://10.77.0.12:7700' }]);
 
