@@ -77,10 +77,17 @@ export function api<T>(host: ContextHost, method: string, path: string, body?: u
   });
 }
 
-/** Asks every host of the context; hosts that do not answer are reported in `unreachable`. */
+/**
+ * Asks every host of the context; hosts that do not answer are reported in `unreachable`. A host
+ * that refuses the caller's token (UNAUTHENTICATED, FORBIDDEN) did answer: that error is thrown, so
+ * a missing FERRY_TOKEN is not mistaken for an empty list.
+ */
 export async function everyHost<T>(path: string): Promise<{ host: ContextHost; result: T }[] & { unreachable?: string[] }> {
   const hosts = context().hosts;
   const settled = await Promise.allSettled(hosts.map((h) => api<T>(h, 'GET', path, undefined, 15_000)));
+  const refused = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected' && s.reason instanceof FerryError
+    && (s.reason.code === 'UNAUTHENTICATED' || s.reason.code === 'FORBIDDEN'));
+  if (refused) throw refused.reason;
   const out: { host: ContextHost; result: T }[] & { unreachable?: string[] } = [];
   out.unreachable = [];
   settled.forEach((s, i) => {
