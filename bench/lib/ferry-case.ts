@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { labDir } from '../../src/util/paths.js';
-import { dirtyRate, ferry, load1, pagesRewritten, setDirty, waitHealthy } from './exec.js';
+import { dirtyRate, ferry, load1, pagesRewritten, setDirty, waitHealthy, type CliRun } from './exec.js';
 import { emptyRow, type CaseSpec, type Row } from './types.js';
 
 /** `ferry move --json --probe`'s summary (CLI.md, "Moving"), or the CLI's error body. */
@@ -16,6 +16,8 @@ export interface MoveJson {
   downtimeMs?: number | null;
   transferredBytes?: number | null;
   passes?: number | null;
+  /** Whether the memory (and disk) streams ran over TLS; null from a tree before encryption. */
+  encrypted?: boolean | null;
   /** A storage move's disk copy: bytes the mirrors covered and ms until every disk was in sync. */
   diskBytes?: number | null;
   diskMs?: number | null;
@@ -27,7 +29,14 @@ export interface MoveJson {
 }
 
 /** `ferry vm show --json` (or `vm create`), the parts the benchmarks read. */
-export interface VmJson { ip: string; host: string; state: string; disks?: { path: string; sizeBytes: number; pool: string }[] }
+export interface VmJson { ip: string; host: string; state: string; uuid?: string; pid?: number | null; disks?: { path: string; sizeBytes: number; pool: string }[] }
+
+/**
+ * What a benchmark may run around a case's `ferry move` (bench:options reads CPU and link
+ * counters there): it gets the VM as `vm create` answered and must call `move` once and resolve
+ * with what it resolved with.
+ */
+export type AroundMove = (vm: VmJson, move: () => Promise<CliRun<MoveJson>>) => Promise<CliRun<MoveJson>>;
 
 /** How long `vm create` may take: a TCG boot of the guest, on a busy machine. */
 const CREATE_TIMEOUT_MS = 180_000;
@@ -81,9 +90,10 @@ async function checkAfter(lab: string, name: string, ip: string, row: Row): Prom
 
 /**
  * Runs the Ferry row of case `c` in lab `lab` (the CLI's current context) and resolves with it;
- * never rejects: a failed step is recorded in the row. The VM is deleted afterwards.
+ * never rejects: a failed step is recorded in the row. The VM is deleted afterwards. `around`,
+ * when given, wraps the move.
  */
-export async function runFerryCase(lab: string, c: CaseSpec, rep: number): Promise<Row> {
+export async function runFerryCase(lab: string, c: CaseSpec, rep: number, around?: AroundMove): Promise<Row> {
   const row = emptyRow('ferry', c, rep, load1());
   const name = `bf${c.memMiB}d${c.mbps}`;
   try {
@@ -96,7 +106,8 @@ export async function runFerryCase(lab: string, c: CaseSpec, rep: number): Promi
     if (!(await waitHealthy(lab, ip, 60_000))) row.notes.push('guest /health not ok before the move');
     if (!(await setDirty(lab, ip, c.mbps))) row.notes.push(`could not set /dirty?mbps=${c.mbps}`);
     const before = await pagesRewritten(lab, ip);
-    const move = await ferry<MoveJson>(['move', name, '--to', 'h2', '--probe', '--json'], c.hardTimeoutMs);
+    const step = (): Promise<CliRun<MoveJson>> => ferry<MoveJson>(['move', name, '--to', 'h2', '--probe', '--json'], c.hardTimeoutMs);
+    const move = await (around ? around(created.json, step) : step());
     const afterStats = await pagesRewritten(lab, ip);
     row.stepMs = Math.round(move.ms);
     row.dirtyMiBs = dirtyRate(before, afterStats);

@@ -3,11 +3,12 @@
  * its own with the lab taken down on Ctrl-C, the machine facts its results start with, and
  * writing NAME.md with NAME.raw.json beside it.
  */
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, release, totalmem, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { buildImage } from '../../src/image/index.js';
 import { labDown, requireRoot } from '../../src/lab/index.js';
-import { repoRoot } from '../../src/util/paths.js';
+import { imageDir, repoRoot } from '../../src/util/paths.js';
 import { must, run } from './exec.js';
 import type { BenchRun } from './types.js';
 
@@ -52,4 +53,36 @@ export async function runFacts(): Promise<{ machine: BenchRun['machine']; qemu: 
     qemu: (await must('qemu-system-x86_64', ['--version'])).split('\n')[0]?.trim() ?? 'unknown',
     commit: (await run('git', ['-C', repoRoot(), 'rev-parse', '--short', 'HEAD'], 10_000)).stdout.trim() || 'unknown',
   };
+}
+
+/** Notes the end time and load in `data` and writes what was measured so far (see {@link writeResults}). */
+export async function checkpoint<T extends { machine: BenchRun['machine']; endedAt: string }>(data: T, write: (d: T) => void): Promise<void> {
+  data.machine.uptimeEnd = (await must('uptime', [])).trim();
+  data.endedAt = new Date().toISOString();
+  write(data);
+}
+
+/**
+ * A benchmark's entry point: with `--render`, rewrites NAME.md from NAME.raw.json and ends;
+ * otherwise runs `body` with a FERRY_HOME of its own (see {@link benchHome}, lab `lab`) and the
+ * guest image built, deletes that folder afterwards, and on failure ends the process with status
+ * 1 and the error on stderr.
+ */
+export function benchMain<T>(name: string, lab: string, results: string, render: (d: T) => string, body: () => Promise<void>): void {
+  const main = async (): Promise<void> => {
+    if (renderOnly(results, name, render)) return;
+    const home = benchHome(lab);
+    const t0 = Date.now();
+    try {
+      await buildImage({ dir: imageDir() });
+      await body();
+      process.stderr.write(`bench:${name} done in ${Math.round((Date.now() - t0) / 1000)} s: ${join(results, `${name}.md`)}\n`);
+    } finally {
+      rmSync(home, { recursive: true, force: true });
+    }
+  };
+  main().catch((e: unknown) => {
+    process.stderr.write(`bench:${name} failed: ${e instanceof Error ? e.stack ?? e.message : String(e)}\n`);
+    process.exit(1);
+  });
 }

@@ -4,6 +4,7 @@
  * migration stream could get at best, so moves are judged against it.
  */
 import { spawn } from 'node:child_process';
+import { nsName } from '../../src/lab/index.js';
 import { nsRun } from './exec.js';
 
 /** One measurement of the link. */
@@ -63,5 +64,28 @@ export async function measureLink(fromNs: string, toNs: string, toAddress: strin
     return { bytes: r.bytes, ms: Math.round(r.ms), bytesPerSec: Math.round(r.bytes / (r.ms / 1000)) };
   } finally {
     if (rx.exitCode === null) rx.kill('SIGKILL');
+  }
+}
+
+/** Bytes interface `dev` of namespace `ns` has received so far (`ip -s -j link show`); null when unreadable. */
+export async function rxBytes(ns: string, dev: string): Promise<number | null> {
+  const r = await nsRun(ns, ['ip', '-s', '-j', 'link', 'show', 'dev', dev], 10_000);
+  try {
+    const bytes = (JSON.parse(r.stdout) as { stats64?: { rx?: { bytes?: number } } }[])[0]?.stats64?.rx?.bytes;
+    return typeof bytes === 'number' ? bytes : null;
+  } catch {
+    return null;
+  }
+}
+
+/** {@link measureLink} from h1 to h2 (at `h2Address`) of lab `lab`, with its result or failure logged; undefined when it failed. */
+export async function sampleLabLink(lab: string, h2Address: string, label: string, log: (s: string) => void): Promise<LinkSample | undefined> {
+  try {
+    const s = await measureLink(nsName(lab, 'h1'), nsName(lab, 'h2'), h2Address);
+    log(`link ${label}: ${(s.bytesPerSec / 1048576).toFixed(0)} MiB/s`);
+    return s;
+  } catch (e) {
+    log(`link measurement failed: ${String(e)}`);
+    return undefined;
   }
 }

@@ -26,7 +26,7 @@ const tag = ({ r, l }: Placed): string => `${l.link} ${r.memMiB} MiB ${r.mbps} M
 const verdict = (ok: boolean): string => (ok ? '**met**' : '**not met**');
 
 /** `3× completed`, `2× completed, 1× failed (MIGRATION_TIMEOUT)`. */
-function statusCounts(rows: Row[]): string {
+export function statusCounts(rows: Row[]): string {
   const counts = new Map<string, number>();
   for (const r of rows) counts.set(status(r), (counts.get(status(r)) ?? 0) + 1);
   return [...counts].map(([s, k]) => `${k}× ${s}`).join(', ');

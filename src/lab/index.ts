@@ -10,7 +10,7 @@ export { withLab, startLab, stopLab, dumpLabLogs, type LabFixtureOptions } from 
 export {
   nsName, switchNsName, clientNsName, hostName, hostIndex, isLabNamespace, labPlan, hostPlan, agentConfig,
   vmMemoryMiB, checkLabName, checkHostCount, checkAccel, planNamespaces,
-  DEFAULT_LAB, DEFAULT_HOSTS, MAX_HOSTS, AGENT_PORT, CLIENT_ADDRESS, LAB_PREFIX_LENGTH, BRIDGE, UPLINK,
+  DEFAULT_LAB, DEFAULT_HOSTS, MAX_HOSTS, AGENT_PORT, CLIENT_ADDRESS, LAB_PREFIX_LENGTH, BRIDGE, UPLINK, MIGRATION_UPLINK,
   type Accel, type HostPlan, type LabPlan, type AgentConfigInputs,
 } from './plan.js';
 export { parseRate, tbfBurstBytes, type Rate } from './rate.js';
