@@ -31,6 +31,11 @@ function agentFor(tls: TlsMaterial, peer: string): HttpsAgent {
   return a;
 }
 
+/** A request lost on a reused keep-alive connection the peer had closed; safe to send again. */
+class StaleSocketError extends Error {
+  constructor(cause: Error) { super(cause.message, { cause }); }
+}
+
 /** What the peer answered: its status and its body as JSON (undefined when it was not JSON). */
 interface RawReply { status: number; json: unknown }
 
@@ -79,7 +84,21 @@ export class PeerClient {
     return json as T;
   }
 
-  private send(method: string, url: URL, payload: string | undefined, timeoutMs: number): Promise<RawReply> {
+  /**
+   * One request, sent again once when it failed on a kept-alive connection the peer had just
+   * closed (ECONNRESET/EPIPE on a reused socket: the request never reached the peer; Node's
+   * documented race between an idle socket's reuse and the server's keep-alive timeout).
+   */
+  private async send(method: string, url: URL, payload: string | undefined, timeoutMs: number): Promise<RawReply> {
+    try {
+      return await this.sendOnce(method, url, payload, timeoutMs);
+    } catch (e) {
+      if (!(e instanceof StaleSocketError)) throw e;
+      return this.sendOnce(method, url, payload, timeoutMs);
+    }
+  }
+
+  private sendOnce(method: string, url: URL, payload: string | undefined, timeoutMs: number): Promise<RawReply> {
     const secure = url.protocol === 'https:';
     if (secure && !this.tls) {
       return Promise.reject(new FerryError('TLS_UNAVAILABLE', `The agent of host ${this.peer} speaks HTTPS but this host has no certificate to present (no tls in its agent config).`));
@@ -101,7 +120,9 @@ export class PeerClient {
           resolve({ status: res.statusCode ?? 500, json });
         });
       });
-      req.on('error', reject);
+      req.on('error', (e: NodeJS.ErrnoException) => {
+        reject(req.reusedSocket && (e.code === 'ECONNRESET' || e.code === 'EPIPE') ? new StaleSocketError(e) : e);
+      });
       req.end(payload);
     });
   }
