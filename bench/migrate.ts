@@ -6,17 +6,17 @@
  * raw numbers to bench/results/migrate.raw.json, not committed). Needs root and a built tree.
  * `node dist/bench/migrate.js --render` rewrites migrate.md from migrate.raw.json without running.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { buildImage, findImage } from '../src/image/index.js';
+import { findImage } from '../src/image/index.js';
 import { nsName, startLab, stopLab, labDown } from '../src/lab/index.js';
 import { completionTimeoutMs, DEFAULT_POLICY } from '../src/migration/index.js';
 import { imageDir, repoRoot } from '../src/util/paths.js';
 import { runBaselineCase, type BaselineEnv } from './lib/baseline.js';
-import { load1, must } from './lib/exec.js';
+import { load1 } from './lib/exec.js';
 import { runFerryCase } from './lib/ferry-case.js';
-import { benchHome, renderOnly, runFacts, writeResults } from './lib/harness.js';
+import { benchMain, checkpoint, runFacts, writeResults } from './lib/harness.js';
 import { measureLink } from './lib/link.js';
 import { renderMarkdown } from './lib/report.js';
 import type { BenchRun, CaseSpec, LinkRun, Row } from './lib/types.js';
@@ -94,32 +94,16 @@ async function runLink(spec: { link: string; bandwidth?: string }, env: Omit<Bas
 /** Writes the markdown and the raw JSON of what was measured so far. */
 const write = (runData: BenchRun): void => writeResults(results, 'migrate', runData, renderMarkdown);
 
-async function main(): Promise<void> {
-  if (renderOnly(results, 'migrate', renderMarkdown)) return;
-  const home = benchHome(LAB);
-  const t0 = Date.now();
-  try {
-    await buildImage({ dir: imageDir() });
-    const image = findImage(imageDir());
-    const runData: BenchRun = {
-      startedAt: new Date().toISOString(), endedAt: '', ...(await runFacts()), accel: 'tcg', repeat: REPEAT, links: [],
-    };
-    log(`start: ${runData.machine.uptimeStart}`);
-    const env = { image, workDir: join(home, 'baseline'), ip: BASELINE_IP, mac: BASELINE_MAC };
-    const port = { next: MIGRATION_PORT_BASE };
-    for (const spec of LINKS) {
-      runData.links.push(await runLink(spec, env, port));
-      runData.machine.uptimeEnd = (await must('uptime', [])).trim();
-      runData.endedAt = new Date().toISOString();
-      write(runData);
-    }
-    log(`done in ${Math.round((Date.now() - t0) / 1000)} s: ${join(results, 'migrate.md')}`);
-  } finally {
-    rmSync(home, { recursive: true, force: true });
+benchMain('migrate', LAB, results, renderMarkdown, async (home) => {
+  const image = findImage(imageDir());
+  const runData: BenchRun = {
+    startedAt: new Date().toISOString(), endedAt: '', ...(await runFacts()), accel: 'tcg', repeat: REPEAT, links: [],
+  };
+  log(`start: ${runData.machine.uptimeStart}`);
+  const env = { image, workDir: join(home, 'baseline'), ip: BASELINE_IP, mac: BASELINE_MAC };
+  const port = { next: MIGRATION_PORT_BASE };
+  for (const spec of LINKS) {
+    runData.links.push(await runLink(spec, env, port));
+    await checkpoint(runData, write);
   }
-}
-
-main().catch((e: unknown) => {
-  process.stderr.write(`bench:migrate failed: ${e instanceof Error ? e.stack ?? e.message : String(e)}\n`);
-  process.exit(1);
 });

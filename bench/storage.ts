@@ -9,14 +9,13 @@
  * Needs root and a built tree. `node dist/bench/storage.js --render` rewrites storage.md from
  * storage.raw.json without running. BENCH_SMOKE=1 runs one short case into a temporary folder.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { buildImage } from '../src/image/index.js';
 import { labDown, startLab, stopLab } from '../src/lab/index.js';
-import { imageDir, repoRoot } from '../src/util/paths.js';
-import { ferry, load1, must, run } from './lib/exec.js';
-import { benchHome, renderOnly, runFacts, writeResults } from './lib/harness.js';
+import { repoRoot } from '../src/util/paths.js';
+import { ferry, load1, run } from './lib/exec.js';
+import { benchMain, checkpoint, runFacts, writeResults } from './lib/harness.js';
 import { convertRow, localMoveRow, moveRow } from './lib/storage-case.js';
 import { renderStorageMarkdown } from './lib/storage-report.js';
 import { createVm, fillDisk, type BenchVm } from './lib/storage-vm.js';
@@ -107,36 +106,20 @@ async function newRun(): Promise<StorageRun> {
   };
 }
 
-async function main(): Promise<void> {
-  if (renderOnly(results, 'storage', renderStorageMarkdown)) return;
-  const home = benchHome(LAB);
-  const t0 = Date.now();
-  const deadline = t0 + BUDGET_MIN * 60_000;
+benchMain('storage', LAB, results, renderStorageMarkdown, async () => {
+  const deadline = Date.now() + BUDGET_MIN * 60_000;
+  const data = await newRun();
+  log(`start: ${data.machine.uptimeStart}`);
+  log(`lab ${LAB} up`);
+  await startLab(LAB, 2, { accel: 'tcg' });
+  let failed = true;
   try {
-    await buildImage({ dir: imageDir() });
-    const data = await newRun();
-    log(`start: ${data.machine.uptimeStart}`);
-    log(`lab ${LAB} up`);
-    await startLab(LAB, 2, { accel: 'tcg' });
-    let failed = true;
-    try {
-      for (const sizeMiB of SIZES_MIB) {
-        await runSize(sizeMiB, data, deadline);
-        data.machine.uptimeEnd = (await must('uptime', [])).trim();
-        data.endedAt = new Date().toISOString();
-        write(data);
-      }
-      failed = false;
-    } finally {
-      await stopLab(LAB, { failed }).catch(() => labDown(LAB));
+    for (const sizeMiB of SIZES_MIB) {
+      await runSize(sizeMiB, data, deadline);
+      await checkpoint(data, write);
     }
-    log(`done in ${Math.round((Date.now() - t0) / 1000)} s: ${join(results, 'storage.md')}`);
+    failed = false;
   } finally {
-    rmSync(home, { recursive: true, force: true });
+    await stopLab(LAB, { failed }).catch(() => labDown(LAB));
   }
-}
-
-main().catch((e: unknown) => {
-  process.stderr.write(`bench:storage failed: ${e instanceof Error ? e.stack ?? e.message : String(e)}\n`);
-  process.exit(1);
 });

@@ -68,14 +68,14 @@ export async function checkpoint<T extends { machine: BenchRun['machine']; ended
  * guest image built, deletes that folder afterwards, and on failure ends the process with status
  * 1 and the error on stderr.
  */
-export function benchMain<T>(name: string, lab: string, results: string, render: (d: T) => string, body: () => Promise<void>): void {
+export function benchMain<T>(name: string, lab: string, results: string, render: (d: T) => string, body: (home: string) => Promise<void>): void {
   const main = async (): Promise<void> => {
     if (renderOnly(results, name, render)) return;
     const home = benchHome(lab);
     const t0 = Date.now();
     try {
       await buildImage({ dir: imageDir() });
-      await body();
+      await body(home);
       process.stderr.write(`bench:${name} done in ${Math.round((Date.now() - t0) / 1000)} s: ${join(results, `${name}.md`)}\n`);
     } finally {
       rmSync(home, { recursive: true, force: true });

@@ -11,7 +11,8 @@ import { createImage, Pools } from '../storage/index.js';
 import { openDb } from '../util/index.js';
 import { Inventory, type DiskSpec } from '../vm/index.js';
 import { Slots } from './slots.js';
-import { planStorageMove, StorageMover, targetPath, type PlanInput } from './storage-move.js';
+import { planStorageMove, StorageMover, type PlanInput } from './storage-move.js';
+import { imageIn } from '../storage/index.js';
 
 const GiB = 1024 ** 3;
 const disk = (path: string): DiskSpec => ({ path, sizeBytes: GiB, pool: 'default', format: 'qcow2' });
@@ -32,7 +33,7 @@ test('planStorageMove: a running VM moves live, each disk to DIR/<vm>-disk<i>.qc
   ]);
   assert.equal(planStorageMove({ ...base, state: 'paused' }).live, true);
   assert.equal(planStorageMove({ ...base, state: 'stopped' }).live, false, 'a stopped VM is copied');
-  assert.equal(targetPath('/a/b', 'x', 3), '/a/b/x-disk3.qcow2');
+  assert.equal(imageIn('/a/b', 'x', 3), '/a/b/x-disk3.qcow2');
 });
 
 test('planStorageMove refuses with a stable code', () => {

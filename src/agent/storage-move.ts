@@ -15,12 +15,12 @@
  */
 import { mkdir, rm, rmdir } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { FerryError } from '../errors/index.js';
 import type { Qmp } from '../qmp/index.js';
 import {
-  copyImage, createImage, deleteImage, deviceFile, DiskMirrors, imageInfo, poolSpace, type Pool, type Pools,
+  copyImage, createImage, deleteImage, deviceFile, DiskMirrors, imageIn, imageInfo, poolSpace, type Pool, type Pools,
 } from '../storage/index.js';
 import type { DiskSpec, Inventory, VmRecord, VmState } from '../vm/index.js';
 import { POOL_MARGIN_BYTES } from '../migration/index.js';
@@ -44,9 +44,6 @@ export interface PlanInput {
   exists: (path: string) => boolean;
 }
 
-/** Where disk `index` of VM `vm` goes in folder `dir`. */
-export const targetPath = (dir: string, vm: string, index: number): string => join(dir, `${vm}-disk${index}.qcow2`);
-
 /** Throws VM_BAD_STATE unless the VM can have its storage moved: it runs (live) or is stopped (a copy), and has disks. */
 export function checkMovable(name: string, state: VmState, diskCount: number): { live: boolean } {
   const live = state === 'running' || state === 'paused';
@@ -65,7 +62,7 @@ export function checkMovable(name: string, state: VmState, diskCount: number): {
 export function planStorageMove(p: PlanInput): MovePlan {
   const { live } = checkMovable(p.name, p.state, p.disks.length);
   const moves = p.disks.map((d, index): DiskMove => ({
-    index, from: d.path, to: targetPath(p.toDir, p.name, index), sizeBytes: p.images[index]?.virtualSize ?? d.sizeBytes,
+    index, from: d.path, to: imageIn(p.toDir, p.name, index), sizeBytes: p.images[index]?.virtualSize ?? d.sizeBytes,
   }));
   for (const m of moves) {
     if (resolve(m.from) === resolve(m.to)) throw new FerryError('SAME_PATH', `Disk ${m.index} of "${p.name}" already is ${m.to}.`);

@@ -3,7 +3,7 @@ import type { Qmp } from '../qmp/index.js';
 import { closeTunnel, openTunnel, pinMac, tunnelName, unpinMac } from '../qemu/index.js';
 import { tapName } from '../vm/index.js';
 import { isTerminal, phaseOf, type JobRecord, type JobStatus } from './job.js';
-import type { MigrationHost } from './host.js';
+import { freeMigrationSlots, type MigrationHost } from './host.js';
 import { DEFAULT_POLICY } from './policy.js';
 import {
   envelopeFor, type CancelReply, type ConfirmReply, type ConfirmRequest, type FinishReply, type FinishRequest,
@@ -59,9 +59,8 @@ export class DestinationSide {
     checkMigrationEnabled(this.h.settings(), this.h.name, 'incoming');
     if (this.h.inv.find(vm.name)) throw new FerryError('VM_EXISTS', `A VM named "${vm.name}" already exists on ${this.h.name}.`);
     this.h.checkCapacity(vm.memoryMiB);
-    const max = this.h.settings().maxMigrations;
-    if (this.h.jobs.countRunning() >= max) {
-      throw new FerryError('MIGRATION_LIMIT', `${this.h.name} already runs ${max} live migrations, its limit; try again when one ends.`);
+    if (freeMigrationSlots(this.h) === 0) {
+      throw new FerryError('MIGRATION_LIMIT', `${this.h.name} already runs ${this.h.settings().maxMigrations} live migrations, its limit; try again when one ends.`);
     }
     const plan = planStorage(this.h.pools, req.vm, req.options, req.disks);
     const dataAddress = chooseMigrationAddress(this.h.settings().networks, localAddresses(), req.sourceAddresses ?? [], this.h.migrationAddress);

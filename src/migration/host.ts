@@ -12,6 +12,10 @@ import type { TlsMaterial } from '../security/index.js';
  * What the migration executor needs from its agent. The agent (the composition root) implements
  * it over its inventory, supervisor and QEMU launcher, so this folder never imports the agent.
  */
+/** Live-migration slots free on `h` now: maxMigrations − moves running there (as source or destination). */
+export const freeMigrationSlots = (h: Pick<MigrationHost, 'settings' | 'jobs'>): number =>
+  Math.max(0, h.settings().maxMigrations - h.jobs.countRunning());
+
 export interface MigrationHost {
   /** This host's name. */
   readonly name: string;

@@ -1,6 +1,6 @@
 import { FerryError } from '../errors/index.js';
 import { isTerminal, summarize, type JobRecord, type JobSummary, type MoveOptions } from './job.js';
-import type { MigrationHost } from './host.js';
+import { freeMigrationSlots, type MigrationHost } from './host.js';
 import { DestinationSide } from './destination.js';
 import { peerClient } from './peer-client.js';
 import { SourceRun } from './source.js';
@@ -63,7 +63,7 @@ export class MigrationService {
 
   /** Live-migration slots free on this host now: maxMigrations − moves running here (as source or destination). */
   freeSlots(): number {
-    return Math.max(0, this.h.settings().maxMigrations - this.h.jobs.countRunning());
+    return freeMigrationSlots(this.h);
   }
 
   /** A queued job's place in this host's queue (1 = next), or null when it is not queued here. */

@@ -8,7 +8,7 @@
 import { basename, join } from 'node:path';
 import { existsSync } from 'node:fs';
 import { FerryError, toFerryError } from '../errors/index.js';
-import { freeBytesAt, imageInfo, type Pools } from '../storage/index.js';
+import { freeBytesAt, imageIn, imageInfo, type Pools } from '../storage/index.js';
 import type { VmSpec } from '../vm/index.js';
 import type { JobRecord, MoveOptions } from './job.js';
 
@@ -68,7 +68,7 @@ export function assessStorage(pools: Pools, vm: VmSpec, options: MoveOptions, fa
   }
   const dir = options.storagePath ?? join(pool.path, vm.name);
   const copies = vm.disks.map((d, i) => ({
-    index: i, sourcePath: d.path, destinationPath: join(dir, `${vm.name}-disk${i}.qcow2`), sizeBytes: d.sizeBytes,
+    index: i, sourcePath: d.path, destinationPath: imageIn(dir, vm.name, i), sizeBytes: d.sizeBytes,
   }));
   for (const c of copies) {
     if (existsSync(c.destinationPath)) {

@@ -19,6 +19,9 @@ export function freeBytesAt(path: string): number {
   return s.bavail * s.bsize;
 }
 
+/** The file of VM `vm`'s disk `index` in folder `dir`: every image Ferry makes (create, moves, storage moves) is named so. */
+export const imageIn = (dir: string, vm: string, index: number): string => join(dir, `${vm}-disk${index}.qcow2`);
+
 /** The host's pools; makes their folders on first use. */
 export class Pools {
   constructor(private readonly pools: Pool[]) {
@@ -49,9 +52,9 @@ export class Pools {
     throw new FerryError('INVALID_PATH', `The path "${path}" is outside every storage pool of this host.`);
   }
 
-  /** Where a new image for a VM goes: `<pool>/<vm>/<vm>-<index>.qcow2`. */
+  /** Where a new image for a VM goes: `<pool>/<vm>/<vm>-disk<index>.qcow2`. */
   imagePath(pool: Pool, vmName: string, index: number): string {
-    return join(pool.path, vmName, `${vmName}-disk${index}.qcow2`);
+    return imageIn(join(pool.path, vmName), vmName, index);
   }
 }
 
