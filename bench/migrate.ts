@@ -1,8 +1,9 @@
 /**
  * `npm run bench:migrate`: live migration benchmark. For VMs of 256 MiB and 1 GiB, guest dirty
  * rates 0, 20 and 100 MiB/s, on a lab link unshaped and shaped to 1 Gbit/s, it moves a fresh VM
- * with `ferry move --probe` and the same guest with plain QEMU `migrate` at QEMU's defaults, and
- * measures the link's raw throughput in the same run. Writes bench/results/migrate.md (and the
+ * with `ferry move --probe` over TLS (the default), a fresh VM the same way with
+ * `--insecure-migration on` on both hosts (what encryption costs), and the same guest with plain
+ * QEMU `migrate` at QEMU's defaults, and measures the link's raw throughput in the same run. Writes bench/results/migrate.md (and the
  * raw numbers to bench/results/migrate.raw.json, not committed). Needs root and a built tree.
  * `node dist/bench/migrate.js --render` rewrites migrate.md from migrate.raw.json without running.
  */
@@ -14,7 +15,7 @@ import { nsName, startLab, stopLab, labDown } from '../src/lab/index.js';
 import { completionTimeoutMs, DEFAULT_POLICY } from '../src/migration/index.js';
 import { imageDir, repoRoot } from '../src/util/paths.js';
 import { runBaselineCase, type BaselineEnv } from './lib/baseline.js';
-import { load1 } from './lib/exec.js';
+import { ferry, load1 } from './lib/exec.js';
 import { runFerryCase } from './lib/ferry-case.js';
 import { benchMain, checkpoint, runFacts, writeResults } from './lib/harness.js';
 import { measureLink } from './lib/link.js';
@@ -38,6 +39,31 @@ const MIGRATION_PORT_BASE = 4600;
 const LAB = `bench${process.pid}`;
 const results = SMOKE ? mkdtempSync(join(tmpdir(), 'ferry-bench-smoke-')) : join(repoRoot(), 'bench', 'results');
 const log = (s: string): void => { process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)} load ${load1().toFixed(2)}] ${s}\n`); };
+
+/** Allows (or forbids again) unencrypted moves on both lab hosts: `ferry host settings H --insecure-migration on|off`. */
+async function insecure(on: boolean): Promise<void> {
+  for (const h of ['h1', 'h2']) {
+    const r = await ferry<{ allowInsecureMigration?: boolean }>(['host', 'settings', h, '--insecure-migration', on ? 'on' : 'off', '--json'], 30_000);
+    if (r.code !== 0 || r.json?.allowInsecureMigration !== on) throw new Error(`could not set --insecure-migration ${on ? 'on' : 'off'} on ${h}: ${r.stderr.trim()}`);
+  }
+}
+
+/** The Ferry rows of a case: over TLS and unencrypted, in alternating order by repetition so neither always runs first. */
+async function ferryRows(c: CaseSpec, rep: number, what: string): Promise<Row[]> {
+  const order: ('ferry' | 'ferry-plain')[] = rep % 2 === 1 ? ['ferry', 'ferry-plain'] : ['ferry-plain', 'ferry'];
+  const rows: Row[] = [];
+  for (const who of order) {
+    log(`${what}: ${who}`);
+    if (who === 'ferry-plain') await insecure(true);
+    try {
+      rows.push(await runFerryCase(LAB, c, rep, undefined, who));
+    } finally {
+      if (who === 'ferry-plain') await insecure(false);
+    }
+    log(`  ${brief(rows.at(-1) as Row)}`);
+  }
+  return rows;
+}
 
 /** The matrix, with each case's hard timeout. */
 function matrix(): CaseSpec[] {
@@ -72,10 +98,7 @@ async function runLink(spec: { link: string; bandwidth?: string }, env: Omit<Bas
     for (let rep = 1; rep <= REPEAT; rep++) {
       for (const c of matrix()) {
         const what = `${spec.link} ${c.memMiB} MiB ${c.mbps} MiB/s #${rep}`;
-        log(`${what}: ferry`);
-        const f = await runFerryCase(LAB, c, rep);
-        log(`  ${brief(f)}`);
-        out.rows.push(f);
+        out.rows.push(...(await ferryRows(c, rep, what)));
         log(`${what}: baseline`);
         const b = await runBaselineCase({ ...env, lab: LAB, destAddress: h2.address }, c, rep, port.next++);
         log(`  ${brief(b)}`);

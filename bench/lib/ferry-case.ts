@@ -54,6 +54,7 @@ function fill(row: Row, j: MoveJson): void {
   row.blackoutMs = j.blackoutMs ?? null;
   row.tcpGapMs = j.tcpGapMs ?? null;
   row.tcpAlive = j.tcpAlive ?? null;
+  row.encrypted = j.encrypted ?? null;
   row.performMs = j.phaseMs?.perform ?? null;
   row.overheadMs = row.totalMs !== null && row.performMs !== null ? row.totalMs - row.performMs : null;
 }
@@ -91,10 +92,11 @@ async function checkAfter(lab: string, name: string, ip: string, row: Row): Prom
 /**
  * Runs the Ferry row of case `c` in lab `lab` (the CLI's current context) and resolves with it;
  * never rejects: a failed step is recorded in the row. The VM is deleted afterwards. `around`,
- * when given, wraps the move.
+ * when given, wraps the move. `who` names the row (`ferry-plain` when the caller allowed
+ * unencrypted moves on both hosts); a row whose summary says otherwise gets a note.
  */
-export async function runFerryCase(lab: string, c: CaseSpec, rep: number, around?: AroundMove): Promise<Row> {
-  const row = emptyRow('ferry', c, rep, load1());
+export async function runFerryCase(lab: string, c: CaseSpec, rep: number, around?: AroundMove, who: 'ferry' | 'ferry-plain' = 'ferry'): Promise<Row> {
+  const row = emptyRow(who, c, rep, load1());
   const name = `bf${c.memMiB}d${c.mbps}`;
   try {
     const created = await ferry<VmJson>(['vm', 'create', name, '--host', 'h1', '--memory', `${c.memMiB}M`, '--json'], CREATE_TIMEOUT_MS);
@@ -116,6 +118,7 @@ export async function runFerryCase(lab: string, c: CaseSpec, rep: number, around
       row.errorMessage = `ferry move did not return within ${Math.round(c.hardTimeoutMs / 1000)} s`;
     } else if (move.json) {
       fill(row, move.json);
+      if (row.status === 'completed' && row.encrypted !== (who === 'ferry')) row.notes.push(`the move's summary says encrypted: ${String(row.encrypted)}`);
       const r = move.json.id ? redirectsOf(lab, move.json.id) : null;
       row.redirects = r?.redirects ?? null;
       row.redirectsUndone = r?.undone ?? null;

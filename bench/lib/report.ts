@@ -6,6 +6,7 @@
  */
 import { median, n, range, spread } from './stats.js';
 import type { BenchRun, LinkRun, Row } from './types.js';
+import { tlsSection } from './tls-report.js';
 
 const MiB = 1024 * 1024;
 
@@ -35,7 +36,7 @@ export function statusCounts(rows: Row[]): string {
 /** One table row: the repetitions of one case and mover. */
 function line(rows: Row[], bps: number): string {
   const r0 = rows[0] as Row;
-  const ferry = r0.who === 'ferry';
+  const ferry = r0.who !== 'baseline';
   const alive = `${rows.filter((r) => r.tcpAlive === true).length}/${rows.length}`;
   const tput = rows.map((r) => (r.bytes !== null && r.totalMs ? r.bytes / MiB / (r.totalMs / 1000) : null));
   const redirects = ferry && rows.some((r) => r.redirects !== null)
@@ -202,7 +203,8 @@ export function renderMarkdown(run: BenchRun): string {
       + 'the load at each case\'s start is in migrate.raw.json and its range under each table.',
     '',
     `Each case: a fresh VM on h1 running the guest workload at the asked dirty rate, moved to h2; ${run.repeat} moves per case and mover, `
-      + 'cells give the median (min–max). **ferry** is `ferry move --to h2 --probe --json` (total and phases from the job; downtime and bytes from QEMU). '
+      + 'cells give the median (min–max). **ferry** is `ferry move --to h2 --probe --json` (total and phases from the job; downtime and bytes from QEMU), '
+      + 'over TLS, Ferry\'s default; **ferry-plain** is the same with unencrypted moves allowed on both hosts (see "What encryption costs"). '
       + '**baseline** is the same guest moved by plain QEMU `migrate` with QEMU\'s defaults (no capabilities, downtime-limit 300 ms, '
       + 'max-bandwidth 128 MiB/s), its destination started with the same argv plus `-incoming tcp:…` (it autostarts; checked), timed by '
       + 'query-migrate\'s total-time. Both use the same probe from the client namespace (ICMP and one TCP echo stream, each every 5 ms, '
@@ -210,6 +212,7 @@ export function renderMarkdown(run: BenchRun): string {
       + '(Ferry\'s completion timeout + 45 s); "hung" / "did not complete" mean it hit it. MAC redirects are counted from the source agent\'s log.',
     '',
     ...run.links.map(linkSection),
+    tlsSection(run),
     observations(run),
     targets(run),
     '',

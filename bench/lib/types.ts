@@ -15,7 +15,8 @@ export interface PlacedStall { kind: 'ping' | 'tcp'; atMs: number; gapMs: number
 
 /** One measured row: a Ferry move or a baseline `migrate` of one case. */
 export interface Row {
-  who: 'ferry' | 'baseline';
+  /** `ferry` moves over TLS (the default); `ferry-plain` with `--insecure-migration on` on both hosts. */
+  who: 'ferry' | 'ferry-plain' | 'baseline';
   memMiB: number;
   mbps: number;
   /** Repetition number, from 1. */
@@ -31,6 +32,8 @@ export interface Row {
   blackoutMs: number | null;
   tcpGapMs: number | null;
   tcpAlive: boolean | null;
+  /** Ferry: whether the move's streams ran over TLS, as its summary says; null for the baseline. */
+  encrypted?: boolean | null;
   /** Ferry: time in phase perform, and total − perform (what Ferry adds around QEMU's migration). */
   performMs: number | null;
   overheadMs: number | null;
