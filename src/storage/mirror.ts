@@ -10,6 +10,7 @@
  */
 import { FerryError } from '../errors/index.js';
 import type { BlockdevOptions, BlockJobInfo, Qmp } from '../qmp/index.js';
+import { destroyConnections } from '../util/net.js';
 
 /** Where one disk goes. */
 export type MirrorTarget =
@@ -63,7 +64,11 @@ function targetOptions(node: string, t: MirrorTarget): BlockdevOptions {
 export class DiskMirrors {
   private readonly started: { index: number; job: string; target: string; source: string }[] = [];
 
-  constructor(private readonly qmp: Qmp, private readonly tag: string) {}
+  /**
+   * @param connectTimeoutMs how long QEMU may take to open an NBD target (TCP, TLS and NBD
+   * handshakes) before {@link start} cuts the connection and fails.
+   */
+  constructor(private readonly qmp: Qmp, private readonly tag: string, private readonly connectTimeoutMs = 15_000) {}
 
   private names(index: number): { job: string; target: string } {
     return { job: `${this.tag}-mirror${index}`, target: `${this.tag}-target${index}` };
@@ -81,12 +86,35 @@ export class DiskMirrors {
     for (const d of disks) {
       const { job, target } = this.names(d.index);
       const source = await rootNode(this.qmp, d.index);
-      await this.qmp.execute('blockdev-add', targetOptions(target, d.target));
+      await this.addTarget(target, d.target);
       this.started.push({ index: d.index, job, target, source });
       await this.qmp.execute('blockdev-mirror', {
         'job-id': job, device: source, target, sync: 'full', 'copy-mode': 'write-blocking',
         'on-source-error': 'report', 'on-target-error': 'report', 'auto-dismiss': true,
       });
+    }
+  }
+
+  /**
+   * blockdev-add of one target node. An NBD target is opened synchronously inside the command
+   * with QEMU's main loop held (QEMU 7.2): if the destination stops answering mid-handshake (a cut
+   * network), the monitor and the guest's I/O would hang until TCP gives up. So after
+   * `connectTimeoutMs` the connection is destroyed from outside, which fails the command at once.
+   */
+  private async addTarget(node: string, t: MirrorTarget): Promise<void> {
+    if (t.kind !== 'nbd') {
+      await this.qmp.execute('blockdev-add', targetOptions(node, t));
+      return;
+    }
+    let cut = false;
+    const timer = setTimeout(() => { cut = true; void destroyConnections(t.host, t.port); }, this.connectTimeoutMs);
+    try {
+      await this.qmp.execute('blockdev-add', targetOptions(node, t), { timeoutMs: this.connectTimeoutMs + 10_000 });
+    } catch (e) {
+      if (!cut) throw e;
+      throw new FerryError('STORAGE_FAILED', `The disk export at ${t.host}:${t.port} did not complete its handshake within ${Math.round(this.connectTimeoutMs / 1000)} s; is the network to the destination down?`, { cause: e });
+    } finally {
+      clearTimeout(timer);
     }
   }
 
