@@ -20,6 +20,7 @@ import { TokenStore } from './tokens.js';
 import { AuditLog } from './audit.js';
 import { checkCpuModel, hostFacts } from './host-facts.js';
 import { toVmView, type HostView, type VmView } from './views.js';
+import { HostMaintenance } from './maintenance.js';
 import { DEFAULT_POLICY, faultPoint, JobStore, MigrationService, summarize, type MigrationHost } from '../migration/index.js';
 import { FerryError } from '../errors/index.js';
 import { loadTls, type TlsMaterial } from '../security/index.js';
@@ -47,6 +48,8 @@ export class Agent {
   readonly tokens: TokenStore;
   /** Mutating API requests: who, what, when (`ferry audit`). */
   readonly audit: AuditLog;
+  /** Drain, resume and the maintenance state that refuses new VMs and incoming moves (`ferry host drain`). */
+  readonly maintenance: HostMaintenance;
   /** The host's certificate and QEMU TLS folder (config `tls`), read once at start. */
   private readonly tls: { material: TlsMaterial; dir: string } | undefined;
   private accelProbe?: Promise<AccelProbe>;
@@ -67,6 +70,7 @@ export class Agent {
     this.vms = new VmActions({
       config, inv: this.inv, pools: this.pools, sup: this.sup, log, machine,
       accel: () => this.accel(), capacity: () => this.capacity(), checkCpuModel: (m) => checkCpuModel(this.cpuModels, m),
+      admit: (what) => this.maintenance.admit(what),
     });
     this.settings = new HostSettingsStore(this.db, settingsDefaults(config));
     this.tokens = new TokenStore(this.db);
@@ -84,6 +88,12 @@ export class Agent {
       this.bus.emit('migration.state', { ...summarize(j), role: j.role });
     });
     this.migrations = new MigrationService(this.migrationHost());
+    this.maintenance = new HostMaintenance({
+      db: this.db, host: config.hostName, log, inv: this.inv, jobs: this.jobs, migrations: this.migrations,
+      migrationHost: () => this.migrationHost(), peers: () => config.peers.map((p) => p.name),
+      capacity: () => this.capacity(), usedMemoryMiB: () => this.vms.usedMemoryMiB(),
+      startVm: (name) => this.vms.start(name), stopVm: (name) => this.vms.stop(name), emit: (type, data) => this.bus.emit(type, data),
+    });
   }
 
   /** The agent as the migration executor sees it (src/migration never imports the agent). */
@@ -107,6 +117,7 @@ export class Agent {
       pools: this.pools,
       takeStorageSlot: () => this.slots.tryTake('storage'),
       settings: () => this.settings.get(),
+      inMaintenance: () => { const s = this.maintenance.state(); return s === 'active' ? null : s; },
       hostFacts: (model) => hostFacts({ cpuModels: this.cpuModels, capacity: () => this.capacity(), usedMemoryMiB: () => this.vms.usedMemoryMiB(), bridge: config.bridge }, model),
       emit: (type, data) => this.bus.emit(type, data),
       fault: (point) => faultPoint(config.stateDir, point),
@@ -190,11 +201,13 @@ export class Agent {
   hostView(): HostView {
     const cap = this.capacity();
     const vms = this.inv.list();
+    const maintenance = this.maintenance.view();
     return {
       name: this.config.hostName, url: this.config.url, version: AGENT_VERSION, qemuVersion: this.qemuVersion,
       machine: this.machine, accel: this.accelResult?.accel ?? null, accelReason: this.accelResult?.reason ?? null,
       memoryMiB: cap.memoryMiB, freeMemoryMiB: cap.memoryMiB - this.vms.usedMemoryMiB(), cpus: cap.cpus,
-      vmCount: vms.length, runningVmCount: vms.filter((v) => isActive(v.state)).length, state: 'ready',
+      vmCount: vms.length, runningVmCount: vms.filter((v) => isActive(v.state)).length,
+      state: maintenance.state === 'active' ? 'ready' : maintenance.state, maintenance,
       pools: this.pools.list().map((p) => ({ name: p.name, path: p.path, sharedId: p.sharedId ?? null, ...poolSpace(p) })),
       settings: this.settings.get(),
     };

@@ -1,10 +1,13 @@
 import type { VmRecord, VmState } from '../vm/index.js';
 import type { HostSettings } from '../migration/index.js';
+import type { MaintenanceView } from './maintenance.js';
 
 /** A VM as the API and CLI show it (CLI.md's `vm show` fields, plus a few more). */
 export interface VmView {
   name: string; uuid: string; host: string; state: VmState; pid: number | null; memoryMiB: number; cpus: number;
   ip: string; mac: string; cpuModel: string; machine: string; ha: boolean; reason: string | null;
+  /** Anti-affinity group, or null. */
+  group: string | null;
   disks: { path: string; sizeBytes: number; pool: string }[];
   createdAt: string; updatedAt: string;
   /** True for the destination's copy of a VM being moved here (not yet the VM's home). */
@@ -18,11 +21,13 @@ export interface HostView {
   pools: { name: string; path: string; sharedId: string | null; freeBytes: number; totalBytes: number }[];
   /** Migration settings (`ferry host settings`). */
   settings: HostSettings;
+  /** Maintenance: `state` (active, draining, drained), the run under way, and where each drained VM went. */
+  maintenance: MaintenanceView;
 }
 
 export const toVmView = (r: VmRecord, host: string, incoming = false): VmView => ({
   name: r.spec.name, uuid: r.spec.uuid, host, state: r.state, pid: r.pid, memoryMiB: r.spec.memoryMiB, cpus: r.spec.cpus,
-  ip: r.spec.ip, mac: r.spec.mac, cpuModel: r.spec.cpuModel, machine: r.spec.machine, ha: r.spec.ha, reason: r.reason,
+  ip: r.spec.ip, mac: r.spec.mac, cpuModel: r.spec.cpuModel, machine: r.spec.machine, ha: r.spec.ha, reason: r.reason, group: r.spec.group ?? null,
   disks: r.spec.disks.map((d) => ({ path: d.path, sizeBytes: d.sizeBytes, pool: d.pool })),
   createdAt: r.createdAt, updatedAt: r.updatedAt, incoming,
 });

@@ -29,6 +29,8 @@ export interface VmDeps {
   machine: string;
   /** Throws INVALID_CPU_MODEL unless this host can run the model. */
   checkCpuModel: (model: string) => Promise<void>;
+  /** Throws HOST_IN_MAINTENANCE while the host is draining or drained (`what`: the refused action). */
+  admit?: (what: string) => void;
 }
 
 /** VM lifecycle actions: the one place REST, CLI and peer RPC reach through the agent. */
@@ -70,6 +72,7 @@ export class VmActions {
     const pool = this.d.pools.get(input.diskPool ?? 'default');
     const v = validateCreate(input, { maxCpus: cap.cpus, minMemoryMiB: 64, maxDiskBytes: poolSpace(pool).totalBytes });
     return this.withLock(v.name, 'create', async () => {
+      this.d.admit?.(`a new VM ("${v.name}")`);
       if (this.d.inv.find(v.name)) throw new FerryError('VM_EXISTS', `A VM named "${v.name}" already exists on this host.`);
       this.checkMemory(v.memoryMiB);
       if (v.diskSizeBytes !== undefined && v.diskSizeBytes > poolSpace(pool).freeBytes) {
@@ -81,7 +84,7 @@ export class VmActions {
       const spec: VmSpec = {
         name: v.name, uuid, memoryMiB: v.memoryMiB, cpus: v.cpus, cpuModel: v.cpuModel ?? DEFAULT_CPU_MODEL, machine: this.d.machine,
         mac: macFromUuid(uuid), ip: allocateIp(net.rangeStart, net.rangeEnd, this.d.inv.list().map((r) => r.spec.ip)),
-        prefixLength: net.prefixLength, ...(net.gateway ? { gateway: net.gateway } : {}), disks: [], ha: v.ha ?? false,
+        prefixLength: net.prefixLength, ...(net.gateway ? { gateway: net.gateway } : {}), disks: [], ha: v.ha ?? false, ...(v.group ? { group: v.group } : {}),
         boot: (({ kernel, initrd }) => ({ kernel, initrd }))(findImage(this.d.config.imageDir)),
       };
       if (v.diskSizeBytes !== undefined) {
@@ -102,6 +105,7 @@ export class VmActions {
     return this.withLock(name, 'start', async () => {
       const vm = this.d.inv.get(name);
       if (isActive(vm.state)) throw new FerryError('VM_BAD_STATE', `The VM "${name}" is already ${vm.state}.`);
+      this.d.admit?.(`starting "${name}"`);
       this.checkMemory(vm.spec.memoryMiB);
       return this.startLocked(name);
     });

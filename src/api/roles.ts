@@ -19,6 +19,8 @@ export const ROUTE_ACCESS: Readonly<Record<string, Access>> = {
   'GET /v1/host': 'viewer',
   'GET /v1/host/settings': 'viewer',
   'PUT /v1/host/settings': 'admin',
+  'POST /v1/host/drain': 'operator',
+  'POST /v1/host/resume': 'operator',
   'GET /v1/vms': 'viewer',
   'GET /v1/vms/:name': 'viewer',
   'POST /v1/vms': 'operator',

@@ -12,7 +12,7 @@ export const vmSchema = {
     state: { type: 'string', enum: ['running', 'stopped', 'migrating', 'paused', 'failed'] },
     pid: { type: ['integer', 'null'] }, memoryMiB: { type: 'integer' }, cpus: { type: 'integer' },
     ip: { type: 'string' }, mac: { type: 'string' }, cpuModel: { type: 'string' }, machine: { type: 'string' },
-    ha: { type: 'boolean' }, reason: { type: ['string', 'null'] },
+    ha: { type: 'boolean' }, reason: { type: ['string', 'null'] }, group: { type: ['string', 'null'], description: 'Anti-affinity group: a drain keeps VMs of one group on different hosts when it can.' },
     disks: { type: 'array', items: { type: 'object', properties: { path: { type: 'string' }, sizeBytes: { type: 'integer' }, pool: { type: 'string' } } } },
     createdAt: { type: 'string' }, updatedAt: { type: 'string' }, incoming: { type: 'boolean' },
   },
@@ -30,6 +30,34 @@ export const hostSchema = {
       freeBytes: { type: 'integer' }, totalBytes: { type: 'integer' },
     } } },
     settings: { $ref: 'HostSettings#' },
+    maintenance: { $ref: 'Maintenance#' },
+  },
+} as const;
+
+const errorBodySchema = { type: ['object', 'null'], properties: { code: { type: 'string' }, message: { type: 'string' } } } as const;
+const maintenanceRun = {
+  type: ['object', 'null'], description: 'A drain or resume run; error is null while it runs and when it went well (DRAIN_INCOMPLETE, FAILBACK_INCOMPLETE…).',
+  properties: {
+    operation: { type: 'string', enum: ['drain', 'resume'] }, force: { type: 'boolean' }, failback: { type: 'boolean' },
+    startedAt: { type: 'string' }, endedAt: { type: ['string', 'null'] }, error: errorBodySchema,
+  },
+} as const;
+
+/** A host's maintenance (`maintenance` in GET /v1/host; the answer of POST /v1/host/drain and /v1/host/resume). */
+export const maintenanceSchema = {
+  $id: 'Maintenance', type: 'object', required: ['state', 'since', 'force', 'running', 'lastRun', 'vms'],
+  properties: {
+    state: { type: 'string', enum: ['active', 'draining', 'drained'], description: 'active: in service; draining: being emptied, or a VM could not leave; drained: no VM runs here. Draining and drained refuse new VMs and incoming moves.' },
+    since: { type: ['string', 'null'] }, force: { type: 'boolean' },
+    running: maintenanceRun, lastRun: maintenanceRun,
+    vms: {
+      type: 'array', description: 'The drain ledger: what became of each VM of the drain.',
+      items: { type: 'object', properties: {
+        vm: { type: 'string' }, destination: { type: ['string', 'null'] },
+        status: { type: 'string', enum: ['moving', 'moved', 'blocked', 'stopped', 'returned'] },
+        jobId: { type: ['string', 'null'] }, error: errorBodySchema, updatedAt: { type: 'string' },
+      } },
+    },
   },
 } as const;
 
@@ -43,6 +71,7 @@ export const createVmBody = {
     diskSizeBytes: { type: 'integer', minimum: 1 },
     diskPool: { type: 'string', maxLength: 63 },
     ha: { type: 'boolean' },
+    group: { type: 'string', maxLength: 63, description: 'Anti-affinity group (a name like a VM\'s).' },
   },
 } as const;
 

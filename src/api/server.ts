@@ -4,7 +4,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import swagger from '@fastify/swagger';
 import type { Agent } from '../agent/agent.js';
 import { FerryError, toFerryError } from '../errors/index.js';
-import { errorSchema, hostSchema, hostSettingsSchema, vmSchema } from './schemas.js';
+import { errorSchema, hostSchema, hostSettingsSchema, maintenanceSchema, vmSchema } from './schemas.js';
 import { vmRoutes } from './routes/vms.js';
 import { hostRoutes } from './routes/host.js';
 import { migrationRoutes } from './routes/migrations.js';
@@ -12,6 +12,7 @@ import { compareRoutes } from './routes/compare.js';
 import { addPeerAuth } from './peer-auth.js';
 import { tokenRoutes } from './routes/tokens.js';
 import { addAuth } from './auth.js';
+import { maintenanceRoutes } from './routes/maintenance.js';
 
 /**
  * An HTTPS server for fastify, typed as its plain-HTTP one: routes, hooks and `listen` are the same
@@ -46,6 +47,7 @@ export async function buildApi(agent: Agent, opts: { logger?: boolean; maxInFlig
   app.addSchema(errorSchema);
   app.addSchema(vmSchema);
   app.addSchema(hostSettingsSchema);
+  app.addSchema(maintenanceSchema);
   app.addSchema(hostSchema);
 
   app.setErrorHandler((err: FastifyError, req, reply) => {
@@ -71,6 +73,7 @@ export async function buildApi(agent: Agent, opts: { logger?: boolean; maxInFlig
   migrationRoutes(app, agent);
   compareRoutes(app, agent);
   tokenRoutes(app, agent);
+  maintenanceRoutes(app, agent);
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   await app.ready();
   return app;

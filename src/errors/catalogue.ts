@@ -87,6 +87,12 @@ export const CATALOGUE = {
   FORBIDDEN: spec(403, 'The token\'s role does not allow the action (viewer reads; operator runs VMs and moves; admin changes settings and tokens).'),
   TOO_MANY_REQUESTS: spec(429, 'The token already has as many requests in flight as the agent allows; try again when one ends.', true),
   TOKEN_NOT_FOUND: spec(404, 'No API token with that id is known to the host.'),
+  // Host drain and maintenance (ferry host drain / resume)
+  HOST_IN_MAINTENANCE: spec(409, 'The host is draining or drained for maintenance: it takes no new VMs, starts none and accepts no incoming moves until `ferry host resume`.'),
+  NO_DRAIN_TARGET: spec(409, 'No other host can take the VM during a drain: none is known, or each has a different problem (listed in the sentence).'),
+  DRAIN_INCOMPLETE: spec(409, 'The drain left VMs running on the host that could not move (each listed with its reason); the host stays draining. Fix them and drain again, or drain with --force to stop them.'),
+  DRAIN_IN_PROGRESS: spec(409, 'A drain or resume of the host is already running; wait for it to end.', true),
+  FAILBACK_INCOMPLETE: spec(409, 'The host left maintenance but some VMs did not come back (each listed with its reason).'),
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof CATALOGUE;

@@ -31,6 +31,7 @@ test('compare: one code per problem, each side judged on its facts', () => {
     ['not enough memory', { freeMemoryMiB: 511 }, {}, ['INSUFFICIENT_MEMORY']],
     ['not enough CPUs', { cpus: 1 }, {}, ['INSUFFICIENT_CPUS']],
     ['no bridge', { bridgeExists: false }, {}, ['BRIDGE_MISSING']],
+    ['destination in maintenance', { maintenance: 'drained' }, {}, ['HOST_IN_MAINTENANCE']],
     ['storage problems pass through', { storage: [{ code: 'STORAGE_NOT_SHARED', message: 'Disk 0 …' }] }, {}, ['STORAGE_NOT_SHARED']],
     ['several at once, source first', { incomingEnabled: false, freeMemoryMiB: 0 }, { outgoing: false }, ['MIGRATION_DISABLED', 'MIGRATION_DISABLED', 'INSUFFICIENT_MEMORY']],
   ];

@@ -23,6 +23,8 @@ export interface CpuModelFacts { name: string; unavailable: string[] }
 export interface DestinationFacts {
   host: string;
   incomingEnabled: boolean;
+  /** `draining` or `drained` while the host is in maintenance (src/host); null or absent in service. */
+  maintenance?: string | null;
   freeMemoryMiB: number;
   cpus: number;
   /** Machine types its QEMU offers. */
@@ -61,6 +63,7 @@ function sourceProblems(vm: VmSpec, s: SourceFacts): Incompatibility[] {
 function destinationProblems(f: CompareFacts, d: DestinationFacts): Incompatibility[] {
   const { vm } = f;
   const out: Incompatibility[] = [];
+  if (d.maintenance) out.push({ code: 'HOST_IN_MAINTENANCE', message: `Host ${d.host} is ${d.maintenance} for maintenance and takes no VMs.` });
   if (!d.incomingEnabled) out.push({ code: 'MIGRATION_DISABLED', message: `Incoming live migration is turned off on ${d.host}.` });
   if (d.vmExists) out.push({ code: 'VM_EXISTS', message: `A VM named "${vm.name}" already exists on ${d.host}.` });
   if (!d.machines.includes(vm.machine)) {

@@ -58,7 +58,7 @@ export async function answerCompare(h: MigrationHost, req: CompareRequest): Prom
   const storage = assessStorage(h.pools, req.vm, req.options, req.disks).problems.map((e) => ({ code: e.code, message: e.message }));
   const incompatibilities = compare({
     vm: req.vm, ...(req.cpuFeatures ? { sourceCpuFeatures: req.cpuFeatures } : {}),
-    destination: { ...facts, host: h.name, incomingEnabled: h.settings().incomingEnabled, vmExists: h.inv.find(req.vm.name) !== undefined, storage },
+    destination: { ...facts, host: h.name, incomingEnabled: h.settings().incomingEnabled, maintenance: h.inMaintenance?.() ?? null, vmExists: h.inv.find(req.vm.name) !== undefined, storage },
   });
   return { protocol: PROTOCOL_VERSION, host: h.name, incompatibilities };
 }

@@ -57,6 +57,8 @@ export class DestinationSide {
     }
     this.h.peerUrl(req.source);
     checkMigrationEnabled(this.h.settings(), this.h.name, 'incoming');
+    const maintenance = this.h.inMaintenance?.() ?? null;
+    if (maintenance) throw new FerryError('HOST_IN_MAINTENANCE', `Host ${this.h.name} is ${maintenance} for maintenance and takes no incoming moves.`);
     if (this.h.inv.find(vm.name)) throw new FerryError('VM_EXISTS', `A VM named "${vm.name}" already exists on ${this.h.name}.`);
     this.h.checkCapacity(vm.memoryMiB);
     if (freeMigrationSlots(this.h) === 0) {

@@ -51,6 +51,8 @@ export interface MigrationHost {
   hostFacts(cpuModel: string): Promise<HostFacts>;
   /** This host's migration settings now (they may change between moves). */
   settings(): HostSettings;
+  /** `draining` or `drained` while the host is in maintenance (it then takes no incoming moves); null in service. */
+  inMaintenance?(): string | null;
   /** This host's storage pools. */
   readonly pools: Pools;
   /** Takes one of the host's storage-migration slots (maxStorageMigrations) or throws STORAGE_MIGRATION_LIMIT; returns the release. */

@@ -64,6 +64,12 @@ export class PeerClient {
   /** GET /v1/peer/ping: is the peer's agent up? */
   ping(): Promise<{ host: string; protocol: number; migrationSlotsFree?: number }> { return this.call('GET', '/v1/peer/ping', undefined, 5_000); }
 
+  /** GET /v1/peer/host: the peer's capacity, maintenance state and VMs, for a drain's placement (src/agent/maintenance.ts PeerHostSummary). */
+  hostSummary<T>(): Promise<T> { return this.call('GET', '/v1/peer/host', undefined, this.timeoutMs); }
+
+  /** POST /v1/peer/failback: asks the peer to move `vm` back to the caller, which is leaving maintenance; answers the job id. */
+  failback<T>(b: { protocol: number; vm: string; destination: string }): Promise<T> { return this.call('POST', '/v1/peer/failback', b, 60_000); }
+
   private post<T>(jobId: string, msg: string, body: object, timeoutMs = this.timeoutMs): Promise<T> {
     return this.call('POST', `${PEER_BASE}/${jobId}/${msg}`, { ...envelopeFor(jobId), ...body }, timeoutMs);
   }

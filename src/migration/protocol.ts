@@ -217,7 +217,7 @@ export const vmSpecSchema = {
   required: ['name', 'uuid', 'memoryMiB', 'cpus', 'cpuModel', 'machine', 'mac', 'ip', 'prefixLength', 'disks', 'ha'],
   properties: {
     name: str, uuid: str, memoryMiB: { type: 'integer', minimum: 1 }, cpus: { type: 'integer', minimum: 1 },
-    cpuModel: str, machine: str, mac: str, ip: str, prefixLength: int, gateway: str, ha: { type: 'boolean' },
+    cpuModel: str, machine: str, mac: str, ip: str, prefixLength: int, gateway: str, ha: { type: 'boolean' }, group: str,
     boot: { type: 'object', required: ['kernel', 'initrd'], properties: { kernel: str, initrd: str } },
     disks: {
       type: 'array',

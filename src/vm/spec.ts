@@ -28,6 +28,11 @@ export interface VmSpec {
   disks: DiskSpec[];
   ha: boolean;
   /**
+   * The VM's anti-affinity group (Hyper-V's AntiAffinityClassNames): a drain places VMs of one
+   * group on different hosts when it has the choice. Absent: none.
+   */
+  group?: string;
+  /**
    * The guest kernel and initrd the VM was created with. Pinned, because a move must start the
    * destination with the very same firmware blobs even after `ferry image build` made new ones.
    */
@@ -44,6 +49,8 @@ export interface CreateVmInput {
   diskSizeBytes?: number;
   diskPool?: string;
   ha?: boolean;
+  /** Anti-affinity group (see VmSpec.group). */
+  group?: string;
 }
 
 const NAME_RE = /^[a-z][a-z0-9-]{0,62}$/;
@@ -75,6 +82,7 @@ export function validateCreate(input: CreateVmInput, limits: HostLimits): Requir
     throw new FerryError('INVALID_SIZE', 'The disk size must be at least 1M and no larger than the pool.');
   }
   if (input.diskPool !== undefined) validateName(input.diskPool, 'pool');
+  if (input.group !== undefined) validateName(input.group, 'anti-affinity group');
   return { ...input, cpus };
 }
 

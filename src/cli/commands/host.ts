@@ -5,13 +5,14 @@ import { api, everyHost, hostOf } from '../client.js';
 import { printJson, printTable, run } from '../output.js';
 import { printSettings, registerHostSettings } from './host-settings.js';
 import { registerHostCert } from './ca.js';
+import { printLedger, registerHostDrain } from './host-drain.js';
 
 const row = (h: HostView): (string | number | null)[] => [
   h.name, h.state, h.url, h.accel, `${formatBytes(h.freeMemoryMiB * MiB)} / ${formatBytes(h.memoryMiB * MiB)}`, h.cpus, `${h.runningVmCount}/${h.vmCount}`,
 ];
 const HEAD = ['HOST', 'STATE', 'URL', 'ACCEL', 'FREE / MEMORY', 'CPUS', 'VMS RUNNING/ALL'];
 
-/** `ferry host list|show|settings`. */
+/** `ferry host list|show|settings|drain|resume`. */
 export function registerHost(program: Command): void {
   const host = program.command('host').description('hosts of the current context');
   host.command('list').description('every host with capacity and state').option('--json', 'print JSON')
@@ -28,7 +29,13 @@ export function registerHost(program: Command): void {
       printTable(['POOL', 'PATH', 'SHARED', 'FREE', 'SIZE'], h.pools.map((p) => [p.name, p.path, p.sharedId, formatBytes(p.freeBytes), formatBytes(p.totalBytes)]));
       if (h.accelReason) process.stdout.write(`accelerator: ${h.accel} (${h.accelReason})\n`);
       printSettings(h.settings);
+      const m = h.maintenance;
+      if (m.state !== 'active' || m.vms.length > 0) {
+        process.stdout.write(`maintenance: ${m.state}${m.since ? ` since ${m.since}` : ''}${m.running ? ` (${m.running.operation} running)` : ''}\n`);
+        printLedger(m);
+      }
     }));
   registerHostSettings(host);
+  registerHostDrain(host);
   registerHostCert(host);
 }

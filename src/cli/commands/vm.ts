@@ -39,8 +39,9 @@ export function registerVm(program: Command): void {
     .option('--disk <size>', 'add a disk of that size, e.g. 1G')
     .option('--pool <pool>', 'storage pool for the disk', 'default')
     .option('--ha', 'restart on another host when its host fails (cluster mode)')
+    .option('--group <name>', 'anti-affinity group: a drain keeps VMs of one group on different hosts when it can')
     .option('--json', 'print JSON')
-    .action((name: string, o: { host: string; memory: string; cpus: string; cpuModel?: string; disk?: string; pool: string; ha?: boolean; json?: boolean }) =>
+    .action((name: string, o: { host: string; memory: string; cpus: string; cpuModel?: string; disk?: string; pool: string; ha?: boolean; group?: string; json?: boolean }) =>
       run(o.json, async () => {
         const host = hostOf(o.host);
         const memoryBytes = parseSize(o.memory);
@@ -49,7 +50,7 @@ export function registerVm(program: Command): void {
         if (!Number.isInteger(cpus)) throw new FerryError('INVALID_CPUS', `The vCPU count "${o.cpus}" is not a whole number.`);
         const body = {
           name, memoryMiB: memoryBytes / MiB, cpus, ...(o.cpuModel ? { cpuModel: o.cpuModel } : {}),
-          ...(o.disk ? { diskSizeBytes: parseSize(o.disk), diskPool: o.pool } : {}), ...(o.ha ? { ha: true } : {}),
+          ...(o.disk ? { diskSizeBytes: parseSize(o.disk), diskPool: o.pool } : {}), ...(o.ha ? { ha: true } : {}), ...(o.group ? { group: o.group } : {}),
         };
         const v = await api<VmView>(host, 'POST', '/v1/vms', body);
         if (o.json) printJson(v);
@@ -103,7 +104,7 @@ export function registerVm(program: Command): void {
       printTable(['FIELD', 'VALUE'], [
         ['name', v.name], ['uuid', v.uuid], ['host', v.host], ['state', v.state], ['reason', v.reason], ['pid', v.pid],
         ['ip', v.ip], ['mac', v.mac], ['memory', `${v.memoryMiB} MiB`], ['cpus', v.cpus], ['cpu model', v.cpuModel],
-        ['machine', v.machine], ['ha', String(v.ha)],
+        ['machine', v.machine], ['ha', String(v.ha)], ['group', v.group],
         ...v.disks.map((d, i) => [`disk${i}`, `${d.path} (${formatBytes(d.sizeBytes)}, pool ${d.pool})`]),
       ]);
     }));

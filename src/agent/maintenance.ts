@@ -1,0 +1,246 @@
+/**
+ * Host maintenance as the standalone agent runs it: `ferry host drain` and `ferry host resume`
+ * (POST /v1/host/drain, /v1/host/resume) start a run here in the background, so it goes on when
+ * the CLI goes away; the state and the ledger of which VM went where live in the agent's SQLite
+ * file (src/host/store.ts). The other hosts answer for themselves over peer RPC
+ * (GET /v1/peer/host, POST /v1/peer/failback); moves go through this host's migration queue.
+ */
+import type { Logger } from 'pino';
+import { FerryError, isErrorCode, toFerryError, type ErrorCode } from '../errors/index.js';
+import {
+  drainHost, MaintenanceStore, resumeHost, type DrainDeps, type DrainEntry, type HostVm, type MaintenanceState, type PlacementHost, type ResumeDeps,
+} from '../host/index.js';
+import {
+  compareMove, isTerminal, PeerClient, summarize, PROTOCOL_VERSION, type JobRecord, type MigrationService, type JobStore, type MigrationHost,
+} from '../migration/index.js';
+import { isActive, type Inventory, type VmState } from '../vm/index.js';
+import type { Db } from '../util/index.js';
+
+/** What one host tells another about itself for a drain's placement (GET /v1/peer/host). */
+export interface PeerHostSummary {
+  protocol: number;
+  host: string;
+  maintenance: MaintenanceState;
+  memoryMiB: number;
+  freeMemoryMiB: number;
+  cpus: number;
+  vms: { name: string; state: string; memoryMiB: number; cpus: number; group: string | null }[];
+}
+
+/** A drain or resume run: what it was, when, and how it ended (null while it runs, and when it went well). */
+export interface MaintenanceRun {
+  operation: 'drain' | 'resume';
+  force?: boolean;
+  failback?: boolean;
+  startedAt: string;
+  endedAt: string | null;
+  error: { code: ErrorCode; message: string } | null;
+}
+
+/** The host's maintenance as GET /v1/host shows it (`maintenance`). */
+export interface MaintenanceView {
+  state: MaintenanceState;
+  since: string | null;
+  force: boolean;
+  /** The run under way on this agent, or null. */
+  running: MaintenanceRun | null;
+  /** The last run that ended since the agent started, or null. */
+  lastRun: MaintenanceRun | null;
+  /** What became of each VM of the drain (the ledger). */
+  vms: DrainEntry[];
+}
+
+/** What the maintenance actions need of the agent. */
+export interface MaintenanceDeps {
+  db: Db;
+  host: string;
+  log: Logger;
+  inv: Inventory;
+  jobs: JobStore;
+  migrations: MigrationService;
+  migrationHost: () => MigrationHost;
+  peers: () => string[];
+  capacity: () => { memoryMiB: number; cpus: number };
+  usedMemoryMiB: () => number;
+  startVm: (name: string) => Promise<unknown>;
+  stopVm: (name: string) => Promise<unknown>;
+  emit: (type: string, data: Record<string, unknown>) => void;
+}
+
+const POLL_MS = 1000;
+
+/** The agent's drain, resume and maintenance admission. */
+export class HostMaintenance {
+  readonly store: MaintenanceStore;
+  private running: MaintenanceRun | null = null;
+  private lastRun: MaintenanceRun | null = null;
+
+  constructor(private readonly d: MaintenanceDeps) {
+    this.store = new MaintenanceStore(d.db);
+  }
+
+  state(): MaintenanceState { return this.store.get().state; }
+
+  /** Throws HOST_IN_MAINTENANCE while the host is draining or drained; `what` names the refused action. */
+  admit(what: string): void {
+    const s = this.state();
+    if (s !== 'active') {
+      throw new FerryError('HOST_IN_MAINTENANCE', `Host ${this.d.host} is ${s} for maintenance and refuses ${what}; \`ferry host resume ${this.d.host}\` ends maintenance.`);
+    }
+  }
+
+  view(): MaintenanceView {
+    const r = this.store.get();
+    return { state: r.state, since: r.since, force: r.force, running: this.running, lastRun: this.lastRun, vms: this.store.entries() };
+  }
+
+  /** Starts a drain in the background (DRAIN_IN_PROGRESS when a run is under way); answers the view with the host already `draining`. */
+  drain(opts: { force: boolean }): MaintenanceView {
+    this.begin({ operation: 'drain', force: opts.force }, async () => {
+      const out = await drainHost(this.drainDeps(), opts);
+      if (out.blocked.length === 0) return null;
+      return new FerryError('DRAIN_INCOMPLETE', `${out.blocked.length} VM${out.blocked.length === 1 ? '' : 's'} could not leave ${this.d.host}, which stays draining: ${lines(out.blocked)}.`);
+    });
+    return this.view();
+  }
+
+  /** Leaves maintenance at once and, in the background, starts the VMs a forced drain stopped and (with failback) brings moved VMs back. */
+  resume(opts: { failback: boolean }): MaintenanceView {
+    this.begin({ operation: 'resume', failback: opts.failback }, async () => {
+      const out = await resumeHost(this.resumeDeps(), opts);
+      if (out.failed.length === 0) return null;
+      return new FerryError('FAILBACK_INCOMPLETE', `${this.d.host} is back in service, but ${out.failed.length} VM${out.failed.length === 1 ? '' : 's'} did not come back: ${lines(out.failed)}.`);
+    });
+    return this.view();
+  }
+
+  private begin(what: Omit<MaintenanceRun, 'startedAt' | 'endedAt' | 'error'>, body: () => Promise<FerryError | null>): void {
+    if (this.running) {
+      throw new FerryError('DRAIN_IN_PROGRESS', `A ${this.running.operation} of ${this.d.host} is already running (since ${this.running.startedAt}); wait for it to end.`);
+    }
+    const run: MaintenanceRun = { ...what, startedAt: new Date().toISOString(), endedAt: null, error: null };
+    this.running = run;
+    // The executors set the state before their first await, so the answer already shows it.
+    const p = body();
+    void p.catch((e: unknown) => toFerryError(e)).then((err) => {
+      run.endedAt = new Date().toISOString();
+      run.error = err ? { code: err.code, message: err.message } : null;
+      this.lastRun = run;
+      this.running = null;
+      this.d.log.info({ run }, `host ${what.operation} ended`);
+      this.changed();
+    });
+  }
+
+  private changed(): void {
+    const v = this.view();
+    this.d.emit('host.maintenance', { host: this.d.host, state: v.state, running: v.running?.operation ?? null, vms: v.vms });
+  }
+
+  /** This host for a peer's drain placement and failback lookup. */
+  summary(): PeerHostSummary {
+    const cap = this.d.capacity();
+    return {
+      protocol: PROTOCOL_VERSION, host: this.d.host, maintenance: this.state(), memoryMiB: cap.memoryMiB,
+      freeMemoryMiB: cap.memoryMiB - this.d.usedMemoryMiB(), cpus: cap.cpus,
+      vms: this.localVms().map((v) => ({ name: v.name, state: v.state, memoryMiB: v.memoryMiB, cpus: v.cpus, group: v.group ?? null })),
+    };
+  }
+
+  /** A peer resuming with failback asks this host to move `vm` back to it (it must be the caller). */
+  async failbackFrom(vm: string, caller: string): Promise<{ protocol: number; jobId: string }> {
+    if (!this.d.peers().includes(caller)) throw new FerryError('UNKNOWN_HOST', `No host named "${caller}" is a peer of ${this.d.host}.`);
+    const job = await this.d.migrations.start({ vm, destination: caller, options: { includeStorage: false } });
+    return { protocol: PROTOCOL_VERSION, jobId: job.id };
+  }
+
+  /** This host's VMs, without the incoming copies of moves to here. */
+  private localVms(): HostVm[] {
+    return this.d.inv.list().filter((r) => this.d.jobs.activeFor(r.spec.name)?.role !== 'destination')
+      .map((r) => ({ name: r.spec.name, memoryMiB: r.spec.memoryMiB, cpus: r.spec.cpus, group: r.spec.group, state: r.state }));
+  }
+
+  private async peerSummaries(): Promise<{ name: string; summary: PeerHostSummary | null }[]> {
+    const h = this.d.migrationHost();
+    return Promise.all(this.d.peers().filter((p) => p !== this.d.host).map(async (name) => ({
+      name, summary: await peerOf(h, name, 10_000).hostSummary<PeerHostSummary>().catch((e: unknown) => {
+        this.d.log.warn({ peer: name, err: e }, 'peer did not describe itself for a drain');
+        return null;
+      }),
+    })));
+  }
+
+  private drainDeps(): DrainDeps {
+    return {
+      host: this.d.host, ledger: this.store, log: this.d.log, changed: () => this.changed(),
+      vms: async () => this.localVms(),
+      hosts: async () => (await this.peerSummaries()).map(({ name, summary: s }): PlacementHost => (s ? {
+        name, freeMemoryMiB: s.freeMemoryMiB, cpus: s.cpus, maintenance: s.maintenance === 'active' ? null : s.maintenance, reachable: true,
+        committedCpus: s.vms.filter((v) => isActive(v.state as VmState)).reduce((a, v) => a + v.cpus, 0),
+        groups: s.vms.filter((v) => v.group !== null && isActive(v.state as VmState)).map((v) => v.group as string),
+      } : { name, freeMemoryMiB: 0, cpus: 0, committedCpus: 0, groups: [], maintenance: null, reachable: false })),
+      compare: async (vm, host) => (await compareMove(this.d.migrationHost(), { vm, destination: host, options: { includeStorage: false } })).incompatibilities,
+      move: async (vm, host, onJob) => {
+        const job = await this.d.migrations.start({ vm, destination: host, options: { includeStorage: false } });
+        onJob(job.id);
+        const end = await jobEnd(this.d.jobs, job.id);
+        if (end.state.status !== 'completed') throw jobError(end);
+      },
+      stop: async (vm) => { await this.d.stopVm(vm); },
+    };
+  }
+
+  private resumeDeps(): ResumeDeps {
+    return {
+      host: this.d.host, ledger: this.store, log: this.d.log, changed: () => this.changed(),
+      start: async (vm) => { await this.d.startVm(vm); },
+      locate: async (vm) => {
+        if (this.localVms().some((v) => v.name === vm)) return this.d.host;
+        return (await this.peerSummaries()).find((p) => p.summary?.vms.some((v) => v.name === vm))?.name ?? null;
+      },
+      moveBack: async (vm, from, onJob) => {
+        const peer = peerOf(this.d.migrationHost(), from);
+        const { jobId } = await peer.failback<{ jobId: string }>({ protocol: PROTOCOL_VERSION, vm, destination: this.d.host });
+        onJob(jobId);
+        for (;;) {
+          await new Promise((r) => setTimeout(r, POLL_MS));
+          const st = await peer.status(jobId).catch(() => undefined);
+          if (!st?.job || !['completed', 'failed', 'cancelled'].includes(st.job.status)) continue;
+          if (st.job.status === 'completed') return;
+          const mine = this.d.jobs.find(jobId);
+          throw mine ? jobError(mine) : new FerryError('MIGRATION_FAILED', `The move of "${vm}" back from ${from} ended ${st.job.status} (job ${jobId}).`);
+        }
+      },
+    };
+  }
+}
+
+/** A peer-RPC client for `host`, with this host's certificate. */
+const peerOf = (h: MigrationHost, host: string, timeoutMs?: number): PeerClient => new PeerClient(h.peerUrl(host), host, timeoutMs, h.tls?.material);
+
+/** Resolves with the job once it has ended (queued and running jobs are waited for). */
+function jobEnd(jobs: JobStore, id: string): Promise<JobRecord> {
+  return new Promise((resolve) => {
+    const check = (): boolean => {
+      const j = jobs.get(id);
+      if (!isTerminal(j.state)) return false;
+      off();
+      clearInterval(poll);
+      resolve(j);
+      return true;
+    };
+    const off = jobs.onChange((c) => { if (c.job.id === id && c.kind === 'transition') check(); });
+    // A listener could miss nothing in one process, but a poll costs little and guards a lost change.
+    const poll = setInterval(check, 5000);
+    check();
+  });
+}
+
+/** The error a job ended with, as a FerryError. */
+function jobError(j: JobRecord): FerryError {
+  const e = summarize(j).error;
+  if (e && isErrorCode(e.code)) return new FerryError(e.code, e.message);
+  return new FerryError('MIGRATION_FAILED', `The move of "${j.vm}" to ${j.destination} ended ${j.state.status} (job ${j.id}).`);
+}
+
+const lines = (entries: DrainEntry[]): string => entries.map((e) => `${e.vm}: ${e.error?.code ?? 'UNKNOWN'}: ${(e.error?.message ?? 'no reason recorded').replace(/\.$/, '')}`).join('; ');
