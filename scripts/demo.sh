@@ -9,7 +9,7 @@ ferry() { node dist/src/cli/main.js "$@"; }
 step "Installing missing Debian packages"
 bash scripts/install-deps.sh
 step "Installing npm packages and building"
-[[ -d node_modules/better-sqlite3 ]] || npm ci --no-audit --no-fund
+[[ -d node_modules/better-sqlite3 && -d node_modules/vite ]] || npm ci --no-audit --no-fund
 npm run build --silent
 step "Building the test guest (cached after the first time)"
 ferry image build

@@ -14,6 +14,11 @@ export type Access = Role | 'public' | 'peer';
  */
 export const ROUTE_ACCESS: Readonly<Record<string, Access>> = {
   'GET /openapi.json': 'public',
+  // The dashboard's page and scripts hold no data; what they read and do carries a token.
+  'GET /ui': 'public',
+  'GET /ui/': 'public',
+  'GET /ui/*': 'public',
+  'GET /v1/overview': 'viewer',
   'GET /metrics': 'viewer',
   'GET /v1/events': 'viewer',
   'GET /v1/host': 'viewer',

@@ -13,6 +13,7 @@ import { addPeerAuth } from './peer-auth.js';
 import { tokenRoutes } from './routes/tokens.js';
 import { addAuth } from './auth.js';
 import { maintenanceRoutes } from './routes/maintenance.js';
+import { dashboardRoutes } from './routes/dashboard.js';
 
 /**
  * An HTTPS server for fastify, typed as its plain-HTTP one: routes, hooks and `listen` are the same
@@ -74,6 +75,7 @@ export async function buildApi(agent: Agent, opts: { logger?: boolean; maxInFlig
   compareRoutes(app, agent);
   tokenRoutes(app, agent);
   maintenanceRoutes(app, agent);
+  dashboardRoutes(app, agent);
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   await app.ready();
   return app;

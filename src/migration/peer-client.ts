@@ -61,6 +61,9 @@ export class PeerClient {
     return this.call('POST', '/v1/peer/compare', { protocol: PROTOCOL_VERSION, ...b }, 60_000);
   }
 
+  /** GET /v1/peer/overview: the peer's host, VMs and recent jobs, for a dashboard on this host. */
+  overview<T>(): Promise<T> { return this.call('GET', '/v1/peer/overview', undefined, this.timeoutMs); }
+
   /** GET /v1/peer/ping: is the peer's agent up? */
   ping(): Promise<{ host: string; protocol: number; migrationSlotsFree?: number }> { return this.call('GET', '/v1/peer/ping', undefined, 5_000); }
 

@@ -2,21 +2,16 @@ import { FerryError } from '../../errors/index.js';
 import type { FastifyInstance } from 'fastify';
 import type { Agent } from '../../agent/agent.js';
 import {
-  checkProtocol, PEER_ROUTES, summarize, type CancelRequest, type ConfirmRequest, type CutoverRequest, type FinishRequest, type JobRecord, type PrepareRequest,
+  checkProtocol, PEER_ROUTES, type CancelRequest, type ConfirmRequest, type CutoverRequest, type FinishRequest, type PrepareRequest,
 } from '../../migration/index.js';
 import { errorResponses } from '../schemas.js';
+import { jobView } from '../../agent/overview.js';
 
 interface MoveBody {
   vm: string; destination: string; includeStorage?: boolean; storagePath?: string; retainSourceDisks?: boolean;
   allowPostcopy?: boolean; allowAutoConverge?: boolean; maxBandwidthBytesPerSec?: number;
 }
 interface IdParams { id: string }
-
-const jobView = (j: JobRecord, queuePosition: number | null = null) => ({
-  ...summarize(j), role: j.role, progress: j.progress, createdAt: j.createdAt, endedAt: j.endedAt,
-  performance: j.options.performance ?? 'tcp', maxBandwidthBytesPerSec: j.options.maxBandwidthBytesPerSec ?? null,
-  ...(queuePosition !== null ? { queuePosition } : {}),
-});
 
 const migrationSchema = {
   type: 'object', additionalProperties: true,
