@@ -93,7 +93,8 @@ function hostProblem(vm: PlacementVm, s: Slot, report: Problem[]): Problem | und
   if (h.maintenance) return { code: 'HOST_IN_MAINTENANCE', message: `Host ${h.name} is ${h.maintenance} for maintenance.` };
   if (report[0]) return report[0];
   if (vm.memoryMiB > s.free) {
-    return { code: 'INSUFFICIENT_MEMORY', message: `Host ${h.name} has ${s.free} MiB free for VMs (after the VMs placed there before), less than the ${vm.memoryMiB} MiB of "${vm.name}".` };
+    const placed = s.free < h.freeMemoryMiB ? ' once the VMs placed there before it arrive' : '';
+    return { code: 'INSUFFICIENT_MEMORY', message: `Host ${h.name} has ${s.free} MiB free for VMs${placed}, less than the ${vm.memoryMiB} MiB of "${vm.name}".` };
   }
   if (vm.cpus > h.cpus) return { code: 'INSUFFICIENT_CPUS', message: `Host ${h.name} has ${h.cpus} CPUs, fewer than the ${vm.cpus} vCPUs of "${vm.name}".` };
   return undefined;
@@ -115,6 +116,8 @@ function unplaced(vm: PlacementVm, reasons: (Problem & { host: string })[]): Unp
   const codes = new Set(reasons.map((r) => r.code));
   const first = reasons[0] as Problem;
   const code = codes.size === 1 ? first.code : 'NO_DRAIN_TARGET';
-  const message = `No host can take "${vm.name}": ${reasons.map((r) => `${r.host}: ${r.code}: ${r.message.replace(/\.$/, '')}`).join('; ')}.`;
+  // One code everywhere: the sentences say enough; different codes: each host's code with its sentence.
+  const each = reasons.map((r) => (codes.size === 1 ? r.message : `${r.host}: ${r.code}: ${r.message}`).replace(/\.$/, ''));
+  const message = `No host can take "${vm.name}": ${each.join('; ')}.`;
   return { vm: vm.name, code, message, reasons };
 }
