@@ -53,7 +53,7 @@ export function renderDrain(d: DrainBenchRun): string {
     const ideal = sum === null ? null : sum / c.limit;
     const ratio = ideal && c.agentMs !== null ? c.agentMs / ideal : null;
     const met = ratio === null ? '-' : ratio <= 1.2 ? 'met' : 'not met';
-    return `| ${c.limit} | ${c.host} | ${c.jobs.filter((j) => j.status === 'completed').length}/${c.jobs.length} ${c.state} | ${n(c.agentMs)} | ${n(c.wallMs)} | ${n(ideal)} | ${n(ideal === null ? null : ideal * 1.2)} | ${n(ratio, 2)} | ${met} | ${n(median(c.jobs.map((j) => j.totalMs)))} | ${n(c.load1Before, 1)} → ${n(c.load1After, 1)} |`;
+    return `| ${c.limit} | ${c.host} | ${c.jobs.filter((j) => j.status === 'completed').length}/${c.jobs.length} ${c.state} | ${n(c.agentMs)} | ${n(c.wallMs)} | ${n(ideal)} | ${n(ideal === null ? null : ideal * 1.2)} | ${n(ratio, 2)} | ${met} | ${n(median(c.jobs.map((j) => j.totalMs)))} | ${n(overlap(c), 1)} | ${n(c.load1Before, 1)} → ${n(c.load1After, 1)} |`;
   });
   const singles = d.singles.map((s) => `| ${s.round} | ${s.vm} | ${s.from} → ${s.to} | ${s.status} | ${n(s.totalMs)} | ${n(s.wallMs)} |`);
   return `# bench:drain — draining ${d.vms} VMs of ${d.memMiB} MiB with migration limits ${d.drains.map((c) => c.limit).join(', ')}
@@ -76,8 +76,8 @@ wall time (its start and its polling included) is beside it. Sum of single moves
 
 ## Drains
 
-| limit k | drained | moved | drain ms (agent) | CLI wall ms | sum/k ms | target 1.2 × sum/k | drain ÷ (sum/k) | target | median move ms in the drain | load 1 min |
-|---|---|---|---|---|---|---|---|---|---|---|
+| limit k | drained | moved | drain ms (agent) | CLI wall ms | sum/k ms | target 1.2 × sum/k | drain ÷ (sum/k) | target | median move ms in the drain | moves at once (Σ move ms ÷ drain ms) | load 1 min |
+|---|---|---|---|---|---|---|---|---|---|---|---|
 ${rows.join('\n')}
 
 After the last drain: ${d.checks ? `/verify ok in ${d.checks.verifyOk} of ${d.vms} guests; every VM on exactly one host: ${d.checks.runsOnce ? 'yes' : 'NO'}` : 'not checked'}.
@@ -94,6 +94,9 @@ ${singles.join('\n')}
 `;
 }
 
+/** How many moves ran at once on average: the sum of the drain's move times over the drain's time. */
+const overlap = (c: DrainCase): number | null => (c.agentMs ? c.jobs.reduce((a, j) => a + (j.totalMs ?? 0), 0) / c.agentMs : null);
+
 /** The honest sentence: met or not per limit, and why (the moves in a drain slow down when they share the machine's CPUs). */
 function verdict(d: DrainBenchRun, sum: number | null): string {
   if (sum === null || d.drains.length === 0) return 'Nothing was measured.';
@@ -105,7 +108,10 @@ function verdict(d: DrainBenchRun, sum: number | null): string {
     return `limit ${c.limit}: ${n(c.agentMs)} ms against ${n(ideal)} ms ideal (${n(ratio, 2)}×, target ${ratio !== null && ratio <= 1.2 ? 'met' : 'not met'}); `
       + `a move inside this drain took ${n(med)} ms (median) against ${n(single)} ms alone`;
   });
-  return `${parts.join('.\n')}.\n\nWith k moves at once on a machine of ${d.machine.nproc} CPUs under software emulation, each move's QEMU processes `
-    + '(source and destination, both on this machine) and the guests share the same CPUs, so a move in a drain of limit k is slower than a move alone; '
-    + 'the limit lowers the drain time only as far as the CPUs allow.';
+  const loads = d.drains.flatMap((c) => [c.load1Before, c.load1After]);
+  return `${parts.join('.\n')}.\n\nThe drain does run k moves at once (the column "moves at once"), but on a machine of ${d.machine.nproc} CPUs under software `
+    + 'emulation every move\'s two QEMU processes (source and destination, both on this machine), the guests and the agents share those CPUs, so each '
+    + 'move in a drain of limit k takes longer than a move alone and the drain time falls less than k-fold. The 1-minute load during the drains was '
+    + `${n(Math.min(...loads), 1)}–${n(Math.max(...loads), 1)} on ${d.machine.nproc} CPUs (other work on the machine ran beside the benchmark), `
+    + 'so single moves and drains were measured under changing contention: the ratios are this run\'s, not a property of Ferry alone.';
 }
