@@ -21,6 +21,8 @@ import { AuditLog } from './audit.js';
 import { checkCpuModel, hostFacts } from './host-facts.js';
 import { toVmView, type HostView, type VmView } from './views.js';
 import { HostMaintenance } from './maintenance.js';
+import { ClusterLink } from './cluster-link.js';
+import { clusterHost } from './cluster-host.js';
 import { DEFAULT_POLICY, faultPoint, JobStore, MigrationService, summarize, type MigrationHost } from '../migration/index.js';
 import { FerryError } from '../errors/index.js';
 import { loadTls, type TlsMaterial } from '../security/index.js';
@@ -50,6 +52,8 @@ export class Agent {
   readonly audit: AuditLog;
   /** Drain, resume and the maintenance state that refuses new VMs and incoming moves (`ferry host drain`). */
   readonly maintenance: HostMaintenance;
+  /** Cluster mode (`ferry cluster create/join`): etcd membership, HA, fencing; idle on a standalone host. */
+  readonly cluster: ClusterLink;
   /** The host's certificate and QEMU TLS folder (config `tls`), read once at start. */
   private readonly tls: { material: TlsMaterial; dir: string } | undefined;
   private accelProbe?: Promise<AccelProbe>;
@@ -71,6 +75,10 @@ export class Agent {
       config, inv: this.inv, pools: this.pools, sup: this.sup, log, machine,
       accel: () => this.accel(), capacity: () => this.capacity(), checkCpuModel: (m) => checkCpuModel(this.cpuModels, m),
       admit: (what) => this.maintenance.admit(what),
+      cluster: {
+        checkHa: (shared) => this.cluster.checkHa(shared), registered: (spec, p) => this.cluster.registered(spec, p),
+        started: (spec) => this.cluster.started(spec), stopped: (spec) => this.cluster.stopped(spec), deleted: (spec) => this.cluster.deleted(spec),
+      },
     });
     this.settings = new HostSettingsStore(this.db, settingsDefaults(config));
     this.tokens = new TokenStore(this.db);
@@ -85,9 +93,17 @@ export class Agent {
       if (c.kind === 'progress') return; // progress reaches clients through migration.progress events
       const j = c.job;
       log.info({ job: j.id, vm: j.vm, role: j.role, state: j.state }, 'migration job');
+      if (j.role === 'destination' && j.state.status === 'completed') {
+        const spec = this.inv.find(j.vm)?.spec;
+        if (spec) void this.cluster.movedHere(spec, j.source).catch((err: unknown) => log.warn({ err, vm: j.vm }, 'could not record the move in the cluster'));
+      }
       this.bus.emit('migration.state', { ...summarize(j), role: j.role });
     });
     this.migrations = new MigrationService(this.migrationHost());
+    this.cluster = new ClusterLink(this.db, clusterHost({
+      config, log, inv: this.inv, vms: this.vms, jobs: this.jobs, migrations: this.migrations, capacity: () => this.capacity(),
+      inMaintenance: () => this.maintenance.state() !== 'active', migrationHost: () => this.migrationHost(),
+    }), log);
     this.maintenance = new HostMaintenance({
       db: this.db, host: config.hostName, log, inv: this.inv, jobs: this.jobs, migrations: this.migrations,
       migrationHost: () => this.migrationHost(), peers: () => config.peers.map((p) => p.name),
@@ -103,6 +119,7 @@ export class Agent {
       name: config.hostName, migrationAddress: config.listen.host, bridge: config.bridge, log, jobs: this.jobs, inv: this.inv,
       convergence: { ...DEFAULT_POLICY, ...config.convergence },
       ...(this.tls ? { tls: this.tls } : {}),
+      clusterSlots: { take: (job) => this.cluster.takeMigrationSlot(job), release: (job) => this.cluster.releaseMigrationSlot(job) },
       peerUrl: (host) => {
         const p = config.peers.find((x) => x.name === host);
         if (!p) throw new FerryError('UNKNOWN_HOST', `No host named "${host}" is a peer of ${config.hostName}.`);
@@ -132,6 +149,7 @@ export class Agent {
     const agent = new Agent(config, log, machine, /version ([\d.]+)/.exec(ver.stdout)?.[1] ?? 'unknown');
     agent.checkBridge();
     await agent.adopt();
+    agent.cluster.resume();
     void agent.migrations.recover().catch((e: unknown) => log.error({ err: e }, 'migration recovery failed'));
     return agent;
   }
@@ -214,6 +232,7 @@ export class Agent {
   }
 
   close(): void {
+    void this.cluster.close();
     this.sup.detachAll();
     this.db.close();
   }

@@ -31,6 +31,18 @@ export interface VmDeps {
   checkCpuModel: (model: string) => Promise<void>;
   /** Throws HOST_IN_MAINTENANCE while the host is draining or drained (`what`: the refused action). */
   admit?: (what: string) => void;
+  /** Cluster mode: keeps etcd's record of HA VMs in step (src/agent/cluster-link.ts); absent when standalone. */
+  cluster?: ClusterHooks;
+}
+
+/** What VM actions tell the cluster about HA VMs. Each throws (CLUSTER_UNAVAILABLE…) before the action changes anything. */
+export interface ClusterHooks {
+  /** Throws NOT_IN_CLUSTER or HA_NEEDS_SHARED_STORAGE unless an HA VM can be created here. */
+  checkHa(disksShared: boolean): void;
+  registered(spec: VmSpec, policy: { priority?: number; restart?: 'always' | 'never'; failback?: 'none' | 'immediate' }): Promise<void>;
+  started(spec: VmSpec): Promise<void>;
+  stopped(spec: VmSpec): Promise<void>;
+  deleted(spec: VmSpec): Promise<void>;
 }
 
 /** VM lifecycle actions: the one place REST, CLI and peer RPC reach through the agent. */
@@ -79,6 +91,10 @@ export class VmActions {
         throw new FerryError('INSUFFICIENT_DISK', `The pool "${pool.name}" has no room for a disk of ${v.diskSizeBytes} bytes.`);
       }
       await this.d.checkCpuModel(v.cpuModel ?? DEFAULT_CPU_MODEL);
+      if (v.ha) {
+        if (!this.d.cluster) throw new FerryError('NOT_IN_CLUSTER', 'An HA VM needs a cluster: run `ferry cluster create` or `join` first.');
+        this.d.cluster.checkHa(v.diskSizeBytes === undefined || pool.sharedId !== undefined);
+      }
       const uuid = newUuid();
       const net = this.d.config.vmNetwork;
       const spec: VmSpec = {
@@ -90,12 +106,16 @@ export class VmActions {
       if (v.diskSizeBytes !== undefined) {
         spec.disks.push({ path: this.d.pools.imagePath(pool, v.name, 0), sizeBytes: v.diskSizeBytes, pool: pool.name, format: 'qcow2' });
       }
+      // Registered first: the name must be free cluster-wide, and the record says `running`
+      // before QEMU exists, which the cluster leaves alone while this action holds the VM's lock.
+      if (spec.ha) await this.d.cluster?.registered(spec, { priority: v.haPriority, restart: v.haRestart, failback: v.haFailback });
       this.d.inv.insert(spec);
       try {
         for (const disk of spec.disks) await createImage(disk.path, disk.sizeBytes);
         return await this.startLocked(v.name);
       } catch (e) {
         await this.destroy(spec);
+        if (spec.ha) await this.d.cluster?.deleted(spec).catch(() => undefined);
         throw e;
       }
     });
@@ -107,7 +127,29 @@ export class VmActions {
       if (isActive(vm.state)) throw new FerryError('VM_BAD_STATE', `The VM "${name}" is already ${vm.state}.`);
       this.d.admit?.(`starting "${name}"`);
       this.checkMemory(vm.spec.memoryMiB);
-      return this.startLocked(name);
+      const rec = await this.startLocked(name);
+      if (vm.spec.ha) await this.d.cluster?.started(vm.spec);
+      return rec;
+    });
+  }
+
+  /**
+   * Cluster mode: starts an HA VM this host was given (its host failed, or it crashed here with
+   * its host), recording it first when this host has not seen it. Not refused by maintenance:
+   * the cluster places nothing on a host in maintenance.
+   */
+  async startHa(spec: VmSpec): Promise<void> {
+    await this.withLock(spec.name, 'an HA restart', async () => {
+      const vm = this.d.inv.find(spec.name);
+      if (vm && isActive(vm.state)) return;
+      this.checkMemory(spec.memoryMiB);
+      if (!vm) this.d.inv.insert(spec);
+      try {
+        await this.startLocked(spec.name);
+      } catch (e) {
+        if (!vm) await this.destroy({ ...spec, disks: [] });
+        throw e;
+      }
     });
   }
 
@@ -212,7 +254,20 @@ export class VmActions {
 
   /** Stops a VM: ACPI power-off, then a hard stop after the timeout (or at once with force). */
   async stop(name: string, opts: { force?: boolean; timeoutSec?: number } = {}): Promise<VmRecord> {
-    return this.withLock(name, 'stop', () => this.stopLocked(name, opts));
+    return this.withLock(name, 'stop', async () => {
+      const vm = this.d.inv.get(name);
+      // First, so the cluster does not restart a VM a user stopped.
+      if (vm.spec.ha && isActive(vm.state)) await this.d.cluster?.stopped(vm.spec);
+      return this.stopLocked(name, opts);
+    });
+  }
+
+  /** Fencing: SIGKILL at once, whatever holds the VM, recorded as stopped; the cluster record is left as it is. */
+  async fence(name: string): Promise<void> {
+    const vm = this.d.inv.find(name);
+    if (!vm || !isActive(vm.state)) return;
+    if (vm.pid) { this.d.sup.expect(name); signalQemu(vm.pid, vm.spec.uuid, 'SIGKILL'); await waitGone(vm.pid, vm.spec.uuid, 10_000); }
+    this.d.inv.apply(name, { type: 'stopped' }, null);
   }
 
   private async stopLocked(name: string, opts: { force?: boolean; timeoutSec?: number }): Promise<VmRecord> {
@@ -246,6 +301,7 @@ export class VmActions {
       const vm = this.d.inv.get(name);
       if (isActive(vm.state)) await this.stopLocked(name, { force: true });
       await this.destroy(vm.spec);
+      if (vm.spec.ha) await this.d.cluster?.deleted(vm.spec);
     });
   }
 

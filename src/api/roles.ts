@@ -42,6 +42,8 @@ export const ROUTE_ACCESS: Readonly<Record<string, Access>> = {
   'POST /v1/tokens': 'admin',
   'DELETE /v1/tokens/:id': 'admin',
   'GET /v1/audit': 'admin',
+  'GET /v1/cluster': 'viewer',
+  'POST /v1/cluster': 'admin',
 };
 
 /** Peer RPC lives under this prefix; mutual TLS, not tokens, decides who may call it. */

@@ -72,6 +72,9 @@ export const createVmBody = {
     diskPool: { type: 'string', maxLength: 63 },
     ha: { type: 'boolean' },
     group: { type: 'string', maxLength: 63, description: 'Anti-affinity group (a name like a VM\'s).' },
+    haPriority: { type: 'integer', minimum: -1000, maximum: 1000, description: 'With ha: restart order after a host failure, higher first.' },
+    haRestart: { type: 'string', enum: ['always', 'never'], description: 'With ha: restart elsewhere when the host fails (default always).' },
+    haFailback: { type: 'string', enum: ['none', 'immediate'], description: 'With ha: move back live when the home host returns (default none).' },
   },
 } as const;
 

@@ -10,6 +10,7 @@ import { hostRoutes } from './routes/host.js';
 import { migrationRoutes } from './routes/migrations.js';
 import { compareRoutes } from './routes/compare.js';
 import { addPeerAuth } from './peer-auth.js';
+import { clusterRoutes } from './routes/cluster.js';
 import { tokenRoutes } from './routes/tokens.js';
 import { addAuth } from './auth.js';
 import { maintenanceRoutes } from './routes/maintenance.js';
@@ -76,6 +77,7 @@ export async function buildApi(agent: Agent, opts: { logger?: boolean; maxInFlig
   tokenRoutes(app, agent);
   maintenanceRoutes(app, agent);
   dashboardRoutes(app, agent);
+  clusterRoutes(app, agent);
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   await app.ready();
   return app;

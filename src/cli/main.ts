@@ -9,6 +9,7 @@ import { registerMigration } from './commands/migration.js';
 import { registerCompare } from './commands/compare.js';
 import { registerToken } from './commands/token.js';
 import { registerCa } from './commands/ca.js';
+import { registerCluster } from './commands/cluster.js';
 
 const program = new Command('ferry')
   .description('Live migration for QEMU/KVM hosts')
@@ -24,5 +25,6 @@ registerMove(program);
 registerMigration(program);
 registerToken(program);
 registerCa(program);
+registerCluster(program);
 
 await program.parseAsync(process.argv);

@@ -87,6 +87,12 @@ export const CATALOGUE = {
   FORBIDDEN: spec(403, 'The token\'s role does not allow the action (viewer reads; operator runs VMs and moves; admin changes settings and tokens).'),
   TOO_MANY_REQUESTS: spec(429, 'The token already has as many requests in flight as the agent allows; try again when one ends.', true),
   TOKEN_NOT_FOUND: spec(404, 'No API token with that id is known to the host.'),
+  // Cluster (ferry cluster, HA)
+  CLUSTER_UNAVAILABLE: spec(503, 'etcd did not answer or has no quorum; the cluster places nothing until it does, and running VMs are left alone.', true),
+  CLUSTER_EXISTS: spec(409, 'A cluster of that name already exists in that etcd (join it), or the host is already in a cluster.'),
+  CLUSTER_NOT_FOUND: spec(404, 'No cluster of that name exists in that etcd: create it first.'),
+  NOT_IN_CLUSTER: spec(409, 'The host is not in a cluster: HA VMs and cluster status need `ferry cluster create` or `join` first.'),
+  HA_NEEDS_SHARED_STORAGE: spec(409, 'An HA VM must keep its disks in a shared pool, so that another host can restart it from the same image.'),
   // Host drain and maintenance (ferry host drain / resume)
   HOST_IN_MAINTENANCE: spec(409, 'The host is draining or drained for maintenance: it takes no new VMs, starts none and accepts no incoming moves until `ferry host resume`.'),
   NO_DRAIN_TARGET: spec(409, 'No other host can take the VM during a drain: none is known, or each has a different problem (listed in the sentence).'),

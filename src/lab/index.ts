@@ -17,3 +17,4 @@ export { parseRate, tbfBurstBytes, type Rate } from './rate.js';
 export { probeAgent, agentPid } from './agents.js';
 export { readRecord, type LabRecord } from './record.js';
 export { startProbe, STALL_THRESHOLD_MS, type Probe, type ProbeResult, type Stall } from './probe.js';
+export { etcdMembers, etcdPid, LAB_CLUSTER, type EtcdMember } from './etcd.js';

@@ -17,6 +17,7 @@ import {
 } from './plan.js';
 import type { AgentConfig } from '../agent/config.js';
 import { parseRate } from './rate.js';
+import { ensureEtcd, etcdMembers, etcdPid, joinLabCluster } from './etcd.js';
 import { dropLabContext, readRecord, requireRecord, useLabContext, writeRecord, type LabRecord } from './record.js';
 import { ensureTopology, hostLinkState, removeNamespaces, setHostLink, shapeHostLink } from './topology.js';
 
@@ -35,6 +36,10 @@ export interface LabUpOptions {
   agentEntry?: string;
   /** How long to wait for each agent to answer (default 20 s). */
   readyTimeoutMs?: number;
+  /** Run a 3-member etcd and join the hosts to the cluster `lab` (kept once set). */
+  cluster?: boolean;
+  /** With a new cluster: its lease TTL and fence margin in seconds (defaults 10 and 5). */
+  clusterTiming?: { leaseTtlSec?: number; fenceMarginSec?: number };
   /** Extra agent config for every host (tests set a short convergence timeout this way). */
   agentConfig?: Pick<AgentConfig, 'convergence'>;
 }
@@ -61,6 +66,8 @@ export interface LabStatus {
   bandwidth: string | null;
   accel: Accel;
   dir: string;
+  /** With `--cluster`: the etcd members, their client URLs and pids (null: not running). */
+  etcd: { name: string; url: string; pid: number | null }[] | null;
 }
 
 /** Throws NOT_ROOT unless the process runs as root. */
@@ -90,6 +97,7 @@ function nextRecord(name: string, opts: LabUpOptions, prev: LabRecord | undefine
     hosts,
     bandwidth,
     accel: checkAccel(opts.accel ?? prev?.accel ?? 'auto'),
+    ...(opts.cluster || prev?.cluster ? { cluster: true } : {}),
     namespaces: planNamespaces(labPlan(name, hosts, labDir(name))),
     createdAt: prev?.createdAt ?? now,
     updatedAt: now,
@@ -152,7 +160,9 @@ export async function labUp(opts: LabUpOptions = {}): Promise<LabStatus> {
   await ensureTopology(p);
   const rate = rec.bandwidth === null ? null : parseRate(rec.bandwidth);
   for (const h of p.hosts) await shapeHostLink(p, h, rate);
+  const etcd = rec.cluster ? await ensureEtcd(p) : undefined;
   if (opts.agents !== false) await ensureAgents(p, rec, opts);
+  if (etcd && opts.agents !== false) await joinLabCluster(p, etcd, opts.clusterTiming);
   useLabContext(p);
   return labStatus(name);
 }
@@ -172,7 +182,8 @@ export async function labStatus(name: string = DEFAULT_LAB): Promise<LabStatus> 
     link: await hostLinkState(p, h),
     vmRange: h.vmRange,
   })));
-  return { name, hosts, client: { ...p.client }, bandwidth: rec.bandwidth, accel: rec.accel, dir: p.dir };
+  const etcd = rec.cluster ? etcdMembers(p).map((m) => ({ name: m.name, url: m.clientUrl, pid: etcdPid(m) })) : null;
+  return { name, hosts, client: { ...p.client }, bandwidth: rec.bandwidth, accel: rec.accel, dir: p.dir, etcd };
 }
 
 /** What {@link labDown} removed. */

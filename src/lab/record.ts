@@ -18,6 +18,8 @@ export interface LabRecord {
   /** The rate every host link is shaped to (tc notation), or null for unshaped links. */
   bandwidth: string | null;
   accel: Accel;
+  /** True when the lab runs etcd and its hosts form the cluster `lab` (`lab up --cluster`). */
+  cluster?: boolean;
   /** Every namespace the lab consists of. */
   namespaces: string[];
   createdAt: string;

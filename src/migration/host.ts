@@ -17,6 +17,11 @@ export const freeMigrationSlots = (h: Pick<MigrationHost, 'settings' | 'jobs'>):
   Math.max(0, h.settings().maxMigrations - h.jobs.countRunning());
 
 export interface MigrationHost {
+  /**
+   * Cluster mode: a cluster-wide slot for each move this host sends (`maxMigrations` of the
+   * cluster), taken before the move starts and released when it ends. Absent when standalone.
+   */
+  readonly clusterSlots?: { take(job: string): Promise<boolean>; release(job: string): Promise<void> };
   /** This host's name. */
   readonly name: string;
   /** The address an incoming QEMU listens on (the host's migration network address). */

@@ -64,6 +64,9 @@ export class PeerClient {
   /** GET /v1/peer/overview: the peer's host, VMs and recent jobs, for a dashboard on this host. */
   overview<T>(): Promise<T> { return this.call('GET', '/v1/peer/overview', undefined, this.timeoutMs); }
 
+  /** GET /v1/peer/cluster: is the peer renewing its cluster lease? (a host deciding whether to fence asks every peer) */
+  clusterLease(): Promise<{ host: string; renewing: boolean; cluster: string | null }> { return this.call('GET', '/v1/peer/cluster', undefined, this.timeoutMs); }
+
   /** GET /v1/peer/ping: is the peer's agent up? */
   ping(): Promise<{ host: string; protocol: number; migrationSlotsFree?: number }> { return this.call('GET', '/v1/peer/ping', undefined, 5_000); }
 

@@ -105,6 +105,9 @@ export class MigrationService {
       if (free <= 0) { full.add(job.destination); continue; }
       const q = this.queued.get(job.id);
       if (!q || this.freeSlots() <= 0) continue;
+      // The cluster's own limit last, since the slot is held from here until the move ends.
+      if (this.h.clusterSlots && !(await this.h.clusterSlots.take(job.id))) return;
+      if (!this.queued.has(job.id)) { void this.h.clusterSlots?.release(job.id); continue; }
       this.queued.delete(job.id);
       this.launch(job, q.release);
     }
@@ -114,7 +117,7 @@ export class MigrationService {
     const ctl = new AbortController();
     const done = new SourceRun(this.h, job, ctl.signal).run()
       .catch((e: unknown) => { this.h.log.error({ err: e, job: job.id }, 'move crashed'); return this.h.jobs.get(job.id); })
-      .finally(() => { release(); this.running.delete(job.id); void this.pump(); });
+      .finally(() => { release(); this.running.delete(job.id); void this.h.clusterSlots?.release(job.id); void this.pump(); });
     this.running.set(job.id, { ctl, done });
   }
 

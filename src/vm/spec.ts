@@ -51,6 +51,12 @@ export interface CreateVmInput {
   ha?: boolean;
   /** Anti-affinity group (see VmSpec.group). */
   group?: string;
+  /** With `ha`: restart order after a host failure (higher first; default 0). */
+  haPriority?: number;
+  /** With `ha`: `always` (default) restarts it elsewhere when its host fails; `never` leaves it. */
+  haRestart?: 'always' | 'never';
+  /** With `ha`: `immediate` moves it back live once its home host returns; `none` (default) leaves it. */
+  haFailback?: 'none' | 'immediate';
 }
 
 const NAME_RE = /^[a-z][a-z0-9-]{0,62}$/;

@@ -11,7 +11,7 @@ import {
 import { printJson, printTable, run } from '../output.js';
 
 interface NameOpts { name: string; json?: boolean }
-interface UpOpts extends NameOpts { hosts?: string; bandwidth?: string; accel?: string }
+interface UpOpts extends NameOpts { hosts?: string; bandwidth?: string; accel?: string; cluster?: boolean; leaseTtl?: string }
 
 /** The JSON of `lab up` and `lab status`: CLI.md's fields, plus bandwidth and a few per host. */
 function statusJson(s: LabStatus): unknown {
@@ -24,6 +24,7 @@ function statusJson(s: LabStatus): unknown {
     client: s.client,
     bandwidth: s.bandwidth,
     accel: s.accel,
+    ...(s.etcd ? { etcd: s.etcd } : {}),
   };
 }
 
@@ -36,6 +37,7 @@ function printStatus(s: LabStatus, json: boolean | undefined): void {
     s.hosts.map((h) => [h.name, h.address, h.agentPid ?? 'down', h.link, h.namespace, h.url]));
   process.stdout.write(`client ${s.client.address} in namespace ${s.client.namespace}; ` +
     `links ${s.bandwidth ?? 'unshaped'}; accel ${s.accel}; run commands there with \`ferry lab exec --name ${s.name} -- CMD\`.\n`);
+  if (s.etcd) process.stdout.write(`etcd: ${s.etcd.map((e) => `${e.name} ${e.url} ${e.pid === null ? 'down' : `pid ${e.pid}`}`).join('; ')}; cluster "lab"\n`);
 }
 
 function parseHosts(v: string | undefined): number | undefined {
@@ -51,15 +53,20 @@ function registerUpAndStatus(lab: Command): void {
     .option('--hosts <n>', 'number of hosts (default 2, or what the lab has)')
     .option('--bandwidth <rate>', 'shape each host link to RATE (e.g. 1gbit, 100mbit; none removes shaping)')
     .option('--accel <mode>', 'accelerator for the agents: auto, kvm or tcg')
+    .option('--cluster', 'also run a 3-member etcd and join the hosts to the failover cluster "lab"')
+    .option('--lease-ttl <s>', 'with --cluster, for a new cluster: host lease TTL in seconds (default 10)')
     .option('--json', 'print JSON')
     .action((o: UpOpts) => run(o.json, async () => {
       requireRoot();
       const hosts = parseHosts(o.hosts);
+      const ttl = parseHosts(o.leaseTtl);
       const s = await labUp({
         name: o.name,
         ...(hosts === undefined ? {} : { hosts }),
         ...(o.bandwidth === undefined ? {} : { bandwidth: o.bandwidth }),
         ...(o.accel === undefined ? {} : { accel: checkAccel(o.accel) }),
+        ...(o.cluster ? { cluster: true } : {}),
+        ...(ttl === undefined ? {} : { clusterTiming: { leaseTtlSec: ttl } }),
       });
       printStatus(s, o.json);
     }));

@@ -40,8 +40,11 @@ export function registerVm(program: Command): void {
     .option('--pool <pool>', 'storage pool for the disk', 'default')
     .option('--ha', 'restart on another host when its host fails (cluster mode)')
     .option('--group <name>', 'anti-affinity group: a drain keeps VMs of one group on different hosts when it can')
+    .option('--priority <n>', 'with --ha: restart order after a host failure, higher first (default 0)')
+    .option('--restart <policy>', 'with --ha: always (default) or never')
+    .option('--failback <policy>', 'with --ha: none (default) or immediate (move back live when its home host returns)')
     .option('--json', 'print JSON')
-    .action((name: string, o: { host: string; memory: string; cpus: string; cpuModel?: string; disk?: string; pool: string; ha?: boolean; group?: string; json?: boolean }) =>
+    .action((name: string, o: { host: string; memory: string; cpus: string; cpuModel?: string; disk?: string; pool: string; ha?: boolean; group?: string; priority?: string; restart?: string; failback?: string; json?: boolean }) =>
       run(o.json, async () => {
         const host = hostOf(o.host);
         const memoryBytes = parseSize(o.memory);
@@ -51,6 +54,7 @@ export function registerVm(program: Command): void {
         const body = {
           name, memoryMiB: memoryBytes / MiB, cpus, ...(o.cpuModel ? { cpuModel: o.cpuModel } : {}),
           ...(o.disk ? { diskSizeBytes: parseSize(o.disk), diskPool: o.pool } : {}), ...(o.ha ? { ha: true } : {}), ...(o.group ? { group: o.group } : {}),
+          ...(o.priority !== undefined ? { haPriority: Number(o.priority) } : {}), ...(o.restart ? { haRestart: o.restart } : {}), ...(o.failback ? { haFailback: o.failback } : {}),
         };
         const v = await api<VmView>(host, 'POST', '/v1/vms', body);
         if (o.json) printJson(v);

@@ -1,0 +1,61 @@
+/**
+ * The ClusterHost the cluster code acts through (src/cluster/node.ts), built from the agent's
+ * parts: what the host can offer, its HA VMs, and the actions a failure, a placement or a
+ * failback needs. Peers are asked about their leases over peer RPC (mutual TLS).
+ */
+import type { Logger } from 'pino';
+import type { ClusterHost, PeerLease } from '../cluster/index.js';
+import { PeerClient, type MigrationService, type JobStore, type MigrationHost } from '../migration/index.js';
+import { isActive, type Inventory } from '../vm/index.js';
+import type { AgentConfig } from './config.js';
+import type { VmActions } from './vm-actions.js';
+
+/** The agent's parts a ClusterHost uses (not the Agent itself, which builds this). */
+export interface ClusterHostParts {
+  config: AgentConfig;
+  log: Logger;
+  inv: Inventory;
+  vms: VmActions;
+  jobs: JobStore;
+  migrations: MigrationService;
+  capacity(): { memoryMiB: number; cpus: number };
+  inMaintenance(): boolean;
+  migrationHost(): MigrationHost;
+}
+
+export function clusterHost(a: ClusterHostParts): ClusterHost {
+  return {
+    name: a.config.hostName,
+    url: a.config.url,
+    log: a.log,
+    facts: () => {
+      const cap = a.capacity();
+      return { memoryMiB: cap.memoryMiB, freeMemoryMiB: cap.memoryMiB - a.vms.usedMemoryMiB(), cpus: cap.cpus, maintenance: a.inMaintenance() };
+    },
+    localHa: () => a.inv.list().filter((v) => v.spec.ha).map((v) => ({
+      name: v.spec.name,
+      running: isActive(v.state) && v.state !== 'migrating',
+      // A VM in a move (either end) or under another action is left to that action.
+      busy: v.state === 'migrating' || a.vms.isBusy(v.spec.name) || a.jobs.activeFor(v.spec.name) !== undefined,
+    })),
+    startHa: (spec) => a.vms.startHa(spec),
+    arrivedFrom: (name) => {
+      const last = a.jobs.list({ vm: name, limit: 1 })[0];
+      return last && last.role === 'destination' && last.state.status === 'completed' ? { from: last.source, at: last.updatedAt } : undefined;
+    },
+    fence: async (names) => { for (const n of names) await a.vms.fence(n).catch((err: unknown) => a.log.error({ err, vm: n }, 'fencing failed')); },
+    forget: (name) => a.vms.discard(name, false),
+    moveVm: async (name, to) => { await a.migrations.start({ vm: name, destination: to, options: { includeStorage: false } }); },
+    peerLeases: () => {
+      const h = a.migrationHost();
+      return Promise.all(a.config.peers.map(async (p): Promise<PeerLease | undefined> => {
+        try {
+          const r = await new PeerClient(p.url, p.name, 2_000, h.tls?.material).clusterLease();
+          return { host: p.name, renewing: r.renewing };
+        } catch {
+          return undefined;
+        }
+      }));
+    },
+  };
+}

@@ -1,0 +1,131 @@
+/**
+ * The agent's side of cluster mode (src/cluster): which cluster this host belongs to (kept in its
+ * SQLite, so a restarted agent rejoins), the ClusterHost the cluster code acts through, and the
+ * hooks VM actions and moves call so etcd follows what happens here. Standalone hosts have no node
+ * and every hook is a no-op.
+ */
+import type { Logger } from 'pino';
+import {
+  ClusterNode, DEFAULT_CLUSTER_MIGRATIONS, DEFAULT_FENCE_MARGIN_SEC, DEFAULT_LEASE_TTL_SEC, createConfig, quorum, readConfig,
+  type ClusterConfig, type ClusterHost, type FailbackPolicy, type HaRecord, type MemberRecord, type NodeView, type PeerLease, type QuorumView, type RestartPolicy,
+} from '../cluster/index.js';
+import { FerryError } from '../errors/index.js';
+import type { Db } from '../util/index.js';
+import type { VmSpec } from '../vm/index.js';
+
+/** What `ferry cluster create` or `join` asks of a host. */
+export interface ClusterJoinRequest { name: string; endpoints: string[]; create?: boolean; leaseTtlSec?: number; fenceMarginSec?: number; maxMigrations?: number }
+
+/** `ferry cluster status` as one host sees it. */
+export interface ClusterStatus {
+  name: string;
+  endpoints: string[];
+  leaseTtlSec: number;
+  fenceMarginSec: number;
+  maxMigrations: number;
+  quorum: QuorumView;
+  node: NodeView;
+  members: (MemberRecord & { alive: boolean })[];
+  manager: string | null;
+  haVms: Pick<HaRecord, 'name' | 'owner' | 'home' | 'state' | 'priority' | 'restart' | 'failback' | 'restarts' | 'note'>[];
+  /** Null when healthy; else why the cluster places nothing now. */
+  degraded: string | null;
+}
+
+/** Policies of a new HA VM (`ferry vm create --ha`). */
+export interface HaPolicy { priority?: number; restart?: RestartPolicy; failback?: FailbackPolicy }
+
+export class ClusterLink {
+  private node: ClusterNode | undefined;
+
+  constructor(private readonly db: Db, private readonly host: ClusterHost, private readonly log: Logger) {
+    db.exec('CREATE TABLE IF NOT EXISTS cluster_membership (id INTEGER PRIMARY KEY CHECK (id = 1), config TEXT NOT NULL)');
+  }
+
+  /** Rejoins the cluster this host was in before a restart, if any. */
+  resume(): void {
+    const row = this.db.prepare('SELECT config FROM cluster_membership WHERE id = 1').get() as { config: string } | undefined;
+    if (row) this.begin(JSON.parse(row.config) as ClusterConfig);
+  }
+
+  get active(): ClusterNode | undefined { return this.node; }
+
+  /** Creates the cluster in etcd (with `create`) or reads its config, then joins it. */
+  async join(req: ClusterJoinRequest): Promise<ClusterConfig> {
+    if (this.node) {
+      if (this.node.config.name === req.name) return this.node.config;
+      throw new FerryError('CLUSTER_EXISTS', `This host is already in the cluster "${this.node.config.name}".`);
+    }
+    let cfg: ClusterConfig;
+    if (req.create) {
+      cfg = {
+        name: req.name, endpoints: req.endpoints, leaseTtlSec: req.leaseTtlSec ?? DEFAULT_LEASE_TTL_SEC,
+        fenceMarginSec: req.fenceMarginSec ?? DEFAULT_FENCE_MARGIN_SEC, maxMigrations: req.maxMigrations ?? DEFAULT_CLUSTER_MIGRATIONS, createdAt: new Date().toISOString(),
+      };
+      await createConfig(cfg);
+    } else {
+      cfg = await readConfig(req.name, req.endpoints);
+    }
+    this.db.prepare('INSERT OR REPLACE INTO cluster_membership (id, config) VALUES (1, ?)').run(JSON.stringify(cfg));
+    this.begin(cfg);
+    return cfg;
+  }
+
+  private begin(cfg: ClusterConfig): void {
+    this.node = new ClusterNode(cfg, this.host);
+    this.node.start();
+    this.log.info({ cluster: cfg.name, endpoints: cfg.endpoints }, 'cluster member');
+  }
+
+  /** This host's lease, for a peer deciding whether to fence (GET /v1/peer/cluster). */
+  peerView(): PeerLease & { cluster: string | null } {
+    return { host: this.host.name, renewing: this.node?.renewing() ?? false, cluster: this.node?.config.name ?? null };
+  }
+
+  async status(): Promise<ClusterStatus> {
+    const n = this.require();
+    const cfg = n.config;
+    const q = await quorum(cfg.endpoints);
+    const view = n.view();
+    let members: MemberRecord[] = [];
+    let manager: string | null = null;
+    let ha: HaRecord[] = [];
+    let degraded = view.degraded;
+    try {
+      [members, manager, ha] = await Promise.all([n.store.members(), n.store.manager(), n.store.haEntries().then((es) => es.map((e) => e.rec))]);
+    } catch (e) {
+      degraded ??= e instanceof Error ? e.message : String(e);
+    }
+    if (!q.healthy) degraded ??= 'etcd has no quorum: nothing is placed and running VMs are left alone';
+    return {
+      name: cfg.name, endpoints: cfg.endpoints, leaseTtlSec: cfg.leaseTtlSec, fenceMarginSec: cfg.fenceMarginSec,
+      maxMigrations: cfg.maxMigrations ?? DEFAULT_CLUSTER_MIGRATIONS, quorum: q, node: view,
+      members: members.map((m) => ({ ...m, alive: true })), manager,
+      haVms: ha.map(({ name, owner, home, state, priority, restart, failback, restarts, note }) => ({ name, owner, home, state, priority, restart, failback, restarts, ...(note ? { note } : {}) })),
+      degraded,
+    };
+  }
+
+  private require(): ClusterNode {
+    if (!this.node) throw new FerryError('NOT_IN_CLUSTER', `The host ${this.host.name} is not in a cluster: run \`ferry cluster create\` or \`ferry cluster join\`.`);
+    return this.node;
+  }
+
+  /** Throws unless an HA VM can be created here: the host is in a cluster and every disk is in a shared pool. */
+  checkHa(disksShared: boolean): void {
+    this.require();
+    if (!disksShared) throw new FerryError('HA_NEEDS_SHARED_STORAGE', 'An HA VM keeps its disks in a shared pool (--pool shared), so another host can restart it.');
+  }
+
+  async registered(spec: VmSpec, policy: HaPolicy): Promise<void> { await this.require().register(spec, policy); }
+  async started(spec: VmSpec): Promise<void> { if (spec.ha) await this.node?.setState(spec.name, 'running'); }
+  async stopped(spec: VmSpec): Promise<void> { if (spec.ha) await this.node?.setState(spec.name, 'stopped'); }
+  async deleted(spec: VmSpec): Promise<void> { if (spec.ha) await this.node?.unregister(spec.name); }
+  async movedHere(spec: VmSpec, from: string): Promise<void> { if (spec.ha) await this.node?.tookOver(spec.name, from); }
+
+  /** Cluster-wide move slots (none needed on a standalone host). */
+  async takeMigrationSlot(job: string): Promise<boolean> { return this.node ? this.node.takeMigrationSlot(job).catch(() => false) : true; }
+  async releaseMigrationSlot(job: string): Promise<void> { await this.node?.releaseMigrationSlot(job).catch((err: unknown) => this.log.warn({ err, job }, 'could not release a cluster migration slot')); }
+
+  async close(): Promise<void> { await this.node?.stop(); }
+}

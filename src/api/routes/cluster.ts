@@ -1,0 +1,36 @@
+import type { FastifyInstance } from 'fastify';
+import type { Agent } from '../../agent/agent.js';
+import type { ClusterJoinRequest } from '../../agent/cluster-link.js';
+import { errorResponses } from '../schemas.js';
+
+const joinBody = {
+  type: 'object', required: ['name', 'endpoints'], additionalProperties: false,
+  properties: {
+    name: { type: 'string', pattern: '^[a-z][a-z0-9-]{0,62}$' },
+    endpoints: { type: 'array', minItems: 1, maxItems: 9, items: { type: 'string', pattern: '^https?://[A-Za-z0-9.:\\[\\]-]{1,255}$' } },
+    create: { type: 'boolean', description: 'Create the cluster in etcd (fails with CLUSTER_EXISTS when it exists); otherwise join it.' },
+    leaseTtlSec: { type: 'integer', minimum: 2, maximum: 300 },
+    fenceMarginSec: { type: 'integer', minimum: 1, maximum: 300 },
+    maxMigrations: { type: 'integer', minimum: 1, maximum: 64, description: 'Live migrations that may run at once in the whole cluster (default 4).' },
+  },
+} as const;
+
+const anyObject = { type: 'object', additionalProperties: true } as const;
+
+/** /v1/cluster (status, create or join) and /v1/peer/cluster (a peer's lease, for fencing decisions). */
+export function clusterRoutes(app: FastifyInstance, agent: Agent): void {
+  app.get('/v1/cluster', {
+    schema: { tags: ['cluster'], summary: 'The cluster as this host sees it: members, manager, quorum, HA VMs and where they run', response: { 200: anyObject, ...errorResponses } },
+  }, async () => agent.cluster.status());
+
+  app.post<{ Body: ClusterJoinRequest }>('/v1/cluster', {
+    schema: { tags: ['cluster'], summary: 'Create a cluster in etcd and join it, or join an existing one', body: joinBody, response: { 200: anyObject, ...errorResponses } },
+  }, async (req) => agent.cluster.join(req.body));
+
+  app.get('/v1/peer/cluster', {
+    schema: {
+      tags: ['peer'], summary: 'Whether this host renews its cluster lease (asked by a peer deciding whether to fence)',
+      response: { 200: { type: 'object', properties: { host: { type: 'string' }, renewing: { type: 'boolean' }, cluster: { type: ['string', 'null'] } } } },
+    },
+  }, async () => agent.cluster.peerView());
+}

@@ -1,0 +1,6 @@
+export * from './model.js';
+export * from './placement.js';
+export * from './fencing.js';
+export * from './store.js';
+export * from './manager.js';
+export * from './node.js';

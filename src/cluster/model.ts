@@ -1,0 +1,97 @@
+/**
+ * What a Ferry cluster keeps in etcd, and where. Everything lives under `/ferry/<cluster>/`:
+ *
+ * | key | value | lease |
+ * |---|---|---|
+ * | `config` | {@link ClusterConfig}: name, endpoints, lease TTL, fence margin | none |
+ * | `members/<host>` | {@link MemberRecord}: URL, capacity, free memory, maintenance | the host's lease |
+ * | `manager/…` | election keys (etcd3's Election), the manager's host name | the host's lease |
+ * | `ha/<vm>` | {@link HaRecord}: the VM's spec, owner, home, policies, state | none |
+ * | `migration-slots/<i>` | the id of a move holding cluster-wide slot i (i < maxMigrations) | the source host's lease |
+ *
+ * A member key vanishes when its host stops renewing its lease: that is how the cluster learns a
+ * host died. An HA record never expires; its `owner` changes only in a transaction that compares
+ * the record's mod revision with the one the writer read (see {@link HaStore}).
+ */
+import type { VmSpec } from '../vm/index.js';
+
+/** The cluster's settings, written once by `ferry cluster create`. */
+export interface ClusterConfig {
+  name: string;
+  /** etcd client URLs. */
+  endpoints: string[];
+  /** Seconds a host's lease lives without renewal (default 10). */
+  leaseTtlSec: number;
+  /** Seconds survivors wait past a lease's expiry before restarting its VMs, so the dead host has fenced itself. */
+  fenceMarginSec: number;
+  /** Live migrations that may run at once in the whole cluster (each also counts against its hosts' own limits). */
+  maxMigrations?: number;
+  createdAt: string;
+}
+
+export const DEFAULT_LEASE_TTL_SEC = 10;
+export const DEFAULT_FENCE_MARGIN_SEC = 5;
+export const DEFAULT_CLUSTER_MIGRATIONS = 4;
+
+/** What a member publishes about itself, under its lease, every few seconds. */
+export interface MemberRecord {
+  name: string;
+  url: string;
+  memoryMiB: number;
+  freeMemoryMiB: number;
+  cpus: number;
+  /** True while the host is draining or drained: the manager places nothing there. */
+  maintenance: boolean;
+  updatedAt: string;
+}
+
+/** What happens to an HA VM whose host died. */
+export type RestartPolicy = 'always' | 'never';
+/** What happens when the HA VM's home host comes back: nothing, or a live move back at once. */
+export type FailbackPolicy = 'none' | 'immediate';
+
+/**
+ * An HA VM as the cluster knows it. `state`: `running` (its owner runs it), `stopped` (by a user:
+ * never restarted), `placing` (the manager gave it to `owner`, which has not started it yet),
+ * `failed` (no host could take it; the manager retries).
+ */
+export interface HaRecord {
+  name: string;
+  spec: VmSpec;
+  owner: string;
+  /** The host the VM was created on (or last placed by a user), where failback returns it. */
+  home: string;
+  priority: number;
+  restart: RestartPolicy;
+  failback: FailbackPolicy;
+  state: 'running' | 'stopped' | 'placing' | 'failed';
+  /** Set by the manager for a failback: the owner moves the VM there live, then clears it. */
+  moveTo?: string;
+  /** When the owner last started a failback move (ms since the epoch); the manager does not ask again for a while. */
+  failbackAt?: number;
+  /** Why the last placement happened or failed, for `ferry cluster status`. */
+  note?: string;
+  /** How many times the cluster restarted it after a host failure. */
+  restarts: number;
+  updatedAt: string;
+}
+
+/** An HA record with the etcd mod revision it was read at (what a guarded write compares). */
+export interface HaEntry { rec: HaRecord; rev: string }
+
+/** The key layout of cluster `name`. */
+export function clusterKeys(name: string): {
+  root: string; config: string; members: string; member: (h: string) => string; manager: string; ha: string; haVm: (vm: string) => string; slots: string;
+} {
+  const root = `/ferry/${name}/`;
+  return {
+    root,
+    config: `${root}config`,
+    members: `${root}members/`,
+    member: (h) => `${root}members/${h}`,
+    manager: `${root}manager`,
+    ha: `${root}ha/`,
+    haVm: (vm) => `${root}ha/${vm}`,
+    slots: `${root}migration-slots/`,
+  };
+}

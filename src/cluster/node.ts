@@ -1,0 +1,290 @@
+/**
+ * One agent's membership of a cluster: its lease, its member record, self-fencing, carrying out
+ * what etcd says it owns, and, when elected, the manager's work (manager.ts). Everything runs
+ * from one loop that ticks every second, so the order of decisions is plain and nothing races
+ * inside the agent; etcd's guarded transactions settle races between agents.
+ */
+import type { Lease } from 'etcd3';
+import type { Logger } from 'pino';
+import { FerryError } from '../errors/index.js';
+import type { VmSpec } from '../vm/index.js';
+import { fenceDecision, type PeerLease } from './fencing.js';
+import { managerTick, type ManagerMemory } from './manager.js';
+import { DEFAULT_CLUSTER_MIGRATIONS, type ClusterConfig, type FailbackPolicy, type HaEntry, type HaRecord, type MemberRecord, type RestartPolicy } from './model.js';
+import { ClusterStore } from './store.js';
+
+/** A local VM as the cluster cares about it. */
+export interface LocalHaVm { name: string; running: boolean; busy: boolean }
+
+/** What the cluster needs from its agent (src/cluster never imports the agent). */
+export interface ClusterHost {
+  name: string;
+  url: string;
+  log: Logger;
+  facts(): Omit<MemberRecord, 'name' | 'url' | 'updatedAt'>;
+  /** The host's VMs whose spec says HA. */
+  localHa(): LocalHaVm[];
+  /** Records the VM here if it is not yet, and starts it. */
+  startHa(spec: VmSpec): Promise<void>;
+  /** Power-off of these VMs at once (fencing): SIGKILL, recorded as stopped. */
+  fence(names: string[]): Promise<void>;
+  /** Forgets a VM here without touching its disks (another host owns it now). */
+  forget(name: string): Promise<void>;
+  /** The last completed move that brought this VM here, if one did: its source and when it ended (ISO time). */
+  arrivedFrom(name: string): { from: string; at: string } | undefined;
+  /** Starts a live move of a local VM to `to` (failback); resolves once it is under way. */
+  moveVm(name: string, to: string): Promise<void>;
+  /** What each peer agent says about its lease; undefined for one that did not answer. */
+  peerLeases(): Promise<(PeerLease | undefined)[]>;
+}
+
+/** The node's state as `ferry cluster status` and peers see it. */
+export interface NodeView {
+  name: string;
+  renewing: boolean;
+  lastRenewAt: string | null;
+  manager: string | null;
+  isManager: boolean;
+  fenced: string[];
+  degraded: string | null;
+}
+
+const TICK_MS = 1_000;
+const PUBLISH_EVERY_MS = 3_000;
+const FENCE_CHECK_MS = 500;
+
+export class ClusterNode {
+  readonly store: ClusterStore;
+  private lease: Lease | undefined;
+  private lastRenewOk = 0;
+  private lastPublish = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private fenceTimer: NodeJS.Timeout | undefined;
+  private fencing = false;
+  private ticking = false;
+  private managerName: string | null = null;
+  private readonly fenced = new Set<string>();
+  /** HA VMs this node is starting now. */
+  private readonly starting = new Set<string>();
+  private degraded: string | null = null;
+  private readonly memory: ManagerMemory = { deadSince: new Map(), electedAt: 0, aliveSince: new Map() };
+
+  constructor(readonly config: ClusterConfig, private readonly host: ClusterHost) {
+    this.store = new ClusterStore(config);
+  }
+
+  start(): void {
+    this.lastRenewOk = Date.now();
+    this.timer = setInterval(() => { void this.tick(); }, TICK_MS);
+    // Fencing runs on a timer of its own: a tick can wait seconds on an etcd that does not answer.
+    this.fenceTimer = setInterval(() => {
+      if (this.fencing) return;
+      this.fencing = true;
+      void this.checkFence().catch((e: unknown) => this.host.log.error({ err: e }, 'fence check failed')).finally(() => { this.fencing = false; });
+    }, FENCE_CHECK_MS);
+    void this.tick();
+  }
+
+  async stop(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    if (this.fenceTimer) clearInterval(this.fenceTimer);
+    await this.lease?.revoke().catch(() => undefined);
+    this.store.close();
+  }
+
+  /** True while this host's lease was renewed recently (peers ask this when deciding to fence). */
+  renewing(): boolean { return Date.now() - this.lastRenewOk < this.config.leaseTtlSec * 1000 * 0.5; }
+
+  view(): NodeView {
+    return {
+      name: this.host.name, renewing: this.renewing(), lastRenewAt: this.lastRenewOk ? new Date(this.lastRenewOk).toISOString() : null,
+      manager: this.managerName, isManager: this.managerName === this.host.name, fenced: [...this.fenced], degraded: this.degraded,
+    };
+  }
+
+  /** Registers a new HA VM owned by this host. */
+  async register(spec: VmSpec, policy: { priority?: number; restart?: RestartPolicy; failback?: FailbackPolicy }): Promise<void> {
+    await this.store.createHa({
+      name: spec.name, spec, owner: this.host.name, home: this.host.name, priority: policy.priority ?? 0,
+      restart: policy.restart ?? 'always', failback: policy.failback ?? 'none', state: 'running', restarts: 0, updatedAt: new Date().toISOString(),
+    });
+  }
+
+  /** Sets an HA VM's state after a user's start or stop on this host (a stopped one is never restarted). */
+  async setState(name: string, state: HaRecord['state']): Promise<void> {
+    await this.update(name, (r) => (r.owner === this.host.name ? { ...r, state } : undefined));
+  }
+
+  /** After a move to this host completed: this host owns the VM now, and it is its new home. */
+  async tookOver(name: string, from: string): Promise<void> {
+    await this.update(name, (r) => {
+      if (r.owner !== from && r.owner !== this.host.name) return undefined;
+      const { moveTo: _m, failbackAt: _f, ...rest } = r;
+      return { ...rest, owner: this.host.name, home: this.host.name, state: 'running', note: `moved from ${from}` };
+    });
+  }
+
+  async unregister(name: string): Promise<void> { await this.store.deleteHa(name); }
+
+  /** A cluster-wide slot for a live move this host sends (false: the cluster's limit is reached, or etcd is away). */
+  async takeMigrationSlot(job: string): Promise<boolean> {
+    if (!this.lease || !this.renewing()) return false;
+    return this.store.takeSlot(this.lease, job, this.config.maxMigrations ?? DEFAULT_CLUSTER_MIGRATIONS);
+  }
+
+  async releaseMigrationSlot(job: string): Promise<void> { await this.store.releaseSlot(job); }
+
+  /** Read, change, write guarded by revision; retried a few times when someone else wrote in between. */
+  private async update(name: string, change: (r: HaRecord) => HaRecord | undefined): Promise<void> {
+    for (let i = 0; i < 5; i++) {
+      const e = await this.store.haEntry(name);
+      const next = e ? change(e.rec) : undefined;
+      if (!e || !next) return;
+      if (await this.store.updateHa(next, e.rev)) return;
+    }
+  }
+
+  private async tick(): Promise<void> {
+    if (this.ticking) return;
+    this.ticking = true;
+    try {
+      await this.ensureLease();
+      if (!this.renewing()) return;
+      const entries = await this.store.haEntries();
+      await this.reconcile(entries);
+      this.managerName = await this.store.campaign(this.requireLease(), this.host.name);
+      if (this.managerName === this.host.name) {
+        if (this.memory.electedAt === 0) { this.memory.electedAt = Date.now(); this.host.log.info('elected cluster manager'); }
+        await managerTick(this.store, entries, this.memory);
+      } else {
+        this.memory.electedAt = 0;
+        this.memory.deadSince.clear();
+        this.memory.aliveSince.clear();
+      }
+      this.degraded = null;
+    } catch (e) {
+      this.host.log.warn({ err: e }, 'cluster tick failed');
+    } finally {
+      this.ticking = false;
+    }
+  }
+
+  private requireLease(): Lease {
+    if (!this.lease) throw new FerryError('CLUSTER_UNAVAILABLE', 'This host holds no cluster lease yet.');
+    return this.lease;
+  }
+
+  /** Grants a lease when there is none (first tick, or the last one was lost) and publishes this host. */
+  private async ensureLease(): Promise<void> {
+    if (!this.lease) {
+      const lease = this.store.lease();
+      lease.on('keepaliveSucceeded', () => { this.lastRenewOk = Date.now(); });
+      lease.on('lost', (err) => {
+        this.host.log.warn({ err }, 'cluster lease lost');
+        if (this.lease === lease) this.lease = undefined;
+      });
+      this.lease = lease;
+      const id = await lease.grant();
+      this.lastRenewOk = Date.now();
+      this.lastPublish = 0;
+      this.host.log.info({ lease: id }, 'cluster lease granted');
+    }
+    if (Date.now() - this.lastPublish >= PUBLISH_EVERY_MS) {
+      await this.store.putMember(this.lease, { ...this.host.facts(), name: this.host.name, url: this.host.url, updatedAt: new Date().toISOString() });
+      this.lastPublish = Date.now();
+    }
+  }
+
+  /** Fences this host's running HA VMs when its lease is about to lapse and peers do not say etcd is down for all. */
+  private async checkFence(): Promise<void> {
+    const since = Date.now() - this.lastRenewOk;
+    const ttl = this.config.leaseTtlSec * 1000;
+    let d = fenceDecision(since, ttl);
+    if (d.action === 'none') return;
+    const running = this.host.localHa().filter((v) => v.running).map((v) => v.name);
+    if (running.length === 0) return;
+    d = fenceDecision(since, ttl, await this.host.peerLeases());
+    if (d.action === 'hold') {
+      if (this.degraded !== d.reason) this.host.log.warn({ reason: d.reason }, 'cluster degraded');
+      this.degraded = d.reason;
+      return;
+    }
+    if (d.action !== 'fence') return;
+    this.host.log.warn({ vms: running, reason: d.reason }, 'fencing: stopping HA VMs');
+    await this.host.fence(running);
+    for (const n of running) this.fenced.add(n);
+  }
+
+  /**
+   * Makes this host match etcd: starts what it owns and does not run (placed here, or crashed
+   * with the host), forgets what another host owns now (it ran here before a failure), and starts
+   * a failback move the manager asked for.
+   */
+  private async reconcile(entries: HaEntry[]): Promise<void> {
+    const local = new Map(this.host.localHa().map((v) => [v.name, v]));
+    for (const { rec, rev } of entries) {
+      const here = local.get(rec.name);
+      if (here?.busy || this.starting.has(rec.name)) continue;
+      if (rec.owner !== this.host.name) {
+        const arrived = here?.running ? this.host.arrivedFrom(rec.name) : undefined;
+        if (arrived && arrived.from === rec.owner && rec.updatedAt <= arrived.at) {
+          // A move from the owner completed and its hand-over to etcd has not landed yet (the
+          // record is older than the move's end: nobody placed the VM elsewhere since).
+          await this.tookOver(rec.name, rec.owner);
+        } else if (here?.running) {
+          // Never expected (claims are guarded and a cut-off host fences): the owner's copy wins.
+          this.host.log.error({ vm: rec.name, owner: rec.owner }, 'an HA VM another host owns runs here too: stopping this copy');
+          await this.host.fence([rec.name]);
+        } else if (here) {
+          this.host.log.info({ vm: rec.name, owner: rec.owner }, 'forgetting an HA VM another host owns now');
+          await this.host.forget(rec.name);
+          this.fenced.delete(rec.name);
+        }
+        continue;
+      }
+      if (rec.state === 'stopped' || rec.state === 'failed') continue;
+      if (!here?.running) {
+        // In the background and side by side: a TCG boot takes seconds, and the loop must keep
+        // renewing, fencing and managing meanwhile.
+        if (!this.starting.has(rec.name)) {
+          this.starting.add(rec.name);
+          void this.startOwned(rec, rev)
+            .catch((e: unknown) => this.host.log.error({ vm: rec.name, err: e }, 'could not claim an HA VM'))
+            .finally(() => this.starting.delete(rec.name));
+        }
+        continue;
+      }
+      if (rec.state === 'placing') await this.store.updateHa({ ...rec, state: 'running' }, rev);
+      if (rec.moveTo !== undefined) await this.failback(rec, rev);
+    }
+  }
+
+  /**
+   * Starts a VM etcd says this host owns. The claim is written first, guarded by the revision
+   * read: if the manager gave the VM to another host in between, the claim fails and nothing
+   * starts here; once the claim is in, the manager's own guarded write fails instead.
+   */
+  private async startOwned(rec: HaRecord, rev: string): Promise<void> {
+    const claim: HaRecord = { ...rec, state: 'placing', note: `starting on ${this.host.name}` };
+    if (!(await this.store.updateHa(claim, rev))) return;
+    this.host.log.info({ vm: rec.name, state: rec.state }, 'starting an HA VM this host owns');
+    try {
+      await this.host.startHa(rec.spec);
+      this.fenced.delete(rec.name);
+      await this.update(rec.name, (r) => (r.owner === this.host.name ? { ...r, state: 'running', note: `started on ${this.host.name}` } : undefined));
+    } catch (e) {
+      this.host.log.error({ vm: rec.name, err: e }, 'could not start an HA VM');
+      const note = `start on ${this.host.name} failed: ${e instanceof Error ? e.message : String(e)}`;
+      await this.update(rec.name, (r) => (r.owner === this.host.name ? { ...r, state: 'failed', note } : undefined));
+    }
+  }
+
+  private async failback(rec: HaRecord, rev: string): Promise<void> {
+    const to = rec.moveTo ?? rec.home;
+    const { moveTo: _done, ...rest } = rec;
+    if (!(await this.store.updateHa({ ...rest, failbackAt: Date.now() }, rev))) return;
+    if (to === this.host.name) return;
+    this.host.log.info({ vm: rec.name, to }, 'failback: moving an HA VM home');
+    await this.host.moveVm(rec.name, to).catch((e: unknown) => this.host.log.warn({ vm: rec.name, to, err: e }, 'failback move did not start'));
+  }
+}

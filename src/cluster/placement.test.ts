@@ -1,0 +1,49 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { failbacks, orphans, placeRestarts } from './placement.js';
+import type { HaRecord, MemberRecord } from './model.js';
+
+const member = (name: string, freeMemoryMiB: number, maintenance = false): MemberRecord =>
+  ({ name, url: `https://${name}`, memoryMiB: 4096, freeMemoryMiB, cpus: 2, maintenance, updatedAt: '' });
+const vm = (name: string, o: Partial<HaRecord> & { mem?: number; group?: string } = {}): HaRecord => ({
+  name, owner: 'h1', home: 'h1', priority: 0, restart: 'always', failback: 'none', state: 'running', restarts: 0, updatedAt: '',
+  spec: { name, uuid: name, memoryMiB: o.mem ?? 256, cpus: 1, cpuModel: 'qemu64', machine: 'pc-q35-7.2', mac: '', ip: '', prefixLength: 16, disks: [], ha: true, ...(o.group ? { group: o.group } : {}) },
+  ...o,
+});
+
+describe('orphans', () => {
+  it('are the restartable VMs of hosts without a lease', () => {
+    const rs = [vm('a'), vm('b', { owner: 'h2' }), vm('c', { restart: 'never' }), vm('d', { state: 'stopped' }), vm('e', { state: 'failed' })];
+    assert.deepEqual(orphans(rs, new Set(['h2'])).map((r) => r.name), ['a', 'e']);
+  });
+});
+
+describe('placeRestarts', () => {
+  const cases: { name: string; vms: HaRecord[]; members: MemberRecord[]; groups?: [string, string[]][]; want: (string | null)[] }[] = [
+    { name: 'most free memory wins', vms: [vm('a')], members: [member('h2', 500), member('h3', 900)], want: ['h3'] },
+    { name: 'placed memory counts at once', vms: [vm('a', { mem: 600 }), vm('b', { mem: 600 })], members: [member('h2', 1000), member('h3', 700)], want: ['h2', 'h3'] },
+    { name: 'higher priority first when room is short', vms: [vm('low', { mem: 600 }), vm('high', { mem: 600, priority: 10 })], members: [member('h2', 700)], want: [null, 'h2'] },
+    { name: 'hosts in maintenance take nothing', vms: [vm('a')], members: [member('h2', 900, true)], want: [null] },
+    { name: 'anti-affinity beats free memory', vms: [vm('a', { group: 'db' })], members: [member('h2', 900), member('h3', 300)], groups: [['h2', ['db']]], want: ['h3'] },
+    { name: 'anti-affinity yields when only one host fits', vms: [vm('a', { group: 'db' })], members: [member('h2', 900), member('h3', 100)], groups: [['h2', ['db']]], want: ['h2'] },
+    { name: 'two of one group spread', vms: [vm('a', { group: 'web' }), vm('b', { group: 'web' })], members: [member('h2', 2000), member('h3', 1000)], want: ['h2', 'h3'] },
+  ];
+  for (const c of cases) {
+    it(c.name, () => {
+      const got = placeRestarts(c.vms, c.members, new Map((c.groups ?? []).map(([h, g]) => [h, new Set(g)])));
+      const byVm = new Map(got.map((p) => [p.vm, p.to]));
+      assert.deepEqual(c.vms.map((v) => byVm.get(v.name)), c.want);
+    });
+  }
+  it('says why a VM found no host', () => {
+    const [p] = placeRestarts([vm('a', { mem: 2048 })], [member('h2', 100)], new Map());
+    assert.ok(p && p.to === null && /2048 MiB free/.test(p.reason));
+  });
+});
+
+describe('failbacks', () => {
+  it('bring running VMs home once the home host is back and not in maintenance', () => {
+    const rs = [vm('a', { owner: 'h2', failback: 'immediate' }), vm('b', { owner: 'h2' }), vm('c', { owner: 'h2', failback: 'immediate', home: 'h3' })];
+    assert.deepEqual(failbacks(rs, [member('h1', 1000), member('h2', 1000), member('h3', 1000, true)]).map((r) => r.name), ['a']);
+  });
+});

@@ -1,0 +1,52 @@
+/**
+ * Where the HA VMs of dead hosts restart: a pure function, tested by tables. Highest priority
+ * first (ties by name, so every manager decides alike); each goes to the live member outside
+ * maintenance with the most free memory that fits it, preferring a host that runs no VM of the
+ * same anti-affinity group. Memory placed is counted at once, so two VMs never take the same room.
+ */
+import type { HaRecord, MemberRecord } from './model.js';
+
+/** One decision: start `vm` on `to`, or leave it with the reason no host could take it. */
+export type Placement = { vm: string; to: string } | { vm: string; to: null; reason: string };
+
+/** The HA VMs that need a new host: their owner's lease is gone and their policy restarts them. */
+export function orphans(records: readonly HaRecord[], alive: ReadonlySet<string>): HaRecord[] {
+  return records.filter((r) => !alive.has(r.owner) && r.restart === 'always' && r.state !== 'stopped');
+}
+
+/**
+ * Places `vms` on `members`. `groupsOn` tells which anti-affinity groups already run on each host
+ * (from the HA records of live owners).
+ */
+export function placeRestarts(vms: readonly HaRecord[], members: readonly MemberRecord[], groupsOn: ReadonlyMap<string, ReadonlySet<string>>): Placement[] {
+  const free = new Map(members.filter((m) => !m.maintenance).map((m) => [m.name, m.freeMemoryMiB]));
+  const groups = new Map([...groupsOn].map(([h, g]) => [h, new Set(g)]));
+  const order = [...vms].sort((a, b) => b.priority - a.priority || a.name.localeCompare(b.name));
+  return order.map((r): Placement => {
+    const need = r.spec.memoryMiB;
+    const fits = [...free].filter(([, mib]) => mib >= need);
+    if (fits.length === 0) {
+      const why = free.size === 0 ? 'no live host outside maintenance' : `no live host has ${need} MiB free`;
+      return { vm: r.name, to: null, reason: why };
+    }
+    const clash = (h: string): number => (r.spec.group !== undefined && groups.get(h)?.has(r.spec.group) ? 1 : 0);
+    fits.sort(([ha, fa], [hb, fb]) => clash(ha) - clash(hb) || fb - fa || ha.localeCompare(hb));
+    const [to] = fits[0] as [string, number];
+    free.set(to, (free.get(to) ?? 0) - need);
+    if (r.spec.group !== undefined) {
+      const g = groups.get(to) ?? new Set<string>();
+      g.add(r.spec.group);
+      groups.set(to, g);
+    }
+    return { vm: r.name, to };
+  });
+}
+
+/**
+ * HA VMs whose failback policy brings them home now: running away from a home host that is alive
+ * and outside maintenance.
+ */
+export function failbacks(records: readonly HaRecord[], members: readonly MemberRecord[]): HaRecord[] {
+  const home = new Set(members.filter((m) => !m.maintenance).map((m) => m.name));
+  return records.filter((r) => r.failback === 'immediate' && r.state === 'running' && r.owner !== r.home && home.has(r.home));
+}

@@ -1,0 +1,164 @@
+/**
+ * The cluster's etcd: one client per agent, one lease per agent life (see model.ts for the keys).
+ * Every read and write here is a single etcd call or transaction; nothing is cached, so each
+ * decision works on what etcd holds now.
+ */
+import { Etcd3, type Lease } from 'etcd3';
+import { FerryError } from '../errors/index.js';
+import { clusterKeys, type ClusterConfig, type HaEntry, type HaRecord, type MemberRecord } from './model.js';
+
+/** Wraps an etcd error as CLUSTER_UNAVAILABLE, with what was being done. */
+export function unavailable(what: string, e: unknown): FerryError {
+  if (e instanceof FerryError) return e;
+  const why = e instanceof Error ? e.message : String(e);
+  return new FerryError('CLUSTER_UNAVAILABLE', `etcd did not answer while ${what}: ${why}.`, { cause: e });
+}
+
+async function guard<T>(what: string, fn: () => Promise<T>): Promise<T> {
+  try { return await fn(); } catch (e) { throw unavailable(what, e); }
+}
+
+/** Calls `fn` with a client of `endpoints` that is closed afterwards. */
+export async function withEtcd<T>(endpoints: string[], fn: (c: Etcd3) => Promise<T>): Promise<T> {
+  const c = new Etcd3({ hosts: endpoints, dialTimeout: 2_000 });
+  try { return await fn(c); } finally { c.close(); }
+}
+
+/** Writes the cluster's config unless one exists (CLUSTER_EXISTS then). */
+export async function createConfig(cfg: ClusterConfig): Promise<void> {
+  await withEtcd(cfg.endpoints, async (c) => {
+    const r = await guard('creating the cluster', () => c.if(clusterKeys(cfg.name).config, 'Create', '==', 0)
+      .then(c.put(clusterKeys(cfg.name).config).value(JSON.stringify(cfg))).commit());
+    if (!r.succeeded) throw new FerryError('CLUSTER_EXISTS', `A cluster named "${cfg.name}" already exists in that etcd; join it instead.`);
+  });
+}
+
+/** The config of cluster `name` in the etcd at `endpoints` (CLUSTER_NOT_FOUND when there is none). */
+export async function readConfig(name: string, endpoints: string[]): Promise<ClusterConfig> {
+  const text = await withEtcd(endpoints, (c) => guard('reading the cluster config', () => c.get(clusterKeys(name).config).string()));
+  if (text === null) throw new FerryError('CLUSTER_NOT_FOUND', `No cluster named "${name}" exists in the etcd at ${endpoints.join(', ')}.`);
+  return JSON.parse(text) as ClusterConfig;
+}
+
+/** One agent's view of its cluster's etcd. */
+export class ClusterStore {
+  readonly keys: ReturnType<typeof clusterKeys>;
+  readonly client: Etcd3;
+
+  constructor(readonly config: ClusterConfig) {
+    this.keys = clusterKeys(config.name);
+    this.client = new Etcd3({ hosts: config.endpoints, dialTimeout: 2_000, defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + 3_000 }) });
+  }
+
+  close(): void { this.client.close(); }
+
+  /** A new lease of the cluster's TTL, kept alive by the client until revoked or lost. */
+  lease(): Lease { return this.client.lease(this.config.leaseTtlSec); }
+
+  async putMember(lease: Lease, m: MemberRecord): Promise<void> {
+    await guard('publishing this host', () => lease.put(this.keys.member(m.name)).value(JSON.stringify(m)).exec());
+  }
+
+  async members(): Promise<MemberRecord[]> {
+    const all = await guard('listing members', () => this.client.getAll().prefix(this.keys.members).strings());
+    return Object.values(all).map((v) => JSON.parse(v) as MemberRecord);
+  }
+
+  /** Becomes the manager when nobody is (the key lives with `lease`); resolves with the manager's name. */
+  async campaign(lease: Lease, host: string): Promise<string> {
+    const id = await guard('campaigning', () => lease.grant());
+    const r = await guard('campaigning', () => this.client.if(this.keys.manager, 'Create', '==', 0)
+      .then(this.client.put(this.keys.manager).value(host).lease(id))
+      .else(this.client.get(this.keys.manager)).commit());
+    if (r.succeeded) return host;
+    const kv = r.responses[0]?.response_range?.kvs[0];
+    return kv ? kv.value.toString() : '';
+  }
+
+  async manager(): Promise<string | null> {
+    return guard('reading the manager', () => this.client.get(this.keys.manager).string());
+  }
+
+  async haEntries(): Promise<HaEntry[]> {
+    const res = await guard('listing HA VMs', () => this.client.getAll().prefix(this.keys.ha).exec());
+    return res.kvs.map((kv) => ({ rec: JSON.parse(kv.value.toString()) as HaRecord, rev: kv.mod_revision }));
+  }
+
+  async haEntry(vm: string): Promise<HaEntry | undefined> {
+    const res = await guard('reading an HA VM', () => this.client.get(this.keys.haVm(vm)).exec());
+    const kv = res.kvs[0];
+    return kv ? { rec: JSON.parse(kv.value.toString()) as HaRecord, rev: kv.mod_revision } : undefined;
+  }
+
+  /** Registers a new HA VM; a name the cluster already has gets VM_EXISTS. */
+  async createHa(rec: HaRecord): Promise<void> {
+    const key = this.keys.haVm(rec.name);
+    const r = await guard('registering an HA VM', () => this.client.if(key, 'Create', '==', 0).then(this.client.put(key).value(JSON.stringify(rec))).commit());
+    if (!r.succeeded) throw new FerryError('VM_EXISTS', `The cluster already has an HA VM named "${rec.name}".`);
+  }
+
+  /**
+   * Writes `rec` only if the record is still at revision `rev` (nobody changed it since it was
+   * read). Resolves false when someone did: the caller reads again and decides again.
+   */
+  async updateHa(rec: HaRecord, rev: string): Promise<boolean> {
+    const key = this.keys.haVm(rec.name);
+    const r = await guard('updating an HA VM', () => this.client.if(key, 'Mod', '==', rev)
+      .then(this.client.put(key).value(JSON.stringify({ ...rec, updatedAt: new Date().toISOString() }))).commit());
+    return r.succeeded;
+  }
+
+  /**
+   * Takes a free cluster-wide migration slot for move `job` (one key per slot, created only if
+   * absent, living with `lease`, so a dead host's slots free themselves). Resolves false when all
+   * `limit` are held.
+   */
+  async takeSlot(lease: Lease, job: string, limit: number): Promise<boolean> {
+    const id = await guard('taking a migration slot', () => lease.grant());
+    const held = await guard('taking a migration slot', () => this.client.getAll().prefix(this.keys.slots).strings());
+    if (Object.values(held).includes(job)) return true;
+    for (let i = 0; i < limit; i++) {
+      const key = `${this.keys.slots}${i}`;
+      if (held[key] !== undefined) continue;
+      const r = await guard('taking a migration slot', () => this.client.if(key, 'Create', '==', 0).then(this.client.put(key).value(job).lease(id)).commit());
+      if (r.succeeded) return true;
+    }
+    return false;
+  }
+
+  async releaseSlot(job: string): Promise<void> {
+    const held = await guard('releasing a migration slot', () => this.client.getAll().prefix(this.keys.slots).strings());
+    for (const [key, v] of Object.entries(held)) {
+      if (v === job) await guard('releasing a migration slot', () => this.client.if(key, 'Value', '==', job).then(this.client.delete().key(key)).commit());
+    }
+  }
+
+  async deleteHa(vm: string): Promise<void> {
+    await guard('removing an HA VM', () => this.client.delete().key(this.keys.haVm(vm)).exec());
+  }
+}
+
+/** Whether etcd has a quorum: each endpoint's own answer, and a verdict. */
+export interface QuorumView { healthy: boolean; endpoints: { url: string; ok: boolean; leader: boolean; error?: string }[] }
+
+/** Asks each endpoint alone for its status (1 s each, in parallel). Healthy: a majority answer and agree on a leader. */
+export async function quorum(endpoints: string[]): Promise<QuorumView> {
+  const answers = await Promise.all(endpoints.map(async (url) => {
+    const c = new Etcd3({ hosts: url, dialTimeout: 1_000, defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + 1_500 }) });
+    try {
+      const s = await c.maintenance.status();
+      return { url, ok: true, leaderId: s.leader, self: s.header.member_id };
+    } catch (e) {
+      return { url, ok: false, leaderId: '0', self: '', error: e instanceof Error ? e.message : String(e) };
+    } finally {
+      c.close();
+    }
+  }));
+  const votes = new Map<string, number>();
+  for (const a of answers) if (a.ok && a.leaderId !== '0') votes.set(a.leaderId, (votes.get(a.leaderId) ?? 0) + 1);
+  const best = Math.max(0, ...votes.values());
+  return {
+    healthy: best > endpoints.length / 2,
+    endpoints: answers.map((a) => ({ url: a.url, ok: a.ok, leader: a.ok && a.leaderId === a.self, ...(a.error ? { error: a.error } : {}) })),
+  };
+}

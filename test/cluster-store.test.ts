@@ -1,0 +1,79 @@
+// Integration: the cluster's etcd store against a real etcd (Debian's etcd-server) on loopback,
+// no lab: guarded writes, slots, leases that expire, the quorum check.
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { ClusterStore, createConfig, quorum, readConfig, type ClusterConfig, type HaRecord } from '../src/cluster/index.js';
+import { FerryError } from '../src/errors/index.js';
+import { freePort } from '../src/util/net.js';
+import { waitFor } from './support/cli.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'ferry-etcd-it-'));
+let etcd: ChildProcess | undefined;
+let url = '';
+let cfg: ClusterConfig;
+let store: ClusterStore;
+
+const isCode = (code: string) => (e: unknown): boolean => e instanceof FerryError && e.code === code;
+
+before(async () => {
+  const [client, peer] = [await freePort('127.0.0.1'), await freePort('127.0.0.1')];
+  url = `http://127.0.0.1:${client}`;
+  etcd = spawn('etcd', ['--name', 'solo', '--data-dir', join(dir, 'data'), '--listen-client-urls', url, '--advertise-client-urls', url,
+    '--listen-peer-urls', `http://127.0.0.1:${peer}`, '--initial-advertise-peer-urls', `http://127.0.0.1:${peer}`,
+    '--initial-cluster', `solo=http://127.0.0.1:${peer}`], { stdio: 'ignore' });
+  await waitFor('etcd healthy', async () => (await quorum([url])).healthy, 30_000);
+  cfg = { name: 'itest', endpoints: [url], leaseTtlSec: 2, fenceMarginSec: 1, maxMigrations: 2, createdAt: new Date().toISOString() };
+  await createConfig(cfg);
+  store = new ClusterStore(cfg);
+});
+
+after(() => {
+  store?.close();
+  if (etcd?.pid !== undefined && etcd.exitCode === null) process.kill(etcd.pid, 'SIGKILL');
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const rec = (name: string, owner: string): HaRecord => ({
+  name, owner, home: owner, priority: 0, restart: 'always', failback: 'none', state: 'running', restarts: 0, updatedAt: '',
+  spec: { name, uuid: name, memoryMiB: 128, cpus: 1, cpuModel: 'qemu64', machine: 'pc-q35-7.2', mac: '', ip: '', prefixLength: 16, disks: [], ha: true },
+});
+
+test('a cluster is created once; joining reads its config; an unknown one is CLUSTER_NOT_FOUND', async () => {
+  await assert.rejects(createConfig(cfg), isCode('CLUSTER_EXISTS'));
+  assert.equal((await readConfig('itest', [url])).leaseTtlSec, 2);
+  await assert.rejects(readConfig('nope', [url]), isCode('CLUSTER_NOT_FOUND'));
+});
+
+test('an HA record changes only at the revision its writer read: of two writers, one wins', async () => {
+  await store.createHa(rec('v1', 'h1'));
+  await assert.rejects(store.createHa(rec('v1', 'h2')), isCode('VM_EXISTS'));
+  const e = await store.haEntry('v1');
+  assert.ok(e);
+  const [a, b] = await Promise.all([store.updateHa({ ...e.rec, owner: 'h2' }, e.rev), store.updateHa({ ...e.rec, owner: 'h3' }, e.rev)]);
+  assert.equal([a, b].filter(Boolean).length, 1, 'exactly one guarded write succeeds');
+  assert.equal((await store.haEntry('v1'))?.rec.owner, a ? 'h2' : 'h3');
+});
+
+test('a member key and its slots vanish when the lease is no longer renewed; the manager key goes with it', async () => {
+  const lease = store.lease();
+  await store.putMember(lease, { name: 'h1', url: 'https://h1', memoryMiB: 1, freeMemoryMiB: 1, cpus: 1, maintenance: false, updatedAt: '' });
+  assert.equal(await store.campaign(lease, 'h1'), 'h1');
+  assert.equal(await store.takeSlot(lease, 'job-a', 2), true);
+  assert.equal(await store.takeSlot(lease, 'job-b', 2), true);
+  assert.equal(await store.takeSlot(lease, 'job-c', 2), false, 'the cluster-wide limit holds');
+  await store.releaseSlot('job-a');
+  assert.equal(await store.takeSlot(lease, 'job-c', 2), true, 'a released slot is taken again');
+  const other = store.lease();
+  assert.equal(await store.campaign(other, 'h2'), 'h1', 'a second candidate sees the manager');
+  assert.deepEqual((await store.members()).map((m) => m.name), ['h1']);
+  // Stop renewing (as a dead host would): everything bound to the lease goes after the TTL.
+  lease.release();
+  await waitFor('the member key to expire', async () => (await store.members()).length === 0, 10_000);
+  assert.equal(await store.campaign(other, 'h2'), 'h2', 'the next candidate becomes manager');
+  assert.equal(await store.takeSlot(other, 'job-d', 2), true);
+  await other.revoke();
+});

@@ -1,0 +1,167 @@
+// Integration: the failover cluster on real etcd (3 members, Debian's etcd-server) and real QEMU.
+// One lab, tests in order: status; refusals; power loss of the manager's host (HA restart, new
+// manager, failback); a host cut off (fencing, restart, heal); etcd losing quorum (nothing placed,
+// nothing stopped).
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import type { ClusterStatus } from '../src/agent/cluster-link.js';
+import type { VmView } from '../src/agent/views.js';
+import { labStatus } from '../src/lab/index.js';
+import { ferry, guestGet, processAlive, waitFor } from './support/cli.js';
+import { agentGet, assertRunsOnce, qemuPids, vmsByHost } from './support/invariants.js';
+import { labSuite } from './support/suite.js';
+
+const TTL_SEC = 10;
+const suite = labSuite('cl', { lab: { cluster: true, clusterTiming: { leaseTtlSec: TTL_SEC }, readyTimeoutMs: 60_000 } });
+const LAB = suite.name;
+const track = suite.track;
+
+const status = async (): Promise<ClusterStatus> => {
+  const r = await ferry<ClusterStatus>(['cluster', 'status', '--json']);
+  assert.equal(r.code, 0, r.stderr);
+  return r.json;
+};
+
+/** What the guest at `ip` says: its boot id, and whether its disk records all verify. */
+async function guest(ip: string): Promise<{ bootId: string; disk: string }> {
+  const bootId = (await guestGet(LAB, ip, '/boot-id', 2)).trim();
+  return { bootId, disk: bootId ? (await guestGet(LAB, ip, '/disk/verify', 20)).trim() : '' };
+}
+
+/** Waits until the guest at `ip` answers with a boot id other than `old`; resolves with the seconds since `t0`. */
+async function rebooted(ip: string, old: string, t0: number, timeoutMs: number): Promise<number> {
+  await waitFor(`${ip} answering with a new boot id`, async () => {
+    const b = (await guestGet(LAB, ip, '/boot-id', 1)).trim();
+    return b !== '' && b !== old;
+  }, timeoutMs);
+  return (Date.now() - t0) / 1000;
+}
+
+/** Waits until `host` alone (others may be down) lists every VM of `names` with a QEMU; resolves with the seconds since `t0`. */
+async function placedOn(host: string, names: string[], t0: number, timeoutMs: number): Promise<number> {
+  const socket = (await labStatus(LAB)).hosts.find((h) => h.name === host)?.socket ?? '';
+  await waitFor(`${names.join(', ')} started on ${host}`, async () => {
+    const vms = await agentGet<VmView[]>(socket, '/v1/vms', 5_000);
+    return names.every((n) => vms.some((v) => v.name === n && v.pid !== null && v.state === 'running'));
+  }, timeoutMs);
+  return (Date.now() - t0) / 1000;
+}
+
+/** Waits until `host` no longer lists `vm` (it forgot a VM another host took over). */
+const forgotten = (host: string, vm: string): Promise<boolean> => waitFor(`${host} to forget ${vm}`, async () => {
+  const byHost = await vmsByHost(LAB);
+  return !(byHost.get(host) ?? []).some((v) => v.name === vm);
+}, 60_000);
+
+let ha1: VmView;
+let ha2: VmView;
+const boot = new Map<string, string>();
+
+test('a cluster of the lab\'s hosts on a 3-member etcd: members, manager, healthy quorum', track(async (t) => {
+  const s = await waitFor('both members', async () => { const x = await status(); return x.members.length === 2 ? x : undefined; });
+  t.diagnostic(`manager ${s.manager}, members ${s.members.map((m) => m.name).join(', ')}, etcd ${s.quorum.endpoints.map((e) => `${e.url}${e.leader ? ' (leader)' : ''}`).join(', ')}`);
+  assert.equal(s.name, 'lab');
+  assert.equal(s.leaseTtlSec, TTL_SEC);
+  assert.equal(s.quorum.healthy, true);
+  assert.equal(s.quorum.endpoints.filter((e) => e.ok).length, 3);
+  assert.equal(s.degraded, null);
+  assert.ok(s.manager === 'h1' || s.manager === 'h2', `a manager is elected: ${s.manager}`);
+}));
+
+test('an HA VM needs shared storage; nothing is created when refused', track(async () => {
+  const r = await ferry(['vm', 'create', 'ha-local', '--host', 'h1', '--memory', '128M', '--disk', '64M', '--ha', '--json']);
+  assert.notEqual(r.code, 0);
+  assert.equal((r.json as { error: { code: string } }).error.code, 'HA_NEEDS_SHARED_STORAGE');
+  assert.ok(!(await status()).haVms.some((v) => v.name === 'ha-local'));
+  assert.ok(!(await vmsByHost(LAB)).get('h1')?.some((v) => v.name === 'ha-local'));
+}));
+
+test('power loss of the manager\'s host: both HA VMs run on the other host within TTL + 30 s, each once; a new manager; failback on return', track(async (t) => {
+  const mk = async (name: string, extra: string[]): Promise<VmView> => {
+    const r = await ferry<VmView>(['vm', 'create', name, '--host', 'h1', '--memory', '160M', '--disk', '64M', '--pool', 'shared', '--ha', ...extra, '--json']);
+    assert.equal(r.code, 0, r.stderr || r.stdout);
+    return r.json;
+  };
+  ha1 = await mk('ha1', ['--priority', '10']);
+  ha2 = await mk('ha2', ['--failback', 'immediate']);
+  for (const v of [ha1, ha2]) boot.set(v.name, (await guest(v.ip)).bootId);
+  // Make h1 the manager if it is not: kill-host of the manager is the harder case.
+  const before = await status();
+  const victim = before.manager ?? 'h1';
+  assert.equal(victim, 'h1', 'h1 (the first to join) manages the cluster');
+  const t0 = Date.now();
+  assert.equal((await suite.lab(['kill-host', 'h1'])).code, 0);
+  // What Ferry controls is asserted: both QEMUs started on h2 within TTL + 30 s. The guest's boot
+  // under TCG on a loaded machine is not (the issue's target, answering within TTL + 30 s boot
+  // included, is reported here and measured by bench:ha on a quiet machine).
+  const placed = await placedOn('h2', ['ha1', 'ha2'], t0, 120_000);
+  assert.ok(placed <= TTL_SEC + 30, `both HA VMs started on h2 within ${TTL_SEC + 30} s of the power loss, not ${placed.toFixed(1)} s`);
+  const [s1, s2] = await Promise.all([rebooted(ha1.ip, boot.get('ha1') ?? '', t0, 180_000), rebooted(ha2.ip, boot.get('ha2') ?? '', t0, 180_000)]);
+  t.diagnostic(`QEMUs started on h2 ${placed.toFixed(1)} s after the power loss; ha1 answered again after ${s1.toFixed(1)} s, ha2 after ${s2.toFixed(1)} s (lease TTL ${TTL_SEC} s, target ${TTL_SEC + 30} s)`);
+  const after = await status();
+  assert.equal(after.manager, 'h2', 'h2 was elected manager');
+  for (const v of after.haVms) assert.equal(v.owner, 'h2', `${v.name} is owned by h2`);
+  for (const v of [ha1, ha2]) {
+    const g = await guest(v.ip);
+    assert.equal(g.disk, 'ok', `${v.name}'s disk records verify`);
+    boot.set(v.name, g.bootId);
+  }
+  // h1 comes back (its agent restarts; its QEMUs died with it): it forgets what h2 runs now, and
+  // ha2 (failback immediate) moves home live: same boot id, no second copy.
+  assert.equal((await suite.lab(['up'])).code, 0);
+  await forgotten('h1', 'ha1');
+  await waitFor('ha2 back on h1', async () => (await status()).haVms.find((v) => v.name === 'ha2')?.owner === 'h1', 90_000);
+  await assertRunsOnce(LAB, 'ha1', 'h2');
+  await assertRunsOnce(LAB, 'ha2', 'h1');
+  assert.equal((await guest(ha2.ip)).bootId, boot.get('ha2'), 'ha2 moved back live, without a reboot');
+  assert.equal((await guest(ha1.ip)).bootId, boot.get('ha1'), 'ha1 was started once on h2');
+}));
+
+test('a host cut off fences itself; the other restarts its HA VM; after the heal it runs once', track(async (t) => {
+  const on = await assertRunsOnce(LAB, 'ha1', 'h2');
+  const t0 = Date.now();
+  assert.equal((await suite.lab(['isolate', 'h2'])).code, 0);
+  try {
+    await waitFor('h2 to fence ha1 (its QEMU gone)', async () => !processAlive(on.pid), (TTL_SEC + 5) * 1000);
+    const fencedAt = (Date.now() - t0) / 1000;
+    const placed = await placedOn('h1', ['ha1'], t0, 120_000);
+    const back = await rebooted(ha1.ip, boot.get('ha1') ?? '', t0, 180_000);
+    t.diagnostic(`h2 fenced ha1 after ${fencedAt.toFixed(1)} s; h1 started it after ${placed.toFixed(1)} s; it answered after ${back.toFixed(1)} s`);
+    // The survivors wait for the lease to expire (TTL) plus the fence margin: the fence came first.
+    assert.ok(fencedAt < placed, `fenced (${fencedAt.toFixed(1)} s) before h1 started it (${placed.toFixed(1)} s)`);
+  } finally {
+    assert.equal((await suite.lab(['heal', 'h2'])).code, 0);
+  }
+  await forgotten('h2', 'ha1');
+  await assertRunsOnce(LAB, 'ha1', 'h1');
+  await assertRunsOnce(LAB, 'ha2', 'h1');
+  const g = await guest(ha1.ip);
+  assert.equal(g.disk, 'ok');
+  assert.equal(qemuPids(on.vm.uuid).length, 1);
+}));
+
+test('etcd loses quorum: nothing is placed, running VMs are left alone, status says degraded; quorum back heals it', track(async (t) => {
+  const before = await Promise.all([assertRunsOnce(LAB, 'ha1'), assertRunsOnce(LAB, 'ha2')]);
+  const bootIds = await Promise.all([guest(ha1.ip), guest(ha2.ip)]);
+  const etcd = (await labStatus(LAB)).etcd ?? [];
+  assert.equal(etcd.length, 3);
+  for (const m of etcd.slice(0, 2)) if (m.pid) process.kill(m.pid, 'SIGKILL');
+  // Well past the lease TTL and the fence deadline.
+  await new Promise((r) => setTimeout(r, (TTL_SEC + 8) * 1000));
+  const s = await status();
+  t.diagnostic(`degraded: ${s.degraded}`);
+  assert.equal(s.quorum.healthy, false);
+  assert.ok(s.degraded, 'status says the cluster is degraded');
+  const refused = await ferry(['vm', 'create', 'ha3', '--host', 'h2', '--memory', '128M', '--pool', 'shared', '--disk', '64M', '--ha', '--json']);
+  assert.notEqual(refused.code, 0, 'no new HA VM without quorum');
+  assert.equal((refused.json as { error: { code: string } }).error.code, 'CLUSTER_UNAVAILABLE');
+  assert.ok(!(await vmsByHost(LAB)).get('h2')?.some((v) => v.name === 'ha3'), 'nothing was created');
+  const during = await Promise.all([assertRunsOnce(LAB, 'ha1'), assertRunsOnce(LAB, 'ha2')]);
+  assert.deepEqual(during.map((p) => p.pid), before.map((p) => p.pid), 'the same QEMUs run');
+  assert.deepEqual((await Promise.all([guest(ha1.ip), guest(ha2.ip)])).map((g) => g.bootId), bootIds.map((g) => g.bootId));
+  assert.equal((await suite.lab(['up', '--cluster'])).code, 0);
+  const healed = await waitFor('quorum back', async () => { const x = await status(); return x.quorum.healthy && x.degraded === null ? x : undefined; }, 60_000);
+  assert.equal(healed.members.length, 2);
+  const after = await Promise.all([assertRunsOnce(LAB, 'ha1'), assertRunsOnce(LAB, 'ha2')]);
+  assert.deepEqual(after.map((p) => p.pid), before.map((p) => p.pid), 'still the same QEMUs');
+}));
