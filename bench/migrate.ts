@@ -24,7 +24,9 @@ import type { BenchRun, CaseSpec, LinkRun, Row } from './lib/types.js';
 
 /** BENCH_SMOKE=1: one case on the unshaped link, results to a temporary folder (to try the benchmark itself). */
 const SMOKE = process.env.BENCH_SMOKE === '1';
-const SIZES_MIB = SMOKE ? [256] : [256, 1024];
+/** BENCH_SIZES=256,1024 (MiB) narrows the VM sizes; BENCH_NO_BASELINE=1 leaves out the plain-QEMU rows (for a TLS-only run on a busy machine). */
+const SIZES_MIB = SMOKE ? [256] : (process.env.BENCH_SIZES ?? '256,1024').split(',').map(Number).filter((x) => x > 0);
+const BASELINE = process.env.BENCH_NO_BASELINE !== '1';
 const RATES_MIBS = SMOKE ? [20] : [0, 20, 100];
 const LINKS: { link: string; bandwidth?: string }[] = SMOKE ? [{ link: 'unshaped' }] : [{ link: 'unshaped' }, { link: '1gbit', bandwidth: '1gbit' }];
 /** Moves per case and mover (BENCH_REPEAT, default 3; the whole matrix runs once per repetition). */
@@ -99,6 +101,7 @@ async function runLink(spec: { link: string; bandwidth?: string }, env: Omit<Bas
       for (const c of matrix()) {
         const what = `${spec.link} ${c.memMiB} MiB ${c.mbps} MiB/s #${rep}`;
         out.rows.push(...(await ferryRows(c, rep, what)));
+        if (!BASELINE) continue;
         log(`${what}: baseline`);
         const b = await runBaselineCase({ ...env, lab: LAB, destAddress: h2.address }, c, rep, port.next++);
         log(`  ${brief(b)}`);
