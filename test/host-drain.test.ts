@@ -3,13 +3,15 @@
 // memory free than the big one needs). `ferry host drain h1` moves the two, reports the third
 // with INSUFFICIENT_MEMORY, leaves h1 draining and exits non-zero; `--force` stops the third and
 // h1 is drained; the drained h1 refuses a new VM, starting a VM and an incoming move; `ferry host
-// resume h1 --failback` starts the stopped VM again and moves the other two back.
+// resume h1 --failback` starts the stopped VM again and moves the other two back. Then h1's agent
+// is killed during a drain: h1 stays draining, and draining again continues.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { HostView, VmView } from '../src/agent/views.js';
 import type { MaintenanceView } from '../src/agent/maintenance.js';
 import { labSuite } from './support/suite.js';
-import { ferry } from './support/cli.js';
+import { ferry, processAlive, waitFor } from './support/cli.js';
+import { labStatus } from '../src/lab/index.js';
 import { assertGuestIntact, assertRunsOnce, guestState, waitGuest, type GuestState } from './support/invariants.js';
 
 const suite = labSuite('hd');
@@ -98,5 +100,38 @@ test('resume --failback: h1 takes VMs again, the stopped VM starts, the moved on
   for (const n of ['da', 'db', 'big']) await assertRunsOnce(LAB, n, 'h1');
   for (const n of ['da', 'db']) { const g = guests.get(n); assert.ok(g); await assertGuestIntact(LAB, g.ip, g.before); }
   assert.equal((await hostShow('h1')).state, 'ready');
+}));
+
+test('the agent restarts mid-drain: h1 stays draining, and draining again continues', track(async (t) => {
+  assert.equal((await ferry(['host', 'settings', 'h1', '--max-migrations', '1', '--json'])).code, 0);
+  const r = await ferry<DrainJson>(['host', 'drain', 'h1', '--no-wait', '--json']);
+  assert.equal(r.code, 0, r.stderr || r.stdout);
+  assert.equal(r.json.state, 'draining');
+  // Killed while the first move runs (one at a time: the other waits queued).
+  await waitFor('a drain move under way', async () => (await hostShow('h1')).maintenance.vms.some((e) => e.status === 'moving' && e.jobId), 60_000);
+  const pid = (await labStatus(LAB)).hosts.find((h) => h.name === 'h1')?.agentPid;
+  assert.ok(pid, 'h1 has an agent');
+  process.kill(pid, 'SIGKILL');
+  await waitFor('h1\'s agent gone', async () => !processAlive(pid), 15_000);
+  assert.equal((await suite.lab(['up', '--json'])).code, 0);
+  const after = await hostShow('h1');
+  t.diagnostic(`after the restart: ${after.state}, ${JSON.stringify(statusOf(after.maintenance))}`);
+  assert.equal(after.state, 'draining', 'the state survives the restart');
+  assert.equal(after.maintenance.running, null);
+  // Migration recovery settles the interrupted move (forward or back) before the VM moves again.
+  await waitFor('no VM migrating', async () => {
+    const vms = await ferry<VmView[]>(['vm', 'list', '--json']);
+    return vms.code === 0 && vms.json.every((v) => v.state !== 'migrating');
+  }, 120_000);
+  const again = await ferry<Failure>(['host', 'drain', 'h1', '--json']);
+  assert.equal(again.json.error.code, 'DRAIN_INCOMPLETE', again.stdout);
+  const m = again.json.error.details?.maintenance;
+  assert.ok(m);
+  assert.deepEqual(statusOf(m), { big: 'blocked', da: 'moved h2', db: 'moved h2' });
+  await assertRunsOnce(LAB, 'da', 'h2');
+  await assertRunsOnce(LAB, 'db', 'h2');
+  await assertRunsOnce(LAB, 'big', 'h1');
+  for (const n of ['da', 'db']) { const g = guests.get(n); assert.ok(g); await assertGuestIntact(LAB, g.ip, g.before); }
+  assert.equal((await ferry(['host', 'resume', 'h1', '--json'])).code, 0);
   for (const n of ['da', 'db', 'big', 'ballast']) assert.equal((await ferry(['vm', 'delete', n])).code, 0);
 }));
