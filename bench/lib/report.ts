@@ -187,6 +187,15 @@ export function targets(run: BenchRun): string {
   return out.join('\n');
 }
 
+/** A narrowed run (BENCH_SIZES, BENCH_NO_BASELINE) says what it left out, since the text above describes the full matrix. */
+function scopeNote(run: BenchRun): string[] {
+  const rows = run.links.flatMap((l) => l.rows);
+  const sizes = [...new Set(rows.map((r) => r.memMiB))].sort((a, b) => a - b);
+  const noBase = !rows.some((r) => r.who === 'baseline');
+  if (!noBase && sizes.length > 1) return [];
+  return [`**This run was narrowed**: VM sizes ${sizes.map((m) => `${m} MiB`).join(', ')} only${noBase ? ', and no baseline rows (the targets below then have no baseline to compare)' : ''}.`, ''];
+}
+
 /** The whole results file. */
 export function renderMarkdown(run: BenchRun): string {
   const m = run.machine;
@@ -211,6 +220,7 @@ export function renderMarkdown(run: BenchRun): string {
       + 'stopped 1 s after the end). "got" is the dirty rate the guest really achieved (its own counter). Every move has a hard timeout '
       + '(Ferry\'s completion timeout + 45 s); "hung" / "did not complete" mean it hit it. MAC redirects are counted from the source agent\'s log.',
     '',
+    ...scopeNote(run),
     ...run.links.map(linkSection),
     tlsSection(run),
     observations(run),
