@@ -17,6 +17,17 @@ import { chooseMigrationAddress, localAddresses } from './networks.js';
 import { exportName, nbdUri, planStorage, type StoragePlan } from './storage.js';
 import { createImage, deleteImage } from '../storage/index.js';
 import { freePort } from '../util/index.js';
+import { checkJobSecret, hashJobSecret, newJobSecret } from './job-secret.js';
+
+/**
+ * How long a prepared job waits for the source's perform-ready, which the source sends right after
+ * the prepare reply. A job still unclaimed then is rolled back here: its source died, or never got
+ * the reply (and with it the secret it would need to cancel).
+ */
+export const PREPARED_CLAIM_MS = 60_000;
+
+/** How long, after its incoming QEMU failed during perform, the destination waits for the source's cancel or finish before cleaning up itself. */
+const INCOMING_FAILED_GRACE_MS = 2_000;
 
 /**
  * The destination's side of a move: it answers the source's peer messages. Messages of one job
@@ -73,6 +84,8 @@ export class DestinationSide {
     }
     this.h.jobs.create({ id: req.jobId, vm: vm.name, source: req.source, destination: req.destination, role: 'destination', options: req.options });
     this.h.jobs.recordTotals(req.jobId, { encrypted });
+    const secret = newJobSecret();
+    this.h.jobs.keepSecret(req.jobId, hashJobSecret(secret));
     try {
       this.h.fault('destination:prepare');
       if (plan.copies.length > 0) this.slots.set(req.jobId, this.h.takeStorageSlot());
@@ -96,8 +109,9 @@ export class DestinationSide {
       const info = await qmp.execute('query-migrate');
       const port = info['socket-address']?.find((a) => a.type === 'inet')?.port;
       if (!port) throw new FerryError('MIGRATION_FAILED', 'The incoming QEMU did not report the port it listens on.');
+      this.rollBackUnclaimed(req.jobId);
       return {
-        ...envelopeFor(req.jobId), migrationUri: `tcp:${dataAddress}:${port}`, nbd, reservedMemoryMiB: vm.memoryMiB, encrypted,
+        ...envelopeFor(req.jobId), migrationUri: `tcp:${dataAddress}:${port}`, nbd, reservedMemoryMiB: vm.memoryMiB, encrypted, secret,
         ...(req.handover ? { handover: { destinationAddress: this.h.migrationAddress } } : {}),
       };
     } catch (e) {
@@ -106,6 +120,50 @@ export class DestinationSide {
       for (const c of plan.copies) await deleteImage(c.destinationPath).catch(() => undefined);
       throw e;
     }
+  }
+
+  /** After {@link PREPARED_CLAIM_MS}, rolls back the job if the source has not claimed it with perform-ready. */
+  private rollBackUnclaimed(jobId: string): void {
+    setTimeout(() => {
+      void this.serial(jobId, async () => {
+        const job = this.h.jobs.find(jobId);
+        if (!job || isTerminal(job.state) || phaseOf(job.state) !== 'prepare') return;
+        this.h.log.warn({ job: jobId, vm: job.vm }, 'the source never claimed the prepared move; cleaning up');
+        await this.rollBack(jobId, new FerryError('MIGRATION_FAILED', `The source ${job.source} did not begin the move within ${PREPARED_CLAIM_MS / 1000} s of prepare; ${this.h.name} cleaned up.`));
+      }).catch((e: unknown) => this.h.log.error({ err: e, job: jobId }, 'unclaimed move clean-up failed'));
+    }, PREPARED_CLAIM_MS).unref();
+  }
+
+  /**
+   * The job, once the request proves it comes from the agent that prepared it (its one-time secret,
+   * else JOB_SECRET_INVALID). `endedNeedsNone`: a clean-up request for a job that has already
+   * ended here needs no secret, as it changes nothing.
+   */
+  private authorized(jobId: string, secret: string | undefined, endedNeedsNone = false): JobRecord {
+    const job = this.h.jobs.get(jobId);
+    if (!(endedNeedsNone && isTerminal(job.state))) checkJobSecret(job, this.h.jobs.secretOf(jobId), secret);
+    return job;
+  }
+
+  /**
+   * The incoming QEMU failed the stream (or went away) before the VM ran here: nothing of the VM
+   * can run on this host. The job turns back at once, so that a `status` already says why; the
+   * clean-up follows in the job's chain (not awaited: a finish waiting in that chain for this very
+   * outcome would otherwise wait for itself). In perform the source drives and is about to say
+   * whether it cancelled or failed, so its word is awaited a moment; before that nobody else will
+   * clean up (the source may not know yet, or may never come).
+   */
+  private incomingFailed(jobId: string, why: string): void {
+    const job = this.h.jobs.find(jobId);
+    if (!job || isTerminal(job.state) || ownsVm(job)) return;
+    const err = new FerryError('MIGRATION_INCOMING_FAILED',
+      `The incoming QEMU on ${this.h.name} ${why} before the VM ran there; ${this.h.name} cleaned up and the VM stays on ${job.source}.`);
+    this.h.log.warn({ job: jobId, vm: job.vm, why }, 'the incoming migration failed; rolling back');
+    if (job.state.status === 'running' && job.state.direction === 'forward') this.h.jobs.apply(jobId, { type: 'fail', error: { code: err.code, message: err.message } });
+    setTimeout(() => {
+      void this.serial(jobId, () => this.rollBack(jobId, err))
+        .catch((e: unknown) => this.h.log.error({ err: e, job: jobId }, 'clean-up after a failed incoming migration failed'));
+    }, phaseOf(job.state) === 'perform' ? INCOMING_FAILED_GRACE_MS : 0);
   }
 
   private freeSlot(jobId: string): void {
@@ -146,9 +204,15 @@ export class DestinationSide {
   private async resumeWhenComplete(jobId: string, name: string, qmp: Qmp, exports: number): Promise<boolean> {
     try {
       const ev = await qmp.waitForEvent('MIGRATION', (d) => ['completed', 'postcopy-active', 'failed', 'cancelled'].includes(d.status));
-      if (ev.data.status !== 'completed' && ev.data.status !== 'postcopy-active') return false;
+      if (ev.data.status !== 'completed' && ev.data.status !== 'postcopy-active') {
+        this.incomingFailed(jobId, `reported the stream ${ev.data.status}`);
+        return false;
+      }
       const t0 = Date.now();
-      if (!(await resumeHere(qmp, { postcopy: ev.data.status === 'postcopy-active' }))) return false;
+      if (!(await resumeHere(qmp, { postcopy: ev.data.status === 'postcopy-active' }))) {
+        this.incomingFailed(jobId, 'received the stream but could not run the VM');
+        return false;
+      }
       this.takeOwnership(jobId, name);
       this.h.log.info({ job: jobId, vm: name, contMs: Date.now() - t0 }, 'incoming VM resumed');
       if (exports > 0) await stopExports(qmp, exports);
@@ -156,6 +220,8 @@ export class DestinationSide {
       return true;
     } catch (e) {
       this.h.log.error({ job: jobId, vm: name, err: e }, 'incoming VM could not be resumed');
+      // QEMU 7.2 exits when its incoming migration fails, often before the MIGRATION event is read.
+      if (qmp.closed) this.incomingFailed(jobId, 'exited');
       return false;
     }
   }
@@ -168,9 +234,11 @@ export class DestinationSide {
     if (this.h.inv.find(name)?.state === 'migrating') this.h.inv.apply(name, { type: 'migration-ended' });
   }
 
-  performReady(jobId: string): Promise<PerformReadyReply> {
+  performReady(jobId: string, secret: string | undefined): Promise<PerformReadyReply> {
     return this.serial(jobId, async () => {
-      const job = this.h.jobs.get(jobId);
+      const job = this.authorized(jobId, secret);
+      // Rolled back here already (the incoming migration failed): the source learns why.
+      if (job.state.status === 'failed' || job.state.status === 'cancelled') throw new FerryError(job.state.error.code, job.state.error.message);
       const qmp = this.h.qmp(job.vm);
       if (!qmp) throw new FerryError('MIGRATION_FAILED', `The incoming QEMU of "${job.vm}" is gone.`);
       const info = await qmp.execute('query-migrate');
@@ -187,7 +255,7 @@ export class DestinationSide {
    */
   cutover(req: CutoverRequest): Promise<CutoverReply> {
     return this.serial(req.jobId, async () => {
-      const job = this.h.jobs.get(req.jobId);
+      const job = this.authorized(req.jobId, req.secret);
       const tap = tapName(this.h.inv.get(job.vm).spec.uuid);
       if (req.action === 'redirect') await pinMac(req.mac, tap);
       else await unpinMac(req.mac, tap);
@@ -204,7 +272,7 @@ export class DestinationSide {
   finish(req: FinishRequest): Promise<FinishReply> {
     return this.serial(req.jobId, async () => {
       this.h.fault('destination:finish');
-      const job = this.h.jobs.get(req.jobId);
+      const job = this.authorized(req.jobId, req.secret, req.outcome === 'failure');
       if (req.outcome === 'failure') {
         if (ownsVm(job)) throw new FerryError('JOB_BAD_PHASE', `The VM "${job.vm}" already runs on ${this.h.name}; the move can only complete.`);
         await this.rollBack(req.jobId, new FerryError(req.error?.code ?? 'MIGRATION_FAILED', req.error?.message ?? 'The source failed the move.'));
@@ -233,7 +301,7 @@ export class DestinationSide {
 
   confirm(req: ConfirmRequest): Promise<ConfirmReply> {
     return this.serial(req.jobId, async () => {
-      const job = this.h.jobs.get(req.jobId);
+      const job = this.authorized(req.jobId, req.secret);
       this.h.fault('destination:confirm');
       if (!isTerminal(job.state)) {
         this.h.jobs.recordTotals(req.jobId, req.totals);
@@ -246,10 +314,10 @@ export class DestinationSide {
   }
 
   /** Idempotent; refused once the VM runs here, because then this host owns it. */
-  cancel(jobId: string, reason: string): Promise<CancelReply> {
+  cancel(jobId: string, reason: string, secret?: string): Promise<CancelReply> {
     return this.serial(jobId, async () => {
-      const job = this.h.jobs.find(jobId);
-      if (!job) return { ...envelopeFor(jobId), status: 'cancelled' as JobStatus };
+      if (!this.h.jobs.find(jobId)) return { ...envelopeFor(jobId), status: 'cancelled' as JobStatus };
+      const job = this.authorized(jobId, secret, true);
       if (ownsVm(job)) {
         throw new FerryError('JOB_BAD_PHASE', `The VM "${job.vm}" already runs on ${this.h.name}; the move can only complete.`);
       }
@@ -281,6 +349,10 @@ export class DestinationSide {
   private async rollBack(jobId: string, err: FerryError, cancelled = false): Promise<void> {
     const job = this.h.jobs.find(jobId);
     if (!job || isTerminal(job.state)) return;
+    // Turn back first, so that a status asked during the clean-up already says why (the source reports that reason).
+    if (job.state.status === 'running' && job.state.direction === 'forward' && !ownsVm(job)) {
+      this.h.jobs.apply(jobId, cancelled ? { type: 'cancel' } : { type: 'fail', error: { code: err.code, message: err.message } });
+    }
     await closeTunnel(tunnelName(jobId));
     await this.h.discardIncoming(job.vm, job.options.includeStorage).catch((e: unknown) => this.h.log.error({ err: e, job: jobId }, 'destination clean-up failed'));
     this.resumed.delete(jobId);
@@ -305,5 +377,6 @@ function view(job: JobRecord): StatusReply['job'] {
     status: s.status, phase: phaseOf(s),
     direction: s.status === 'running' ? s.direction : null,
     postcopy: s.status === 'running' && s.direction === 'forward' ? s.postcopy : false,
+    ...('error' in s ? { error: s.error } : {}),
   };
 }

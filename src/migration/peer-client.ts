@@ -45,7 +45,14 @@ interface RawReply { status: number; json: unknown }
  * `https:` URLs it authenticates with this host's certificate `tls` and checks the peer's.
  */
 export class PeerClient {
-  constructor(private readonly baseUrl: string, private readonly peer: string, private readonly timeoutMs = 60_000, private readonly tls?: TlsMaterial) {}
+  /**
+   * `secretOf` gives the one-time secret of a job this host sends (protocol.ts); every request about
+   * a job after its prepare carries it.
+   */
+  constructor(
+    private readonly baseUrl: string, private readonly peer: string, private readonly timeoutMs = 60_000, private readonly tls?: TlsMaterial,
+    private readonly secretOf: (jobId: string) => string | null = () => null,
+  ) {}
 
   prepare(jobId: string, b: Body<PrepareRequest>): Promise<PrepareReply> { return this.post(jobId, 'prepare', b, 180_000); }
   performReady(jobId: string): Promise<PerformReadyReply> { return this.post(jobId, 'perform-ready', {}); }
@@ -77,7 +84,8 @@ export class PeerClient {
   failback<T>(b: { protocol: number; vm: string; destination: string }): Promise<T> { return this.call('POST', '/v1/peer/failback', b, 60_000); }
 
   private post<T>(jobId: string, msg: string, body: object, timeoutMs = this.timeoutMs): Promise<T> {
-    return this.call('POST', `${PEER_BASE}/${jobId}/${msg}`, { ...envelopeFor(jobId), ...body }, timeoutMs);
+    const secret = msg === 'prepare' ? null : this.secretOf(jobId);
+    return this.call('POST', `${PEER_BASE}/${jobId}/${msg}`, { ...envelopeFor(jobId), ...body, ...(secret !== null ? { secret } : {}) }, timeoutMs);
   }
 
   private async call<T>(method: string, path: string, body: unknown, timeoutMs: number): Promise<T> {
@@ -140,7 +148,14 @@ export class PeerClient {
   }
 }
 
-/** A client for peer `host` of `h`, with `h`'s certificate when it has one. */
-export function peerClient(h: { peerUrl(host: string): string; readonly tls?: { material: TlsMaterial } }, host: string, timeoutMs?: number): PeerClient {
-  return new PeerClient(h.peerUrl(host), host, timeoutMs, h.tls?.material);
+/** What {@link peerClient} reads of the host's job store: the secrets of the jobs it sends. */
+interface SecretStore { find(id: string): { role: string } | undefined; secretOf(id: string): string | null }
+
+/**
+ * A client for peer `host` of `h`, with `h`'s certificate when it has one, and the one-time
+ * secrets of the jobs `h` sends when it has a job store (the destination's store keeps only hashes).
+ */
+export function peerClient(h: { peerUrl(host: string): string; readonly tls?: { material: TlsMaterial }; readonly jobs?: SecretStore }, host: string, timeoutMs?: number): PeerClient {
+  const secretOf = (id: string): string | null => (h.jobs?.find(id)?.role === 'source' ? h.jobs.secretOf(id) : null);
+  return new PeerClient(h.peerUrl(host), host, timeoutMs, h.tls?.material, secretOf);
 }

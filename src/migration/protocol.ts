@@ -5,16 +5,26 @@
  * `{"error":{"code","message"}}`. The sequence diagrams, what each side persists, and what a
  * restart does are in docs/design/0001-migration-protocol.md.
  *
- * Versioning: each body carries `protocol`; the path carries `/v1/`. A receiver ignores fields
- * it does not know, so adding an optional field keeps version 1; removing or changing the
- * meaning of one makes version 2, served beside version 1 at `/peer/v2/`.
+ * Versioning: each body carries `protocol`; the path carries `/v1/`. A receiver refuses request
+ * fields it does not know (closed schemas, peer-schemas.ts), so an optional request field is
+ * added only where the receiver has learnt it (as `secret`, which the destination itself hands
+ * out in the prepare reply); removing or changing the meaning of a field makes version 2, served
+ * beside version 1 at `/peer/v2/`.
+ *
+ * The one-time secret: the destination draws 32 random bytes for each job it prepares, keeps
+ * their SHA-256 and returns them once, in the prepare reply. Every later request about the job
+ * (perform-ready, cutover, finish, confirm, cancel) carries them as `secret`; a request without
+ * them, or with others, is refused with JOB_SECRET_INVALID and changes nothing. Only a cancel or a
+ * failed finish of a job that has already ended there (nothing left to clean) needs none.
  */
 import { FerryError, type ErrorCode } from '../errors/index.js';
 import type { DiskFacts } from './storage.js';
-import { PERFORMANCE_OPTIONS } from './host-settings.js';
 import type { MigrationStatus } from '../qmp/index.js';
 import type { VmSpec } from '../vm/index.js';
-import { JOB_STATUSES, PHASES, type JobError, type JobStatus, type JobTotals, type MoveOptions, type Phase } from './job.js';
+import { compareSchemas, errorBody, idParams, noQuery, peerSchemas } from './peer-schemas.js';
+
+export { compareSchemas, peerSchemas, vmSpecSchema, moveOptionsSchema, noQuery, SECRET_PATTERN } from './peer-schemas.js';
+import { type JobError, type JobStatus, type JobTotals, type MoveOptions, type Phase } from './job.js';
 
 /** The protocol version this agent speaks. */
 export const PROTOCOL_VERSION = 1;
@@ -72,10 +82,18 @@ export interface PrepareReply extends Envelope {
    * unencrypted moves refuses.
    */
   encrypted?: boolean;
+  /** The job's one-time secret (43 characters, base64url): every later request about the job carries it. Absent from an older agent. */
+  secret?: string;
+}
+
+/** What every request about a prepared job carries besides the envelope. */
+export interface JobAuth {
+  /** The one-time secret of the job's prepare reply; the source keeps it with its record of the job. */
+  secret?: string;
 }
 
 /** source → destination: the source entered perform and is about to `migrate`. */
-export type PerformReadyRequest = Envelope;
+export type PerformReadyRequest = Envelope & JobAuth;
 
 /** The destination checked that its incoming QEMU still waits for the stream. */
 export interface PerformReadyReply extends Envelope {
@@ -84,7 +102,7 @@ export interface PerformReadyReply extends Envelope {
 }
 
 /** source → destination: point the VM's MAC at the destination's tap, or back. */
-export interface CutoverRequest extends Envelope {
+export interface CutoverRequest extends Envelope, JobAuth {
   action: 'redirect' | 'restore';
   mac: string;
 }
@@ -100,7 +118,7 @@ export interface CutoverReply extends Envelope {
  * source → destination: `success` once the source's QEMU reported `completed`: resume the VM,
  * announce it, take it over. `failure`: kill the incoming QEMU and delete what prepare made.
  */
-export interface FinishRequest extends Envelope {
+export interface FinishRequest extends Envelope, JobAuth {
   outcome: 'success' | 'failure';
   error?: JobError;
 }
@@ -115,7 +133,7 @@ export interface FinishReply extends Envelope {
 }
 
 /** source → destination: the source stopped its QEMU (success) or resumed the VM (failure). */
-export interface ConfirmRequest extends Envelope {
+export interface ConfirmRequest extends Envelope, JobAuth {
   outcome: 'success' | 'failure';
   totals: JobTotals;
 }
@@ -130,7 +148,7 @@ export interface ConfirmReply extends Envelope {
  * never saw or already cleaned answers `failed`/`cancelled`); refused with JOB_BAD_PHASE once
  * the destination has resumed the VM, because then it owns it.
  */
-export interface CancelRequest extends Envelope {
+export interface CancelRequest extends Envelope, JobAuth {
   reason: string;
 }
 
@@ -145,6 +163,8 @@ export interface PeerJobView {
   phase: Phase;
   direction: 'forward' | 'rollback' | null;
   postcopy: boolean;
+  /** Why the job failed or is rolling back there (a reply field: absent from an older agent). */
+  error?: JobError;
 }
 
 /** What a peer observes of the VM's QEMU on its side: the facts recovery needs. */
@@ -197,130 +217,6 @@ export function checkProtocol(body: unknown): void {
   }
 }
 
-// ─── JSON schemas (plain objects for fastify: route `schema.body` / `schema.response`) ───
-
-const str = { type: 'string' } as const;
-const int = { type: 'integer' } as const;
-const nullableInt = { type: ['integer', 'null'] } as const;
-const migrationStatus = { type: 'string' } as const;
-
-const envelope = { protocol: { type: 'integer', minimum: 1 }, jobId: { type: 'string', minLength: 1, maxLength: 64 } } as const;
-const envelopeRequired = ['protocol', 'jobId'] as const;
-
-const jobErrorSchema = {
-  type: 'object', required: ['code', 'message'], properties: { code: str, message: str },
-} as const;
-
-/** The VM spec as it travels in prepare. */
-export const vmSpecSchema = {
-  type: 'object',
-  required: ['name', 'uuid', 'memoryMiB', 'cpus', 'cpuModel', 'machine', 'mac', 'ip', 'prefixLength', 'disks', 'ha'],
-  properties: {
-    name: str, uuid: str, memoryMiB: { type: 'integer', minimum: 1 }, cpus: { type: 'integer', minimum: 1 },
-    cpuModel: str, machine: str, mac: str, ip: str, prefixLength: int, gateway: str, ha: { type: 'boolean' }, group: str,
-    boot: { type: 'object', required: ['kernel', 'initrd'], properties: { kernel: str, initrd: str } },
-    disks: {
-      type: 'array',
-      items: {
-        type: 'object', required: ['path', 'sizeBytes', 'pool', 'format'],
-        properties: { path: str, sizeBytes: int, pool: str, format: { type: 'string', enum: ['qcow2'] } },
-      },
-    },
-  },
-} as const;
-
-const moveOptionsSchema = {
-  type: 'object', required: ['includeStorage'],
-  properties: {
-    includeStorage: { type: 'boolean' }, storagePath: str, probe: { type: 'boolean' },
-    allowPostcopy: { type: 'boolean' }, allowAutoConverge: { type: 'boolean' }, retainSourceDisks: { type: 'boolean' },
-    maxBandwidthBytesPerSec: { type: 'integer', minimum: 1 }, performance: { type: 'string', enum: PERFORMANCE_OPTIONS },
-  },
-} as const;
-
-const totalsSchema = {
-  type: 'object', required: ['totalMs', 'downtimeMs', 'transferredBytes', 'passes'],
-  properties: {
-    totalMs: nullableInt, downtimeMs: nullableInt, transferredBytes: nullableInt, passes: nullableInt, diskBytes: nullableInt, diskMs: nullableInt,
-    encrypted: { type: ['boolean', 'null'] },
-  },
-} as const;
-
-const status = { type: 'string', enum: JOB_STATUSES } as const;
-
-/** Builds an object schema with the envelope's fields first. */
-function message<P extends Record<string, unknown>, R extends readonly string[]>(properties: P, required: R) {
-  return {
-    type: 'object',
-    required: [...envelopeRequired, ...required],
-    properties: { ...envelope, ...properties },
-  } as const;
-}
-
-/** Request and reply schemas of every message. */
-export const peerSchemas = {
-  prepareRequest: message({
-    vm: vmSpecSchema, source: str, destination: str, options: moveOptionsSchema,
-    handover: { type: 'object', required: ['vni', 'sourceAddress'], properties: { vni: { type: 'integer', minimum: 1, maximum: 16777215 }, sourceAddress: str } },
-    sourceAddresses: { type: 'array', maxItems: 64, items: str },
-    allowInsecure: { type: 'boolean' },
-    disks: {
-      type: 'array', maxItems: 64,
-      items: { type: 'object', required: ['allocatedBytes'], properties: { allocatedBytes: int, sharedId: str } },
-    },
-  }, ['vm', 'source', 'destination', 'options']),
-  prepareReply: message({
-    migrationUri: str, reservedMemoryMiB: int, encrypted: { type: 'boolean' },
-    handover: { type: 'object', required: ['destinationAddress'], properties: { destinationAddress: str } },
-    nbd: {
-      type: 'array',
-      items: { type: 'object', required: ['sourcePath', 'destinationPath', 'uri'], properties: { sourcePath: str, destinationPath: str, uri: str } },
-    },
-  }, ['migrationUri', 'nbd', 'reservedMemoryMiB']),
-  performReadyRequest: message({}, []),
-  performReadyReply: message({ incomingStatus: migrationStatus }, ['incomingStatus']),
-  cutoverRequest: message({ action: { type: 'string', enum: ['redirect', 'restore'] }, mac: { type: 'string', pattern: '^([0-9a-f]{2}:){5}[0-9a-f]{2}$' } }, ['action', 'mac']),
-  cutoverReply: message({ action: { type: 'string', enum: ['redirect', 'restore'] }, appliedAt: str }, ['action', 'appliedAt']),
-  finishRequest: message({ outcome: { type: 'string', enum: ['success', 'failure'] }, error: jobErrorSchema }, ['outcome']),
-  finishReply: message({ resumed: { type: 'boolean' }, error: jobErrorSchema }, ['resumed']),
-  confirmRequest: message({ outcome: { type: 'string', enum: ['success', 'failure'] }, totals: totalsSchema }, ['outcome', 'totals']),
-  confirmReply: message({ status }, ['status']),
-  cancelRequest: message({ reason: str }, ['reason']),
-  cancelReply: message({ status }, ['status']),
-  statusReply: message({
-    job: {
-      type: ['object', 'null'], required: ['status', 'phase', 'direction', 'postcopy'],
-      properties: { status, phase: { type: 'string', enum: PHASES }, direction: { type: ['string', 'null'] }, postcopy: { type: 'boolean' } },
-    },
-    qemu: { type: 'object', required: ['alive', 'running'], properties: { alive: { type: 'boolean' }, running: { type: 'boolean' }, migrationStatus } },
-  }, ['job', 'qemu']),
-} as const;
-
-const diskFactsSchema = {
-  type: 'array', maxItems: 64,
-  items: { type: 'object', required: ['allocatedBytes'], properties: { allocatedBytes: int, sharedId: str } },
-} as const;
-
-/** The compare message's schemas: no job, so no envelope's jobId (the path carries the version). */
-export const compareSchemas = {
-  compareRequest: {
-    type: 'object', required: ['protocol', 'vm', 'source', 'destination', 'options'],
-    properties: {
-      protocol: envelope.protocol, vm: vmSpecSchema, source: str, destination: str, options: moveOptionsSchema, disks: diskFactsSchema,
-      cpuFeatures: { type: 'array', maxItems: 4096, items: str },
-    },
-  },
-  compareReply: {
-    type: 'object', required: ['protocol', 'host', 'incompatibilities'],
-    properties: { protocol: envelope.protocol, host: str, incompatibilities: { type: 'array', items: jobErrorSchema } },
-  },
-} as const;
-
-const errorBody = {
-  type: 'object', required: ['error'], properties: { error: jobErrorSchema },
-} as const;
-
-const idParams = { type: 'object', required: ['id'], properties: { id: { type: 'string', minLength: 1, maxLength: 64 } } } as const;
 
 /** Base path of version 1; a job's messages live under `${PEER_BASE}/:id`. */
 export const PEER_BASE = '/v1/peer/migrations';
@@ -348,7 +244,7 @@ export const PEER_ROUTES = {
   cancel: post('cancel', peerSchemas.cancelRequest, peerSchemas.cancelReply),
   status: {
     method: 'GET', url: `${PEER_BASE}/:id`,
-    schema: { params: idParams, response: { 200: peerSchemas.statusReply, '4xx': errorBody, '5xx': errorBody } },
+    schema: { params: idParams, querystring: noQuery, response: { 200: peerSchemas.statusReply, '4xx': errorBody, '5xx': errorBody } },
   },
 } as const satisfies Record<PeerMessage, unknown>;
 

@@ -66,6 +66,8 @@ export class SourceRun {
         handover: { vni: tunnelVni(id), sourceAddress: this.h.migrationAddress }, ...(disks.length > 0 ? { disks } : {}),
         sourceAddresses: localAddresses(), allowInsecure,
       });
+      // Every later request about the job must present it (an older destination hands out none).
+      if (prep.secret !== undefined) this.h.jobs.keepSecret(id, prep.secret);
       // An older destination answers no `encrypted`: it listens in plain TCP, which needs our consent too.
       const encrypted = prep.encrypted === true;
       if (!encrypted && !allowInsecure) {
@@ -163,12 +165,21 @@ export class SourceRun {
    * Turns back. First asks the destination whether it already runs the VM (its stream may have
    * completed while ours reported an error): then the move can only go forward.
    */
-  private async rollBack(err: FerryError): Promise<JobRecord> {
+  private async rollBack(failure: FerryError): Promise<JobRecord> {
     const { id, vm } = this.job;
+    let err = failure;
     this.h.log.warn({ job: id, vm, code: err.code, err: err.message }, 'move failed; rolling back');
     const state = this.h.jobs.get(id).state;
     if (state.status === 'queued' || (state.status === 'running' && phaseOf(state) !== 'begin')) {
-      const st = await this.peer.status(id).catch(() => undefined);
+      let st = await this.peer.status(id).catch(() => undefined);
+      // Its QEMU is gone but its agent has not said why yet: it turns the job back within moments of noticing.
+      for (let i = 0; i < 3 && st?.job?.direction === 'forward' && !st.qemu.alive && err.code === 'MIGRATION_FAILED'; i++) {
+        await new Promise((r) => setTimeout(r, 500));
+        st = await this.peer.status(id).catch(() => undefined);
+      }
+      // The destination's QEMU failed first (our QEMU then only saw the stream break): its reason is the job's.
+      const theirs = st?.job?.error;
+      if (theirs?.code === 'MIGRATION_INCOMING_FAILED' && err.code !== 'ABORTED' && err.code !== 'MIGRATION_CANCELLED') err = new FerryError(theirs.code, theirs.message);
       const destOwns = st?.job && (st.job.status === 'completed' || (st.job.direction === 'forward' && st.job.phase === 'confirm'));
       if (destOwns && st?.qemu.running) {
         this.h.log.warn({ job: id }, 'the destination already runs the VM; rolling forward');

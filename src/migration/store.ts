@@ -143,6 +143,7 @@ export class JobStore {
     // Columns added after the first release: older databases get them here.
     const cols = new Set((db.prepare('PRAGMA table_info(migration_jobs)').all() as { name: string }[]).map((c) => c.name));
     for (const c of ['disk_bytes', 'disk_ms', 'encrypted']) if (!cols.has(c)) db.exec(`ALTER TABLE migration_jobs ADD COLUMN ${c} INTEGER`);
+    if (!cols.has('secret')) db.exec('ALTER TABLE migration_jobs ADD COLUMN secret TEXT');
     this.now = opts.now ?? (() => new Date());
     this.onListenerError = opts.onListenerError ?? (() => undefined);
   }
@@ -273,6 +274,20 @@ export class JobStore {
     t.encrypted === undefined || t.encrypted === null ? null : Number(t.encrypted),
     this.now().toISOString(), id);
     return this.get(id);
+  }
+
+  /**
+   * Keeps the job's one-time secret (job-secret.ts): the secret itself on the source, its SHA-256
+   * on the destination. Kept apart from {@link JobRecord}, so it never reaches a view, an event or a log line.
+   */
+  keepSecret(id: string, value: string): void {
+    this.mustUpdate(id, 'UPDATE migration_jobs SET secret = ? WHERE id = ?', value, id);
+  }
+
+  /** What {@link keepSecret} kept for the job; null when nothing was (a job of an older agent, or an unknown id). */
+  secretOf(id: string): string | null {
+    const r = this.db.prepare('SELECT secret FROM migration_jobs WHERE id = ?').get(id) as { secret: string | null } | undefined;
+    return r?.secret ?? null;
   }
 
   private mustUpdate(id: string, sql: string, ...args: (string | number | null)[]): void {

@@ -3,6 +3,7 @@ import type { Agent } from '../../agent/agent.js';
 import { metricsText } from '../metrics.js';
 import { errorResponses, hostSettingsPatchBody } from '../schemas.js';
 import type { HostSettingsPatch } from '../../agent/settings-store.js';
+import { noQuery } from '../../migration/index.js';
 
 /** /v1/host, /v1/host/settings, /v1/peer/ping, /v1/events (SSE) and /metrics. */
 export function hostRoutes(app: FastifyInstance, agent: Agent): void {
@@ -20,7 +21,7 @@ export function hostRoutes(app: FastifyInstance, agent: Agent): void {
 
   app.get('/v1/peer/ping', {
     schema: {
-      tags: ['peer'], summary: 'Peer liveness, and how many more live migrations this host takes now',
+      tags: ['peer'], summary: 'Peer liveness, and how many more live migrations this host takes now', querystring: noQuery,
       response: { 200: { type: 'object', properties: { host: { type: 'string' }, version: { type: 'string' }, protocol: { type: 'integer' }, migrationSlotsFree: { type: 'integer' } } } },
     },
   }, async () => ({ host: agent.config.hostName, version: agent.hostView().version, protocol: 1, migrationSlotsFree: agent.migrations.freeSlots() }));

@@ -96,10 +96,10 @@ function peerRoutes(app: FastifyInstance, agent: Agent): void {
       return d.prepare(b);
     },
   });
-  app.route({ ...PEER_ROUTES['perform-ready'], handler: async (req) => d.performReady(body<{ jobId: string }>(req.body).jobId) });
+  app.route({ ...PEER_ROUTES['perform-ready'], handler: async (req) => { const b = body<{ jobId: string; secret?: string }>(req.body); return d.performReady(b.jobId, b.secret); } });
   app.route({ ...PEER_ROUTES.cutover, handler: async (req) => d.cutover(body<CutoverRequest>(req.body)) });
   app.route({ ...PEER_ROUTES.finish, handler: async (req) => d.finish(body<FinishRequest>(req.body)) });
   app.route({ ...PEER_ROUTES.confirm, handler: async (req) => d.confirm(body<ConfirmRequest>(req.body)) });
-  app.route({ ...PEER_ROUTES.cancel, handler: async (req) => { const b = body<CancelRequest>(req.body); return d.cancel(b.jobId, b.reason); } });
+  app.route({ ...PEER_ROUTES.cancel, handler: async (req) => { const b = body<CancelRequest>(req.body); return d.cancel(b.jobId, b.reason, b.secret); } });
   app.route({ ...PEER_ROUTES.status, handler: async (req) => d.status((req.params as IdParams).id) });
 }
