@@ -113,6 +113,7 @@ test('dashboard: an operator signs in, sees both hosts and the VMs, moves a VM f
   await page.waitForSelector('[data-host="h2"] .badge[data-state="ready"]');
   await page.waitForSelector('[data-host="h1"] .badge[data-state="ready"]');
   assert.match(await page.locator('[data-host="h2"]').innerText(), /Memory for VMs[\s\S]*Migration settings/i);
+  assert.match(await page.locator('[data-host="h2"] [data-testid=cluster]').innerText(), /Standalone/, 'a lab without --cluster is standalone');
   await shot(page, 'hosts');
 
   // VMs: both, on h1, running.

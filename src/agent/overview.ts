@@ -1,7 +1,7 @@
 import type { Agent } from './agent.js';
 import type { HostView, VmView } from './views.js';
 import { PeerClient, summarize, type JobRecord, type JobSummary, type ProgressView } from '../migration/index.js';
-import { toFerryError } from '../errors/index.js';
+import { FerryError, toFerryError } from '../errors/index.js';
 
 /** A migration job as the API shows it (GET /v1/migrations). */
 export type JobView = JobSummary & {
@@ -16,8 +16,11 @@ export const jobView = (j: JobRecord, queuePosition: number | null = null): JobV
   ...(queuePosition !== null ? { queuePosition } : {}),
 });
 
-/** One host's state as the dashboard shows it: the host, its VMs and its recent jobs. */
-export interface HostOverview { host: HostView; vms: VmView[]; migrations: JobView[] }
+/** The host's failover cluster as the dashboard shows it (null: standalone). */
+export interface ClusterBrief { name: string; manager: string | null; members: string[]; degraded: string | null }
+
+/** One host's state as the dashboard shows it: the host, its VMs, its recent jobs, its cluster. */
+export interface HostOverview { host: HostView; vms: VmView[]; migrations: JobView[]; cluster: ClusterBrief | null }
 
 /** A host of the context in an overview: its data, or why it could not be read. */
 export interface OverviewEntry {
@@ -32,13 +35,33 @@ export interface OverviewEntry {
 /** Jobs per host in an overview: enough for the history chart, small enough to poll every 2 s. */
 export const OVERVIEW_JOBS = 50;
 
+/**
+ * The host's cluster in brief: null when it is standalone; `degraded` says why when etcd does not
+ * answer within `timeoutMs` (the overview never waits on etcd longer than that).
+ */
+async function clusterBrief(agent: Agent, timeoutMs: number): Promise<ClusterBrief | null> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_r, reject) => { timer = setTimeout(() => reject(new FerryError('CLUSTER_UNAVAILABLE', 'The cluster store did not answer in time.')), timeoutMs); });
+  try {
+    const s = await Promise.race([agent.cluster.status(), late]);
+    return { name: s.name, manager: s.manager, members: s.members.map((x) => x.name).sort(), degraded: s.degraded };
+  } catch (e) {
+    const fe = toFerryError(e);
+    if (fe.code === 'NOT_IN_CLUSTER') return null;
+    return { name: '', manager: null, members: [], degraded: `${fe.code}: ${fe.message}` };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** This host's overview (what GET /v1/peer/overview answers a peer). */
-export function hostOverview(agent: Agent): HostOverview {
+export async function hostOverview(agent: Agent): Promise<HostOverview> {
   const m = agent.migrations;
   return {
     host: agent.hostView(),
     vms: agent.inv.list().map((r) => agent.vmView(r)),
     migrations: agent.jobs.list({ limit: OVERVIEW_JOBS }).map((j) => jobView(j, m.queuePosition(j.id))),
+    cluster: await clusterBrief(agent, 2_000),
   };
 }
 
@@ -49,8 +72,7 @@ export function hostOverview(agent: Agent): HostOverview {
  */
 export async function contextOverview(agent: Agent, timeoutMs = 4_000): Promise<OverviewEntry[]> {
   const h = agent.migrationHost();
-  const self: OverviewEntry = { name: agent.config.hostName, url: agent.config.url, self: true, reachable: true, data: hostOverview(agent) };
-  const peers = await Promise.all(agent.config.peers.map(async (p): Promise<OverviewEntry> => {
+  const peer = async (p: { name: string; url: string }): Promise<OverviewEntry> => {
     try {
       const data = await new PeerClient(p.url, p.name, timeoutMs, h.tls?.material).overview<HostOverview>();
       return { name: p.name, url: p.url, self: false, reachable: true, data };
@@ -58,6 +80,7 @@ export async function contextOverview(agent: Agent, timeoutMs = 4_000): Promise<
       const fe = toFerryError(e);
       return { name: p.name, url: p.url, self: false, reachable: false, error: { code: fe.code, message: fe.message } };
     }
-  }));
-  return [self, ...peers];
+  };
+  const [data, peers] = await Promise.all([hostOverview(agent), Promise.all(agent.config.peers.map(peer))]);
+  return [{ name: agent.config.hostName, url: agent.config.url, self: true, reachable: true, data }, ...peers];
 }

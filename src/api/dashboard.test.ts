@@ -58,7 +58,7 @@ test('GET /v1/overview needs a token; a viewer sees this host, its role, and a d
 test('GET /v1/peer/overview answers a peer (here: no TLS, in-process) with this host, VMs and jobs', async () => {
   const r = await app.inject({ method: 'GET', url: '/v1/peer/overview' });
   assert.equal(r.statusCode, 200, r.body);
-  const body = r.json<{ host: { name: string }; vms: unknown[]; migrations: unknown[] }>();
+  const body = r.json<{ host: { name: string }; vms: unknown[]; migrations: unknown[]; cluster: unknown }>();
   assert.equal(body.host.name, 'h1');
-  assert.deepEqual([body.vms, body.migrations], [[], []]);
+  assert.deepEqual([body.vms, body.migrations, body.cluster], [[], [], null], 'a standalone host has no cluster');
 });

@@ -49,10 +49,13 @@ export interface Job {
   queuePosition?: number; error?: { code: string; message: string };
 }
 
+/** The host's failover cluster (null: standalone); `degraded` says why it places nothing now. */
+export interface ClusterBrief { name: string; manager: string | null; members: string[]; degraded: string | null }
+
 export interface HostEntry {
   name: string; url: string; self: boolean; reachable: boolean;
   error?: { code: string; message: string };
-  data?: { host: Host; vms: Vm[]; migrations: Job[] };
+  data?: { host: Host; vms: Vm[]; migrations: Job[]; cluster?: ClusterBrief | null };
 }
 
 export interface Overview { you: { name: string; role: Role }; hosts: HostEntry[] }

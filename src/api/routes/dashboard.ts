@@ -60,7 +60,7 @@ export function dashboardRoutes(app: FastifyInstance, agent: Agent): void {
   });
 
   app.get('/v1/peer/overview', { schema: { tags: ['peer'], summary: 'Peer RPC: this host, its VMs and recent jobs, for a peer\'s dashboard' } },
-    async () => hostOverview(agent));
+    () => hostOverview(agent));
 
   const ui = { schema: { hide: true } };
   app.get('/ui', ui, async (_req, reply) => reply.redirect('/ui/'));

@@ -3,7 +3,7 @@ import { useState } from 'preact/hooks';
 import type { Ctx } from '../app';
 import { call } from '../api';
 import { bytes, mib, ms, rate, when } from '../format';
-import type { Host, HostEntry, HostSettings, Maintenance } from '../types';
+import type { ClusterBrief, Host, HostEntry, HostSettings, Maintenance } from '../types';
 import { Meter, StateBadge } from './parts';
 
 function Settings({ s }: { s: HostSettings }) {
@@ -51,6 +51,19 @@ function MaintenanceLedger({ m }: { m: Maintenance }) {
   );
 }
 
+/** Cluster membership: standalone, or the cluster's name, manager and members; why it is degraded. */
+function ClusterLine({ c, host }: { c: ClusterBrief | null; host: string }) {
+  if (!c) return <p class="small" data-testid="cluster">Standalone (no failover cluster)</p>;
+  return (
+    <p class="small" data-testid="cluster">
+      Cluster <span class="strong">{c.name || '?'}</span>
+      {c.manager ? <> · manager {c.manager === host ? <span class="tag">this host</span> : c.manager}</> : null}
+      {c.members.length ? <> · members {c.members.join(', ')}</> : null}
+      {c.degraded ? <><span class="badge warn">degraded</span><br /><span class="muted">{c.degraded}</span></> : null}
+    </p>
+  );
+}
+
 function HostCard({ entry, ctx }: { entry: HostEntry; ctx: Ctx }) {
   const [failback, setFailback] = useState(false);
   const h = entry.data?.host;
@@ -73,6 +86,7 @@ function HostCard({ entry, ctx }: { entry: HostEntry; ctx: Ctx }) {
         <StateBadge state={state} />
       </header>
       <p class="muted small">{h.url} · QEMU {h.qemuVersion} · {h.machine} · {h.accel ? h.accel.toUpperCase() : 'accelerator not probed yet'}</p>
+      <ClusterLine c={entry.data?.cluster ?? null} host={h.name} />
       <div class="stats">
         <div><span class="stat">{h.runningVmCount}</span><span class="muted"> of {h.vmCount} VMs running</span></div>
         <div><span class="stat">{h.cpus}</span><span class="muted"> CPUs</span></div>
