@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Agent } from '../../agent/agent.js';
 import type { ClusterJoinRequest } from '../../agent/cluster-link.js';
 import { errorResponses } from '../schemas.js';
+import { noQuery } from '../../migration/index.js';
 
 const joinBody = {
   type: 'object', required: ['name', 'endpoints'], additionalProperties: false,
@@ -29,7 +30,7 @@ export function clusterRoutes(app: FastifyInstance, agent: Agent): void {
 
   app.get('/v1/peer/cluster', {
     schema: {
-      tags: ['peer'], summary: 'Whether this host renews its cluster lease (asked by a peer deciding whether to fence)',
+      tags: ['peer'], summary: 'Whether this host renews its cluster lease (asked by a peer deciding whether to fence)', querystring: noQuery,
       response: { 200: { type: 'object', properties: { host: { type: 'string' }, renewing: { type: 'boolean' }, cluster: { type: ['string', 'null'] } } } },
     },
   }, async () => agent.cluster.peerView());

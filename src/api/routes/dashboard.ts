@@ -5,6 +5,7 @@ import type { Agent } from '../../agent/agent.js';
 import { contextOverview, hostOverview } from '../../agent/overview.js';
 import { FerryError } from '../../errors/index.js';
 import { repoRoot } from '../../util/paths.js';
+import { noQuery } from '../../migration/index.js';
 
 /** Where `npm run build` puts the dashboard (Vite, web/vite.config.ts). */
 export const dashboardDir = (): string => join(repoRoot(), 'web', 'dist');
@@ -59,7 +60,7 @@ export function dashboardRoutes(app: FastifyInstance, agent: Agent): void {
     return { you, hosts: await contextOverview(agent) };
   });
 
-  app.get('/v1/peer/overview', { schema: { tags: ['peer'], summary: 'Peer RPC: this host, its VMs and recent jobs, for a peer\'s dashboard' } },
+  app.get('/v1/peer/overview', { schema: { querystring: noQuery, tags: ['peer'], summary: 'Peer RPC: this host, its VMs and recent jobs, for a peer\'s dashboard' } },
     () => hostOverview(agent));
 
   const ui = { schema: { hide: true } };

@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { Agent } from '../../agent/agent.js';
 import { FerryError } from '../../errors/index.js';
-import { checkProtocol } from '../../migration/index.js';
+import { checkProtocol, noQuery } from '../../migration/index.js';
 import { errorResponses } from '../schemas.js';
 
 const accepted = { 202: { $ref: 'Maintenance#' }, ...errorResponses };
@@ -39,13 +39,16 @@ export function maintenanceRoutes(app: FastifyInstance, agent: Agent): void {
   }, async (req, reply) => reply.code(202).send(agent.maintenance.resume({ failback: req.body?.failback ?? false })));
 
   app.get('/v1/peer/host', {
-    schema: { tags: ['peer'], summary: 'Peer RPC: this host\'s capacity, maintenance state and VMs, for another host\'s drain placement', response: { 200: peerSummary } },
+    schema: { tags: ['peer'], summary: 'Peer RPC: this host\'s capacity, maintenance state and VMs, for another host\'s drain placement', querystring: noQuery, response: { 200: peerSummary } },
   }, async () => agent.maintenance.summary());
 
   app.post<{ Body: { protocol: number; vm: string; destination: string } }>('/v1/peer/failback', {
     schema: {
       tags: ['peer'], summary: 'Peer RPC: the caller leaves maintenance and asks for a VM it drained to be moved back to it',
-      body: { type: 'object', required: ['protocol', 'vm', 'destination'], properties: { protocol: { type: 'integer' }, vm: { type: 'string', maxLength: 63 }, destination: { type: 'string', maxLength: 63 } } },
+      body: {
+        type: 'object', additionalProperties: false, required: ['protocol', 'vm', 'destination'],
+        properties: { protocol: { type: 'integer', minimum: 1, maximum: 1000 }, vm: { type: 'string', maxLength: 63 }, destination: { type: 'string', maxLength: 63 } },
+      },
       response: { 200: { type: 'object', properties: { protocol: { type: 'integer' }, jobId: { type: 'string' } } }, ...errorResponses },
     },
   }, async (req) => {
