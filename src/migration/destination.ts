@@ -70,6 +70,7 @@ export class DestinationSide {
     checkMigrationEnabled(this.h.settings(), this.h.name, 'incoming');
     const maintenance = this.h.inMaintenance?.() ?? null;
     if (maintenance) throw new FerryError('HOST_IN_MAINTENANCE', `Host ${this.h.name} is ${maintenance} for maintenance and takes no incoming moves.`);
+    await this.supersedeUnclaimed(vm.name, req.source, req.jobId);
     if (this.h.inv.find(vm.name)) throw new FerryError('VM_EXISTS', `A VM named "${vm.name}" already exists on ${this.h.name}.`);
     this.h.checkCapacity(vm.memoryMiB);
     if (freeMigrationSlots(this.h) === 0) {
@@ -119,6 +120,26 @@ export class DestinationSide {
       // startIncoming forgets the VM when QEMU fails to start, so the rollback may not know the images.
       for (const c of plan.copies) await deleteImage(c.destinationPath).catch(() => undefined);
       throw e;
+    }
+  }
+
+  /**
+   * A new prepare of `vm` from `source` ends any older job of that VM from that source which the
+   * source never claimed: the source holds one job per VM, so the old one is dead on its side (its
+   * agent restarted before the prepare reply, and with it the job's secret, reached it, so its
+   * recovery could not cancel it). Without this, a move retried at once found the old incoming VM
+   * in the way (VM_EXISTS) until PREPARED_CLAIM_MS had passed.
+   */
+  private async supersedeUnclaimed(vm: string, source: string, jobId: string): Promise<void> {
+    for (const old of this.h.jobs.active()) {
+      if (old.id === jobId || old.role !== 'destination' || old.vm !== vm || old.source !== source) continue;
+      if (isTerminal(old.state) || phaseOf(old.state) !== 'prepare') continue;
+      this.h.log.warn({ job: old.id, vm, by: jobId }, 'a new move of the VM supersedes a prepared move its source never claimed');
+      await this.serial(old.id, async () => {
+        const cur = this.h.jobs.get(old.id);
+        if (isTerminal(cur.state) || phaseOf(cur.state) !== 'prepare') return;
+        await this.rollBack(old.id, new FerryError('MIGRATION_FAILED', `The source ${source} began a new move of "${vm}" (job ${jobId}) without claiming this one; ${this.h.name} cleaned up.`));
+      });
     }
   }
 
