@@ -58,6 +58,17 @@ test('an HA record changes only at the revision its writer read: of two writers,
   assert.equal((await store.haEntry('v1'))?.rec.owner, a ? 'h2' : 'h3');
 });
 
+test('a placement also needs the old owner still without a lease: one that came back wins', async () => {
+  await store.createHa(rec('v2', 'h7'));
+  const e = await store.haEntry('v2');
+  assert.ok(e);
+  const lease = store.lease();
+  await store.putMember(lease, { name: 'h7', url: 'https://h7', memoryMiB: 1, freeMemoryMiB: 1, cpus: 1, maintenance: false, updatedAt: '' });
+  assert.equal(await store.updateHa({ ...e.rec, owner: 'h8' }, e.rev, { ownerGone: 'h7' }), false, 'h7 holds a lease again: no placement');
+  await lease.revoke();
+  assert.equal(await store.updateHa({ ...e.rec, owner: 'h8' }, e.rev, { ownerGone: 'h7' }), true, 'h7 gone: the placement lands');
+});
+
 test('a member key and its slots vanish when the lease is no longer renewed; the manager key goes with it', async () => {
   const lease = store.lease();
   await store.putMember(lease, { name: 'h1', url: 'https://h1', memoryMiB: 1, freeMemoryMiB: 1, cpus: 1, maintenance: false, updatedAt: '' });

@@ -78,6 +78,7 @@ export class Agent {
       cluster: {
         checkHa: (shared) => this.cluster.checkHa(shared), registered: (spec, p) => this.cluster.registered(spec, p),
         started: (spec) => this.cluster.started(spec), stopped: (spec) => this.cluster.stopped(spec), deleted: (spec) => this.cluster.deleted(spec),
+        owner: (spec) => this.cluster.owner(spec),
       },
     });
     this.settings = new HostSettingsStore(this.db, settingsDefaults(config));

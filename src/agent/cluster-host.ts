@@ -41,17 +41,22 @@ export function clusterHost(a: ClusterHostParts): ClusterHost {
     startHa: (spec) => a.vms.startHa(spec),
     arrivedFrom: (name) => {
       const last = a.jobs.list({ vm: name, limit: 1 })[0];
-      return last && last.role === 'destination' && last.state.status === 'completed' ? { from: last.source, at: last.updatedAt } : undefined;
+      return last && last.role === 'destination' && last.state.status === 'completed' ? last.source : undefined;
+    },
+    leftTo: (name) => {
+      const last = a.jobs.list({ vm: name, limit: 1 })[0];
+      return last && last.role === 'source' && last.state.status === 'completed' ? last.destination : undefined;
     },
     fence: async (names) => { for (const n of names) await a.vms.fence(n).catch((err: unknown) => a.log.error({ err, vm: n }, 'fencing failed')); },
     forget: (name) => a.vms.discard(name, false),
     moveVm: async (name, to) => { await a.migrations.start({ vm: name, destination: to, options: { includeStorage: false } }); },
-    peerLeases: () => {
+    peerLeases: (hosts, cluster) => {
       const h = a.migrationHost();
-      return Promise.all(a.config.peers.map(async (p): Promise<PeerLease | undefined> => {
+      return Promise.all(hosts.map(async (p): Promise<PeerLease | undefined> => {
         try {
           const r = await new PeerClient(p.url, p.name, 2_000, h.tls?.material).clusterLease();
-          return { host: p.name, renewing: r.renewing };
+          // Only a member of this cluster is a witness; anyone else counts as silent.
+          return r.cluster === cluster ? { host: p.name, renewing: r.renewing } : undefined;
         } catch {
           return undefined;
         }

@@ -122,6 +122,7 @@ export class ClusterLink {
   async stopped(spec: VmSpec): Promise<void> { if (spec.ha) await this.node?.setState(spec.name, 'stopped'); }
   async deleted(spec: VmSpec): Promise<void> { if (spec.ha) await this.node?.unregister(spec.name); }
   async movedHere(spec: VmSpec, from: string): Promise<void> { if (spec.ha) await this.node?.tookOver(spec.name, from); }
+  async owner(spec: VmSpec): Promise<string | null> { return this.node ? (await this.node.store.haEntry(spec.name))?.rec.owner ?? null : null; }
 
   /** Cluster-wide move slots (none needed on a standalone host). */
   async takeMigrationSlot(job: string): Promise<boolean> { return this.node ? this.node.takeMigrationSlot(job).catch(() => false) : true; }

@@ -42,6 +42,8 @@ export interface ClusterHooks {
   registered(spec: VmSpec, policy: { priority?: number; restart?: 'always' | 'never'; failback?: 'none' | 'immediate' }): Promise<void>;
   started(spec: VmSpec): Promise<void>;
   stopped(spec: VmSpec): Promise<void>;
+  /** The host etcd says owns this HA VM (null: no cluster or no record); throws CLUSTER_UNAVAILABLE when etcd does not answer. */
+  owner(spec: VmSpec): Promise<string | null>;
   deleted(spec: VmSpec): Promise<void>;
 }
 
@@ -127,6 +129,7 @@ export class VmActions {
       if (isActive(vm.state)) throw new FerryError('VM_BAD_STATE', `The VM "${name}" is already ${vm.state}.`);
       this.d.admit?.(`starting "${name}"`);
       this.checkMemory(vm.spec.memoryMiB);
+      await this.checkOwner(vm.spec, 'start');
       const rec = await this.startLocked(name);
       if (vm.spec.ha) await this.d.cluster?.started(vm.spec);
       return rec;
@@ -262,6 +265,15 @@ export class VmActions {
     });
   }
 
+  /** Refuses an action on a stale copy of an HA VM that another host owns now (the cluster restarted it there). */
+  private async checkOwner(spec: VmSpec, what: string): Promise<void> {
+    if (!spec.ha) return;
+    const owner = await this.d.cluster?.owner(spec);
+    if (owner && owner !== this.d.config.hostName) {
+      throw new FerryError('VM_BAD_STATE', `The HA VM "${spec.name}" runs on ${owner} now (the cluster restarted it there); ${what} it there.`);
+    }
+  }
+
   /** Fencing: SIGKILL at once, whatever holds the VM, recorded as stopped; the cluster record is left as it is. */
   async fence(name: string): Promise<void> {
     const vm = this.d.inv.find(name);
@@ -299,6 +311,13 @@ export class VmActions {
   async delete(name: string): Promise<void> {
     await this.withLock(name, 'delete', async () => {
       const vm = this.d.inv.get(name);
+      const owner = vm.spec.ha ? await this.d.cluster?.owner(vm.spec) : null;
+      if (owner && owner !== this.d.config.hostName) {
+        // A stale copy of an HA VM another host runs now: stop and forget it here, keep its disks and its record.
+        if (isActive(vm.state)) await this.stopLocked(name, { force: true });
+        await this.destroy({ ...vm.spec, disks: [] });
+        return;
+      }
       if (isActive(vm.state)) await this.stopLocked(name, { force: true });
       await this.destroy(vm.spec);
       if (vm.spec.ha) await this.d.cluster?.deleted(vm.spec);

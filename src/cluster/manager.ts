@@ -53,7 +53,7 @@ export async function managerTick(store: ClusterStore, entries: HaEntry[], mem: 
     }
     await store.updateHa({
       ...e.rec, owner: p.to, state: 'placing', restarts: e.rec.restarts + 1, note: `restarted on ${p.to}: ${e.rec.owner} lost its lease`,
-    }, e.rev);
+    }, e.rev, { ownerGone: e.rec.owner });
   }
   const settled = members.filter((m) => now - (mem.aliveSince.get(m.name) ?? now) >= FAILBACK_SETTLE_MS);
   const idle = records.filter((x) => alive.has(x.owner) && now - (x.failbackAt ?? 0) >= FAILBACK_RETRY_MS);

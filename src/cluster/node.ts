@@ -30,12 +30,17 @@ export interface ClusterHost {
   fence(names: string[]): Promise<void>;
   /** Forgets a VM here without touching its disks (another host owns it now). */
   forget(name: string): Promise<void>;
-  /** The last completed move that brought this VM here, if one did: its source and when it ended (ISO time). */
-  arrivedFrom(name: string): { from: string; at: string } | undefined;
+  /** The source of the last completed move that brought this VM here, if the VM's last move here was one. */
+  arrivedFrom(name: string): string | undefined;
+  /** The destination of the last completed move that took this VM away, if the VM's last move here was one. */
+  leftTo(name: string): string | undefined;
   /** Starts a live move of a local VM to `to` (failback); resolves once it is under way. */
   moveVm(name: string, to: string): Promise<void>;
-  /** What each peer agent says about its lease; undefined for one that did not answer. */
-  peerLeases(): Promise<(PeerLease | undefined)[]>;
+  /**
+   * What each of `hosts` (other members; their URLs from etcd) says about its lease in cluster
+   * `cluster`; undefined for one that did not answer or is not a member of that cluster.
+   */
+  peerLeases(hosts: { name: string; url: string }[], cluster: string): Promise<(PeerLease | undefined)[]>;
 }
 
 /** The node's state as `ferry cluster status` and peers see it. */
@@ -64,6 +69,8 @@ export class ClusterNode {
   private ticking = false;
   private managerName: string | null = null;
   private readonly fenced = new Set<string>();
+  /** The members at the last read that succeeded: the witnesses a fencing decision asks. */
+  private members: { name: string; url: string }[] = [];
   /** HA VMs this node is starting now. */
   private readonly starting = new Set<string>();
   private degraded: string | null = null;
@@ -88,7 +95,9 @@ export class ClusterNode {
   async stop(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     if (this.fenceTimer) clearInterval(this.fenceTimer);
-    await this.lease?.revoke().catch(() => undefined);
+    // Not revoked: this host's QEMUs outlive the agent, and a revoked lease would let the manager
+    // restart them elsewhere a few seconds after an agent restart. Unrenewed, it lasts its TTL.
+    this.lease?.release();
     this.store.close();
   }
 
@@ -150,6 +159,7 @@ export class ClusterNode {
     try {
       await this.ensureLease();
       if (!this.renewing()) return;
+      this.members = (await this.store.members()).map((m) => ({ name: m.name, url: m.url }));
       const entries = await this.store.haEntries();
       await this.reconcile(entries);
       this.managerName = await this.store.campaign(this.requireLease(), this.host.name);
@@ -203,13 +213,23 @@ export class ClusterNode {
     if (d.action === 'none') return;
     const running = this.host.localHa().filter((v) => v.running).map((v) => v.name);
     if (running.length === 0) return;
-    d = fenceDecision(since, ttl, await this.host.peerLeases());
+    // etcd answers and still holds this host's member key: its lease has not expired, and a
+    // placement of its VMs needs that key gone (manager.ts), so nothing can take them yet. This is
+    // the moment after a lost quorum returns, before this host's own renewal gets through. When
+    // the key does expire, the survivors wait the fence margin, and this check runs every 0.5 s.
+    if (await this.store.memberAlive(this.host.name)) return;
+    const others = this.members.filter((m) => m.name !== this.host.name);
+    d = others.length === 0
+      ? { action: 'hold', reason: 'no other member is known: nobody could take these VMs over' }
+      : fenceDecision(since, ttl, await this.host.peerLeases(others, this.config.name));
     if (d.action === 'hold') {
       if (this.degraded !== d.reason) this.host.log.warn({ reason: d.reason }, 'cluster degraded');
       this.degraded = d.reason;
       return;
     }
     if (d.action !== 'fence') return;
+    // The asking took time: a renewal (or a new lease) may have come through meanwhile.
+    if (fenceDecision(Date.now() - this.lastRenewOk, ttl).action === 'none') return;
     this.host.log.warn({ vms: running, reason: d.reason }, 'fencing: stopping HA VMs');
     await this.host.fence(running);
     for (const n of running) this.fenced.add(n);
@@ -226,10 +246,8 @@ export class ClusterNode {
       const here = local.get(rec.name);
       if (here?.busy || this.starting.has(rec.name)) continue;
       if (rec.owner !== this.host.name) {
-        const arrived = here?.running ? this.host.arrivedFrom(rec.name) : undefined;
-        if (arrived && arrived.from === rec.owner && rec.updatedAt <= arrived.at) {
-          // A move from the owner completed and its hand-over to etcd has not landed yet (the
-          // record is older than the move's end: nobody placed the VM elsewhere since).
+        if (here?.running && this.host.arrivedFrom(rec.name) === rec.owner) {
+          // A move from the owner completed and its hand-over to etcd has not landed yet.
           await this.tookOver(rec.name, rec.owner);
         } else if (here?.running) {
           // Never expected (claims are guarded and a cut-off host fences): the owner's copy wins.
@@ -243,6 +261,13 @@ export class ClusterNode {
         continue;
       }
       if (rec.state === 'stopped' || rec.state === 'failed') continue;
+      const leftTo = here ? undefined : this.host.leftTo(rec.name);
+      if (leftTo !== undefined) {
+        // It moved away and the destination's hand-over has not landed: hand it over from here,
+        // never start it again (the destination runs it).
+        await this.handOver(rec, rev, leftTo);
+        continue;
+      }
       if (!here?.running) {
         // In the background and side by side: a TCG boot takes seconds, and the loop must keep
         // renewing, fencing and managing meanwhile.
@@ -254,9 +279,18 @@ export class ClusterNode {
         }
         continue;
       }
-      if (rec.state === 'placing') await this.store.updateHa({ ...rec, state: 'running' }, rev);
+      if (rec.state === 'placing') {
+        await this.store.updateHa({ ...rec, state: 'running' }, rev);
+        continue; // the revision changed: a failback waits for the next tick's read
+      }
       if (rec.moveTo !== undefined) await this.failback(rec, rev);
     }
+  }
+
+  private async handOver(rec: HaRecord, rev: string, to: string): Promise<void> {
+    const { moveTo: _m, failbackAt: _f, ...rest } = rec;
+    this.host.log.info({ vm: rec.name, to }, 'handing an HA VM that moved away over to its new host');
+    await this.store.updateHa({ ...rest, owner: to, home: to, state: 'running', note: `moved from ${this.host.name}` }, rev);
   }
 
   /**

@@ -59,6 +59,20 @@ export class ClusterStore {
     await guard('publishing this host', () => lease.put(this.keys.member(m.name)).value(JSON.stringify(m)).exec());
   }
 
+  /** True when etcd answers within a second and holds `host`'s member key; false otherwise. */
+  async memberAlive(host: string): Promise<boolean> {
+    // A client of its own: the long-lived one's circuit breaker stays open for a while after etcd
+    // was away, and this must see etcd as it is now.
+    const c = new Etcd3({ hosts: this.config.endpoints, dialTimeout: 1_000, defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + 1_000 }) });
+    try {
+      return await c.get(this.keys.member(host)).exists();
+    } catch {
+      return false;
+    } finally {
+      c.close();
+    }
+  }
+
   async members(): Promise<MemberRecord[]> {
     const all = await guard('listing members', () => this.client.getAll().prefix(this.keys.members).strings());
     return Object.values(all).map((v) => JSON.parse(v) as MemberRecord);
@@ -99,12 +113,17 @@ export class ClusterStore {
 
   /**
    * Writes `rec` only if the record is still at revision `rev` (nobody changed it since it was
-   * read). Resolves false when someone did: the caller reads again and decides again.
+   * read), and with `ownerGone` only while that host has no member key. Resolves false otherwise:
+   * the caller reads again and decides again.
    */
-  async updateHa(rec: HaRecord, rev: string): Promise<boolean> {
+  async updateHa(rec: HaRecord, rev: string, opts: { ownerGone?: string } = {}): Promise<boolean> {
     const key = this.keys.haVm(rec.name);
-    const r = await guard('updating an HA VM', () => this.client.if(key, 'Mod', '==', rev)
-      .then(this.client.put(key).value(JSON.stringify({ ...rec, updatedAt: new Date().toISOString() }))).commit());
+    const r = await guard('updating an HA VM', () => {
+      let cmp = this.client.if(key, 'Mod', '==', rev);
+      // A placement also needs the old owner still without a lease: it may have come back since it was read.
+      if (opts.ownerGone !== undefined) cmp = cmp.and(this.keys.member(opts.ownerGone), 'Version', '==', 0);
+      return cmp.then(this.client.put(key).value(JSON.stringify({ ...rec, updatedAt: new Date().toISOString() }))).commit();
+    });
     return r.succeeded;
   }
 
