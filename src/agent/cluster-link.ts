@@ -25,7 +25,8 @@ export interface ClusterStatus {
   maxMigrations: number;
   quorum: QuorumView;
   node: NodeView;
-  members: (MemberRecord & { alive: boolean })[];
+  /** The hosts that hold a lease now (a member key lives with its host's lease). */
+  members: MemberRecord[];
   manager: string | null;
   haVms: Pick<HaRecord, 'name' | 'owner' | 'home' | 'state' | 'priority' | 'restart' | 'failback' | 'restarts' | 'note'>[];
   /** Null when healthy; else why the cluster places nothing now. */
@@ -100,7 +101,7 @@ export class ClusterLink {
     return {
       name: cfg.name, endpoints: cfg.endpoints, leaseTtlSec: cfg.leaseTtlSec, fenceMarginSec: cfg.fenceMarginSec,
       maxMigrations: cfg.maxMigrations ?? DEFAULT_CLUSTER_MIGRATIONS, quorum: q, node: view,
-      members: members.map((m) => ({ ...m, alive: true })), manager,
+      members, manager,
       haVms: ha.map(({ name, owner, home, state, priority, restart, failback, restarts, note }) => ({ name, owner, home, state, priority, restart, failback, restarts, ...(note ? { note } : {}) })),
       degraded,
     };

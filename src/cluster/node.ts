@@ -54,6 +54,12 @@ export interface NodeView {
   degraded: string | null;
 }
 
+/** The record after a completed move of the VM from `from` to `to`: owned there, its home, any failback done. */
+function movedTo(r: HaRecord, to: string, from: string): HaRecord {
+  const { moveTo: _m, failbackAt: _f, ...rest } = r;
+  return { ...rest, owner: to, home: to, state: 'running', note: `moved from ${from}` };
+}
+
 const TICK_MS = 1_000;
 const PUBLISH_EVERY_MS = 3_000;
 const FENCE_CHECK_MS = 500;
@@ -126,11 +132,7 @@ export class ClusterNode {
 
   /** After a move to this host completed: this host owns the VM now, and it is its new home. */
   async tookOver(name: string, from: string): Promise<void> {
-    await this.update(name, (r) => {
-      if (r.owner !== from && r.owner !== this.host.name) return undefined;
-      const { moveTo: _m, failbackAt: _f, ...rest } = r;
-      return { ...rest, owner: this.host.name, home: this.host.name, state: 'running', note: `moved from ${from}` };
-    });
+    await this.update(name, (r) => (r.owner === from || r.owner === this.host.name ? movedTo(r, this.host.name, from) : undefined));
   }
 
   async unregister(name: string): Promise<void> { await this.store.deleteHa(name); }
@@ -288,9 +290,8 @@ export class ClusterNode {
   }
 
   private async handOver(rec: HaRecord, rev: string, to: string): Promise<void> {
-    const { moveTo: _m, failbackAt: _f, ...rest } = rec;
     this.host.log.info({ vm: rec.name, to }, 'handing an HA VM that moved away over to its new host');
-    await this.store.updateHa({ ...rest, owner: to, home: to, state: 'running', note: `moved from ${this.host.name}` }, rev);
+    await this.store.updateHa(movedTo(rec, to, this.host.name), rev);
   }
 
   /**

@@ -5,7 +5,7 @@
  * the last line of defence for what changes in between.
  */
 import { FerryError } from '../errors/index.js';
-import { phaseOf, type MoveOptions } from './job.js';
+import type { MoveOptions } from './job.js';
 import type { MigrationHost } from './host.js';
 import { compare, reportLines, type Incompatibility } from './compare.js';
 import { peerClient } from './peer-client.js';
@@ -48,15 +48,6 @@ export async function assertCompatible(h: MigrationHost, q: CompareQuery): Promi
     { details: { incompatibilities: r.incompatibilities } });
 }
 
-/**
- * True when `vm` is here only as the incoming VM of a move `source` prepared and never claimed:
- * its next prepare supersedes that job (destination.ts), so the VM is no obstacle to a new move.
- */
-function unclaimedFrom(h: MigrationHost, vm: string, source: string): boolean {
-  return h.jobs.active().some((j) => j.role === 'destination' && j.vm === vm && j.source === source
-    && j.state.status === 'running' && phaseOf(j.state) === 'prepare');
-}
-
 /** Destination side of `POST /v1/peer/compare`: this host's problems with taking the VM. Makes nothing. */
 export async function answerCompare(h: MigrationHost, req: CompareRequest): Promise<CompareReply> {
   if (req.destination !== h.name) {
@@ -67,7 +58,7 @@ export async function answerCompare(h: MigrationHost, req: CompareRequest): Prom
   const storage = assessStorage(h.pools, req.vm, req.options, req.disks).problems.map((e) => ({ code: e.code, message: e.message }));
   const incompatibilities = compare({
     vm: req.vm, ...(req.cpuFeatures ? { sourceCpuFeatures: req.cpuFeatures } : {}),
-    destination: { ...facts, host: h.name, incomingEnabled: h.settings().incomingEnabled, maintenance: h.inMaintenance?.() ?? null, vmExists: h.inv.find(req.vm.name) !== undefined && !unclaimedFrom(h, req.vm.name, req.source), storage },
+    destination: { ...facts, host: h.name, incomingEnabled: h.settings().incomingEnabled, maintenance: h.inMaintenance?.() ?? null, vmExists: h.inv.find(req.vm.name) !== undefined && h.jobs.unclaimed(req.vm.name, req.source).length === 0, storage },
   });
   return { protocol: PROTOCOL_VERSION, host: h.name, incompatibilities };
 }

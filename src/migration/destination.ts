@@ -124,20 +124,15 @@ export class DestinationSide {
   }
 
   /**
-   * A new prepare of `vm` from `source` ends any older job of that VM from that source which the
-   * source never claimed: the source holds one job per VM, so the old one is dead on its side (its
-   * agent restarted before the prepare reply, and with it the job's secret, reached it, so its
-   * recovery could not cancel it). Without this, a move retried at once found the old incoming VM
-   * in the way (VM_EXISTS) until PREPARED_CLAIM_MS had passed.
+   * A new prepare of `vm` from `source` ends the older jobs of it that source never claimed
+   * (JobStore.unclaimed): its agent restarted before the prepare reply, secret and all, reached
+   * it, so its recovery could not cancel them, and their incoming VM would be in the way.
    */
   private async supersedeUnclaimed(vm: string, source: string, jobId: string): Promise<void> {
-    for (const old of this.h.jobs.active()) {
-      if (old.id === jobId || old.role !== 'destination' || old.vm !== vm || old.source !== source) continue;
-      if (isTerminal(old.state) || phaseOf(old.state) !== 'prepare') continue;
+    for (const old of this.h.jobs.unclaimed(vm, source).filter((j) => j.id !== jobId)) {
       this.h.log.warn({ job: old.id, vm, by: jobId }, 'a new move of the VM supersedes a prepared move its source never claimed');
       await this.serial(old.id, async () => {
-        const cur = this.h.jobs.get(old.id);
-        if (isTerminal(cur.state) || phaseOf(cur.state) !== 'prepare') return;
+        if (!this.h.jobs.unclaimed(vm, source).some((j) => j.id === old.id)) return;
         await this.rollBack(old.id, new FerryError('MIGRATION_FAILED', `The source ${source} began a new move of "${vm}" (job ${jobId}) without claiming this one; ${this.h.name} cleaned up.`));
       });
     }

@@ -216,6 +216,16 @@ export class JobStore {
     return (this.db.prepare("SELECT * FROM migration_jobs WHERE status IN ('queued', 'running') ORDER BY seq").all() as Row[]).map(fromRow);
   }
 
+  /**
+   * Destination jobs of `vm` from `source` that were prepared here and never claimed (no
+   * perform-ready: still in phase prepare). The source holds one job per VM, so a new move of it
+   * from there supersedes them (destination.ts), and the compatibility report ignores their VM.
+   */
+  unclaimed(vm: string, source: string): JobRecord[] {
+    return this.active().filter((j) => j.role === 'destination' && j.vm === vm && j.source === source
+      && j.state.status === 'running' && j.state.phase === 'prepare');
+  }
+
   /** Jobs running on this host now (as source or destination; queued ones are not running). */
   countRunning(): number {
     return (this.db.prepare("SELECT COUNT(*) AS n FROM migration_jobs WHERE status = 'running'").get() as { n: number }).n;
