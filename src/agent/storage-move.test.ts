@@ -122,8 +122,8 @@ test('StorageMover: READY, pivot, then the spec follows QEMU and the old image i
   assert.equal(existsSync(old), false);
   assert.ok(existsSync(to));
   assert.equal(slots.inUse('storage'), 0);
-  const mirror = qmp.calls.find((c) => c.command === 'blockdev-mirror')?.args as { device: string; sync: string };
-  assert.deepEqual([mirror.device, mirror.sync], ['disk0', 'full']);
+  const mirror = qmp.calls.find((c) => c.command === 'blockdev-mirror')?.args as { device: string; sync: string; granularity: number; 'buf-size': number };
+  assert.deepEqual([mirror.device, mirror.sync, mirror.granularity, mirror['buf-size']], ['disk0', 'full', 1 << 20, 64 << 20]);
   rmSync(root, { recursive: true, force: true });
 });
 

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { buildArgv, type QemuLaunch } from './index.js';
+import { buildArgv, qemuEnv, QEMU_MALLOC_TUNABLES, type QemuLaunch } from './index.js';
 
 const base: QemuLaunch = {
   name: 'vm1', uuid: 'u-1', machine: 'pc-q35-7.2', accel: 'tcg', cpuModel: 'qemu64', memoryMiB: 256, cpus: 2,
@@ -42,4 +42,11 @@ test('argv: a disk on shared storage opens with O_DIRECT and image locking on; a
   const local = JSON.parse(after(buildArgv(base), '-blockdev')[0] ?? '{}') as { cache?: unknown; file: { locking?: string } };
   assert.equal(local.cache, undefined);
   assert.equal(local.file.locking, undefined);
+});
+
+test('qemuEnv: keeps NBD request buffers on the heap, merged with tunables already set, never overriding the operator', () => {
+  assert.equal(qemuEnv({ PATH: '/bin' }).GLIBC_TUNABLES, QEMU_MALLOC_TUNABLES);
+  assert.equal(qemuEnv({ PATH: '/bin' }).PATH, '/bin');
+  assert.equal(qemuEnv({ GLIBC_TUNABLES: 'glibc.pthread.rseq=0' }).GLIBC_TUNABLES, `glibc.pthread.rseq=0:${QEMU_MALLOC_TUNABLES}`);
+  assert.equal(qemuEnv({ GLIBC_TUNABLES: 'glibc.malloc.mmap_threshold=65536' }).GLIBC_TUNABLES, 'glibc.malloc.mmap_threshold=65536');
 });

@@ -35,6 +35,24 @@ export interface QemuLaunch {
 export const memoryArg = (l: Pick<QemuLaunch, 'accel' | 'memoryMiB'>): string =>
   (l.accel === 'tcg' ? `${l.memoryMiB * 1024 - 8}k` : String(l.memoryMiB));
 
+/**
+ * Heap settings for QEMU's allocator (glibc), merged into any GLIBC_TUNABLES already set. QEMU's
+ * NBD server takes a fresh buffer for every request it receives; at glibc's default those of
+ * 128 KiB and up are mmap()ed and unmapped again, so every request faults its pages in anew.
+ * Measured here, a 1 GiB disk mirrored over NBD on loopback: the receiving QEMU spent 5.2–6.5 s
+ * of CPU, mostly in page faults, for 150–180 MiB/s; with buffers up to 32 MiB kept on the heap
+ * (and up to 128 MiB of free heap kept rather than handed back), 0.7–1.8 s of CPU for
+ * 470–800 MiB/s. Guest RAM is mapped on its own and is not affected.
+ */
+export const QEMU_MALLOC_TUNABLES = 'glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=134217728';
+
+/** The environment QEMU starts with: the agent's, plus {@link QEMU_MALLOC_TUNABLES} unless the operator set those tunables. */
+export function qemuEnv(base: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const own = base.GLIBC_TUNABLES ?? '';
+  if (/glibc\.malloc\.(mmap|trim)_threshold/.test(own)) return { ...base };
+  return { ...base, GLIBC_TUNABLES: own === '' ? QEMU_MALLOC_TUNABLES : `${own}:${QEMU_MALLOC_TUNABLES}` };
+}
+
 /** Files QEMU keeps in a VM's run folder. */
 export const runFiles = (runDir: string) => ({
   qmp: `${runDir}/qmp.sock`,

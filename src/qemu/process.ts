@@ -3,7 +3,7 @@ import { mkdir, readFile, rm } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { FerryError } from '../errors/index.js';
-import { buildArgv, runFiles, type QemuLaunch } from './argv.js';
+import { buildArgv, qemuEnv, runFiles, type QemuLaunch } from './argv.js';
 
 const run = promisify(execFile);
 export const QEMU_BIN = process.env.FERRY_QEMU ?? 'qemu-system-x86_64';
@@ -19,7 +19,7 @@ export async function startQemu(l: QemuLaunch): Promise<number> {
   await rm(f.qmp, { force: true });
   await rm(f.pid, { force: true });
   try {
-    await run(QEMU_BIN, buildArgv(l), { timeout: 60_000 });
+    await run(QEMU_BIN, buildArgv(l), { timeout: 60_000, env: qemuEnv(process.env) });
   } catch (e) {
     const msg = ((e as { stderr?: string }).stderr ?? String(e)).trim().split('\n').slice(-3).join(' ');
     throw new FerryError('QEMU_START_FAILED', `QEMU could not start the VM "${l.name}": ${msg}`, { cause: e });

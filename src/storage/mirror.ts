@@ -26,6 +26,17 @@ export interface DiskProgress { index: number; offsetBytes: number; lenBytes: nu
 
 const deviceId = (i: number): string => `vd${i}`;
 
+/**
+ * Mirror tuning. QEMU's defaults (granularity = the image's 64 KiB cluster, 16 MiB of buffers)
+ * cut the copy into many small requests; 1 MiB chunks out of 64 MiB of buffers (held by the
+ * source QEMU while the job runs) copied a 1 GiB image with 896 MiB of data, measured here on a
+ * quiet machine: to a local image 1.9–2.1x faster (507 → 1092 MiB/s, on a par with `qemu-img
+ * convert`); over NBD on loopback 145 → 200–220 MiB/s, and 470–800 MiB/s with the receiving
+ * QEMU's heap tuned (QEMU_MALLOC_TUNABLES, src/qemu/argv.ts).
+ */
+export const MIRROR_GRANULARITY = 1024 * 1024;
+export const MIRROR_BUF_SIZE = 64 * 1024 * 1024;
+
 /** What is attached to device `vd<i>` now (query-block; QEMU 7.2 names it by its QOM path). */
 async function attached(qmp: Qmp, index: number): Promise<{ node: string; file: string }> {
   const id = deviceId(index);
@@ -90,6 +101,7 @@ export class DiskMirrors {
       this.started.push({ index: d.index, job, target, source });
       await this.qmp.execute('blockdev-mirror', {
         'job-id': job, device: source, target, sync: 'full', 'copy-mode': 'write-blocking',
+        granularity: MIRROR_GRANULARITY, 'buf-size': MIRROR_BUF_SIZE,
         'on-source-error': 'report', 'on-target-error': 'report', 'auto-dismiss': true,
       });
     }
