@@ -22,6 +22,7 @@ import { checkCpuModel, hostFacts } from './host-facts.js';
 import { toVmView, type HostView, type VmView } from './views.js';
 import { HostMaintenance } from './maintenance.js';
 import { ClusterLink } from './cluster-link.js';
+import { ClusterDrains } from './cluster-drain.js';
 import { clusterHost } from './cluster-host.js';
 import { DEFAULT_POLICY, faultPoint, JobStore, MigrationService, summarize, type MigrationHost } from '../migration/index.js';
 import { FerryError } from '../errors/index.js';
@@ -54,6 +55,8 @@ export class Agent {
   readonly maintenance: HostMaintenance;
   /** Cluster mode (`ferry cluster create/join`): etcd membership, HA, fencing; idle on a standalone host. */
   readonly cluster: ClusterLink;
+  /** In a cluster: drains recorded in etcd, run by the manager (`ferry host drain` of a member). */
+  readonly drains: ClusterDrains;
   /** The host's certificate and QEMU TLS folder (config `tls`), read once at start. */
   private readonly tls: { material: TlsMaterial; dir: string } | undefined;
   private accelProbe?: Promise<AccelProbe>;
@@ -104,12 +107,20 @@ export class Agent {
     this.cluster = new ClusterLink(this.db, clusterHost({
       config, log, inv: this.inv, vms: this.vms, jobs: this.jobs, migrations: this.migrations, capacity: () => this.capacity(),
       inMaintenance: () => this.maintenance.state() !== 'active', migrationHost: () => this.migrationHost(),
+      afterTick: (store, isManager) => this.drains.tick(store, isManager),
     }), log);
     this.maintenance = new HostMaintenance({
       db: this.db, host: config.hostName, log, inv: this.inv, jobs: this.jobs, migrations: this.migrations,
       migrationHost: () => this.migrationHost(), peers: () => config.peers.map((p) => p.name),
       capacity: () => this.capacity(), usedMemoryMiB: () => this.vms.usedMemoryMiB(),
       startVm: (name) => this.vms.start(name), stopVm: (name) => this.vms.stop(name), emit: (type, data) => this.bus.emit(type, data),
+      cluster: { active: () => this.cluster.active !== undefined, request: (rec) => this.drains.request(rec), release: () => this.drains.release() },
+    });
+    this.drains = new ClusterDrains({
+      host: config.hostName, log, maintenance: this.maintenance, migrations: this.migrations, jobs: this.jobs, migrationHost: () => this.migrationHost(),
+      stopVm: (name) => this.vms.stop(name), store: () => this.cluster.active?.store,
+      // A manager cut off from etcd stops starting moves before its post passes to another.
+      isManager: () => { const v = this.cluster.active?.view(); return v !== undefined && v.isManager && v.renewing; },
     });
   }
 

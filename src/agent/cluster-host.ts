@@ -21,6 +21,7 @@ export interface ClusterHostParts {
   capacity(): { memoryMiB: number; cpus: number };
   inMaintenance(): boolean;
   migrationHost(): MigrationHost;
+  afterTick?: ClusterHost['afterTick'];
 }
 
 export function clusterHost(a: ClusterHostParts): ClusterHost {
@@ -50,6 +51,7 @@ export function clusterHost(a: ClusterHostParts): ClusterHost {
     fence: async (names) => { for (const n of names) await a.vms.fence(n).catch((err: unknown) => a.log.error({ err, vm: n }, 'fencing failed')); },
     forget: (name) => a.vms.discard(name, false),
     moveVm: async (name, to) => { await a.migrations.start({ vm: name, destination: to, options: { includeStorage: false } }); },
+    ...(a.afterTick ? { afterTick: a.afterTick } : {}),
     peerLeases: (hosts, cluster) => {
       const h = a.migrationHost();
       return Promise.all(hosts.map(async (p): Promise<PeerLease | undefined> => {

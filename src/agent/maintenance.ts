@@ -4,11 +4,13 @@
  * the CLI goes away; the state and the ledger of which VM went where live in the agent's SQLite
  * file (src/host/store.ts). The other hosts answer for themselves over peer RPC
  * (GET /v1/peer/host, POST /v1/peer/failback); moves go through this host's migration queue.
+ * In a cluster, a drain is recorded in etcd and the manager runs it (cluster-drain.ts); this host
+ * keeps a copy of the record, so that it refuses new VMs at once and shows the run as standalone.
  */
 import type { Logger } from 'pino';
 import { FerryError, isErrorCode, toFerryError, type ErrorCode } from '../errors/index.js';
 import {
-  drainHost, MaintenanceStore, resumeHost, type DrainDeps, type DrainEntry, type HostVm, type MaintenanceState, type PlacementHost, type ResumeDeps,
+  drainHost, MaintenanceStore, resumeHost, type DrainDeps, type DrainEntry, type DrainOutcome, type HostVm, type MaintenanceState, type PlacementHost, type ResumeDeps,
 } from '../host/index.js';
 import {
   compareMove, isTerminal, PeerClient, summarize, PROTOCOL_VERSION, type JobRecord, type MigrationService, type JobStore, type MigrationHost,
@@ -24,7 +26,8 @@ export interface PeerHostSummary {
   memoryMiB: number;
   freeMemoryMiB: number;
   cpus: number;
-  vms: { name: string; state: string; memoryMiB: number; cpus: number; group: string | null }[];
+  /** `moving`: the VM has an outgoing move queued or under way (a cluster manager continuing a drain waits for it). */
+  vms: { name: string; state: string; memoryMiB: number; cpus: number; group: string | null; moving?: boolean }[];
 }
 
 /** A drain or resume run: what it was, when, and how it ended (null while it runs, and when it went well). */
@@ -50,6 +53,19 @@ export interface MaintenanceView {
   vms: DrainEntry[];
 }
 
+/** A host's maintenance as etcd keeps it in cluster mode (`drains/<host>`): `running` is the drain the manager is asked to run. */
+export type DrainRecord = MaintenanceView & { host: string };
+
+/** Cluster mode: where a drain is recorded for the manager (cluster-drain.ts). */
+export interface MaintenanceCluster {
+  /** True while this host is in a cluster. */
+  active(): boolean;
+  /** Records the drain in etcd (DRAIN_IN_PROGRESS while one runs, CLUSTER_UNAVAILABLE without etcd); resolves with the record written. */
+  request(rec: DrainRecord): Promise<DrainRecord>;
+  /** Removes this host's drain record before a resume (DRAIN_IN_PROGRESS while the manager runs a drain of it). */
+  release(): Promise<void>;
+}
+
 /** What the maintenance actions need of the agent. */
 export interface MaintenanceDeps {
   db: Db;
@@ -65,6 +81,8 @@ export interface MaintenanceDeps {
   startVm: (name: string) => Promise<unknown>;
   stopVm: (name: string) => Promise<unknown>;
   emit: (type: string, data: Record<string, unknown>) => void;
+  /** Cluster mode; absent or inactive on a standalone host. */
+  cluster?: MaintenanceCluster;
 }
 
 const POLL_MS = 1000;
@@ -74,6 +92,8 @@ export class HostMaintenance {
   readonly store: MaintenanceStore;
   private running: MaintenanceRun | null = null;
   private lastRun: MaintenanceRun | null = null;
+  /** In a cluster: the runs of this host's drain record in etcd (the manager runs the drain). */
+  private remote: Pick<MaintenanceView, 'running' | 'lastRun'> | null = null;
 
   constructor(private readonly d: MaintenanceDeps) {
     this.store = new MaintenanceStore(d.db);
@@ -91,21 +111,66 @@ export class HostMaintenance {
 
   view(): MaintenanceView {
     const r = this.store.get();
-    return { state: r.state, since: r.since, force: r.force, running: this.running, lastRun: this.lastRun, vms: this.store.entries() };
+    return {
+      state: r.state, since: r.since, force: r.force, running: this.running ?? this.remote?.running ?? null,
+      lastRun: this.remote?.lastRun ?? this.lastRun, vms: this.store.entries(),
+    };
   }
 
-  /** Starts a drain in the background (DRAIN_IN_PROGRESS when a run is under way); answers the view with the host already `draining`. */
-  drain(opts: { force: boolean }): MaintenanceView {
-    this.begin({ operation: 'drain', force: opts.force }, async () => {
-      const out = await drainHost(this.drainDeps(), opts);
-      if (out.blocked.length === 0) return null;
-      return new FerryError('DRAIN_INCOMPLETE', `${out.blocked.length} VM${out.blocked.length === 1 ? '' : 's'} could not leave ${this.d.host}, which stays draining: ${lines(out.blocked)}.`);
-    });
+  /**
+   * Starts a drain (DRAIN_IN_PROGRESS when a run is under way); answers the view with the host
+   * already `draining`. Standalone it runs here in the background; in a cluster it is recorded in
+   * etcd and the manager runs it.
+   */
+  async drain(opts: { force: boolean }): Promise<MaintenanceView> {
+    if (this.d.cluster?.active()) return this.drainInCluster(this.d.cluster, opts);
+    this.begin({ operation: 'drain', force: opts.force }, async () => drainIncomplete(this.d.host, await drainHost(this.drainDeps(), opts)));
     return this.view();
   }
 
-  /** Leaves maintenance at once and, in the background, starts the VMs a forced drain stopped and (with failback) brings moved VMs back. */
-  resume(opts: { failback: boolean }): MaintenanceView {
+  private async drainInCluster(cluster: MaintenanceCluster, opts: { force: boolean }): Promise<MaintenanceView> {
+    this.refuseIfRunning();
+    const cur = this.store.get();
+    const now = new Date().toISOString();
+    const rec = await cluster.request({
+      host: this.d.host, state: 'draining', since: cur.state === 'draining' ? cur.since : now, force: opts.force,
+      running: { operation: 'drain', force: opts.force, startedAt: now, endedAt: null, error: null },
+      lastRun: this.view().lastRun, vms: cur.state === 'active' ? [] : this.store.entries(),
+    });
+    this.mirror(rec);
+    return this.view();
+  }
+
+  /**
+   * In a cluster, makes this host's copy match its drain record in etcd (the manager writes the
+   * ledger as the drain goes); with no record (standalone maintenance, or resumed) the host's own
+   * state stands.
+   */
+  mirror(rec: DrainRecord | undefined): void {
+    const before = JSON.stringify(this.view());
+    if (rec) {
+      const mine = { state: rec.state, since: rec.since, force: rec.force };
+      const vms = [...rec.vms].sort((a, b) => a.vm.localeCompare(b.vm));
+      if (JSON.stringify([this.store.get(), this.store.entries()]) !== JSON.stringify([mine, vms])) this.store.load(mine, vms);
+      this.remote = { running: rec.running, lastRun: rec.lastRun };
+    } else {
+      // The record is gone (a resume): its last run stays this host's last run.
+      if (this.remote?.lastRun) this.lastRun = this.remote.lastRun;
+      this.remote = null;
+    }
+    if (JSON.stringify(this.view()) !== before) this.changed();
+  }
+
+  /**
+   * Leaves maintenance at once and, in the background, starts the VMs a forced drain stopped and
+   * (with failback) brings moved VMs back. In a cluster the drain record leaves etcd first.
+   */
+  async resume(opts: { failback: boolean }): Promise<MaintenanceView> {
+    if (this.d.cluster?.active()) {
+      this.refuseIfRunning();
+      await this.d.cluster.release();
+      this.mirror(undefined);
+    }
     this.begin({ operation: 'resume', failback: opts.failback }, async () => {
       const out = await resumeHost(this.resumeDeps(), opts);
       if (out.failed.length === 0) return null;
@@ -114,10 +179,13 @@ export class HostMaintenance {
     return this.view();
   }
 
+  private refuseIfRunning(): void {
+    const r = this.running ?? this.remote?.running;
+    if (r) throw new FerryError('DRAIN_IN_PROGRESS', `A ${r.operation} of ${this.d.host} is already running (since ${r.startedAt}); wait for it to end.`);
+  }
+
   private begin(what: Omit<MaintenanceRun, 'startedAt' | 'endedAt' | 'error'>, body: () => Promise<FerryError | null>): void {
-    if (this.running) {
-      throw new FerryError('DRAIN_IN_PROGRESS', `A ${this.running.operation} of ${this.d.host} is already running (since ${this.running.startedAt}); wait for it to end.`);
-    }
+    this.refuseIfRunning();
     const run: MaintenanceRun = { ...what, startedAt: new Date().toISOString(), endedAt: null, error: null };
     this.running = run;
     // The executors set the state before their first await, so the answer already shows it.
@@ -143,7 +211,9 @@ export class HostMaintenance {
     return {
       protocol: PROTOCOL_VERSION, host: this.d.host, maintenance: this.state(), memoryMiB: cap.memoryMiB,
       freeMemoryMiB: cap.memoryMiB - this.d.usedMemoryMiB(), cpus: cap.cpus,
-      vms: this.localVms().map((v) => ({ name: v.name, state: v.state, memoryMiB: v.memoryMiB, cpus: v.cpus, group: v.group ?? null })),
+      vms: this.localVms().map((v) => ({
+        name: v.name, state: v.state, memoryMiB: v.memoryMiB, cpus: v.cpus, group: v.group ?? null, moving: this.d.jobs.activeFor(v.name)?.role === 'source',
+      })),
     };
   }
 
@@ -174,11 +244,7 @@ export class HostMaintenance {
     return {
       host: this.d.host, ledger: this.store, log: this.d.log, changed: () => this.changed(),
       vms: async () => this.localVms(),
-      hosts: async () => (await this.peerSummaries()).map(({ name, summary: s }): PlacementHost => (s ? {
-        name, freeMemoryMiB: s.freeMemoryMiB, cpus: s.cpus, maintenance: s.maintenance === 'active' ? null : s.maintenance, reachable: true,
-        committedCpus: s.vms.filter((v) => isActive(v.state as VmState)).reduce((a, v) => a + v.cpus, 0),
-        groups: s.vms.filter((v) => v.group !== null && isActive(v.state as VmState)).map((v) => v.group as string),
-      } : { name, freeMemoryMiB: 0, cpus: 0, committedCpus: 0, groups: [], maintenance: null, reachable: false })),
+      hosts: async () => (await this.peerSummaries()).map(({ name, summary }) => placementHost(name, summary)),
       compare: async (vm, host) => (await compareMove(this.d.migrationHost(), { vm, destination: host, options: { includeStorage: false } })).incompatibilities,
       move: async (vm, host, onJob) => {
         const job = await this.d.migrations.start({ vm, destination: host, options: { includeStorage: false } });
@@ -215,6 +281,21 @@ export class HostMaintenance {
   }
 }
 
+/** A host as a drain's placement sees it, from its own summary (null: it did not answer). */
+export function placementHost(name: string, s: PeerHostSummary | null): PlacementHost {
+  return s ? {
+    name, freeMemoryMiB: s.freeMemoryMiB, cpus: s.cpus, maintenance: s.maintenance === 'active' ? null : s.maintenance, reachable: true,
+    committedCpus: s.vms.filter((v) => isActive(v.state as VmState)).reduce((a, v) => a + v.cpus, 0),
+    groups: s.vms.filter((v) => v.group !== null && isActive(v.state as VmState)).map((v) => v.group as string),
+  } : { name, freeMemoryMiB: 0, cpus: 0, committedCpus: 0, groups: [], maintenance: null, reachable: false };
+}
+
+/** DRAIN_INCOMPLETE for a drain that left VMs behind, listing each with its reason; null when the host was emptied. */
+export function drainIncomplete(host: string, out: DrainOutcome): FerryError | null {
+  if (out.blocked.length === 0) return null;
+  return new FerryError('DRAIN_INCOMPLETE', `${out.blocked.length} VM${out.blocked.length === 1 ? '' : 's'} could not leave ${host}, which stays draining: ${lines(out.blocked)}.`);
+}
+
 /** A peer-RPC client for `host`, with this host's certificate. */
 const peerOf = (h: MigrationHost, host: string, timeoutMs?: number): PeerClient => new PeerClient(h.peerUrl(host), host, timeoutMs, h.tls?.material);
 
@@ -237,7 +318,7 @@ function jobEnd(jobs: JobStore, id: string): Promise<JobRecord> {
 }
 
 /** The error a job ended with, as a FerryError. */
-function jobError(j: JobRecord): FerryError {
+export function jobError(j: JobRecord): FerryError {
   const e = summarize(j).error;
   if (e && isErrorCode(e.code)) return new FerryError(e.code, e.message);
   return new FerryError('MIGRATION_FAILED', `The move of "${j.vm}" to ${j.destination} ended ${j.state.status} (job ${j.id}).`);

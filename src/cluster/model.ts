@@ -8,6 +8,7 @@
  * | `manager/…` | election keys (etcd3's Election), the manager's host name | the host's lease |
  * | `ha/<vm>` | {@link HaRecord}: the VM's spec, owner, home, policies, state | none |
  * | `migration-slots/<i>` | the id of a move holding cluster-wide slot i (i < maxMigrations) | the source host's lease |
+ * | `drains/<host>` | a drain the manager runs: the host's maintenance state, the run asked for, the ledger (src/agent/cluster-drain.ts) | none |
  *
  * A member key vanishes when its host stops renewing its lease: that is how the cluster learns a
  * host died. An HA record never expires; its `owner` changes only in a transaction that compares
@@ -82,6 +83,7 @@ export interface HaEntry { rec: HaRecord; rev: string }
 /** The key layout of cluster `name`. */
 export function clusterKeys(name: string): {
   root: string; config: string; members: string; member: (h: string) => string; manager: string; ha: string; haVm: (vm: string) => string; slots: string;
+  drains: string; drain: (h: string) => string;
 } {
   const root = `/ferry/${name}/`;
   return {
@@ -93,5 +95,7 @@ export function clusterKeys(name: string): {
     ha: `${root}ha/`,
     haVm: (vm) => `${root}ha/${vm}`,
     slots: `${root}migration-slots/`,
+    drains: `${root}drains/`,
+    drain: (h) => `${root}drains/${h}`,
   };
 }

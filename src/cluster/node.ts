@@ -41,6 +41,12 @@ export interface ClusterHost {
    * `cluster`; undefined for one that did not answer or is not a member of that cluster.
    */
   peerLeases(hosts: { name: string; url: string }[], cluster: string): Promise<(PeerLease | undefined)[]>;
+  /**
+   * Told at the end of each tick that reached etcd, with whether this host manages the cluster now
+   * (the agent follows its drain record and, as manager, runs the drains etcd asks for). It must
+   * not wait for long work: a drain runs in the background.
+   */
+  afterTick?(store: ClusterStore, isManager: boolean): Promise<void>;
 }
 
 /** The node's state as `ferry cluster status` and peers see it. */
@@ -173,6 +179,7 @@ export class ClusterNode {
         this.memory.deadSince.clear();
         this.memory.aliveSince.clear();
       }
+      await this.host.afterTick?.(this.store, this.managerName === this.host.name);
       this.degraded = null;
     } catch (e) {
       this.host.log.warn({ err: e }, 'cluster tick failed');

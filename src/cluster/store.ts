@@ -152,6 +152,32 @@ export class ClusterStore {
     }
   }
 
+  /** Every drain record (`drains/<host>`) as stored, with its mod revision; the agent owns the value's shape. */
+  async drains(): Promise<{ host: string; value: string; rev: string }[]> {
+    const res = await guard('listing drains', () => this.client.getAll().prefix(this.keys.drains).exec());
+    return res.kvs.map((kv) => ({ host: kv.key.toString().slice(this.keys.drains.length), value: kv.value.toString(), rev: kv.mod_revision }));
+  }
+
+  /**
+   * Writes `host`'s drain record only if it is still at revision `rev` ('0': only if there is none),
+   * or, with `manager`, only while that host holds the manager key (a deposed manager's ledger
+   * writes fail). Resolves false when the guard failed.
+   */
+  async putDrain(host: string, value: string, guardBy: { rev: string } | { manager: string }): Promise<boolean> {
+    const key = this.keys.drain(host);
+    const r = await guard('recording a drain', () => ('rev' in guardBy
+      ? this.client.if(key, 'Mod', '==', guardBy.rev) : this.client.if(this.keys.manager, 'Value', '==', guardBy.manager))
+      .then(this.client.put(key).value(value)).commit());
+    return r.succeeded;
+  }
+
+  /** Removes `host`'s drain record if it is still at revision `rev` (the host leaves maintenance). */
+  async deleteDrain(host: string, rev: string): Promise<boolean> {
+    const key = this.keys.drain(host);
+    const r = await guard('ending a drain', () => this.client.if(key, 'Mod', '==', rev).then(this.client.delete().key(key)).commit());
+    return r.succeeded;
+  }
+
   async deleteHa(vm: string): Promise<void> {
     await guard('removing an HA VM', () => this.client.delete().key(this.keys.haVm(vm)).exec());
   }

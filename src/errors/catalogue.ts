@@ -101,6 +101,7 @@ export const CATALOGUE = {
   DRAIN_INCOMPLETE: spec(409, 'The drain left VMs running on the host that could not move (each listed with its reason); the host stays draining. Fix them and drain again, or drain with --force to stop them.'),
   DRAIN_IN_PROGRESS: spec(409, 'A drain or resume of the host is already running; wait for it to end.', true),
   FAILBACK_INCOMPLETE: spec(409, 'The host left maintenance but some VMs did not come back (each listed with its reason).'),
+  NOT_CLUSTER_MANAGER: spec(403, 'A host that does not manage the cluster (as etcd says now) asked for a step of a cluster drain; only the elected manager runs drains.'),
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof CATALOGUE;

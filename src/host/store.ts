@@ -54,9 +54,13 @@ export class MaintenanceStore {
   setState(state: MaintenanceState, force = false): MaintenanceRecord {
     const cur = this.get();
     const since = cur.state === state ? cur.since ?? new Date().toISOString() : new Date().toISOString();
-    this.db.prepare(`INSERT INTO host_maintenance (id, state, since, force) VALUES (1, ?, ?, ?)
-      ON CONFLICT (id) DO UPDATE SET state = excluded.state, since = excluded.since, force = excluded.force`).run(state, since, force ? 1 : 0);
+    this.write({ state, since, force });
     return this.get();
+  }
+
+  private write(r: MaintenanceRecord): void {
+    this.db.prepare(`INSERT INTO host_maintenance (id, state, since, force) VALUES (1, ?, ?, ?)
+      ON CONFLICT (id) DO UPDATE SET state = excluded.state, since = excluded.since, force = excluded.force`).run(r.state, r.since, r.force ? 1 : 0);
   }
 
   entries(): DrainEntry[] {
@@ -72,6 +76,20 @@ export class MaintenanceStore {
       ON CONFLICT (vm) DO UPDATE SET destination = excluded.destination, status = excluded.status, job_id = excluded.job_id,
         error_code = excluded.error_code, error_message = excluded.error_message, updated_at = excluded.updated_at`)
       .run(e.vm, e.destination, e.status, e.jobId, e.error?.code ?? null, e.error?.message ?? null, new Date().toISOString());
+  }
+
+  /**
+   * Replaces the state and the ledger with a copy kept elsewhere, stamps and all (in cluster mode
+   * the manager runs the drain and etcd holds the record; the host keeps this copy so that it
+   * refuses new VMs without asking etcd, and resumes from it).
+   */
+  load(rec: MaintenanceRecord, entries: readonly DrainEntry[]): void {
+    this.db.transaction(() => {
+      this.write(rec);
+      this.db.prepare('DELETE FROM drain_vms').run();
+      const put = this.db.prepare(`INSERT INTO drain_vms (vm, destination, status, job_id, error_code, error_message, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)`);
+      for (const e of entries) put.run(e.vm, e.destination, e.status, e.jobId, e.error?.code ?? null, e.error?.message ?? null, e.updatedAt);
+    })();
   }
 
   /** Forgets the ledger of an earlier maintenance (a new drain of a host in service starts afresh). */

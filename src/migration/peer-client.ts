@@ -83,6 +83,9 @@ export class PeerClient {
   /** POST /v1/peer/failback: asks the peer to move `vm` back to the caller, which is leaving maintenance; answers the job id. */
   failback<T>(b: { protocol: number; vm: string; destination: string }): Promise<T> { return this.call('POST', '/v1/peer/failback', b, 60_000); }
 
+  /** POST /v1/peer/drain-step: the cluster manager asks the drained host for a report, a move or a clean stop of one VM (src/agent/cluster-drain.ts). */
+  drainStep<T>(b: { protocol: number; action: string; vm: string; destination?: string }): Promise<T> { return this.call('POST', '/v1/peer/drain-step', b, 180_000); }
+
   private post<T>(jobId: string, msg: string, body: object, timeoutMs = this.timeoutMs): Promise<T> {
     const secret = msg === 'prepare' ? null : this.secretOf(jobId);
     return this.call('POST', `${PEER_BASE}/${jobId}/${msg}`, { ...envelopeFor(jobId), ...body, ...(secret !== null ? { secret } : {}) }, timeoutMs);

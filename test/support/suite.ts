@@ -18,18 +18,18 @@ export interface LabSuite {
 }
 
 /**
- * Gives a test file a 2-host lab of its own (`<prefix><pid>`) in a FERRY_HOME of its own, so it
+ * Gives a test file a lab of its own (2 hosts unless `hosts` says) (`<prefix><pid>`) in a FERRY_HOME of its own, so it
  * never touches a person's lab or context: builds the guest image (cached) and brings the lab up
  * before the tests, takes it down after them, dumping both hosts' logs first if a test failed.
  */
-export function labSuite(prefix: string, opts: { beforeStop?: () => void; lab?: LabFixtureOptions } = {}): LabSuite {
+export function labSuite(prefix: string, opts: { beforeStop?: () => void; lab?: LabFixtureOptions; hosts?: number } = {}): LabSuite {
   const name = `${prefix}${process.pid}`;
   const home = mkdtempSync(join(tmpdir(), 'ferry-home-'));
   process.env.FERRY_HOME = home;
   let failed = false;
   before(async () => {
     await buildImage({ dir: imageDir() });
-    await startLab(name, 2, { accel: 'auto', ...opts.lab });
+    await startLab(name, opts.hosts ?? 2, { accel: 'auto', ...opts.lab });
   });
   after(async () => {
     opts.beforeStop?.();

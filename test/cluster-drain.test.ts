@@ -1,0 +1,115 @@
+// Integration: a drain in a cluster goes through the manager (issue 7, point 4). Three hosts on a
+// 3-member etcd; h1 (the first to join) manages the cluster. h2 runs three VMs (one HA on the
+// shared pool, two of one anti-affinity group). `ferry host drain h2` (asking h2's agent, as
+// standalone) is recorded in etcd and run by h1: the VMs end on h1 and h3, each running once
+// with the same boot id, the group apart, the HA record following; `host resume --failback`
+// brings them back from the same ledger. Then h1's agent is killed (SIGKILL) mid-drain, with a
+// ballast VM on h1 so that the moves go to h3: the next manager finishes the drain.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { ClusterStatus } from '../src/agent/cluster-link.js';
+import type { HostView, VmView } from '../src/agent/views.js';
+import type { MaintenanceView } from '../src/agent/maintenance.js';
+import { labStatus } from '../src/lab/index.js';
+import { ferry, guestGet, processAlive, waitFor } from './support/cli.js';
+import { assertRunsOnce, waitGuest } from './support/invariants.js';
+import { labSuite } from './support/suite.js';
+
+const suite = labSuite('cd', { hosts: 3, lab: { cluster: true, readyTimeoutMs: 60_000 } });
+const LAB = suite.name;
+const { track } = suite;
+const VMS = ['d1', 'd2', 'd3'];
+const ip = new Map<string, string>();
+const boot = new Map<string, string>();
+
+async function status(): Promise<ClusterStatus> {
+  const r = await ferry<ClusterStatus>(['cluster', 'status', '--json']);
+  assert.equal(r.code, 0, r.stderr);
+  return r.json;
+}
+
+async function hostShow(name: string): Promise<HostView> {
+  const r = await ferry<HostView>(['host', 'show', name, '--json']);
+  assert.equal(r.code, 0, r.stderr || r.stdout);
+  return r.json;
+}
+
+const ledger = (m: MaintenanceView): Record<string, string> => Object.fromEntries(m.vms.map((e) => [e.vm, `${e.status} ${e.destination ?? ''}`.trim()]));
+const bootId = async (vm: string): Promise<string> => (await guestGet(LAB, ip.get(vm) ?? '', '/boot-id', 5)).trim();
+
+/** Each VM runs exactly once, on `where(vm)`, and its guest never rebooted. */
+async function runOnce(where: (vm: string) => string): Promise<void> {
+  for (const vm of VMS) {
+    await assertRunsOnce(LAB, vm, where(vm));
+    assert.equal(await bootId(vm), boot.get(vm), `${vm} moved live (same /boot-id)`);
+  }
+}
+
+test('drain through the manager: h2\'s VMs move to h1 and h3, each once, h2 drained; resume --failback brings them back', track(async (t) => {
+  const s = await waitFor('three members and a manager', async () => { const x = await status(); return x.members.length === 3 && x.manager ? x : undefined; });
+  assert.equal(s.manager, 'h1', 'h1, the first to join, manages the cluster');
+  const mk = async (name: string, extra: string[]): Promise<void> => {
+    const r = await ferry<VmView>(['vm', 'create', name, '--host', 'h2', '--memory', '160M', ...extra, '--json']);
+    assert.equal(r.code, 0, r.stderr || r.stdout);
+    ip.set(name, r.json.ip);
+  };
+  await mk('d1', ['--pool', 'shared', '--disk', '64M', '--ha']);
+  await mk('d2', ['--group', 'web']);
+  await mk('d3', ['--group', 'web']);
+  for (const vm of VMS) { await waitGuest(LAB, ip.get(vm) ?? ''); boot.set(vm, await bootId(vm)); }
+
+  const t0 = Date.now();
+  const r = await ferry(['host', 'drain', 'h2']);
+  t.diagnostic(`drain took ${((Date.now() - t0) / 1000).toFixed(1)} s, exit ${r.code}; stderr: ${r.stderr.trim().replace(/\n\s*/g, ' | ')}`);
+  assert.equal(r.code, 0, r.stderr || r.stdout);
+  assert.match(r.stdout, /h2: drained/);
+  for (const vm of VMS) assert.match(r.stderr, new RegExp(`${vm}: moved \\(→ h[13]\\)`), 'progress per VM, as standalone');
+  const h2 = await hostShow('h2');
+  assert.equal(h2.state, 'drained');
+  assert.equal(h2.maintenance.running, null);
+  assert.equal(h2.maintenance.lastRun?.error, null);
+  const to = new Map(h2.maintenance.vms.map((e) => [e.vm, e.destination ?? '']));
+  for (const vm of VMS) assert.equal(h2.maintenance.vms.find((e) => e.vm === vm)?.status, 'moved');
+  assert.notEqual(to.get('d2'), to.get('d3'), 'the anti-affinity group is kept apart');
+  await runOnce((vm) => to.get(vm) ?? '');
+  assert.equal((await status()).haVms.find((v) => v.name === 'd1')?.owner, to.get('d1'), 'the HA record follows the move');
+
+  const back = await ferry<MaintenanceView>(['host', 'resume', 'h2', '--failback', '--json']);
+  assert.equal(back.code, 0, back.stderr || back.stdout);
+  assert.deepEqual(Object.values(ledger(back.json)).map((l) => l.split(' ')[0]), ['returned', 'returned', 'returned']);
+  await runOnce(() => 'h2');
+  assert.equal((await hostShow('h2')).state, 'ready');
+  assert.equal((await status()).haVms.find((v) => v.name === 'd1')?.owner, 'h2');
+}));
+
+test('the manager\'s agent is killed mid-drain: the next manager finishes it', track(async (t) => {
+  // h1 full (its ballast leaves less free than h3 will have), and one move at a time from h2.
+  assert.equal((await ferry(['vm', 'create', 'ballast', '--host', 'h1', '--memory', '4608M', '--json'])).code, 0);
+  assert.equal((await ferry(['host', 'settings', 'h2', '--max-migrations', '1', '--json'])).code, 0);
+  const r = await ferry<MaintenanceView>(['host', 'drain', 'h2', '--no-wait', '--json']);
+  assert.equal(r.code, 0, r.stderr || r.stdout);
+  assert.equal(r.json.state, 'draining');
+  assert.equal(r.json.running?.operation, 'drain');
+  await waitFor('a drain move under way', async () => (await hostShow('h2')).maintenance.vms.some((e) => e.status === 'moving' && e.jobId), 60_000);
+  const pid = (await labStatus(LAB)).hosts.find((h) => h.name === 'h1')?.agentPid;
+  assert.ok(pid, 'h1 has an agent');
+  const t0 = Date.now();
+  process.kill(pid, 'SIGKILL');
+  await waitFor('h1\'s agent gone', async () => !processAlive(pid), 15_000);
+  const seen = await hostShow('h2');
+  t.diagnostic(`ledger when the manager died: ${JSON.stringify(ledger(seen.maintenance))}`);
+  const done = await waitFor('h2 drained, its run ended', async () => {
+    const h = await hostShow('h2');
+    return h.maintenance.running === null ? h : undefined;
+  }, 120_000);
+  const s = await status();
+  t.diagnostic(`the drain ended ${((Date.now() - t0) / 1000).toFixed(1)} s after the manager died; manager now ${s.manager}`);
+  assert.ok(s.manager === 'h2' || s.manager === 'h3', `a new manager: ${s.manager}`);
+  assert.equal(done.state, 'drained');
+  assert.equal(done.maintenance.lastRun?.error, null);
+  assert.deepEqual(ledger(done.maintenance), { d1: 'moved h3', d2: 'moved h3', d3: 'moved h3' });
+  assert.equal(s.haVms.find((v) => v.name === 'd1')?.owner, 'h3');
+  // h1's agent back (its QEMUs outlived it), so that every host answers for the invariant.
+  assert.equal((await suite.lab(['up', '--json'])).code, 0);
+  await runOnce(() => 'h3');
+}));
