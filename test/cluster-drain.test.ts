@@ -4,7 +4,7 @@
 // standalone) is recorded in etcd and run by h1: the VMs end on h1 and h3, each running once
 // with the same boot id, the group apart, the HA record following; `host resume --failback`
 // brings them back from the same ledger. Then h1's agent is killed (SIGKILL) mid-drain, with a
-// ballast VM on h1 so that the moves go to h3: the next manager finishes the drain.
+// ballast VM on h1 so that every move goes to h3: the next manager finishes the drain.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ClusterStatus } from '../src/agent/cluster-link.js';
@@ -83,8 +83,9 @@ test('drain through the manager: h2\'s VMs move to h1 and h3, each once, h2 drai
 }));
 
 test('the manager\'s agent is killed mid-drain: the next manager finishes it', track(async (t) => {
-  // h1 full (its ballast leaves less free than h3 will have), and one move at a time from h2.
-  assert.equal((await ferry(['vm', 'create', 'ballast', '--host', 'h1', '--memory', '4608M', '--json'])).code, 0);
+  // h1 less wanted than h3 (its ballast leaves it less free memory, and runs a VM of the group),
+  // so that no move goes to the host that dies; one move at a time from h2.
+  assert.equal((await ferry(['vm', 'create', 'ballast', '--host', 'h1', '--memory', '4608M', '--group', 'web', '--json'])).code, 0);
   assert.equal((await ferry(['host', 'settings', 'h2', '--max-migrations', '1', '--json'])).code, 0);
   const r = await ferry<MaintenanceView>(['host', 'drain', 'h2', '--no-wait', '--json']);
   assert.equal(r.code, 0, r.stderr || r.stdout);

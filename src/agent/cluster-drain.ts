@@ -27,7 +27,7 @@ export interface DrainStepRequest { protocol: number; action: 'compare' | 'move'
 export interface DrainStepReply { protocol: number; incompatibilities?: Incompatibility[]; jobId?: string }
 
 /** One host as the manager's drain reaches it: itself directly, another over peer RPC. */
-interface HostPort {
+export interface HostPort {
   summary(): Promise<PeerHostSummary>;
   step(req: Omit<DrainStepRequest, 'protocol'>): Promise<DrainStepReply>;
   job(id: string): Promise<StatusReply>;
@@ -46,9 +46,11 @@ export interface ClusterDrainParts {
   store(): ClusterStore | undefined;
   /** Whether this host manages the cluster (as of its last tick). */
   isManager(): boolean;
+  /** Tests: how the manager reaches each host (default: this agent directly, others over peer RPC), and how often it polls. */
+  reach?(host: string): HostPort;
+  pollMs?: number;
 }
 
-const POLL_MS = 1000;
 /** How long the manager keeps asking a drained host that does not answer before the run gives up on it. */
 const UNREACHABLE_MS = 60_000;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -159,7 +161,7 @@ export class ClusterDrains {
       } else if (Date.now() - answered > UNREACHABLE_MS) {
         throw new FerryError('HOST_UNREACHABLE', `The agent of ${rec.host} did not answer for ${UNREACHABLE_MS / 1000} s while its drain waited for its moves.`);
       }
-      await sleep(POLL_MS);
+      await sleep(this.p.pollMs ?? 1000);
     }
   }
 
@@ -198,7 +200,7 @@ export class ClusterDrains {
   private async waitJob(port: HostPort, host: string, vm: string, to: string, jobId: string): Promise<void> {
     let answered = Date.now();
     for (;;) {
-      await sleep(POLL_MS);
+      await sleep(this.p.pollMs ?? 1000);
       const st = await port.job(jobId).catch(() => undefined);
       if (!st) {
         if (Date.now() - answered > UNREACHABLE_MS) throw new FerryError('HOST_UNREACHABLE', `The agent of ${host} did not answer about the move of "${vm}" (job ${jobId}).`);
@@ -216,6 +218,7 @@ export class ClusterDrains {
 
   /** `host` as the manager reaches it: this agent itself directly, another over peer RPC with this host's certificate. */
   private port(host: string): HostPort {
+    if (this.p.reach) return this.p.reach(host);
     if (host === this.p.host) {
       return {
         summary: async () => this.p.maintenance.summary(),
