@@ -68,6 +68,8 @@ export class ClusterDrains {
   private readonly runs = new Map<string, Promise<void>>();
   /** Counts this host's own writes of its record: a tick whose read began before one does not copy what it read. */
   private writes = 0;
+  /** The runs this host ended (host@startedAt): a tick whose read began before the end was written does not run one again. */
+  private readonly ended = new Set<string>();
 
   constructor(private readonly p: ClusterDrainParts) {}
 
@@ -115,7 +117,7 @@ export class ClusterDrains {
       if (writes === this.writes) this.p.maintenance.mirror(all.find((r) => r.host === this.p.host));
       if (!isManager) return;
       for (const rec of all) {
-        if (rec.running?.operation !== 'drain' || this.runs.has(rec.host)) continue;
+        if (rec.running?.operation !== 'drain' || this.runs.has(rec.host) || this.ended.has(`${rec.host}@${rec.running.startedAt}`)) continue;
         this.runs.set(rec.host, this.run(store, rec)
           .catch((err: unknown) => this.p.log.error({ host: rec.host, err }, 'cluster drain failed'))
           .finally(() => this.runs.delete(rec.host)));
@@ -145,6 +147,7 @@ export class ClusterDrains {
     rec.running = null;
     writer.changed();
     await writer.flushed();
+    if (!writer.deposed) this.ended.add(`${rec.host}@${run.startedAt}`);
     this.p.log.info({ host: rec.host, error: err?.code ?? null, deposed: writer.deposed }, 'cluster manager: drain ended');
   }
 
