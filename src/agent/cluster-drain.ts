@@ -8,8 +8,8 @@
  * record every tick (HostMaintenance.mirror), so `ferry host show H` and the CLI's progress read
  * H as standalone, and `host resume --failback` works from the same ledger.
  *
- * A new manager finds a record still `running` and runs the drain again: it first waits until the
- * moves its predecessor started (ledger `moving`) are over on H, then drainHost() continues (VMs
+ * A new manager finds a record still `running` and runs the drain again: it first waits until no
+ * move is under way on H (its predecessor may have started some), then drainHost() continues (VMs
  * that left stay in the ledger, the others are planned afresh).
  */
 import type { Logger } from 'pino';
@@ -135,10 +135,14 @@ export class ClusterDrains {
     const writer = new RecordWriter(rec, (r) => store.putDrain(r.host, JSON.stringify(r), { manager: me }), () => this.p.isManager(), this.p.log);
     const ledger = new RecordLedger(rec, () => writer.changed());
     const port = this.port(rec.host);
-    this.p.log.info({ host: rec.host, force: rec.force, ledger: rec.vms.map((e) => `${e.vm}:${e.status}`) }, 'cluster manager: running a drain');
+    // Taken up before: a manager died (or lost its post) while it ran, and may have started moves.
+    const continuing = rec.manager !== undefined;
+    rec.manager = me;
+    writer.changed();
+    this.p.log.info({ host: rec.host, force: rec.force, continuing, ledger: rec.vms.map((e) => `${e.vm}:${e.status}`) }, 'cluster manager: running a drain');
     let err: FerryError | null;
     try {
-      await this.settle(port, rec, writer);
+      if (continuing) await this.settle(port, rec, writer);
       err = drainIncomplete(rec.host, await drainHost(this.deps(store, ledger, port, writer), { force: rec.force }));
     } catch (e) {
       err = toFerryError(e);
@@ -151,16 +155,18 @@ export class ClusterDrains {
     this.p.log.info({ host: rec.host, error: err?.code ?? null, deposed: writer.deposed }, 'cluster manager: drain ended');
   }
 
-  /** Waits until no VM the ledger has `moving` has a move under way on the drained host (a manager before this one started it). */
+  /**
+   * A drain another manager ran before: waits until no VM has a move under way on the drained host
+   * (that manager may have started them, and the last changes of its ledger may be lost).
+   */
   private async settle(port: HostPort, rec: DrainRecord, writer: RecordWriter): Promise<void> {
-    const moving = new Set(rec.vms.filter((e) => e.status === 'moving').map((e) => e.vm));
     let answered = Date.now();
-    while (moving.size > 0) {
+    for (;;) {
       this.checkManager(writer);
       const s = await port.summary().catch(() => null);
       if (s) {
         answered = Date.now();
-        if (!s.vms.some((v) => v.moving && moving.has(v.name))) return;
+        if (!s.vms.some((v) => v.moving)) return;
       } else if (Date.now() - answered > UNREACHABLE_MS) {
         throw new FerryError('HOST_UNREACHABLE', `The agent of ${rec.host} did not answer for ${UNREACHABLE_MS / 1000} s while its drain waited for its moves.`);
       }

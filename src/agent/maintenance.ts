@@ -53,8 +53,11 @@ export interface MaintenanceView {
   vms: DrainEntry[];
 }
 
-/** A host's maintenance as etcd keeps it in cluster mode (`drains/<host>`): `running` is the drain the manager is asked to run. */
-export type DrainRecord = MaintenanceView & { host: string };
+/**
+ * A host's maintenance as etcd keeps it in cluster mode (`drains/<host>`): `running` is the drain
+ * the manager is asked to run; `manager` the last manager that took the run up.
+ */
+export type DrainRecord = MaintenanceView & { host: string; manager?: string };
 
 /** Cluster mode: where a drain is recorded for the manager (cluster-drain.ts). */
 export interface MaintenanceCluster {
