@@ -15,6 +15,7 @@ import { nsName, startLab, stopLab, labDown } from '../src/lab/index.js';
 import { completionTimeoutMs, DEFAULT_POLICY } from '../src/migration/index.js';
 import { imageDir, repoRoot } from '../src/util/paths.js';
 import { runBaselineCase, type BaselineEnv } from './lib/baseline.js';
+import { measureSetupStalls } from './lib/setup-stall.js';
 import { ferry, load1 } from './lib/exec.js';
 import { runFerryCase } from './lib/ferry-case.js';
 import { benchMain, checkpoint, runFacts, writeResults } from './lib/harness.js';
@@ -128,6 +129,9 @@ benchMain('migrate', LAB, results, renderMarkdown, async (home) => {
   log(`start: ${runData.machine.uptimeStart}`);
   const env = { image, workDir: join(home, 'baseline'), ip: BASELINE_IP, mac: BASELINE_MAC };
   const port = { next: MIGRATION_PORT_BASE };
+  log('QEMU set-up stall');
+  runData.setupStalls = await measureSetupStalls(image, join(home, 'stall'), SIZES_MIB, SMOKE ? 1 : 2);
+  await checkpoint(runData, write);
   for (const spec of LINKS) {
     runData.links.push(await runLink(spec, env, port));
     await checkpoint(runData, write);

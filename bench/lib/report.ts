@@ -7,6 +7,7 @@
 import { median, n, range, spread } from './stats.js';
 import type { BenchRun, LinkRun, Row } from './types.js';
 import { tlsSection } from './tls-report.js';
+import { stallSection } from './stall-report.js';
 
 const MiB = 1024 * 1024;
 
@@ -122,7 +123,7 @@ export function observations(run: BenchRun): string {
       : `- Ferry moves in which the source undid a MAC redirect because QEMU had not paused within the hold time: ${undone.length} of ${fr.length}; `
         + `their blackout ${spread(undone.map((x) => x.r.blackoutMs))} ms and TCP gap ${spread(undone.map((x) => x.r.tcpGapMs))} ms, against `
         + `${spread(clean.map((x) => x.r.blackoutMs))} ms and ${spread(clean.map((x) => x.r.tcpGapMs))} ms in the ${clean.length} moves without one.`,
-    `- Baseline: a ping outage began within 200 ms of \`migrate\`, while QEMU sets the migration up (dirty logging under TCG), in `
+    `- Baseline: a ping outage began within 200 ms of \`migrate\`, while QEMU syncs the dirty bitmap for the first time (see the stall above), in `
       + `${br.filter((x) => (x.r.stalls ?? []).some((s) => s.kind === 'ping' && s.atMs <= 200)).length} of ${br.length} moves: `
       + `${sizes.map((m) => `${m} MiB ${spread(setup(m))} ms`).join(', ')}. It was the move's longest outage in ${atStart.length} `
       + `(${spread(atStart.map(({ s }) => s?.gapMs ?? null))} ms); the longest spanned the switch-over in ${atSwitch.length} `
@@ -223,6 +224,7 @@ export function renderMarkdown(run: BenchRun): string {
     ...scopeNote(run),
     ...run.links.map(linkSection),
     tlsSection(run),
+    stallSection(run.setupStalls),
     observations(run),
     targets(run),
     '',

@@ -1,5 +1,6 @@
 /** The shapes the migration benchmark passes between its parts and keeps in its raw JSON. */
 import type { LinkSample } from './link.js';
+import type { SetupStall } from './setup-stall.js';
 
 /** One cell of the matrix. */
 export interface CaseSpec {
@@ -80,6 +81,8 @@ export interface BenchRun {
   repeat: number;
   commit: string;
   links: LinkRun[];
+  /** QEMU's own stall at the start of a migration, measured before the cases (bench/lib/setup-stall.ts). */
+  setupStalls?: SetupStall[];
 }
 
 /** An empty row of a case, filled in by the runner. */

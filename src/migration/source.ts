@@ -92,7 +92,7 @@ export class SourceRun {
         jobs: this.h.jobs, log: this.h.log, signal: this.signal, ...(tls ? { tls } : {}),
         onProgress: (p) => this.h.emit('migration.progress', { id, vm, ...p }),
         ...(batch ? { cutover: this.cutover(spec.mac, tunnel, batch) } : {}),
-        ...(mirrors ? { beforeContinue: () => mirrors.settle() } : {}),
+        ...(mirrors ? { beforeContinue: () => mirrors.settle().then((t) => { this.h.log.info({ job: id, ...t }, 'disk mirrors settled at pre-switchover'); }) } : {}),
       }).finally(() => batch?.close().then((err) => { if (err) this.h.log.warn({ job: id, err }, 'bridge reported errors'); }));
     } catch (e) {
       return this.rollBack(toFerryError(e, 'MIGRATION_FAILED'));

@@ -31,6 +31,10 @@ export interface QemuLaunch {
  * "physmem: Fix migration dirty bitmap coherency with TCG memory access"). Measured here: 13 of
  * 17 moves of a guest dirtying 20–50 MB/s lost 12–33 pages and the guest oopsed; with RAM
  * 8 KiB short of the MiB size, 8 of 8 moves lost nothing. KVM does not take that path.
+ * The price: the slow path resets every vCPU's TLB once per dirty page with QEMU's big lock held,
+ * and at a migration's first sync every page of the QEMU is dirty, so the guest stalls as the
+ * move starts: measured, 110–134 ms at 256 MiB and 410 ms at 1 GiB, against 3–6 and 20 ms with
+ * the whole size (bench/lib/setup-stall.ts measures it in every `npm run bench:migrate`).
  */
 export const memoryArg = (l: Pick<QemuLaunch, 'accel' | 'memoryMiB'>): string =>
   (l.accel === 'tcg' ? `${l.memoryMiB * 1024 - 8}k` : String(l.memoryMiB));

@@ -174,11 +174,14 @@ export class DiskMirrors {
    * job): the target then holds exactly what the source holds, and the source keeps its disks.
    * Called with the guest paused, at pre-switchover. Removes the target nodes.
    */
-  async settle(timeoutMs = 30_000): Promise<void> {
+  async settle(timeoutMs = 30_000): Promise<{ endMs: number; detachMs: number }> {
+    const t0 = performance.now();
     await this.endJobs('block-job-cancel', timeoutMs, false);
+    const t1 = performance.now();
     for (const s of this.started) await this.qmp.execute('blockdev-del', { 'node-name': s.target });
     this.started.length = 0;
     this.qmp.off('BLOCK_JOB_COMPLETED', this.onCompleted);
+    return { endMs: Math.round(t1 - t0), detachMs: Math.round(performance.now() - t1) };
   }
 
   /**
