@@ -119,8 +119,12 @@ export class Agent {
     this.drains = new ClusterDrains({
       host: config.hostName, log, maintenance: this.maintenance, migrations: this.migrations, jobs: this.jobs, migrationHost: () => this.migrationHost(),
       stopVm: (name) => this.vms.stop(name), store: () => this.cluster.active?.store,
-      // A manager cut off from etcd stops starting moves before its post passes to another.
-      isManager: () => { const v = this.cluster.active?.view(); return v !== undefined && v.isManager && v.renewing; },
+      // A manager cut off from etcd stops starting moves once its lease may have expired, when its post may pass to another.
+      isManager: () => {
+        const n = this.cluster.active;
+        const v = n?.view();
+        return !!n && !!v?.isManager && v.lastRenewAt !== null && Date.now() - Date.parse(v.lastRenewAt) < n.config.leaseTtlSec * 1000;
+      },
     });
   }
 
