@@ -14,10 +14,10 @@ export function stallSection(stalls: SetupStall[] | undefined): string {
     '## QEMU\'s own stall when a migration starts',
     '',
     'The test guest alone (no network, no agent), booted, then `migrate` to `exec:cat >/dev/null` while a second client asks the monitor '
-      + '`query-status` every 2 ms: the monitor needs QEMU\'s big lock, as does the guest\'s network I/O, so its longest answer time in the first '
-      + 'second is how long the guest was cut off by the migration\'s set-up. Measured in this run, before the cases.',
+      + '`query-status` every 2 ms: the monitor needs QEMU\'s big lock, as does the guest\'s network I/O, so its longest answer time, to `migrate` itself or in the '
+      + 'second after it, is how long the guest was cut off by the migration\'s set-up. Measured in this run, before the cases.',
     '',
-    '| VM | RAM | QEMU option | runs | monitor answer ms, idle | monitor answer ms, first s of the migration | QEMU total-time ms |',
+    '| VM | RAM | QEMU option | runs | monitor answer ms, idle | monitor answer ms, `migrate` and the second after it | QEMU total-time ms |',
     '|---|---|---|--:|--:|--:|--:|',
     ...rows,
     '',
