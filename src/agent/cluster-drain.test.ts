@@ -39,8 +39,10 @@ class World {
   readonly here = new Set<string>();
   readonly jobs = new Map<string, { vm: string; to: string; status: 'running' | 'completed' | 'failed' }>();
   readonly moves: string[] = [];
+  readonly stopped = new Set<string>();
 
-  constructor(vms: string[]) { for (const v of vms) this.here.add(v); }
+  /** `big` needs more memory than any host has free. */
+  constructor(vms: string[], private readonly big = '') { for (const v of vms) this.here.add(v); }
 
   end(vm: string, status: 'completed' | 'failed'): void {
     for (const j of this.jobs.values()) {
@@ -54,12 +56,13 @@ class World {
     const summary = (): PeerHostSummary => ({
       protocol: 1, host, maintenance: host === 'h2' ? 'draining' : 'active', memoryMiB: 4096, freeMemoryMiB: host === 'h1' ? 1024 : 3072, cpus: 4,
       vms: host !== 'h2' ? [] : [...this.here].map((name) => ({
-        name, state: 'running', memoryMiB: 128, cpus: 1, group: null, moving: [...this.jobs.values()].some((j) => j.vm === name && j.status === 'running'),
+        name, state: this.stopped.has(name) ? 'stopped' : 'running', memoryMiB: name === this.big ? 8192 : 128, cpus: 1, group: null, moving: [...this.jobs.values()].some((j) => j.vm === name && j.status === 'running'),
       })),
     });
     return {
       summary: async () => summary(),
       step: async (req) => {
+        if (req.action === 'stop') { this.stopped.add(req.vm); return { protocol: 1 }; }
         if (req.action !== 'move') return { protocol: 1, incompatibilities: [] };
         const active = [...this.jobs].find(([, j]) => j.vm === req.vm && j.status === 'running');
         if (active && active[1].to === req.destination) return { protocol: 1, jobId: active[0] };
@@ -128,6 +131,30 @@ test('the manager dies mid-drain: the next one waits for the moves under way, mo
     assert.deepEqual(rec.vms.map((e) => [e.vm, e.status, e.destination]).sort(), [['a', 'moved', 'h3'], ['b', 'moved', 'h3']]);
   } finally {
     // Whatever happened, the runs' polling loops end.
+    for (const j of world.jobs.values()) if (j.status === 'running') j.status = 'completed';
+    world.here.clear();
+  }
+});
+
+test('a forced cluster drain stops, on the drained host, the VM no member has room for, and ends drained', { timeout: 20_000 }, async () => {
+  const etcd = new FakeEtcd();
+  const world = new World(['a', 'big'], 'big');
+  const startedAt = new Date().toISOString();
+  etcd.drains.set('h2', { rev: '1', value: JSON.stringify({
+    host: 'h2', state: 'draining', since: startedAt, force: true, running: { operation: 'drain', force: true, startedAt, endedAt: null, error: null }, lastRun: null, vms: [],
+  } satisfies DrainRecord) });
+  try {
+    await manager('h1', etcd, world, () => true).tick(etcd.store(), true);
+    await until('a asked to move', () => world.moves.length === 1);
+    world.end('a', 'completed');
+    await until('the drain ended', () => etcd.record('h2')?.running === null);
+    const rec = etcd.record('h2');
+    assert.ok(rec);
+    assert.equal(rec.state, 'drained');
+    assert.equal(rec.lastRun?.error, null);
+    assert.deepEqual([...world.stopped], ['big']);
+    assert.deepEqual(rec.vms.map((e) => [e.vm, e.status, e.error?.code ?? null]).sort(), [['a', 'moved', null], ['big', 'stopped', 'INSUFFICIENT_MEMORY']]);
+  } finally {
     for (const j of world.jobs.values()) if (j.status === 'running') j.status = 'completed';
     world.here.clear();
   }
