@@ -99,14 +99,15 @@ export class ClusterDrains {
   }
 
   /** This host's side of `ferry host resume`: its drain record leaves etcd (DRAIN_IN_PROGRESS while the manager runs it). */
-  async release(): Promise<void> {
+  async release(): Promise<DrainRecord | undefined> {
     const { rec, rev } = await this.own();
-    if (!rec && rev === '0') return;
+    if (!rec && rev === '0') return undefined;
     if (rec?.running) throw inProgress(this.p.host, rec.running);
     if (!(await this.store().deleteDrain(this.p.host, rev))) {
       throw new FerryError('DRAIN_IN_PROGRESS', `The drain record of ${this.p.host} changed while the resume read it; try again.`);
     }
     this.writes++;
+    return rec;
   }
 
   /** Each cluster tick: this host follows its record; the manager starts a run for each record that asks for one and has none here. */
@@ -147,6 +148,11 @@ export class ClusterDrains {
     } catch (e) {
       err = toFerryError(e);
     }
+    if (err?.code === 'NOT_CLUSTER_MANAGER' || writer.deposed || !this.p.isManager()) {
+      // Deposed: the record keeps asking for the run, so the next manager continues it.
+      this.p.log.warn({ host: rec.host, error: err?.code ?? null }, 'cluster manager: lost its post during a drain; the next manager continues it');
+      return;
+    }
     rec.lastRun = { ...run, endedAt: new Date().toISOString(), error: err ? { code: err.code, message: err.message } : null };
     rec.running = null;
     writer.changed();
@@ -174,6 +180,13 @@ export class ClusterDrains {
     }
   }
 
+  /** Waits until the ledger's changes so far are in etcd, and throws NOT_CLUSTER_MANAGER when this host no longer manages. */
+  private async postedAsManager(writer: RecordWriter): Promise<void> {
+    this.checkManager(writer);
+    await writer.flushed();
+    this.checkManager(writer);
+  }
+
   private checkManager(writer: RecordWriter): void {
     if (writer.deposed || !this.p.isManager()) {
       throw new FerryError('NOT_CLUSTER_MANAGER', `${this.p.host} no longer manages the cluster; the new manager continues the drain.`);
@@ -193,15 +206,23 @@ export class ClusterDrains {
           return null;
         }))));
       },
-      compare: async (vm, to) => (await port.step({ action: 'compare', vm, destination: to })).incompatibilities ?? [],
-      move: async (vm, to, onJob) => {
+      fatal: (e) => e.code === 'NOT_CLUSTER_MANAGER',
+      compare: async (vm, to) => {
         this.checkManager(writer);
+        return (await port.step({ action: 'compare', vm, destination: to })).incompatibilities ?? [];
+      },
+      move: async (vm, to, onJob) => {
+        // The ledger's 'moving' entry reaches etcd before the move starts, so a successor sees it.
+        await this.postedAsManager(writer);
         const { jobId } = await port.step({ action: 'move', vm, destination: to });
         if (!jobId) throw new FerryError('MIGRATION_FAILED', `${host} started no move of "${vm}" to ${to}.`);
         onJob(jobId);
         await this.waitJob(port, host, vm, to, jobId);
       },
-      stop: async (vm) => { await port.step({ action: 'stop', vm }); },
+      stop: async (vm) => {
+        await this.postedAsManager(writer);
+        await port.step({ action: 'stop', vm });
+      },
     };
   }
 
@@ -238,9 +259,10 @@ export class ClusterDrains {
     const h = this.p.migrationHost();
     const peer = (): PeerClient => new PeerClient(h.peerUrl(host), host, 10_000, h.tls?.material);
     return {
-      summary: () => peer().hostSummary<PeerHostSummary>(),
-      step: (req) => peer().drainStep<DrainStepReply>({ protocol: PROTOCOL_VERSION, ...req }),
-      job: (id) => peer().status(id),
+      // async: an unknown peer rejects (handled like an unreachable one) instead of throwing at the call.
+      summary: async () => peer().hostSummary<PeerHostSummary>(),
+      step: async (req) => peer().drainStep<DrainStepReply>({ protocol: PROTOCOL_VERSION, ...req }),
+      job: async (id) => peer().status(id),
     };
   }
 

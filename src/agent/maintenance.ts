@@ -65,8 +65,8 @@ export interface MaintenanceCluster {
   active(): boolean;
   /** Records the drain in etcd (DRAIN_IN_PROGRESS while one runs, CLUSTER_UNAVAILABLE without etcd); resolves with the record written. */
   request(rec: DrainRecord): Promise<DrainRecord>;
-  /** Removes this host's drain record before a resume (DRAIN_IN_PROGRESS while the manager runs a drain of it). */
-  release(): Promise<void>;
+  /** Removes this host's drain record before a resume (DRAIN_IN_PROGRESS while the manager runs a drain of it); resolves with the record removed. */
+  release(): Promise<DrainRecord | undefined>;
 }
 
 /** What the maintenance actions need of the agent. */
@@ -171,7 +171,9 @@ export class HostMaintenance {
   async resume(opts: { failback: boolean }): Promise<MaintenanceView> {
     if (this.d.cluster?.active()) {
       this.refuseIfRunning();
-      await this.d.cluster.release();
+      // The record as etcd last had it: this host's copy may be a tick behind the manager's last writes.
+      const last = await this.d.cluster.release();
+      if (last) this.mirror(last);
       this.mirror(undefined);
     }
     this.begin({ operation: 'resume', failback: opts.failback }, async () => {

@@ -94,3 +94,18 @@ test('a new drain of a host in service forgets the ledger of the last maintenanc
   await drainHost(w.deps, { force: false });
   assert.deepEqual(w.store.entries().map((e) => e.vm), ['a']);
 });
+
+test('drain: a fatal error (a manager that lost its post) ends the run at once; nothing is blocked and, even with force, nothing stops', async () => {
+  const w = world([vm('a'), vm('big', 4096)], 1024);
+  const stopped: string[] = [];
+  const deps: DrainDeps = {
+    ...w.deps,
+    fatal: (e) => e.code === 'NOT_CLUSTER_MANAGER',
+    move: async () => { throw new FerryError('NOT_CLUSTER_MANAGER', 'h1 no longer manages the cluster.'); },
+    stop: async (v) => { stopped.push(v); },
+  };
+  await assert.rejects(drainHost(deps, { force: true }), { code: 'NOT_CLUSTER_MANAGER' });
+  assert.deepEqual(stopped, [], 'no VM is stopped by a run that ended fatally');
+  assert.deepEqual(w.store.entries().filter((e) => e.vm === 'a').map((e) => e.status), ['moving'], 'a stays moving for the next run to settle');
+  assert.equal(w.here.get('a')?.state, 'running');
+});

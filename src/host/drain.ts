@@ -43,6 +43,11 @@ export interface DrainDeps {
   stop(vm: string): Promise<void>;
   /** Told after each change of the ledger (progress events). */
   changed?(): void;
+  /**
+   * True for an error that ends the whole run instead of blocking one VM (a cluster manager that
+   * lost its post: the VMs can still move, the next manager moves them, and none may be stopped).
+   */
+  fatal?(e: FerryError): boolean;
 }
 
 /** The end of a drain run: the state it left the host in and the VMs still on it that could not move. */
@@ -123,7 +128,9 @@ async function moveOne(d: DrainDeps, p: Placement): Promise<void> {
     d.ledger.put({ vm: p.vm, destination: p.host, status: 'moved', jobId, error: null });
     d.changed?.();
   } catch (e) {
-    block(d, p.vm, p.host, toFerryError(e, 'MIGRATION_FAILED'));
+    const fe = toFerryError(e, 'MIGRATION_FAILED');
+    if (d.fatal?.(fe)) throw fe;
+    block(d, p.vm, p.host, fe);
   }
 }
 
@@ -139,6 +146,7 @@ async function stopBlocked(d: DrainDeps): Promise<void> {
       d.ledger.put({ ...e, destination: null, status: 'stopped' });
     } catch (err) {
       const fe = toFerryError(err);
+      if (d.fatal?.(fe)) throw fe;
       d.ledger.put({ ...e, error: { code: fe.code, message: `It could not move (${e.error?.code ?? 'unknown'}) and did not stop: ${fe.message}` } });
     }
     d.changed?.();
