@@ -88,3 +88,20 @@ test('a member key and its slots vanish when the lease is no longer renewed; the
   assert.equal(await store.takeSlot(other, 'job-d', 2), true);
   await other.revoke();
 });
+
+test('a drain record written as manager holds only in the term it was read in: the same host elected again writes only with its new term', async () => {
+  const first = store.lease();
+  assert.equal(await store.campaign(first, 'h5'), 'h5');
+  const t1 = await store.managerTerm();
+  assert.equal(t1?.name, 'h5');
+  assert.equal(await store.putDrain('h9', '{"v":1}', { manager: 'h5', term: t1?.term ?? '' }), true);
+  await first.revoke();
+  const second = store.lease();
+  assert.equal(await store.campaign(second, 'h5'), 'h5', 'h5 is elected again');
+  const t2 = await store.managerTerm();
+  assert.notEqual(t2?.term, t1?.term);
+  assert.equal(await store.putDrain('h9', '{"v":2}', { manager: 'h5', term: t1?.term ?? '' }), false, 'the old term\'s run is refused');
+  assert.equal(await store.putDrain('h9', '{"v":3}', { manager: 'h5', term: t2?.term ?? '' }), true);
+  assert.equal((await store.drains()).find((d) => d.host === 'h9')?.value, '{"v":3}');
+  await second.revoke();
+});

@@ -9,7 +9,11 @@ import type { DrainRecord, HostMaintenance, PeerHostSummary } from './maintenanc
 
 /** etcd as the drains use it: drain records with revisions, the manager key, the members. */
 class FakeEtcd {
-  manager = 'h1';
+  private current = 'h1';
+  /** Each assignment is an election: a new term, even for the same host. */
+  private term = 1;
+  get manager(): string { return this.current; }
+  set manager(v: string) { this.current = v; this.term++; }
   members = ['h1', 'h2', 'h3'];
   private rev = 1;
   readonly drains = new Map<string, { value: string; rev: string }>();
@@ -22,13 +26,14 @@ class FakeEtcd {
   store(): ClusterStore {
     const fake = {
       drains: async () => [...this.drains].map(([host, v]) => ({ host, ...v })),
-      putDrain: async (host: string, value: string, by: { rev: string } | { manager: string }) => {
-        const ok = 'rev' in by ? (this.drains.get(host)?.rev ?? '0') === by.rev : this.manager === by.manager;
+      putDrain: async (host: string, value: string, by: { rev: string } | { manager: string; term: string }) => {
+        const ok = 'rev' in by ? (this.drains.get(host)?.rev ?? '0') === by.rev : this.manager === by.manager && String(this.term) === by.term;
         if (ok) this.drains.set(host, { value, rev: String(++this.rev) });
         return ok;
       },
       members: async () => this.members.map((name): MemberRecord => ({ name, url: '', memoryMiB: 4096, freeMemoryMiB: 4096, cpus: 4, maintenance: false, updatedAt: '' })),
       manager: async () => this.manager,
+      managerTerm: async () => ({ name: this.manager, term: String(this.term) }),
     };
     return fake as unknown as ClusterStore;
   }

@@ -133,7 +133,10 @@ export class ClusterDrains {
     const me = this.p.host;
     const run = rec.running;
     if (!run) return;
-    const writer = new RecordWriter(rec, (r) => store.putDrain(r.host, JSON.stringify(r), { manager: me }), () => this.p.isManager(), this.p.log);
+    // The term this run belongs to: its writes fail once another election happened, even one this host won again.
+    const term = await store.managerTerm();
+    if (term?.name !== me) return;
+    const writer = new RecordWriter(rec, (r) => store.putDrain(r.host, JSON.stringify(r), { manager: me, term: term.term }), () => this.p.isManager(), this.p.log);
     const ledger = new RecordLedger(rec, () => writer.changed());
     const port = this.port(rec.host);
     // Taken up before: a manager died (or lost its post) while it ran, and may have started moves.

@@ -93,6 +93,13 @@ export class ClusterStore {
     return guard('reading the manager', () => this.client.get(this.keys.manager).string());
   }
 
+  /** The manager and its term: the create revision of the manager key (a new election makes a new one, even for the same host). */
+  async managerTerm(): Promise<{ name: string; term: string } | null> {
+    const res = await guard('reading the manager', () => this.client.get(this.keys.manager).exec());
+    const kv = res.kvs[0];
+    return kv ? { name: kv.value.toString(), term: kv.create_revision } : null;
+  }
+
   async haEntries(): Promise<HaEntry[]> {
     const res = await guard('listing HA VMs', () => this.client.getAll().prefix(this.keys.ha).exec());
     return res.kvs.map((kv) => ({ rec: JSON.parse(kv.value.toString()) as HaRecord, rev: kv.mod_revision }));
@@ -160,13 +167,14 @@ export class ClusterStore {
 
   /**
    * Writes `host`'s drain record only if it is still at revision `rev` ('0': only if there is none),
-   * or, with `manager`, only while that host holds the manager key (a deposed manager's ledger
-   * writes fail). Resolves false when the guard failed.
+   * or, with `manager`, only while that host holds the manager key in the same term (a deposed
+   * manager's ledger writes fail, also once it is elected again). Resolves false when the guard failed.
    */
-  async putDrain(host: string, value: string, guardBy: { rev: string } | { manager: string }): Promise<boolean> {
+  async putDrain(host: string, value: string, guardBy: { rev: string } | { manager: string; term: string }): Promise<boolean> {
     const key = this.keys.drain(host);
     const r = await guard('recording a drain', () => ('rev' in guardBy
-      ? this.client.if(key, 'Mod', '==', guardBy.rev) : this.client.if(this.keys.manager, 'Value', '==', guardBy.manager))
+      ? this.client.if(key, 'Mod', '==', guardBy.rev)
+      : this.client.if(this.keys.manager, 'Value', '==', guardBy.manager).and(this.keys.manager, 'Create', '==', guardBy.term))
       .then(this.client.put(key).value(value)).commit());
     return r.succeeded;
   }
