@@ -10,6 +10,8 @@ import assert from 'node:assert/strict';
 import type { ClusterStatus } from '../src/agent/cluster-link.js';
 import type { HostView, VmView } from '../src/agent/views.js';
 import type { MaintenanceView } from '../src/agent/maintenance.js';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { labStatus } from '../src/lab/index.js';
 import { ferry, guestGet, processAlive, waitFor } from './support/cli.js';
 import { assertRunsOnce, waitGuest } from './support/invariants.js';
@@ -21,6 +23,13 @@ const { track } = suite;
 const VMS = ['d1', 'd2', 'd3'];
 const ip = new Map<string, string>();
 const boot = new Map<string, string>();
+
+/** The hosts whose agent log says it ran, as cluster manager, a drain of `drained` (with `continuing` when it took one up). */
+function drainRunners(drained: string, continuing?: boolean): string[] {
+  return ['h1', 'h2', 'h3'].filter((h) => readFileSync(join(suite.home, 'labs', LAB, h, 'ferryd.log'), 'utf8').split('\n')
+    .some((l) => l.includes('"msg":"cluster manager: running a drain"') && l.includes(`"host":"${drained}"`)
+      && (continuing === undefined || l.includes(`"continuing":${String(continuing)}`))));
+}
 
 async function status(): Promise<ClusterStatus> {
   const r = await ferry<ClusterStatus>(['cluster', 'status', '--json']);
@@ -58,11 +67,13 @@ test('drain through the manager: h2\'s VMs move to h1 and h3, each once, h2 drai
   await mk('d3', ['--group', 'web']);
   for (const vm of VMS) { await waitGuest(LAB, ip.get(vm) ?? ''); boot.set(vm, await bootId(vm)); }
 
+  const manager = (await status()).manager;
   const t0 = Date.now();
   const r = await ferry(['host', 'drain', 'h2']);
   t.diagnostic(`drain took ${((Date.now() - t0) / 1000).toFixed(1)} s, exit ${r.code}; stderr: ${r.stderr.trim().replace(/\n\s*/g, ' | ')}`);
   assert.equal(r.code, 0, r.stderr || r.stdout);
   assert.match(r.stdout, /h2: drained/);
+  assert.deepEqual(drainRunners('h2'), [manager], 'the cluster manager ran the drain, nobody else');
   for (const vm of VMS) assert.match(r.stderr, new RegExp(`${vm}: moved \\(→ h[13]\\)`), 'progress per VM, as standalone');
   const h2 = await hostShow('h2');
   assert.equal(h2.state, 'drained');
@@ -106,6 +117,7 @@ test('the manager\'s agent is killed mid-drain: the next manager finishes it', t
   const s = await status();
   t.diagnostic(`the drain ended ${((Date.now() - t0) / 1000).toFixed(1)} s after the manager died; manager now ${s.manager}`);
   assert.ok(s.manager === 'h2' || s.manager === 'h3', `a new manager: ${s.manager}`);
+  assert.ok(drainRunners('h2', true).includes(s.manager ?? ''), 'the new manager took the drain up where the dead one left it');
   assert.equal(done.state, 'drained');
   assert.equal(done.maintenance.lastRun?.error, null);
   assert.deepEqual(ledger(done.maintenance), { d1: 'moved h3', d2: 'moved h3', d3: 'moved h3' });
