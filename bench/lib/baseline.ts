@@ -58,7 +58,7 @@ async function startIn(ns: string, l: QemuLaunch, extra: string[]): Promise<numb
 }
 
 /** Waits for the guest's ready line on its serial log. */
-async function waitReady(serial: string, timeoutMs: number): Promise<boolean> {
+export async function waitReady(serial: string, timeoutMs: number): Promise<boolean> {
   const end = Date.now() + timeoutMs;
   while (Date.now() < end) {
     if (existsSync(serial) && readFileSync(serial, 'utf8').includes(GUEST_READY_MARKER)) return true;

@@ -8,11 +8,12 @@
  * needs the same lock as the guest's network I/O) takes to answer `query-status`.
  */
 import { randomUUID } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { GUEST_READY_MARKER, guestKernelArgs, type GuestImage } from '../../src/image/index.js';
+import { guestKernelArgs, type GuestImage } from '../../src/image/index.js';
 import { memoryArg, readPid, runFiles, signalQemu, waitGone } from '../../src/qemu/index.js';
 import { QmpClient } from '../../src/qmp/index.js';
+import { waitReady } from './baseline.js';
 import { run, sleep } from './exec.js';
 
 /** One measurement: a guest of `memMiB` with RAM given as `ramArg`. */
@@ -58,8 +59,7 @@ async function measureOne(image: GuestImage, workDir: string, memMiB: number, ra
   if (r.code !== 0) return out;
   const pid = await readPid(f.pid);
   try {
-    const end = Date.now() + 60_000;
-    while (Date.now() < end && !(existsSync(f.serial) && readFileSync(f.serial, 'utf8').includes(GUEST_READY_MARKER))) await sleep(200);
+    await waitReady(f.serial, 60_000);
     await sleep(2000);
     const qmp = await QmpClient.connect(f.qmp, { retryUntilMs: 10_000 });
     try {

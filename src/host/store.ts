@@ -72,10 +72,14 @@ export class MaintenanceStore {
 
   /** Records what became of one VM (replacing what was known of it). */
   put(e: Omit<DrainEntry, 'updatedAt'>): void {
+    this.upsert({ ...e, updatedAt: new Date().toISOString() });
+  }
+
+  private upsert(e: DrainEntry): void {
     this.db.prepare(`INSERT INTO drain_vms (vm, destination, status, job_id, error_code, error_message, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)
       ON CONFLICT (vm) DO UPDATE SET destination = excluded.destination, status = excluded.status, job_id = excluded.job_id,
         error_code = excluded.error_code, error_message = excluded.error_message, updated_at = excluded.updated_at`)
-      .run(e.vm, e.destination, e.status, e.jobId, e.error?.code ?? null, e.error?.message ?? null, new Date().toISOString());
+      .run(e.vm, e.destination, e.status, e.jobId, e.error?.code ?? null, e.error?.message ?? null, e.updatedAt);
   }
 
   /**
@@ -87,8 +91,7 @@ export class MaintenanceStore {
     this.db.transaction(() => {
       this.write(rec);
       this.db.prepare('DELETE FROM drain_vms').run();
-      const put = this.db.prepare(`INSERT INTO drain_vms (vm, destination, status, job_id, error_code, error_message, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)`);
-      for (const e of entries) put.run(e.vm, e.destination, e.status, e.jobId, e.error?.code ?? null, e.error?.message ?? null, e.updatedAt);
+      for (const e of entries) this.upsert(e);
     })();
   }
 
