@@ -13,6 +13,13 @@ import { loadTls, serverTlsOptions } from '../security/index.js';
 const { values } = parseArgs({ options: { config: { type: 'string', default: '/etc/ferry/ferryd.json' } } });
 const config = loadConfig(values.config ?? '/etc/ferry/ferryd.json');
 const log = pino({ base: { host: config.hostName } });
+// A rejection nobody handled is a bug in ferryd: say so in its log, in its words, and end, so that
+// its supervisor (packaging/ferryd.service, Restart=on-failure) starts it again and it recovers its
+// jobs from their persisted phases. VMs keep running meanwhile.
+process.on('unhandledRejection', (err) => {
+  log.fatal({ err }, 'ferryd ends on a rejection nobody handled (a bug; please report it with this log)');
+  process.exit(70);
+});
 mkdirSync(config.stateDir, { recursive: true });
 
 const agent = await Agent.create(config, log);

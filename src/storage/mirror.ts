@@ -215,17 +215,28 @@ export class DiskMirrors {
     const gone = this.started.find((s) => !live.has(s.job));
     if (gone && !force) throw new FerryError('STORAGE_FAILED', `The copy of disk ${gone.index} stopped before it could end (its job is gone).`);
     await Promise.all(this.started.filter((s) => live.has(s.job)).map(async (s) => {
-      const ended = this.jobEnded(s.job, timeoutMs);
-      if (cmd === 'block-job-cancel') await this.qmp.execute(cmd, { device: s.job, ...(force ? { force: true } : {}) });
-      else await this.qmp.execute(cmd, { device: s.job });
+      // The wait starts before the command so that its event cannot be missed; if the command
+      // fails (the job ended on its own in between), the wait is called off and its rejection
+      // handled here, or it would reject unheard at its timeout and end the agent.
+      const stop = new AbortController();
+      const ended = this.jobEnded(s.job, timeoutMs, stop.signal);
+      ended.catch(() => undefined);
+      try {
+        await this.qmp.execute(cmd, { device: s.job, ...(cmd === 'block-job-cancel' && force ? { force: true } : {}) });
+      } catch (e) {
+        stop.abort();
+        throw e;
+      }
       const err = await ended;
       if (err && !force) throw new FerryError('STORAGE_FAILED', `The copy of disk ${s.index} failed at the end: ${err}.`);
     }));
   }
 
   /** Resolves when job `job` ends: its error, or undefined (completed cleanly, or cancelled). */
-  private async jobEnded(job: string, timeoutMs: number): Promise<string | undefined> {
+  private async jobEnded(job: string, timeoutMs: number, cancel: AbortSignal): Promise<string | undefined> {
     const ctl = new AbortController();
+    const stop = (): void => ctl.abort();
+    cancel.addEventListener('abort', stop, { once: true });
     const opts = { timeoutMs, signal: ctl.signal };
     try {
       return await Promise.race([
@@ -233,6 +244,7 @@ export class DiskMirrors {
         this.qmp.waitForEvent('BLOCK_JOB_CANCELLED', (d) => d.device === job, opts).then(() => undefined),
       ]);
     } finally {
+      cancel.removeEventListener('abort', stop);
       ctl.abort();
     }
   }
