@@ -70,6 +70,19 @@ const DEFAULT_ENV: CpuProbeEnv = { qemuBin: QEMU_BIN, timeoutMs: 20_000 };
  * with its QMP session and ends it. QEMU_START_FAILED when it does not come up.
  */
 export async function withProbeQemu<T>(accel: Accel, fn: (qmp: Qmp) => Promise<T>, env: Partial<CpuProbeEnv> = {}): Promise<T> {
+  try {
+    return await probeQemuOnce(accel, fn, env);
+  } catch (e) {
+    // A throwaway QEMU that broke its monitor session costs a move its compatibility report: try
+    // a fresh one once (a QEMU that cannot start at all fails again, with the same message).
+    if (!(e instanceof FerryError) || !RETRY_CODES.has(e.code)) throw e;
+    return probeQemuOnce(accel, fn, env);
+  }
+}
+
+const RETRY_CODES = new Set(['QMP_PROTOCOL', 'QMP_CLOSED', 'QMP_TIMEOUT']);
+
+async function probeQemuOnce<T>(accel: Accel, fn: (qmp: Qmp) => Promise<T>, env: Partial<CpuProbeEnv>): Promise<T> {
   const { qemuBin, timeoutMs } = { ...DEFAULT_ENV, ...env };
   const dir = mkdtempSync(join(tmpdir(), 'ferry-cpu-'));
   const sock = join(dir, 'qmp.sock');

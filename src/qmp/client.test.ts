@@ -5,7 +5,7 @@ import { FerryError } from '../errors/index.js';
 import { QmpClient } from './client.js';
 import { isQmpError, QmpError } from './errors.js';
 import type { QmpRawEvent } from './events.js';
-import { ServerConn, TestServer } from './test-server.js';
+import { GREETING, ServerConn, TestServer } from './test-server.js';
 
 const isCode = (code: string) => (e: unknown): boolean => e instanceof FerryError && e.code === code;
 
@@ -251,6 +251,13 @@ describe('QmpClient.connect', () => {
   it('fails with QMP_PROTOCOL when the first line is not a greeting', async () => {
     const s = await start({ greeting: '{"return": {}}\r\n' });
     await assert.rejects(QmpClient.connect(s.path, { timeoutMs: 1000 }), isCode('QMP_PROTOCOL'));
+  });
+
+  it('skips an event that comes ahead of the greeting (QEMU emits events to a monitor not yet negotiating)', async () => {
+    const s = await start({ greeting: `{"event": "RESUME", "data": {}, "timestamp": {"seconds": 1, "microseconds": 2}}\r\n${GREETING}\r\n` });
+    const c = await QmpClient.connect(s.path, { timeoutMs: 1000 });
+    assert.equal(c.version.qemu.major, 7);
+    await c.close();
   });
 
   it('fails with QMP_ERROR when negotiation is refused', async () => {
