@@ -1,12 +1,15 @@
 // Integration: the failover cluster on real etcd (3 members, Debian's etcd-server) and real QEMU.
 // One lab, tests in order: status; refusals; power loss of the manager's host (HA restart, new
-// manager, failback); a host cut off (fencing, restart, heal); etcd losing quorum (nothing placed,
-// nothing stopped).
+// manager, failback); a host cut off (fencing, restart, heal); an agent dead while its QEMUs live
+// (the watchdog fences); etcd losing quorum (nothing placed, nothing stopped).
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { ClusterStatus } from '../src/agent/cluster-link.js';
 import type { VmView } from '../src/agent/views.js';
 import { labStatus } from '../src/lab/index.js';
+import { labDir } from '../src/util/paths.js';
 import { ferry, guestGet, processAlive, waitFor } from './support/cli.js';
 import { agentGet, assertRunsOnce, qemuPids, vmsByHost } from './support/invariants.js';
 import { labSuite } from './support/suite.js';
@@ -138,6 +141,36 @@ test('a host cut off fences itself; the other restarts its HA VM; after the heal
   const g = await guest(ha1.ip);
   assert.equal(g.disk, 'ok');
   assert.equal(qemuPids(on.vm.uuid).length, 1);
+}));
+
+test('the agent of a host dies and its QEMUs live on: its watchdog powers its HA VMs off before the other host starts them; each runs once', track(async (t) => {
+  const on = await Promise.all([assertRunsOnce(LAB, 'ha1', 'h1'), assertRunsOnce(LAB, 'ha2', 'h1')]);
+  const agent = (await labStatus(LAB)).hosts.find((h) => h.name === 'h1')?.agentPid;
+  assert.ok(agent, 'h1 has an agent');
+  const t0 = Date.now();
+  process.kill(agent, 'SIGKILL');
+  // Nothing of ferryd runs on h1 now: only its watchdog (src/agent/watchdog.ts) can stop the QEMUs.
+  await waitFor('h1\'s watchdog to power off ha1 and ha2', async () => on.every((p) => !processAlive(p.pid)), (TTL_SEC + 5) * 1000);
+  const firedAt = (Date.now() - t0) / 1000;
+  const placed = await placedOn('h2', ['ha1', 'ha2'], t0, 120_000);
+  const [s1, s2] = await Promise.all([rebooted(ha1.ip, boot.get('ha1') ?? '', t0, 180_000), rebooted(ha2.ip, boot.get('ha2') ?? '', t0, 180_000)]);
+  t.diagnostic(`h1's agent killed; its watchdog powered ha1 and ha2 off after ${firedAt.toFixed(1)} s; h2 started them after ${placed.toFixed(1)} s; they answered after ${s1.toFixed(1)} and ${s2.toFixed(1)} s`);
+  assert.ok(firedAt < placed, `powered off (${firedAt.toFixed(1)} s) before h2 started them (${placed.toFixed(1)} s)`);
+  assert.ok(firedAt < TTL_SEC, `powered off before h1's lease could expire (${firedAt.toFixed(1)} s, TTL ${TTL_SEC} s)`);
+  // h1's agent back: the watchdog's record is in its log; it forgets what h2 owns now, and ha2
+  // (failback immediate) moves home live.
+  assert.equal((await suite.lab(['up'])).code, 0);
+  await forgotten('h1', 'ha1');
+  await waitFor('ha2 back on h1', async () => (await status()).haVms.find((v) => v.name === 'ha2')?.owner === 'h1', 90_000);
+  await assertRunsOnce(LAB, 'ha1', 'h2');
+  await assertRunsOnce(LAB, 'ha2', 'h1');
+  for (const v of [ha1, ha2]) {
+    const g = await guest(v.ip);
+    assert.equal(g.disk, 'ok', `${v.name}'s disk records verify: one writer at a time`);
+    boot.set(v.name, g.bootId);
+  }
+  const log = readFileSync(join(labDir(LAB), 'h1', 'ferryd.log'), 'utf8');
+  assert.match(log, /the fencing watchdog powered off these HA VMs/, 'the restarted agent says what its watchdog did');
 }));
 
 test('etcd loses quorum: nothing is placed, running VMs are left alone, status says degraded; quorum back heals it', track(async (t) => {

@@ -9,6 +9,7 @@ import { PeerClient, type MigrationService, type JobStore, type MigrationHost } 
 import { isActive, type Inventory } from '../vm/index.js';
 import type { AgentConfig } from './config.js';
 import type { VmActions } from './vm-actions.js';
+import { WatchdogFeeder } from './watchdog.js';
 
 /** The agent's parts a ClusterHost uses (not the Agent itself, which builds this). */
 export interface ClusterHostParts {
@@ -25,6 +26,7 @@ export interface ClusterHostParts {
 }
 
 export function clusterHost(a: ClusterHostParts): ClusterHost {
+  const watchdog = new WatchdogFeeder(a.config.stateDir, a.log);
   return {
     name: a.config.hostName,
     url: a.config.url,
@@ -49,6 +51,13 @@ export function clusterHost(a: ClusterHostParts): ClusterHost {
       return last && last.role === 'source' && last.state.status === 'completed' ? last.destination : undefined;
     },
     fence: async (names) => { for (const n of names) await a.vms.fence(n).catch((err: unknown) => a.log.error({ err, vm: n }, 'fencing failed')); },
+    armWatchdog: (deadline, names, renewedAt) => watchdog.arm(deadline, names.flatMap((n) => {
+      const v = a.inv.find(n);
+      if (v?.pid) return [{ name: n, pid: v.pid, uuid: v.spec.uuid }];
+      a.log.warn({ vm: n }, 'a running HA VM has no QEMU pid on record: the fencing watchdog cannot cover it');
+      return [];
+    }), renewedAt),
+    lastRenewal: () => watchdog.lastRenewal(),
     forget: (name) => a.vms.discard(name, false),
     moveVm: async (name, to) => { await a.migrations.start({ vm: name, destination: to, options: { includeStorage: false } }); },
     ...(a.afterTick ? { afterTick: a.afterTick } : {}),

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { fenceDecision } from './fencing.js';
+import { checkStuckMs, fenceDecision, holdGraceMs, MIN_FENCE_MARGIN_SEC, watchdogDeadline } from './fencing.js';
 
 describe('fenceDecision', () => {
   const ttl = 10_000;
@@ -13,4 +13,29 @@ describe('fenceDecision', () => {
     { name: 'etcd lost quorum for everyone: hold', since: 9_000, peers: [{ host: 'h2', renewing: false }, { host: 'h3', renewing: false }], want: 'hold' },
   ];
   for (const c of cases) it(c.name, () => assert.equal(fenceDecision(c.since, ttl, c.peers).action, c.want));
+});
+
+describe('watchdogDeadline', () => {
+  const base = { now: 100_000, ttlMs: 10_000, fenceMarginSec: 5 };
+  const cases: { name: string; lastRenewOk: number; checkRunningMs: number | null; want: number }[] = [
+    { name: 'renewing: 0.75 TTL after the last renewal', lastRenewOk: 99_000, checkRunningMs: null, want: 106_500 },
+    { name: 'past it, alive between checks: the grace (3 s) after now', lastRenewOk: 80_000, checkRunningMs: null, want: 103_000 },
+    { name: 'a check running 1.5 s (a hold waits on etcd): still fed', lastRenewOk: 80_000, checkRunningMs: 1_500, want: 103_000 },
+    { name: 'a check running longer than 0.2 TTL: no more grace', lastRenewOk: 80_000, checkRunningMs: 2_001, want: 87_500 },
+  ];
+  for (const c of cases) it(c.name, () => assert.equal(watchdogDeadline({ ...base, ...c }), c.want));
+  it('a hold fed just after reading the member key (up to 1.5 s) runs out before the survivors wait the margin past it', () => {
+    for (const m of [MIN_FENCE_MARGIN_SEC, 5, 10, 300]) assert.ok(1_500 + holdGraceMs(m) < m * 1000, `margin ${m} s`);
+  });
+  it('a hung check lets the VMs go before the survivors may start them, for any TTL and margin allowed', () => {
+    for (const ttlSec of [2, 5, 10, 30, 300]) {
+      for (const m of [MIN_FENCE_MARGIN_SEC, 5, 60]) {
+        const ttlMs = ttlSec * 1000;
+        // The check began at FENCE_AT after the last renewal (0) and hangs: the last feed that gives a grace.
+        const lastGraceFeed = 0.6 * ttlMs + checkStuckMs(ttlMs);
+        const deadline = watchdogDeadline({ now: lastGraceFeed, lastRenewOk: 0, ttlMs, fenceMarginSec: m, checkRunningMs: checkStuckMs(ttlMs) });
+        assert.ok(deadline < ttlMs + m * 1000, `TTL ${ttlSec} s, margin ${m} s: ${deadline} ms`);
+      }
+    }
+  });
 });

@@ -15,6 +15,51 @@
 /** The fraction of the lease TTL after the last successful renewal at which a host fences. */
 export const FENCE_AT = 0.6;
 
+/**
+ * The fraction of the TTL after the last renewal at which the watchdog outside the agent
+ * (src/agent/watchdog.ts) powers off the HA VMs if the agent has not fenced them or fed it since:
+ * after the agent's own fence, before the lease can expire.
+ */
+export const WATCHDOG_AT = 0.75;
+
+/** The shortest fence margin a cluster may have (grace + a member-key read must fit in it). */
+export const MIN_FENCE_MARGIN_SEC = 4;
+
+/**
+ * How long past now a living agent feeds the watchdog. With the 1.5 s an agent may wait for etcd to
+ * say its member key is still there, under the fence margin the survivors wait after the key is
+ * gone (the margin is at least {@link MIN_FENCE_MARGIN_SEC} s: routes/cluster.ts).
+ */
+export function holdGraceMs(fenceMarginSec: number): number {
+  return Math.min(3_000, fenceMarginSec * 1000 * 0.6);
+}
+
+/**
+ * How long one fence check may run before the agent stops feeding the watchdog (a check waits on
+ * etcd for at most 1.5 s and on the peers for 2 s).
+ */
+export function checkStuckMs(ttlMs: number): number {
+  return Math.min(5_000, ttlMs * 0.2);
+}
+
+/**
+ * When the watchdog outside the agent powers the HA VMs off should the agent stop feeding it now:
+ * WATCHDOG_AT of the TTL after the last renewal; while the agent lives and its fence check (if one
+ * runs) is younger than {@link checkStuckMs}, no earlier than the grace after now.
+ *
+ * Why that is before the survivors may start the VMs (they wait until the lease has expired, TTL
+ * after the last renewal etcd saw, plus the fence margin):
+ * - the first term: 0.75 TTL < TTL;
+ * - a living agent past FENCE_AT runs fence checks back to back; each ends in a fence of its own,
+ *   or in a hold (etcd lost quorum for all: no lease can expire; or its member key still in etcd:
+ *   read within 1.5 s, so the survivors wait a margin past that read); a check that hangs stops the
+ *   feed by 0.6 TTL + 0.2 TTL + grace, and grace < margin.
+ */
+export function watchdogDeadline(p: { now: number; lastRenewOk: number; ttlMs: number; fenceMarginSec: number; checkRunningMs: number | null }): number {
+  const live = p.checkRunningMs === null || p.checkRunningMs <= checkStuckMs(p.ttlMs);
+  return Math.max(p.lastRenewOk + p.ttlMs * WATCHDOG_AT, live ? p.now + holdGraceMs(p.fenceMarginSec) : 0);
+}
+
 /** What a peer agent said about its own lease (undefined: it did not answer). */
 export interface PeerLease { host: string; renewing: boolean }
 

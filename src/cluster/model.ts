@@ -54,7 +54,7 @@ export type FailbackPolicy = 'none' | 'immediate';
 /**
  * An HA VM as the cluster knows it. `state`: `running` (its owner runs it), `stopped` (by a user:
  * never restarted), `placing` (the manager gave it to `owner`, which has not started it yet),
- * `failed` (no host could take it; the manager retries).
+ * `failed` (no host could take it, or its start failed on `owner`; the manager retries elsewhere).
  */
 export interface HaRecord {
   name: string;
@@ -72,8 +72,10 @@ export interface HaRecord {
   failbackAt?: number;
   /** Why the last placement happened or failed, for `ferry cluster status`. */
   note?: string;
-  /** How many times the cluster restarted it after a host failure. */
+  /** How many times the cluster restarted it after a host failure (or a start that failed). */
   restarts: number;
+  /** Hosts where the cluster's last starts of it failed, since it last ran; the manager places it elsewhere. */
+  failedOn?: string[];
   updatedAt: string;
 }
 

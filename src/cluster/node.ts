@@ -8,7 +8,7 @@ import type { Lease } from 'etcd3';
 import type { Logger } from 'pino';
 import { FerryError } from '../errors/index.js';
 import type { VmSpec } from '../vm/index.js';
-import { fenceDecision, type PeerLease } from './fencing.js';
+import { fenceDecision, watchdogDeadline, type PeerLease } from './fencing.js';
 import { managerTick, type ManagerMemory } from './manager.js';
 import { DEFAULT_CLUSTER_MIGRATIONS, type ClusterConfig, type FailbackPolicy, type HaEntry, type HaRecord, type MemberRecord, type RestartPolicy } from './model.js';
 import { ClusterStore } from './store.js';
@@ -28,6 +28,16 @@ export interface ClusterHost {
   startHa(spec: VmSpec): Promise<void>;
   /** Power-off of these VMs at once (fencing): SIGKILL, recorded as stopped. */
   fence(names: string[]): Promise<void>;
+  /**
+   * Feeds the fencing watchdog outside the agent (src/agent/watchdog.ts): unless fed again, it
+   * powers off `names` at `deadline` (epoch ms). Empty `names` disarms it.
+   */
+  armWatchdog?(deadline: number, names: string[], renewedAt: number): void;
+  /**
+   * The last lease renewal the agent before this one saw (epoch ms), as it told the watchdog: a
+   * restarted agent counts from it, not from its own start, when it decides to fence.
+   */
+  lastRenewal?(): number | undefined;
   /** Forgets a VM here without touching its disks (another host owns it now). */
   forget(name: string): Promise<void>;
   /** The source of the last completed move that brought this VM here, if the VM's last move here was one. */
@@ -66,6 +76,12 @@ function movedTo(r: HaRecord, to: string, from: string): HaRecord {
   return { ...rest, owner: to, home: to, state: 'running', note: `moved from ${from}` };
 }
 
+/** The record of a VM that runs now: any failed starts are forgotten. */
+function ran(r: HaRecord): HaRecord {
+  const { failedOn: _f, ...rest } = r;
+  return { ...rest, state: 'running' };
+}
+
 const TICK_MS = 1_000;
 const PUBLISH_EVERY_MS = 3_000;
 const FENCE_CHECK_MS = 500;
@@ -78,6 +94,8 @@ export class ClusterNode {
   private timer: NodeJS.Timeout | undefined;
   private fenceTimer: NodeJS.Timeout | undefined;
   private fencing = false;
+  /** When the fence check under way started (a check that takes too long stops feeding the watchdog). */
+  private checkStartedAt = 0;
   private ticking = false;
   private managerName: string | null = null;
   private readonly fenced = new Set<string>();
@@ -93,12 +111,14 @@ export class ClusterNode {
   }
 
   start(): void {
-    this.lastRenewOk = Date.now();
+    this.lastRenewOk = Math.min(Date.now(), this.host.lastRenewal?.() ?? Date.now());
     this.timer = setInterval(() => { void this.tick(); }, TICK_MS);
     // Fencing runs on a timer of its own: a tick can wait seconds on an etcd that does not answer.
     this.fenceTimer = setInterval(() => {
+      this.feedWatchdog();
       if (this.fencing) return;
       this.fencing = true;
+      this.checkStartedAt = Date.now();
       void this.checkFence().catch((e: unknown) => this.host.log.error({ err: e }, 'fence check failed')).finally(() => { this.fencing = false; });
     }, FENCE_CHECK_MS);
     void this.tick();
@@ -133,7 +153,7 @@ export class ClusterNode {
 
   /** Sets an HA VM's state after a user's start or stop on this host (a stopped one is never restarted). */
   async setState(name: string, state: HaRecord['state']): Promise<void> {
-    await this.update(name, (r) => (r.owner === this.host.name ? { ...r, state } : undefined));
+    await this.update(name, (r) => (r.owner === this.host.name ? (state === 'running' ? ran(r) : { ...r, state }) : undefined));
   }
 
   /** After a move to this host completed: this host owns the VM now, and it is its new home. */
@@ -214,6 +234,26 @@ export class ClusterNode {
     }
   }
 
+  /**
+   * Tells the watchdog outside the agent (src/agent/watchdog.ts) when to power off the running HA
+   * VMs should this agent stop (fencing.ts, watchdogDeadline, says when and why that is early
+   * enough). Fed every half second, also while a fence check runs, until it is late.
+   */
+  private feedWatchdog(): void {
+    if (!this.host.armWatchdog) return;
+    const now = Date.now();
+    const deadline = watchdogDeadline({
+      now, lastRenewOk: this.lastRenewOk, ttlMs: this.config.leaseTtlSec * 1000, fenceMarginSec: this.config.fenceMarginSec,
+      checkRunningMs: this.fencing ? now - this.checkStartedAt : null,
+    });
+    const running = this.host.localHa().filter((v) => v.running).map((v) => v.name);
+    try {
+      this.host.armWatchdog(deadline, running, this.lastRenewOk);
+    } catch (e) {
+      this.host.log.error({ err: e }, 'could not feed the fencing watchdog');
+    }
+  }
+
   /** Fences this host's running HA VMs when its lease is about to lapse and peers do not say etcd is down for all. */
   private async checkFence(): Promise<void> {
     const since = Date.now() - this.lastRenewOk;
@@ -270,7 +310,10 @@ export class ClusterNode {
         continue;
       }
       if (rec.state === 'stopped' || rec.state === 'failed') continue;
-      const leftTo = here ? undefined : this.host.leftTo(rec.name);
+      // Not for a VM the manager placed here since ('placing'): it came back after leaving, e.g.
+      // moved home by a failback whose host died since. Handing it over again would undo the
+      // restart at every tick.
+      const leftTo = here || rec.state === 'placing' ? undefined : this.host.leftTo(rec.name);
       if (leftTo !== undefined) {
         // It moved away and the destination's hand-over has not landed: hand it over from here,
         // never start it again (the destination runs it).
@@ -313,11 +356,12 @@ export class ClusterNode {
     try {
       await this.host.startHa(rec.spec);
       this.fenced.delete(rec.name);
-      await this.update(rec.name, (r) => (r.owner === this.host.name ? { ...r, state: 'running', note: `started on ${this.host.name}` } : undefined));
+      await this.update(rec.name, (r) => (r.owner === this.host.name ? { ...ran(r), note: `started on ${this.host.name}` } : undefined));
     } catch (e) {
       this.host.log.error({ vm: rec.name, err: e }, 'could not start an HA VM');
       const note = `start on ${this.host.name} failed: ${e instanceof Error ? e.message : String(e)}`;
-      await this.update(rec.name, (r) => (r.owner === this.host.name ? { ...r, state: 'failed', note } : undefined));
+      const failedOn = [...new Set([...(rec.failedOn ?? []), this.host.name])];
+      await this.update(rec.name, (r) => (r.owner === this.host.name ? { ...r, state: 'failed', note, failedOn } : undefined));
     }
   }
 

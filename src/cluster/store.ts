@@ -64,11 +64,17 @@ export class ClusterStore {
     // A client of its own: the long-lived one's circuit breaker stays open for a while after etcd
     // was away, and this must see etcd as it is now.
     const c = new Etcd3({ hosts: this.config.endpoints, dialTimeout: 1_000, defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + 1_000 }) });
+    let timer: NodeJS.Timeout | undefined;
     try {
-      return await c.get(this.keys.member(host)).exists();
+      // The client tries each endpoint in turn, a dial timeout each: bound the whole answer too.
+      const late = new Promise<boolean>((r) => { timer = setTimeout(() => r(false), 1_500); });
+      const ask = c.get(this.keys.member(host)).exists();
+      ask.catch(() => undefined); // the loser of the race rejects once the client is closed
+      return await Promise.race([ask, late]);
     } catch {
       return false;
     } finally {
+      clearTimeout(timer);
       c.close();
     }
   }

@@ -53,10 +53,14 @@ export function isQemuAlive(pid: number, uuid: string): boolean {
   }
 }
 
-/** Sends a signal to a QEMU that belongs to this VM; a no-op when it is gone already. */
-export function signalQemu(pid: number, uuid: string, signal: NodeJS.Signals): void {
-  if (isQemuAlive(pid, uuid)) {
-    try { process.kill(pid, signal); } catch { /* gone between the check and the kill */ }
+/** Sends a signal to a QEMU that belongs to this VM; a no-op when it is gone already. True when it was signalled. */
+export function signalQemu(pid: number, uuid: string, signal: NodeJS.Signals): boolean {
+  if (!isQemuAlive(pid, uuid)) return false;
+  try {
+    process.kill(pid, signal);
+    return true;
+  } catch {
+    return false; // gone between the check and the kill
   }
 }
 

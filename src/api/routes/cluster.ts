@@ -3,6 +3,7 @@ import type { Agent } from '../../agent/agent.js';
 import type { ClusterJoinRequest } from '../../agent/cluster-link.js';
 import { errorResponses } from '../schemas.js';
 import { noQuery } from '../../migration/index.js';
+import { MIN_FENCE_MARGIN_SEC } from '../../cluster/index.js';
 
 const joinBody = {
   type: 'object', required: ['name', 'endpoints'], additionalProperties: false,
@@ -11,7 +12,7 @@ const joinBody = {
     endpoints: { type: 'array', minItems: 1, maxItems: 9, items: { type: 'string', pattern: '^https?://[A-Za-z0-9.:\\[\\]-]{1,255}$' } },
     create: { type: 'boolean', description: 'Create the cluster in etcd (fails with CLUSTER_EXISTS when it exists); otherwise join it.' },
     leaseTtlSec: { type: 'integer', minimum: 2, maximum: 300 },
-    fenceMarginSec: { type: 'integer', minimum: 1, maximum: 300 },
+    fenceMarginSec: { type: 'integer', minimum: MIN_FENCE_MARGIN_SEC, maximum: 300, description: 'At least 4: the fencing watchdog must fire within the margin after an agent last saw its member key (docs/cluster.md).' },
     maxMigrations: { type: 'integer', minimum: 1, maximum: 64, description: 'Live migrations that may run at once in the whole cluster (default 4).' },
   },
 } as const;

@@ -43,7 +43,7 @@ export function registerCluster(program: Command): void {
     .requiredOption('--etcd URLS', 'etcd client URLs, comma-separated')
     .option('--host H...', 'hosts to join (repeatable)')
     .option('--lease-ttl S', 'seconds a host lease lives without renewal (default 10)')
-    .option('--fence-margin S', 'seconds survivors wait past a lease\'s expiry before restarting its VMs (default 5)')
+    .option('--fence-margin S', 'seconds survivors wait past a lease\'s expiry before restarting its VMs (default 5, at least 4)')
     .option('--json', 'print JSON')
     .action((name: string, o: { etcd: string; host?: string[]; leaseTtl?: string; fenceMargin?: string; json?: boolean }) => run(o.json, async () => {
       const endpoints = o.etcd.split(',').map((u) => u.trim()).filter((u) => u !== '');
