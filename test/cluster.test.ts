@@ -1,9 +1,11 @@
 // Integration: the failover cluster on real etcd (3 members, Debian's etcd-server) and real QEMU.
 // One lab, tests in order: status; refusals; power loss of the manager's host (HA restart, new
 // manager, failback); a host cut off (fencing, restart, heal); an agent dead while its QEMUs live
-// (the watchdog fences); etcd losing quorum (nothing placed, nothing stopped).
+// (the watchdog fences); a restart that fails on its host (placed elsewhere); etcd losing quorum
+// (nothing placed, nothing stopped).
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ClusterStatus } from '../src/agent/cluster-link.js';
@@ -171,6 +173,34 @@ test('the agent of a host dies and its QEMUs live on: its watchdog powers its HA
   }
   const log = readFileSync(join(labDir(LAB), 'h1', 'ferryd.log'), 'utf8');
   assert.match(log, /the fencing watchdog powered off these HA VMs/, 'the restarted agent says what its watchdog did');
+}));
+
+test('an HA VM whose restart fails on its owner (its disk out of reach there) is started on another host; it runs once', track(async (t) => {
+  const on = await assertRunsOnce(LAB, 'ha1', 'h2');
+  const agent = (await labStatus(LAB)).hosts.find((h) => h.name === 'h2')?.agentPid;
+  assert.ok(agent, 'h2 has an agent');
+  // Only h2 loses the VM's folder of the shared pool: a tmpfs over it in the mount namespace of
+  // h2's agent and its QEMUs. The running QEMU keeps its open image.
+  const dir = join(labDir(LAB), 'shared', 'ha1');
+  execFileSync('nsenter', ['-t', String(agent), '-m', 'mount', '-t', 'tmpfs', 'tmpfs', dir]);
+  try {
+    const t0 = Date.now();
+    process.kill(on.pid, 'SIGKILL');
+    const placed = await placedOn('h1', ['ha1'], t0, 60_000);
+    const back = await rebooted(ha1.ip, boot.get('ha1') ?? '', t0, 120_000);
+    const rec = (await status()).haVms.find((v) => v.name === 'ha1');
+    t.diagnostic(`ha1's QEMU killed on h2; h2's restart failed; h1 started it after ${placed.toFixed(1)} s, it answered after ${back.toFixed(1)} s; ${rec?.note}`);
+    assert.equal(rec?.owner, 'h1');
+    assert.match(rec?.note ?? '', /start on h2 failed|started on h1/);
+  } finally {
+    execFileSync('nsenter', ['-t', String(agent), '-m', 'umount', dir]);
+  }
+  await forgotten('h2', 'ha1');
+  await assertRunsOnce(LAB, 'ha1', 'h1');
+  const g = await guest(ha1.ip);
+  assert.equal(g.disk, 'ok');
+  boot.set('ha1', g.bootId);
+  assert.match(readFileSync(join(labDir(LAB), 'h2', 'ferryd.log'), 'utf8'), /could not start an HA VM/, 'h2 tried first and said why it failed');
 }));
 
 test('etcd loses quorum: nothing is placed, running VMs are left alone, status says degraded; quorum back heals it', track(async (t) => {

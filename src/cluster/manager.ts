@@ -5,7 +5,7 @@
  * so a manager that lost its post in between, or a host claiming the VM, makes the write fail
  * instead of placing a VM twice.
  */
-import { failbacks, orphans, placeRestarts } from './placement.js';
+import { failbacks, orphans, placeFailedStarts, placeRestarts } from './placement.js';
 import type { HaEntry } from './model.js';
 import type { ClusterStore } from './store.js';
 
@@ -54,6 +54,16 @@ export async function managerTick(store: ClusterStore, entries: HaEntry[], mem: 
     await store.updateHa({
       ...e.rec, owner: p.to, state: 'placing', restarts: e.rec.restarts + 1, note: `restarted on ${p.to}: ${e.rec.owner} lost its lease`,
     }, e.rev, { ownerGone: e.rec.owner });
+  }
+  // A start that failed on a live owner (a host that cannot reach the disk, lacks room…): elsewhere.
+  for (const p of placeFailedStarts(records, alive, members, groupsOn)) {
+    const e = rev.get(p.vm);
+    if (!e) continue;
+    if (p.to === null) {
+      if (e.rec.note !== p.reason) await store.updateHa({ ...e.rec, note: p.reason }, e.rev);
+      continue;
+    }
+    await store.updateHa({ ...e.rec, owner: p.to, state: 'placing', restarts: e.rec.restarts + 1, note: `restarted on ${p.to}: its start on ${e.rec.owner} failed` }, e.rev);
   }
   const settled = members.filter((m) => now - (mem.aliveSince.get(m.name) ?? now) >= FAILBACK_SETTLE_MS);
   const idle = records.filter((x) => alive.has(x.owner) && now - (x.failbackAt ?? 0) >= FAILBACK_RETRY_MS);

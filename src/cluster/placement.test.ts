@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { failbacks, orphans, placeRestarts } from './placement.js';
+import { failbacks, orphans, placeFailedStarts, placeRestarts } from './placement.js';
 import type { HaRecord, MemberRecord } from './model.js';
 
 const member = (name: string, freeMemoryMiB: number, maintenance = false): MemberRecord =>
@@ -45,5 +45,27 @@ describe('failbacks', () => {
   it('bring running VMs home once the home host is back and not in maintenance', () => {
     const rs = [vm('a', { owner: 'h2', failback: 'immediate' }), vm('b', { owner: 'h2' }), vm('c', { owner: 'h2', failback: 'immediate', home: 'h3' })];
     assert.deepEqual(failbacks(rs, [member('h1', 1000), member('h2', 1000), member('h3', 1000, true)]).map((r) => r.name), ['a']);
+  });
+});
+
+describe('placeFailedStarts', () => {
+  const members = [member('h1', 4000), member('h2', 900), member('h3', 500)];
+  const alive = new Set(['h1', 'h2', 'h3']);
+  const decide = (rs: HaRecord[], ms = members): (string | null)[] => placeFailedStarts(rs, alive, ms, new Map()).map((p) => p.to);
+  it('a start that failed on its live owner goes to the best host where none failed', () => {
+    assert.deepEqual(decide([vm('a', { state: 'failed', failedOn: ['h1'] })]), ['h2']);
+    assert.deepEqual(decide([vm('a', { state: 'failed', owner: 'h2', failedOn: ['h1', 'h2'] })]), ['h3']);
+  });
+  it('leaves the others alone: running, stopped, never restarted, failed for want of a host (owner dead), or failed elsewhere', () => {
+    assert.deepEqual(decide([
+      vm('run', { failedOn: ['h1'] }), vm('stop', { state: 'stopped', failedOn: ['h1'] }), vm('never', { state: 'failed', restart: 'never', failedOn: ['h1'] }),
+      vm('orphan', { state: 'failed', owner: 'h9' }), vm('other', { state: 'failed', failedOn: ['h2'] }),
+    ]), []);
+  });
+  it('no host left: stays failed, saying where it failed', () => {
+    const [p] = placeFailedStarts([vm('a', { state: 'failed', failedOn: ['h1', 'h2', 'h3'] })], alive, members, new Map());
+    assert.equal(p?.to, null);
+    assert.match(p && p.to === null ? p.reason : '', /start failed on h1, h2, h3; no live host outside maintenance among the others/);
+    assert.deepEqual(decide([vm('big', { state: 'failed', failedOn: ['h1'], mem: 2000 })]), [null], 'the others lack the room');
   });
 });

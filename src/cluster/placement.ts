@@ -50,3 +50,18 @@ export function failbacks(records: readonly HaRecord[], members: readonly Member
   const home = new Set(members.filter((m) => !m.maintenance).map((m) => m.name));
   return records.filter((r) => r.failback === 'immediate' && r.state === 'running' && r.owner !== r.home && home.has(r.home));
 }
+
+/**
+ * Where the HA VMs whose start failed on their (live) owner go next: each on its own to the hosts
+ * where no start of it failed yet, by the rules of {@link placeRestarts}. None left: it stays
+ * failed, with the reason.
+ */
+export function placeFailedStarts(records: readonly HaRecord[], alive: ReadonlySet<string>, members: readonly MemberRecord[],
+  groupsOn: ReadonlyMap<string, ReadonlySet<string>>): Placement[] {
+  const failed = records.filter((r) => r.state === 'failed' && r.restart === 'always' && alive.has(r.owner) && (r.failedOn ?? []).includes(r.owner));
+  return failed.map((r) => {
+    const tried = new Set(r.failedOn);
+    const [p] = placeRestarts([r], members.filter((m) => !tried.has(m.name)), groupsOn);
+    return p && p.to === null ? { ...p, reason: `its start failed on ${[...tried].join(', ')}; ${p.reason} among the others` } : (p as Placement);
+  });
+}
