@@ -1,12 +1,13 @@
 // Integration: the cluster's etcd store against a real etcd (Debian's etcd-server) on loopback,
-// no lab: guarded writes, slots, leases that expire, the quorum check.
+// no lab: guarded writes, slots, leases that expire, the quorum check; a node's failback retry.
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { ClusterStore, createConfig, quorum, readConfig, type ClusterConfig, type HaRecord } from '../src/cluster/index.js';
+import { pino } from 'pino';
+import { ClusterNode, ClusterStore, createConfig, FAILBACK_RETRY_MS, quorum, readConfig, type ClusterConfig, type ClusterHost, type HaRecord } from '../src/cluster/index.js';
 import { FerryError } from '../src/errors/index.js';
 import { freePort } from '../src/util/net.js';
 import { waitFor } from './support/cli.js';
@@ -104,4 +105,31 @@ test('a drain record written as manager holds only in the term it was read in: t
   assert.equal(await store.putDrain('h9', '{"v":3}', { manager: 'h5', term: t2?.term ?? '' }), true);
   assert.equal((await store.drains()).find((d) => d.host === 'h9')?.value, '{"v":3}');
   await second.revoke();
+});
+
+test('a failback refused before its move started is asked again soon, not after the 2 minutes meant for a move under way', async () => {
+  await store.createHa({ ...rec('fb1', 'h7'), home: 'h8', failback: 'immediate', moveTo: 'h8' });
+  const asked: string[] = [];
+  const host: ClusterHost = {
+    name: 'h7', url: 'https://h7', log: pino({ level: 'silent' }),
+    facts: () => ({ memoryMiB: 1024, freeMemoryMiB: 512, cpus: 2, maintenance: false }),
+    localHa: () => [{ name: 'fb1', running: true, busy: false }],
+    startHa: () => Promise.resolve(), fence: () => Promise.resolve(), forget: () => Promise.resolve(),
+    arrivedFrom: () => undefined, leftTo: () => undefined, peerLeases: () => Promise.resolve([]),
+    moveVm: (name, to) => { asked.push(`${name} → ${to}`); return Promise.reject(new FerryError('VM_BUSY', 'busy')); },
+  };
+  const node = new ClusterNode({ ...cfg, leaseTtlSec: 5, fenceMarginSec: 4 }, host);
+  node.start();
+  try {
+    const r = await waitFor('the refused failback recorded', async () => {
+      const x = (await store.haEntry('fb1'))?.rec;
+      return x?.failbackAt !== undefined && x.failbackAt < Date.now() - 60_000 ? x : undefined;
+    }, 15_000);
+    assert.deepEqual(asked, ['fb1 → h8']);
+    assert.equal(r.moveTo, undefined, 'the request was taken');
+    const wait = (r.failbackAt ?? 0) + FAILBACK_RETRY_MS - Date.now();
+    assert.ok(wait > 5_000 && wait <= 15_000, `asked again in ${wait} ms`);
+  } finally {
+    await node.stop();
+  }
 });

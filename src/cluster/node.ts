@@ -9,7 +9,7 @@ import type { Logger } from 'pino';
 import { FerryError } from '../errors/index.js';
 import type { VmSpec } from '../vm/index.js';
 import { fenceDecision, watchdogDeadline, type PeerLease } from './fencing.js';
-import { managerTick, type ManagerMemory } from './manager.js';
+import { FAILBACK_RETRY_MS, managerTick, type ManagerMemory } from './manager.js';
 import { DEFAULT_CLUSTER_MIGRATIONS, type ClusterConfig, type FailbackPolicy, type HaEntry, type HaRecord, type MemberRecord, type RestartPolicy } from './model.js';
 import { ClusterStore } from './store.js';
 
@@ -83,6 +83,8 @@ function ran(r: HaRecord): HaRecord {
 }
 
 const TICK_MS = 1_000;
+/** How soon a failback that was refused before its move started is asked again. */
+const FAILBACK_RETRY_SOON_MS = 15_000;
 const PUBLISH_EVERY_MS = 3_000;
 const FENCE_CHECK_MS = 500;
 
@@ -371,6 +373,14 @@ export class ClusterNode {
     if (!(await this.store.updateHa({ ...rest, failbackAt: Date.now() }, rev))) return;
     if (to === this.host.name) return;
     this.host.log.info({ vm: rec.name, to }, 'failback: moving an HA VM home');
-    await this.host.moveVm(rec.name, to).catch((e: unknown) => this.host.log.warn({ vm: rec.name, to, err: e }, 'failback move did not start'));
+    try {
+      await this.host.moveVm(rec.name, to);
+    } catch (e) {
+      // Refused before it started (a busy VM, a probe that failed…): ask again soon, not after
+      // the wait meant for a move that may still be running.
+      this.host.log.warn({ vm: rec.name, to, err: e }, `failback move did not start; the manager asks again in ${FAILBACK_RETRY_SOON_MS / 1000} s`);
+      await this.update(rec.name, (r) => (r.owner === this.host.name && r.failbackAt !== undefined ? { ...r, failbackAt: Date.now() - FAILBACK_RETRY_MS + FAILBACK_RETRY_SOON_MS } : undefined))
+        .catch((err: unknown) => this.host.log.warn({ vm: rec.name, err }, 'could not ask for the failback again'));
+    }
   }
 }
