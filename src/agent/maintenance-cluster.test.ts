@@ -6,12 +6,12 @@ import { openDb } from '../util/index.js';
 import { HostMaintenance, type DrainRecord, type MaintenanceDeps } from './maintenance.js';
 
 /** A host in a cluster whose drain record lives in a fake etcd (one variable). */
-function clusterHost() {
+function clusterHost(db = openDb(':memory:')) {
   let rec: DrainRecord | undefined;
   const calls: string[] = [];
   const events: unknown[] = [];
   const m = new HostMaintenance({
-    db: openDb(':memory:'), host: 'h2', log: pino({ level: 'silent' }), emit: (_t: string, d: unknown) => events.push(d),
+    db, host: 'h2', log: pino({ level: 'silent' }), emit: (_t: string, d: unknown) => events.push(d),
     peers: () => [], inv: { list: () => [] }, jobs: { activeFor: () => undefined },
     cluster: {
       active: () => true,
@@ -75,4 +75,24 @@ test('in a cluster, drain records the run for the manager and the host is draini
   assert.equal(back.state, 'active');
   assert.equal(c.record(), undefined);
   assert.equal(back.lastRun?.error?.code, 'DRAIN_INCOMPLETE', 'the drain stays the last run while the resume runs');
+});
+
+test('in a cluster, an agent restarted mid-drain shows the run from its last copy before its first read of etcd', async () => {
+  const db = openDb(':memory:');
+  const before = clusterHost(db);
+  await before.m.drain({ force: false });
+  const rec = before.record();
+  assert.ok(rec?.running);
+  before.m.mirror(rec);
+  // The agent restarts: a new HostMaintenance over the same SQLite file, no tick yet.
+  const after = clusterHost(db);
+  const v = after.m.view();
+  assert.equal(v.state, 'draining');
+  assert.equal(v.running?.operation, 'drain', 'a poller still sees the run');
+  assert.equal(v.running?.startedAt, rec.running.startedAt);
+  await assert.rejects(after.m.resume({ failback: false }), (e: FerryError) => e.code === 'DRAIN_IN_PROGRESS');
+  // Its first read of etcd: the record is gone (resumed while the agent was down).
+  after.m.mirror(undefined);
+  assert.equal(after.m.view().running, null);
+  assert.equal(clusterHost(db).m.view().running, null, 'and that is kept too');
 });

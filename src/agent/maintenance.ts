@@ -100,6 +100,7 @@ export class HostMaintenance {
 
   constructor(private readonly d: MaintenanceDeps) {
     this.store = new MaintenanceStore(d.db);
+    this.remote = this.store.remoteRuns<Pick<MaintenanceView, 'running' | 'lastRun'>>();
   }
 
   state(): MaintenanceState { return this.store.get().state; }
@@ -155,13 +156,18 @@ export class HostMaintenance {
       const mine = { state: rec.state, since: rec.since, force: rec.force };
       const vms = [...rec.vms].sort((a, b) => a.vm.localeCompare(b.vm));
       if (JSON.stringify([this.store.get(), this.store.entries()]) !== JSON.stringify([mine, vms])) this.store.load(mine, vms);
-      this.remote = { running: rec.running, lastRun: rec.lastRun };
+      this.setRemote({ running: rec.running, lastRun: rec.lastRun });
     } else {
       // The record is gone (a resume): its last run stays this host's last run.
       if (this.remote?.lastRun) this.lastRun = this.remote.lastRun;
-      this.remote = null;
+      this.setRemote(null);
     }
     if (JSON.stringify(this.view()) !== before) this.changed();
+  }
+
+  private setRemote(r: Pick<MaintenanceView, 'running' | 'lastRun'> | null): void {
+    if (JSON.stringify(r) !== JSON.stringify(this.remote)) this.store.setRemoteRuns(r);
+    this.remote = r;
   }
 
   /**

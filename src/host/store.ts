@@ -41,6 +41,7 @@ interface EntryRow { vm: string; destination: string | null; status: DrainVmStat
 export class MaintenanceStore {
   constructor(private readonly db: Db) {
     db.exec(`CREATE TABLE IF NOT EXISTS host_maintenance (id INTEGER PRIMARY KEY CHECK (id = 1), state TEXT NOT NULL, since TEXT, force INTEGER NOT NULL DEFAULT 0);
+      CREATE TABLE IF NOT EXISTS host_maintenance_remote (id INTEGER PRIMARY KEY CHECK (id = 1), runs TEXT NOT NULL);
       CREATE TABLE IF NOT EXISTS drain_vms (vm TEXT PRIMARY KEY, destination TEXT, status TEXT NOT NULL, job_id TEXT,
         error_code TEXT, error_message TEXT, updated_at TEXT NOT NULL)`);
   }
@@ -93,6 +94,21 @@ export class MaintenanceStore {
       this.db.prepare('DELETE FROM drain_vms').run();
       for (const e of entries) this.upsert(e);
     })();
+  }
+
+  /**
+   * In a cluster: the runs of this host's drain record as last copied from etcd (the manager runs
+   * the drain), kept so that an agent restarted mid-drain shows the run before its first read of
+   * etcd. `T` is the caller's shape; null: no record.
+   */
+  remoteRuns<T>(): T | null {
+    const r = this.db.prepare('SELECT runs FROM host_maintenance_remote WHERE id = 1').get() as { runs: string } | undefined;
+    return r ? (JSON.parse(r.runs) as T) : null;
+  }
+
+  setRemoteRuns(runs: unknown): void {
+    if (runs === null) this.db.prepare('DELETE FROM host_maintenance_remote').run();
+    else this.db.prepare('INSERT INTO host_maintenance_remote (id, runs) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET runs = excluded.runs').run(JSON.stringify(runs));
   }
 
   /** Forgets the ledger of an earlier maintenance (a new drain of a host in service starts afresh). */
