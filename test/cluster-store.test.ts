@@ -133,3 +133,25 @@ test('a failback refused before its move started is asked again soon, not after 
     await node.stop();
   }
 });
+
+test('a cluster-wide slot its host holds for a move that no longer runs there is released (a release that failed, a take whose answer was lost)', async () => {
+  const host: ClusterHost = {
+    name: 'h6', url: 'https://h6', log: pino({ level: 'silent' }),
+    facts: () => ({ memoryMiB: 1024, freeMemoryMiB: 512, cpus: 2, maintenance: false }),
+    localHa: () => [], startHa: () => Promise.resolve(), fence: () => Promise.resolve(), forget: () => Promise.resolve(),
+    arrivedFrom: () => undefined, leftTo: () => undefined, peerLeases: () => Promise.resolve([]), moveVm: () => Promise.resolve(),
+    moveHoldsSlot: (job) => job === 'job-live',
+  };
+  const node = new ClusterNode({ ...cfg, leaseTtlSec: 5, fenceMarginSec: 4, maxMigrations: 8 }, host);
+  node.start();
+  try {
+    await waitFor('a lease', () => node.takeMigrationSlot('job-live'), 10_000);
+    assert.equal(await node.takeMigrationSlot('job-gone'), true);
+    const held = async (): Promise<string[]> => Object.values(await store.client.getAll().prefix(store.keys.slots).strings()).sort();
+    assert.deepEqual(await held(), ['job-gone', 'job-live']);
+    await waitFor('the slot of the move that is gone released', async () => !(await held()).includes('job-gone'), 15_000);
+    assert.deepEqual(await held(), ['job-live'], 'the live move keeps its slot');
+  } finally {
+    await node.stop();
+  }
+});

@@ -44,6 +44,12 @@ export interface ClusterHost {
   arrivedFrom(name: string): string | undefined;
   /** The destination of the last completed move that took this VM away, if the VM's last move here was one. */
   leftTo(name: string): string | undefined;
+  /**
+   * Whether the move `job` is queued or running here (it may hold a cluster-wide slot). Slots held
+   * under this host's lease by a move that is neither are released (a release that failed, a take
+   * that landed although etcd's answer was lost).
+   */
+  moveHoldsSlot?(job: string): boolean;
   /** Starts a live move of a local VM to `to` (failback); resolves once it is under way. */
   moveVm(name: string, to: string): Promise<void>;
   /**
@@ -83,6 +89,8 @@ function ran(r: HaRecord): HaRecord {
 }
 
 const TICK_MS = 1_000;
+/** Every how many ticks this host looks for cluster-wide slots it holds in vain. */
+const SWEEP_SLOTS_EVERY = 5;
 /** How soon a failback that was refused before its move started is asked again. */
 const FAILBACK_RETRY_SOON_MS = 15_000;
 const PUBLISH_EVERY_MS = 3_000;
@@ -99,6 +107,7 @@ export class ClusterNode {
   /** When the fence check under way started (a check that takes too long stops feeding the watchdog). */
   private checkStartedAt = 0;
   private ticking = false;
+  private ticks = 0;
   private managerName: string | null = null;
   private readonly fenced = new Set<string>();
   /** The members at the last read that succeeded: the witnesses a fencing decision asks. */
@@ -202,11 +211,23 @@ export class ClusterNode {
         this.memory.aliveSince.clear();
       }
       await this.host.afterTick?.(this.store, this.managerName === this.host.name);
+      if (++this.ticks % SWEEP_SLOTS_EVERY === 0) await this.sweepSlots();
       this.degraded = null;
     } catch (e) {
       this.host.log.warn({ err: e }, 'cluster tick failed');
     } finally {
       this.ticking = false;
+    }
+  }
+
+  /** Releases the cluster-wide slots this host holds for moves that no longer run here. */
+  private async sweepSlots(): Promise<void> {
+    const holds = this.host.moveHoldsSlot;
+    if (!holds || !this.lease) return;
+    for (const job of await this.store.slotsOf(await this.lease.grant())) {
+      if (holds(job)) continue;
+      await this.store.releaseSlot(job);
+      this.host.log.info({ job }, 'released a cluster migration slot its move no longer holds');
     }
   }
 

@@ -165,6 +165,12 @@ export class ClusterStore {
     }
   }
 
+  /** The moves holding a cluster-wide slot under lease `leaseId` (one host's slots). */
+  async slotsOf(leaseId: string): Promise<string[]> {
+    const res = await guard('listing migration slots', () => this.client.getAll().prefix(this.keys.slots).exec());
+    return res.kvs.filter((kv) => kv.lease === leaseId).map((kv) => kv.value.toString());
+  }
+
   /** Every drain record (`drains/<host>`) as stored, with its mod revision; the agent owns the value's shape. */
   async drains(): Promise<{ host: string; value: string; rev: string }[]> {
     const res = await guard('listing drains', () => this.client.getAll().prefix(this.keys.drains).exec());

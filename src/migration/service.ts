@@ -121,6 +121,11 @@ export class MigrationService {
     this.running.set(job.id, { ctl, done });
   }
 
+  /** True while move `id` is queued or running here. */
+  holds(id: string): boolean {
+    return this.queued.has(id) || this.running.has(id);
+  }
+
   /** Waits for a job this agent runs to end (for tests and `--wait` style callers). */
   async wait(id: string): Promise<JobRecord> {
     return (await this.running.get(id)?.done) ?? this.h.jobs.get(id);
