@@ -43,6 +43,15 @@ const rec = (name: string, owner: string): HaRecord => ({
   spec: { name, uuid: name, memoryMiB: 128, cpus: 1, cpuModel: 'qemu64', machine: 'pc-q35-7.2', mac: '', ip: '', prefixLength: 16, disks: [], ha: true },
 });
 
+/** A ClusterHost with nothing of its own: no HA VMs, every action a no-op; `over` replaces parts. */
+const fakeHost = (name: string, over: Partial<ClusterHost> = {}): ClusterHost => ({
+  name, url: `https://${name}`, log: pino({ level: 'silent' }),
+  facts: () => ({ memoryMiB: 1024, freeMemoryMiB: 512, cpus: 2, maintenance: false }),
+  localHa: () => [], startHa: () => Promise.resolve(), fence: () => Promise.resolve(), forget: () => Promise.resolve(),
+  arrivedFrom: () => undefined, leftTo: () => undefined, peerLeases: () => Promise.resolve([]), moveVm: () => Promise.resolve(),
+  ...over,
+});
+
 test('a cluster is created once; joining reads its config; an unknown one is CLUSTER_NOT_FOUND', async () => {
   await assert.rejects(createConfig(cfg), isCode('CLUSTER_EXISTS'));
   assert.equal((await readConfig('itest', [url])).leaseTtlSec, 2);
@@ -110,14 +119,10 @@ test('a drain record written as manager holds only in the term it was read in: t
 test('a failback refused before its move started is asked again soon, not after the 2 minutes meant for a move under way', async () => {
   await store.createHa({ ...rec('fb1', 'h7'), home: 'h8', failback: 'immediate', moveTo: 'h8' });
   const asked: string[] = [];
-  const host: ClusterHost = {
-    name: 'h7', url: 'https://h7', log: pino({ level: 'silent' }),
-    facts: () => ({ memoryMiB: 1024, freeMemoryMiB: 512, cpus: 2, maintenance: false }),
+  const host = fakeHost('h7', {
     localHa: () => [{ name: 'fb1', running: true, busy: false }],
-    startHa: () => Promise.resolve(), fence: () => Promise.resolve(), forget: () => Promise.resolve(),
-    arrivedFrom: () => undefined, leftTo: () => undefined, peerLeases: () => Promise.resolve([]),
     moveVm: (name, to) => { asked.push(`${name} → ${to}`); return Promise.reject(new FerryError('VM_BUSY', 'busy')); },
-  };
+  });
   const node = new ClusterNode({ ...cfg, leaseTtlSec: 5, fenceMarginSec: 4 }, host);
   node.start();
   try {
@@ -135,13 +140,7 @@ test('a failback refused before its move started is asked again soon, not after 
 });
 
 test('a cluster-wide slot its host holds for a move that no longer runs there is released (a release that failed, a take whose answer was lost)', async () => {
-  const host: ClusterHost = {
-    name: 'h6', url: 'https://h6', log: pino({ level: 'silent' }),
-    facts: () => ({ memoryMiB: 1024, freeMemoryMiB: 512, cpus: 2, maintenance: false }),
-    localHa: () => [], startHa: () => Promise.resolve(), fence: () => Promise.resolve(), forget: () => Promise.resolve(),
-    arrivedFrom: () => undefined, leftTo: () => undefined, peerLeases: () => Promise.resolve([]), moveVm: () => Promise.resolve(),
-    moveHoldsSlot: (job) => job === 'job-live',
-  };
+  const host = fakeHost('h6', { moveHoldsSlot: (job) => job === 'job-live' });
   const node = new ClusterNode({ ...cfg, leaseTtlSec: 5, fenceMarginSec: 4, maxMigrations: 8 }, host);
   node.start();
   try {
@@ -154,4 +153,19 @@ test('a cluster-wide slot its host holds for a move that no longer runs there is
   } finally {
     await node.stop();
   }
+});
+
+test('a user\'s start claims the HA record first: refused when another host owns it; else placing, its failed starts forgotten', async () => {
+  const host = fakeHost('h4');
+  await store.createHa({ ...rec('us1', 'h4'), state: 'failed', failedOn: ['h4', 'h5'] });
+  await store.createHa(rec('us2', 'h5'));
+  const node = new ClusterNode({ ...cfg, leaseTtlSec: 5, fenceMarginSec: 4 }, host);
+  await assert.rejects(node.claimForStart('us2'), isCode('VM_BAD_STATE'));
+  assert.equal((await store.haEntry('us2'))?.rec.owner, 'h5', 'nothing changed');
+  await node.claimForStart('us1');
+  const r = (await store.haEntry('us1'))?.rec;
+  assert.equal(r?.state, 'placing', 'the manager no longer places it elsewhere');
+  assert.equal(r?.failedOn, undefined);
+  await node.claimForStart('not-ha');
+  node.store.close();
 });

@@ -119,6 +119,7 @@ export class ClusterLink {
   }
 
   async registered(spec: VmSpec, policy: HaPolicy): Promise<void> { await this.require().register(spec, policy); }
+  async claimForStart(spec: VmSpec): Promise<void> { if (spec.ha) await this.node?.claimForStart(spec.name); }
   async started(spec: VmSpec): Promise<void> { if (spec.ha) await this.node?.setState(spec.name, 'running'); }
   async stopped(spec: VmSpec): Promise<void> { if (spec.ha) await this.node?.setState(spec.name, 'stopped'); }
   async deleted(spec: VmSpec): Promise<void> { if (spec.ha) await this.node?.unregister(spec.name); }

@@ -116,8 +116,8 @@ export class HostMaintenance {
   view(): MaintenanceView {
     const r = this.store.get();
     return {
-      state: r.state, since: r.since, force: r.force, running: this.running ?? this.remote?.running ?? null,
-      lastRun: this.remote?.lastRun ?? this.lastRun, vms: this.store.entries(),
+      state: r.state, since: r.since, force: r.force, running: this.running ?? this.clusterRuns()?.running ?? null,
+      lastRun: this.clusterRuns()?.lastRun ?? this.lastRun, vms: this.store.entries(),
     };
   }
 
@@ -165,6 +165,11 @@ export class HostMaintenance {
     if (JSON.stringify(this.view()) !== before) this.changed();
   }
 
+  /** The runs of this host's drain record, while the host is in a cluster (a copy left from before counts for nothing outside one). */
+  private clusterRuns(): Pick<MaintenanceView, 'running' | 'lastRun'> | null {
+    return this.d.cluster?.active() ? this.remote : null;
+  }
+
   private setRemote(r: Pick<MaintenanceView, 'running' | 'lastRun'> | null): void {
     if (JSON.stringify(r) !== JSON.stringify(this.remote)) this.store.setRemoteRuns(r);
     this.remote = r;
@@ -191,7 +196,7 @@ export class HostMaintenance {
   }
 
   private refuseIfRunning(): void {
-    const r = this.running ?? this.remote?.running;
+    const r = this.running ?? this.clusterRuns()?.running;
     if (r) throw new FerryError('DRAIN_IN_PROGRESS', `A ${r.operation} of ${this.d.host} is already running (since ${r.startedAt}); wait for it to end.`);
   }
 

@@ -40,6 +40,8 @@ export interface ClusterHooks {
   /** Throws NOT_IN_CLUSTER or HA_NEEDS_SHARED_STORAGE unless an HA VM can be created here. */
   checkHa(disksShared: boolean): void;
   registered(spec: VmSpec, policy: { priority?: number; restart?: 'always' | 'never'; failback?: 'none' | 'immediate' }): Promise<void>;
+  /** A user's start: claims the HA VM's record for this host first (VM_BAD_STATE when another host owns it). */
+  claimForStart(spec: VmSpec): Promise<void>;
   started(spec: VmSpec): Promise<void>;
   stopped(spec: VmSpec): Promise<void>;
   /** The host etcd says owns this HA VM (null: no cluster or no record); throws CLUSTER_UNAVAILABLE when etcd does not answer. */
@@ -129,7 +131,7 @@ export class VmActions {
       if (isActive(vm.state)) throw new FerryError('VM_BAD_STATE', `The VM "${name}" is already ${vm.state}.`);
       this.d.admit?.(`starting "${name}"`);
       this.checkMemory(vm.spec.memoryMiB);
-      await this.checkOwner(vm.spec, 'start');
+      await this.d.cluster?.claimForStart(vm.spec);
       const rec = await this.startLocked(name);
       if (vm.spec.ha) await this.d.cluster?.started(vm.spec);
       return rec;

@@ -5,7 +5,7 @@
  * so a manager that lost its post in between, or a host claiming the VM, makes the write fail
  * instead of placing a VM twice.
  */
-import { failbacks, orphans, placeFailedStarts, placeRestarts } from './placement.js';
+import { failbacks, orphans, placeFailedStarts, placeRestarts, stranded } from './placement.js';
 import type { HaEntry } from './model.js';
 import type { ClusterStore } from './store.js';
 
@@ -17,7 +17,12 @@ export interface ManagerMemory {
   electedAt: number;
   /** When this manager first saw each host with a lease (failback waits until a returned host has settled). */
   aliveSince: Map<string, number>;
+  /** When this manager first saw each HA VM failed with no host left to try (it tries them all again later). */
+  strandedSince?: Map<string, number>;
 }
+
+/** How long a failed HA VM with no host left to try waits before every host is tried again. */
+export const RETRY_ALL_AFTER_MS = 60_000;
 
 /** How long a returned home host must hold its lease before its VMs fail back. */
 export const FAILBACK_SETTLE_MS = 5_000;
@@ -56,6 +61,7 @@ export async function managerTick(store: ClusterStore, entries: HaEntry[], mem: 
     }, e.rev, { ownerGone: e.rec.owner });
   }
   // A start that failed on a live owner (a host that cannot reach the disk, lacks room…): elsewhere.
+  const placed = new Set<string>();
   for (const p of placeFailedStarts(records, alive, members, groupsOn)) {
     const e = rev.get(p.vm);
     if (!e) continue;
@@ -63,7 +69,21 @@ export async function managerTick(store: ClusterStore, entries: HaEntry[], mem: 
       if (e.rec.note !== p.reason) await store.updateHa({ ...e.rec, note: p.reason }, e.rev);
       continue;
     }
+    placed.add(p.vm);
     await store.updateHa({ ...e.rec, owner: p.to, state: 'placing', restarts: e.rec.restarts + 1, note: `restarted on ${p.to}: its start on ${e.rec.owner} failed` }, e.rev);
+  }
+  // Failed with no host left to try (or for want of room while its owner was away): after a while,
+  // its owner tries again, and from there every host in turn (restart: always).
+  const since = (mem.strandedSince ??= new Map());
+  const stuck = stranded(records, alive, placed);
+  for (const vm of [...since.keys()]) if (!stuck.some((r) => r.name === vm)) since.delete(vm);
+  for (const r of stuck) {
+    const first = since.get(r.name) ?? now;
+    since.set(r.name, first);
+    const e = rev.get(r.name);
+    if (!e || now - first < RETRY_ALL_AFTER_MS) continue;
+    const { failedOn: _f, ...rest } = e.rec;
+    if (await store.updateHa({ ...rest, state: 'placing', note: `trying again on ${r.owner}, then on every host` }, e.rev)) since.delete(r.name);
   }
   const settled = members.filter((m) => now - (mem.aliveSince.get(m.name) ?? now) >= FAILBACK_SETTLE_MS);
   const idle = records.filter((x) => alive.has(x.owner) && now - (x.failbackAt ?? 0) >= FAILBACK_RETRY_MS);

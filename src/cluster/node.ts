@@ -5,76 +5,15 @@
  * inside the agent; etcd's guarded transactions settle races between agents.
  */
 import type { Lease } from 'etcd3';
-import type { Logger } from 'pino';
 import { FerryError } from '../errors/index.js';
-import type { VmSpec } from '../vm/index.js';
-import { fenceDecision, watchdogDeadline, type PeerLease } from './fencing.js';
+import { fenceDecision, watchdogDeadline } from './fencing.js';
 import { FAILBACK_RETRY_MS, managerTick, type ManagerMemory } from './manager.js';
-import { DEFAULT_CLUSTER_MIGRATIONS, type ClusterConfig, type FailbackPolicy, type HaEntry, type HaRecord, type MemberRecord, type RestartPolicy } from './model.js';
+import { DEFAULT_CLUSTER_MIGRATIONS, type ClusterConfig, type FailbackPolicy, type HaEntry, type HaRecord, type RestartPolicy } from './model.js';
 import { ClusterStore } from './store.js';
+import type { ClusterHost, NodeView } from './host.js';
+import type { VmSpec } from '../vm/index.js';
 
-/** A local VM as the cluster cares about it. */
-export interface LocalHaVm { name: string; running: boolean; busy: boolean }
-
-/** What the cluster needs from its agent (src/cluster never imports the agent). */
-export interface ClusterHost {
-  name: string;
-  url: string;
-  log: Logger;
-  facts(): Omit<MemberRecord, 'name' | 'url' | 'updatedAt'>;
-  /** The host's VMs whose spec says HA. */
-  localHa(): LocalHaVm[];
-  /** Records the VM here if it is not yet, and starts it. */
-  startHa(spec: VmSpec): Promise<void>;
-  /** Power-off of these VMs at once (fencing): SIGKILL, recorded as stopped. */
-  fence(names: string[]): Promise<void>;
-  /**
-   * Feeds the fencing watchdog outside the agent (src/agent/watchdog.ts): unless fed again, it
-   * powers off `names` at `deadline` (epoch ms). Empty `names` disarms it.
-   */
-  armWatchdog?(deadline: number, names: string[], renewedAt: number): void;
-  /**
-   * The last lease renewal the agent before this one saw (epoch ms), as it told the watchdog: a
-   * restarted agent counts from it, not from its own start, when it decides to fence.
-   */
-  lastRenewal?(): number | undefined;
-  /** Forgets a VM here without touching its disks (another host owns it now). */
-  forget(name: string): Promise<void>;
-  /** The source of the last completed move that brought this VM here, if the VM's last move here was one. */
-  arrivedFrom(name: string): string | undefined;
-  /** The destination of the last completed move that took this VM away, if the VM's last move here was one. */
-  leftTo(name: string): string | undefined;
-  /**
-   * Whether the move `job` is queued or running here (it may hold a cluster-wide slot). Slots held
-   * under this host's lease by a move that is neither are released (a release that failed, a take
-   * that landed although etcd's answer was lost).
-   */
-  moveHoldsSlot?(job: string): boolean;
-  /** Starts a live move of a local VM to `to` (failback); resolves once it is under way. */
-  moveVm(name: string, to: string): Promise<void>;
-  /**
-   * What each of `hosts` (other members; their URLs from etcd) says about its lease in cluster
-   * `cluster`; undefined for one that did not answer or is not a member of that cluster.
-   */
-  peerLeases(hosts: { name: string; url: string }[], cluster: string): Promise<(PeerLease | undefined)[]>;
-  /**
-   * Told at the end of each tick that reached etcd, with whether this host manages the cluster now
-   * (the agent follows its drain record and, as manager, runs the drains etcd asks for). It must
-   * not wait for long work: a drain runs in the background.
-   */
-  afterTick?(store: ClusterStore, isManager: boolean): Promise<void>;
-}
-
-/** The node's state as `ferry cluster status` and peers see it. */
-export interface NodeView {
-  name: string;
-  renewing: boolean;
-  lastRenewAt: string | null;
-  manager: string | null;
-  isManager: boolean;
-  fenced: string[];
-  degraded: string | null;
-}
+export type { ClusterHost, LocalHaVm, NodeView } from './host.js';
 
 /** The record after a completed move of the VM from `from` to `to`: owned there, its home, any failback done. */
 function movedTo(r: HaRecord, to: string, from: string): HaRecord {
@@ -91,8 +30,9 @@ function ran(r: HaRecord): HaRecord {
 const TICK_MS = 1_000;
 /** Every how many ticks this host looks for cluster-wide slots it holds in vain. */
 const SWEEP_SLOTS_EVERY = 5;
-/** How soon a failback that was refused before its move started is asked again. */
+/** How soon a failback refused for a passing reason before its move started is asked again. */
 const FAILBACK_RETRY_SOON_MS = 15_000;
+const PASSING_REFUSALS = new Set(['VM_BUSY', 'QMP_PROTOCOL', 'QMP_CLOSED', 'QMP_TIMEOUT', 'HOST_UNREACHABLE', 'AGENT_UNREACHABLE', 'CLUSTER_UNAVAILABLE']);
 const PUBLISH_EVERY_MS = 3_000;
 const FENCE_CHECK_MS = 500;
 
@@ -165,6 +105,25 @@ export class ClusterNode {
   /** Sets an HA VM's state after a user's start or stop on this host (a stopped one is never restarted). */
   async setState(name: string, state: HaRecord['state']): Promise<void> {
     await this.update(name, (r) => (r.owner === this.host.name ? (state === 'running' ? ran(r) : { ...r, state }) : undefined));
+  }
+
+  /**
+   * A user's start of an HA VM here: claims its record first (owner this host, `placing`, failed
+   * starts forgotten), guarded by revision, so that the manager does not give it to another host
+   * while this one boots it. VM_BAD_STATE when another host owns it; VM_BUSY when the record kept
+   * changing.
+   */
+  async claimForStart(name: string): Promise<void> {
+    for (let i = 0; i < 5; i++) {
+      const e = await this.store.haEntry(name);
+      if (!e) return;
+      if (e.rec.owner !== this.host.name) {
+        throw new FerryError('VM_BAD_STATE', `The HA VM "${name}" runs on ${e.rec.owner} now (the cluster restarted it there); start it there.`);
+      }
+      const { failedOn: _f, ...rest } = e.rec;
+      if (await this.store.updateHa({ ...rest, state: 'placing', note: `started by a user on ${this.host.name}` }, e.rev)) return;
+    }
+    throw new FerryError('VM_BUSY', `The cluster record of "${name}" kept changing while this start claimed it; try again.`);
   }
 
   /** After a move to this host completed: this host owns the VM now, and it is its new home. */
@@ -381,6 +340,11 @@ export class ClusterNode {
       this.fenced.delete(rec.name);
       await this.update(rec.name, (r) => (r.owner === this.host.name ? { ...ran(r), note: `started on ${this.host.name}` } : undefined));
     } catch (e) {
+      if (e instanceof FerryError && e.code === 'VM_BUSY') {
+        // Another action holds the VM here (a user's start): no failure of this host; the next tick looks again.
+        this.host.log.info({ vm: rec.name }, 'an HA VM this host owns is busy with another action; its start waits');
+        return;
+      }
       this.host.log.error({ vm: rec.name, err: e }, 'could not start an HA VM');
       const note = `start on ${this.host.name} failed: ${e instanceof Error ? e.message : String(e)}`;
       const failedOn = [...new Set([...(rec.failedOn ?? []), this.host.name])];
@@ -397,9 +361,12 @@ export class ClusterNode {
     try {
       await this.host.moveVm(rec.name, to);
     } catch (e) {
-      // Refused before it started (a busy VM, a probe that failed…): ask again soon, not after
-      // the wait meant for a move that may still be running.
-      this.host.log.warn({ vm: rec.name, to, err: e }, `failback move did not start; the manager asks again in ${FAILBACK_RETRY_SOON_MS / 1000} s`);
+      // Refused before it started for a passing reason (a busy VM, a probe that failed…): ask again
+      // soon, not after the wait meant for a move that may still run. Other refusals (an
+      // incompatible host, moves disabled) wait the full 2 minutes.
+      const passing = e instanceof FerryError && PASSING_REFUSALS.has(e.code);
+      this.host.log.warn({ vm: rec.name, to, err: e }, `failback move did not start; the manager asks again in ${passing ? FAILBACK_RETRY_SOON_MS / 1000 : FAILBACK_RETRY_MS / 1000} s`);
+      if (!passing) return;
       await this.update(rec.name, (r) => (r.owner === this.host.name && r.failbackAt !== undefined ? { ...r, failbackAt: Date.now() - FAILBACK_RETRY_MS + FAILBACK_RETRY_SOON_MS } : undefined))
         .catch((err: unknown) => this.host.log.warn({ vm: rec.name, err }, 'could not ask for the failback again'));
     }

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { failbacks, orphans, placeFailedStarts, placeRestarts } from './placement.js';
+import { failbacks, orphans, placeFailedStarts, placeRestarts, stranded } from './placement.js';
 import type { HaRecord, MemberRecord } from './model.js';
 
 const member = (name: string, freeMemoryMiB: number, maintenance = false): MemberRecord =>
@@ -67,5 +67,23 @@ describe('placeFailedStarts', () => {
     assert.equal(p?.to, null);
     assert.match(p && p.to === null ? p.reason : '', /start failed on h1, h2, h3; no live host outside maintenance among the others/);
     assert.deepEqual(decide([vm('big', { state: 'failed', failedOn: ['h1'], mem: 2000 })]), [null], 'the others lack the room');
+  });
+});
+
+describe('placeFailedStarts counts what it places', () => {
+  it('two failed VMs do not both take the one host with room for one', () => {
+    const ms = [member('h1', 4000), member('h2', 1000), member('h3', 700)];
+    const rs = [vm('a', { state: 'failed', failedOn: ['h1'], mem: 600 }), vm('b', { state: 'failed', failedOn: ['h1'], mem: 600 })];
+    assert.deepEqual(placeFailedStarts(rs, new Set(['h1', 'h2', 'h3']), ms, new Map()).map((p) => p.to), ['h2', 'h3']);
+  });
+});
+
+describe('stranded', () => {
+  it('are the failed, restartable VMs of live owners that nothing placed this tick', () => {
+    const rs = [
+      vm('a', { state: 'failed', failedOn: ['h1', 'h2'] }), vm('room', { state: 'failed' }), vm('placed', { state: 'failed', failedOn: ['h1'] }),
+      vm('away', { state: 'failed', owner: 'h9' }), vm('never', { state: 'failed', restart: 'never' }), vm('ok'),
+    ];
+    assert.deepEqual(stranded(rs, new Set(['h1', 'h2']), new Set(['placed'])).map((r) => r.name), ['a', 'room']);
   });
 });

@@ -18,16 +18,19 @@ export function orphans(records: readonly HaRecord[], alive: ReadonlySet<string>
  * Places `vms` on `members`. `groupsOn` tells which anti-affinity groups already run on each host
  * (from the HA records of live owners).
  */
-export function placeRestarts(vms: readonly HaRecord[], members: readonly MemberRecord[], groupsOn: ReadonlyMap<string, ReadonlySet<string>>): Placement[] {
+export function placeRestarts(vms: readonly HaRecord[], members: readonly MemberRecord[], groupsOn: ReadonlyMap<string, ReadonlySet<string>>,
+  excluded: (r: HaRecord) => ReadonlySet<string> = () => new Set()): Placement[] {
   const free = new Map(members.filter((m) => !m.maintenance).map((m) => [m.name, m.freeMemoryMiB]));
   const groups = new Map([...groupsOn].map(([h, g]) => [h, new Set(g)]));
   const order = [...vms].sort((a, b) => b.priority - a.priority || a.name.localeCompare(b.name));
   return order.map((r): Placement => {
     const need = r.spec.memoryMiB;
-    const fits = [...free].filter(([, mib]) => mib >= need);
+    const skip = excluded(r);
+    const open = [...free].filter(([h]) => !skip.has(h));
+    const fits = open.filter(([, mib]) => mib >= need);
     if (fits.length === 0) {
-      const why = free.size === 0 ? 'no live host outside maintenance' : `no live host has ${need} MiB free`;
-      return { vm: r.name, to: null, reason: why };
+      const why = open.length === 0 ? 'no live host outside maintenance' : `no live host has ${need} MiB free`;
+      return { vm: r.name, to: null, reason: skip.size > 0 ? `its start failed on ${[...skip].join(', ')}; ${why} among the others` : why };
     }
     const clash = (h: string): number => (r.spec.group !== undefined && groups.get(h)?.has(r.spec.group) ? 1 : 0);
     fits.sort(([ha, fa], [hb, fb]) => clash(ha) - clash(hb) || fb - fa || ha.localeCompare(hb));
@@ -52,16 +55,20 @@ export function failbacks(records: readonly HaRecord[], members: readonly Member
 }
 
 /**
- * Where the HA VMs whose start failed on their (live) owner go next: each on its own to the hosts
- * where no start of it failed yet, by the rules of {@link placeRestarts}. None left: it stays
- * failed, with the reason.
+ * Where the HA VMs whose start failed on their (live) owner go next: to the hosts where no start of
+ * it failed yet, by the rules of {@link placeRestarts} (memory and groups counted across them all).
+ * None left: it stays failed, with the reason.
  */
 export function placeFailedStarts(records: readonly HaRecord[], alive: ReadonlySet<string>, members: readonly MemberRecord[],
   groupsOn: ReadonlyMap<string, ReadonlySet<string>>): Placement[] {
   const failed = records.filter((r) => r.state === 'failed' && r.restart === 'always' && alive.has(r.owner) && (r.failedOn ?? []).includes(r.owner));
-  return failed.map((r) => {
-    const tried = new Set(r.failedOn);
-    const [p] = placeRestarts([r], members.filter((m) => !tried.has(m.name)), groupsOn);
-    return p && p.to === null ? { ...p, reason: `its start failed on ${[...tried].join(', ')}; ${p.reason} among the others` } : (p as Placement);
-  });
+  return placeRestarts(failed, members, groupsOn, (r) => new Set(r.failedOn));
+}
+
+/**
+ * HA VMs left `failed` on a live owner that no rule places (no host left to try, or failed for want
+ * of room while their owner was away): the manager tries them all again after a while.
+ */
+export function stranded(records: readonly HaRecord[], alive: ReadonlySet<string>, placed: ReadonlySet<string>): HaRecord[] {
+  return records.filter((r) => r.state === 'failed' && r.restart === 'always' && alive.has(r.owner) && !placed.has(r.name));
 }

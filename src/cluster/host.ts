@@ -1,0 +1,72 @@
+/**
+ * What the cluster needs from its agent (src/cluster never imports the agent), and what a node
+ * shows of itself.
+ */
+import type { Logger } from 'pino';
+import type { VmSpec } from '../vm/index.js';
+import type { PeerLease } from './fencing.js';
+import type { MemberRecord } from './model.js';
+import type { ClusterStore } from './store.js';
+
+/** A local VM as the cluster cares about it. */
+export interface LocalHaVm { name: string; running: boolean; busy: boolean }
+
+/** What the cluster needs from its agent (src/cluster never imports the agent). */
+export interface ClusterHost {
+  name: string;
+  url: string;
+  log: Logger;
+  facts(): Omit<MemberRecord, 'name' | 'url' | 'updatedAt'>;
+  /** The host's VMs whose spec says HA. */
+  localHa(): LocalHaVm[];
+  /** Records the VM here if it is not yet, and starts it. */
+  startHa(spec: VmSpec): Promise<void>;
+  /** Power-off of these VMs at once (fencing): SIGKILL, recorded as stopped. */
+  fence(names: string[]): Promise<void>;
+  /**
+   * Feeds the fencing watchdog outside the agent (src/agent/watchdog.ts): unless fed again, it
+   * powers off `names` at `deadline` (epoch ms). Empty `names` disarms it.
+   */
+  armWatchdog?(deadline: number, names: string[], renewedAt: number): void;
+  /**
+   * The last lease renewal the agent before this one saw (epoch ms), as it told the watchdog: a
+   * restarted agent counts from it, not from its own start, when it decides to fence.
+   */
+  lastRenewal?(): number | undefined;
+  /** Forgets a VM here without touching its disks (another host owns it now). */
+  forget(name: string): Promise<void>;
+  /** The source of the last completed move that brought this VM here, if the VM's last move here was one. */
+  arrivedFrom(name: string): string | undefined;
+  /** The destination of the last completed move that took this VM away, if the VM's last move here was one. */
+  leftTo(name: string): string | undefined;
+  /**
+   * Whether the move `job` is queued or running here (it may hold a cluster-wide slot). Slots held
+   * under this host's lease by a move that is neither are released (a release that failed, a take
+   * that landed although etcd's answer was lost).
+   */
+  moveHoldsSlot?(job: string): boolean;
+  /** Starts a live move of a local VM to `to` (failback); resolves once it is under way. */
+  moveVm(name: string, to: string): Promise<void>;
+  /**
+   * What each of `hosts` (other members; their URLs from etcd) says about its lease in cluster
+   * `cluster`; undefined for one that did not answer or is not a member of that cluster.
+   */
+  peerLeases(hosts: { name: string; url: string }[], cluster: string): Promise<(PeerLease | undefined)[]>;
+  /**
+   * Told at the end of each tick that reached etcd, with whether this host manages the cluster now
+   * (the agent follows its drain record and, as manager, runs the drains etcd asks for). It must
+   * not wait for long work: a drain runs in the background.
+   */
+  afterTick?(store: ClusterStore, isManager: boolean): Promise<void>;
+}
+
+/** The node's state as `ferry cluster status` and peers see it. */
+export interface NodeView {
+  name: string;
+  renewing: boolean;
+  lastRenewAt: string | null;
+  manager: string | null;
+  isManager: boolean;
+  fenced: string[];
+  degraded: string | null;
+}
