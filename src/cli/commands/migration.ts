@@ -5,12 +5,28 @@ import { api, everyHost } from '../client.js';
 import { printJson, printTable, run } from '../output.js';
 import { watchJob, type JobView } from './move.js';
 
+/**
+ * The job `id` names among `jobs`: its whole id, or a prefix of it as `migration list` prints (the
+ * first 8 characters) that only one job has. The source's record is preferred (it drives the move).
+ */
+export function matchJob<J extends { id: string; role: string }>(jobs: readonly J[], id: string): J | undefined {
+  const exact = jobs.filter((j) => j.id === id);
+  const found = exact.length > 0 ? exact : id.length >= 4 ? jobs.filter((j) => j.id.startsWith(id)) : [];
+  const ids = [...new Set(found.map((j) => j.id))];
+  if (ids.length > 1) {
+    throw new FerryError('INVALID_INPUT', `The id ${id} is the start of ${ids.length} migrations (${ids.map((x) => x.slice(0, 12)).join(', ')}); give more of it.`);
+  }
+  return found.find((j) => j.role === 'source') ?? found[0];
+}
+
 /** Finds a job on the host that drives it (its source), asking every host. */
 async function locateJob(id: string): Promise<{ host: Parameters<typeof api>[0]; job: JobView }> {
   const answers = await everyHost<JobView[]>('/v1/migrations?limit=1000');
-  for (const a of answers) {
-    const job = a.result.find((j) => j.id === id && j.role === 'source') ?? a.result.find((j) => j.id === id);
-    if (job) return { host: a.host, job };
+  const all = answers.flatMap((a) => a.result.map((job) => ({ ...job, at: a.host })));
+  const found = matchJob(all, id);
+  if (found) {
+    const { at, ...job } = found;
+    return { host: at, job };
   }
   throw new FerryError('MIGRATION_NOT_FOUND', `No host of the context knows the migration ${id}.`);
 }
