@@ -10,7 +10,8 @@ import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { GUEST_READY_MARKER, guestKernelArgs, type GuestImage } from '../../src/image/index.js';
 import { BRIDGE, LAB_PREFIX_LENGTH, nsName, startProbe, type Probe } from '../../src/lab/index.js';
-import { buildArgv, readPid, runFiles, signalQemu, waitGone, type QemuLaunch } from '../../src/qemu/index.js';
+import { buildArgv, runFiles, signalQemu, waitGone, type QemuLaunch } from '../../src/qemu/index.js';
+import { readPidFile } from '../../src/util/index.js';
 import { QmpClient, type MigrateSetParameters, type MigrationInfo } from '../../src/qmp/index.js';
 import { dirtyRate, load1, must, nsRun, pagesRewritten, run, setDirty, sleep, waitHealthy } from './exec.js';
 import { emptyRow, type CaseSpec, type PlacedStall, type Row } from './types.js';
@@ -52,7 +53,7 @@ async function startIn(ns: string, l: QemuLaunch, extra: string[]): Promise<numb
   mkdirSync(l.runDir, { recursive: true });
   const r = await nsRun(ns, ['qemu-system-x86_64', ...buildArgv(l), ...extra], 60_000);
   if (r.code !== 0) throw new Error(`QEMU did not start in ${ns}: ${r.stderr.trim().split('\n').slice(-2).join(' ')}`);
-  const pid = await readPid(runFiles(l.runDir).pid);
+  const pid = readPidFile(runFiles(l.runDir).pid);
   if (pid === undefined) throw new Error(`QEMU in ${ns} wrote no pidfile`);
   return pid;
 }

@@ -11,7 +11,8 @@ import { randomUUID } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { guestKernelArgs, type GuestImage } from '../../src/image/index.js';
-import { memoryArg, readPid, runFiles, signalQemu, waitGone } from '../../src/qemu/index.js';
+import { memoryArg, runFiles, signalQemu, waitGone } from '../../src/qemu/index.js';
+import { readPidFile } from '../../src/util/index.js';
 import { QmpClient } from '../../src/qmp/index.js';
 import { waitReady } from './baseline.js';
 import { run, sleep } from './exec.js';
@@ -57,7 +58,7 @@ async function measureOne(image: GuestImage, workDir: string, memMiB: number, ra
     '-serial', `file:${f.serial}`, '-qmp', `unix:${f.qmp},server=on,wait=off`, '-pidfile', f.pid, '-daemonize',
   ], 60_000);
   if (r.code !== 0) return out;
-  const pid = await readPid(f.pid);
+  const pid = readPidFile(f.pid);
   try {
     await waitReady(f.serial, 60_000);
     await sleep(2000);

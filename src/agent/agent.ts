@@ -6,9 +6,9 @@ import { promisify } from 'node:util';
 import type { Logger } from 'pino';
 import { Inventory, isActive, type VmRecord } from '../vm/index.js';
 import { Pools, poolSpace } from '../storage/index.js';
-import { CpuModelProbe, QEMU_BIN, isQemuAlive, readPid, resolveAccel, runFiles, type Accel, type AccelProbe } from '../qemu/index.js';
+import { CpuModelProbe, QEMU_BIN, isQemuAlive, resolveAccel, runFiles, type Accel, type AccelProbe } from '../qemu/index.js';
 import { findImage, GUEST_READY_MARKER } from '../image/index.js';
-import { openDb, type Db } from '../util/index.js';
+import { openDb, readPidFile, type Db } from '../util/index.js';
 import type { AgentConfig } from './config.js';
 import { EventBus } from './events.js';
 import { Supervisor } from './supervisor.js';
@@ -211,7 +211,7 @@ export class Agent {
     for (const vm of this.inv.list()) {
       if (!isActive(vm.state)) continue;
       const files = runFiles(this.vms.runDir(vm.spec.name));
-      const pid = vm.pid ?? (await readPid(files.pid));
+      const pid = vm.pid ?? readPidFile(files.pid);
       if (pid && isQemuAlive(pid, vm.spec.uuid)) {
         try {
           const qmp = await this.sup.attach(vm.spec.name, files.qmp, pid, vm.spec.uuid);

@@ -3,10 +3,11 @@
  * The fencing watchdog (watchdog.ts explains why and how). Usage: watchdog-main --state DIR.
  * Started by ferryd when the host holds HA VMs; one per state folder; ends when the folder does.
  */
-import { existsSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
 import { signalQemu } from '../qemu/process.js';
+import { writeJsonAtomic } from '../util/files.js';
 import { ArmTimer, claimPidFile, readArm, watchdogFiles, type WatchdogFired } from './watchdog.js';
 
 const POLL_MS = 200;
@@ -28,8 +29,7 @@ setInterval(() => {
     'fencing: ferryd did not renew the cluster lease in time (down or hung); powered off its HA VMs before the other hosts may start them');
   try {
     const record: WatchdogFired = { ...arm, killed, firedAt: Date.now() };
-    writeFileSync(`${files.fired}.tmp`, JSON.stringify(record));
-    renameSync(`${files.fired}.tmp`, files.fired);
+    writeJsonAtomic(files.fired, record);
   } catch (err) {
     log.error({ err }, 'could not write what the watchdog did');
   }

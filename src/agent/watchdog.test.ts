@@ -6,7 +6,8 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
-import { ArmTimer, claimPidFile, MAX_ARM_AGE_MS, readArm, readPidFile, watchdogAlive, watchdogFiles, WatchdogFeeder, type WatchdogArm } from './watchdog.js';
+import { readPidFile } from '../util/files.js';
+import { ArmTimer, claimPidFile, MAX_ARM_AGE_MS, readArm, watchdogAlive, watchdogFiles, WatchdogFeeder, type WatchdogArm } from './watchdog.js';
 
 const arm = (deadline: number, writtenAt: number, n = 1): WatchdogArm => ({
   deadline, writtenAt, agentPid: 1, renewedAt: 0, vms: Array.from({ length: n }, (_, i) => ({ name: `v${i}`, pid: 100 + i, uuid: `u${i}` })),

@@ -21,6 +21,7 @@ import { closeSync, existsSync, openSync, readFileSync, renameSync, rmSync, writ
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
+import { readPidFile, writeJsonAtomic } from '../util/files.js';
 
 /** One QEMU the watchdog would power off. */
 export interface WatchdogVm { name: string; pid: number; uuid: string }
@@ -89,15 +90,6 @@ export function watchdogAlive(pid: number | undefined, stateDir: string): boolea
   }
 }
 
-export function readPidFile(path: string): number | undefined {
-  try {
-    const n = Number(readFileSync(path, 'utf8').trim());
-    return Number.isInteger(n) && n > 0 ? n : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
 /**
  * Makes this process the watchdog of `stateDir` (its pidfile, created exclusively); false when a
  * live one holds it. A pidfile left by a dead one is taken over.
@@ -150,9 +142,7 @@ export class WatchdogFeeder {
     // Rewritten when it changed, and when the file is gone (removed by hand, or a folder restored).
     if (key !== this.last || !existsSync(this.files.arm)) {
       const body: WatchdogArm = { deadline, vms, agentPid: process.pid, writtenAt: Date.now(), renewedAt };
-      const tmp = `${this.files.arm}.${process.pid}.tmp`;
-      writeFileSync(tmp, JSON.stringify(body));
-      renameSync(tmp, this.files.arm);
+      writeJsonAtomic(this.files.arm, body, { tmp: `${this.files.arm}.${process.pid}.tmp` });
       this.last = key;
     }
     if (vms.length > 0) this.ensureRunning();

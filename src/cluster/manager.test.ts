@@ -30,7 +30,7 @@ function fakeStore(r: HaRecord): { store: ClusterStore; entries: () => HaEntry[]
 
 test('managerTick: a VM whose starts failed on every live host is tried again on its owner after a minute, the list forgotten', async () => {
   const f = fakeStore(rec({ failedOn: ['h1', 'h2'], note: 'start on h2 failed: no disk' }));
-  const mem: ManagerMemory = { deadSince: new Map(), electedAt: 1, aliveSince: new Map() };
+  const mem: ManagerMemory = { deadSince: new Map(), electedAt: 1, aliveSince: new Map(), strandedSince: new Map() };
   const t0 = 1_000_000;
   await managerTick(f.store, f.entries(), mem, t0);
   assert.equal(f.writes.length, 1, 'the note says why it stays failed');
@@ -47,7 +47,7 @@ test('managerTick: a VM whose starts failed on every live host is tried again on
 
 test('managerTick: a start that failed on its owner goes to another live host at once', async () => {
   const f = fakeStore(rec({ failedOn: ['h2'] }));
-  await managerTick(f.store, f.entries(), { deadSince: new Map(), electedAt: 1, aliveSince: new Map() }, 1_000_000);
+  await managerTick(f.store, f.entries(), { deadSince: new Map(), electedAt: 1, aliveSince: new Map(), strandedSince: new Map() }, 1_000_000);
   assert.equal(f.writes[0]?.owner, 'h1');
   assert.equal(f.writes[0]?.state, 'placing');
   assert.equal(f.writes[0]?.restarts, 2);

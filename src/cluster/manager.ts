@@ -5,8 +5,8 @@
  * so a manager that lost its post in between, or a host claiming the VM, makes the write fail
  * instead of placing a VM twice.
  */
-import { failbacks, orphans, placeFailedStarts, placeRestarts, stranded } from './placement.js';
-import type { HaEntry } from './model.js';
+import { failbacks, failedStarts, orphans, placeRestarts, stranded, triedHosts } from './placement.js';
+import { clearFailures, type HaEntry } from './model.js';
 import type { ClusterStore } from './store.js';
 
 /** What the manager remembers between ticks (lost when another agent takes over, which then waits afresh). */
@@ -18,7 +18,7 @@ export interface ManagerMemory {
   /** When this manager first saw each host with a lease (failback waits until a returned host has settled). */
   aliveSince: Map<string, number>;
   /** When this manager first saw each HA VM failed with no host left to try (it tries them all again later). */
-  strandedSince?: Map<string, number>;
+  strandedSince: Map<string, number>;
 }
 
 /** How long a failed HA VM with no host left to try waits before every host is tried again. */
@@ -49,32 +49,26 @@ export async function managerTick(store: ClusterStore, entries: HaEntry[], mem: 
     groupsOn.set(r.owner, (groupsOn.get(r.owner) ?? new Set()).add(r.spec.group));
   }
   const rev = new Map(entries.map((e) => [e.rec.name, e]));
-  for (const p of placeRestarts(ready, members, groupsOn)) {
+  // The VMs of dead hosts, and those whose start failed on a live owner (a host that cannot reach
+  // the disk, lacks room…), placed together: room and groups counted across them all.
+  const placed = new Set<string>();
+  for (const p of placeRestarts([...ready, ...failedStarts(records, alive)], members, groupsOn, triedHosts)) {
     const e = rev.get(p.vm);
     if (!e) continue;
     if (p.to === null) {
       if (e.rec.state !== 'failed' || e.rec.note !== p.reason) await store.updateHa({ ...e.rec, state: 'failed', note: p.reason }, e.rev);
       continue;
     }
-    await store.updateHa({
-      ...e.rec, owner: p.to, state: 'placing', restarts: e.rec.restarts + 1, note: `restarted on ${p.to}: ${e.rec.owner} lost its lease`,
-    }, e.rev, { ownerGone: e.rec.owner });
-  }
-  // A start that failed on a live owner (a host that cannot reach the disk, lacks room…): elsewhere.
-  const placed = new Set<string>();
-  for (const p of placeFailedStarts(records, alive, members, groupsOn)) {
-    const e = rev.get(p.vm);
-    if (!e) continue;
-    if (p.to === null) {
-      if (e.rec.note !== p.reason) await store.updateHa({ ...e.rec, note: p.reason }, e.rev);
-      continue;
-    }
     placed.add(p.vm);
-    await store.updateHa({ ...e.rec, owner: p.to, state: 'placing', restarts: e.rec.restarts + 1, note: `restarted on ${p.to}: its start on ${e.rec.owner} failed` }, e.rev);
+    const gone = !alive.has(e.rec.owner);
+    await store.updateHa({
+      ...e.rec, owner: p.to, state: 'placing', restarts: e.rec.restarts + 1,
+      note: `restarted on ${p.to}: ${gone ? `${e.rec.owner} lost its lease` : `its start on ${e.rec.owner} failed`}`,
+    }, e.rev, gone ? { ownerGone: e.rec.owner } : {});
   }
   // Failed with no host left to try (or for want of room while its owner was away): after a while,
   // its owner tries again, and from there every host in turn (restart: always).
-  const since = (mem.strandedSince ??= new Map());
+  const since = mem.strandedSince;
   const stuck = stranded(records, alive, placed);
   for (const vm of [...since.keys()]) if (!stuck.some((r) => r.name === vm)) since.delete(vm);
   for (const r of stuck) {
@@ -82,8 +76,7 @@ export async function managerTick(store: ClusterStore, entries: HaEntry[], mem: 
     since.set(r.name, first);
     const e = rev.get(r.name);
     if (!e || now - first < RETRY_ALL_AFTER_MS) continue;
-    const { failedOn: _f, ...rest } = e.rec;
-    if (await store.updateHa({ ...rest, state: 'placing', note: `trying again on ${r.owner}, then on every host` }, e.rev)) since.delete(r.name);
+    if (await store.updateHa({ ...clearFailures(e.rec), state: 'placing', note: `trying again on ${r.owner}, then on every host` }, e.rev)) since.delete(r.name);
   }
   const settled = members.filter((m) => now - (mem.aliveSince.get(m.name) ?? now) >= FAILBACK_SETTLE_MS);
   const idle = records.filter((x) => alive.has(x.owner) && now - (x.failbackAt ?? 0) >= FAILBACK_RETRY_MS);

@@ -79,6 +79,12 @@ export interface HaRecord {
   updatedAt: string;
 }
 
+/** The record with its failed starts forgotten: it ran, or every host may be tried again. */
+export function clearFailures(r: HaRecord): HaRecord {
+  const { failedOn: _f, ...rest } = r;
+  return rest;
+}
+
 /** An HA record with the etcd mod revision it was read at (what a guarded write compares). */
 export interface HaEntry { rec: HaRecord; rev: string }
 

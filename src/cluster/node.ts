@@ -8,7 +8,7 @@ import type { Lease } from 'etcd3';
 import { FerryError } from '../errors/index.js';
 import { fenceDecision, watchdogDeadline } from './fencing.js';
 import { FAILBACK_RETRY_MS, managerTick, type ManagerMemory } from './manager.js';
-import { DEFAULT_CLUSTER_MIGRATIONS, type ClusterConfig, type FailbackPolicy, type HaEntry, type HaRecord, type RestartPolicy } from './model.js';
+import { clearFailures, DEFAULT_CLUSTER_MIGRATIONS, type ClusterConfig, type FailbackPolicy, type HaEntry, type HaRecord, type RestartPolicy } from './model.js';
 import { ClusterStore } from './store.js';
 import type { ClusterHost, NodeView } from './host.js';
 import type { VmSpec } from '../vm/index.js';
@@ -23,8 +23,7 @@ function movedTo(r: HaRecord, to: string, from: string): HaRecord {
 
 /** The record of a VM that runs now: any failed starts are forgotten. */
 function ran(r: HaRecord): HaRecord {
-  const { failedOn: _f, ...rest } = r;
-  return { ...rest, state: 'running' };
+  return { ...clearFailures(r), state: 'running' };
 }
 
 const TICK_MS = 1_000;
@@ -32,7 +31,6 @@ const TICK_MS = 1_000;
 const SWEEP_SLOTS_EVERY = 5;
 /** How soon a failback refused for a passing reason before its move started is asked again. */
 const FAILBACK_RETRY_SOON_MS = 15_000;
-const PASSING_REFUSALS = new Set(['VM_BUSY', 'QMP_PROTOCOL', 'QMP_CLOSED', 'QMP_TIMEOUT', 'HOST_UNREACHABLE', 'AGENT_UNREACHABLE', 'CLUSTER_UNAVAILABLE']);
 const PUBLISH_EVERY_MS = 3_000;
 const FENCE_CHECK_MS = 500;
 
@@ -55,7 +53,7 @@ export class ClusterNode {
   /** HA VMs this node is starting now. */
   private readonly starting = new Set<string>();
   private degraded: string | null = null;
-  private readonly memory: ManagerMemory = { deadSince: new Map(), electedAt: 0, aliveSince: new Map() };
+  private readonly memory: ManagerMemory = { deadSince: new Map(), electedAt: 0, aliveSince: new Map(), strandedSince: new Map() };
 
   constructor(readonly config: ClusterConfig, private readonly host: ClusterHost) {
     this.store = new ClusterStore(config);
@@ -114,15 +112,14 @@ export class ClusterNode {
    * changing.
    */
   async claimForStart(name: string): Promise<void> {
-    for (let i = 0; i < 5; i++) {
-      const e = await this.store.haEntry(name);
-      if (!e) return;
-      if (e.rec.owner !== this.host.name) {
-        throw new FerryError('VM_BAD_STATE', `The HA VM "${name}" runs on ${e.rec.owner} now (the cluster restarted it there); start it there.`);
-      }
-      const { failedOn: _f, ...rest } = e.rec;
-      if (await this.store.updateHa({ ...rest, state: 'placing', note: `started by a user on ${this.host.name}` }, e.rev)) return;
-    }
+    let owner: string | undefined;
+    const claimed = await this.update(name, (r) => {
+      owner = r.owner;
+      if (r.owner !== this.host.name) return undefined;
+      return { ...clearFailures(r), state: 'placing', note: `started by a user on ${this.host.name}` };
+    });
+    if (claimed || owner === undefined) return;
+    if (owner !== this.host.name) throw new FerryError('VM_BAD_STATE', `The HA VM "${name}" runs on ${owner} now (the cluster restarted it there); start it there.`);
     throw new FerryError('VM_BUSY', `The cluster record of "${name}" kept changing while this start claimed it; try again.`);
   }
 
@@ -142,13 +139,14 @@ export class ClusterNode {
   async releaseMigrationSlot(job: string): Promise<void> { await this.store.releaseSlot(job); }
 
   /** Read, change, write guarded by revision; retried a few times when someone else wrote in between. */
-  private async update(name: string, change: (r: HaRecord) => HaRecord | undefined): Promise<void> {
+  private async update(name: string, change: (r: HaRecord) => HaRecord | undefined): Promise<boolean> {
     for (let i = 0; i < 5; i++) {
       const e = await this.store.haEntry(name);
       const next = e ? change(e.rec) : undefined;
-      if (!e || !next) return;
-      if (await this.store.updateHa(next, e.rev)) return;
+      if (!e || !next) return false;
+      if (await this.store.updateHa(next, e.rev)) return true;
     }
+    return false;
   }
 
   private async tick(): Promise<void> {
@@ -168,6 +166,7 @@ export class ClusterNode {
         this.memory.electedAt = 0;
         this.memory.deadSince.clear();
         this.memory.aliveSince.clear();
+        this.memory.strandedSince.clear();
       }
       await this.host.afterTick?.(this.store, this.managerName === this.host.name);
       if (++this.ticks % SWEEP_SLOTS_EVERY === 0) await this.sweepSlots();
@@ -361,10 +360,10 @@ export class ClusterNode {
     try {
       await this.host.moveVm(rec.name, to);
     } catch (e) {
-      // Refused before it started for a passing reason (a busy VM, a probe that failed…): ask again
-      // soon, not after the wait meant for a move that may still run. Other refusals (an
-      // incompatible host, moves disabled) wait the full 2 minutes.
-      const passing = e instanceof FerryError && PASSING_REFUSALS.has(e.code);
+      // Refused before it started for a passing reason (an error the catalogue marks retryable: a
+      // busy VM, a host that did not answer…): ask again soon, not after the wait meant for a move
+      // that may still run. Other refusals (an incompatible host, moves disabled) wait 2 minutes.
+      const passing = e instanceof FerryError && e.retryable;
       this.host.log.warn({ vm: rec.name, to, err: e }, `failback move did not start; the manager asks again in ${passing ? FAILBACK_RETRY_SOON_MS / 1000 : FAILBACK_RETRY_MS / 1000} s`);
       if (!passing) return;
       await this.update(rec.name, (r) => (r.owner === this.host.name && r.failbackAt !== undefined ? { ...r, failbackAt: Date.now() - FAILBACK_RETRY_MS + FAILBACK_RETRY_SOON_MS } : undefined))

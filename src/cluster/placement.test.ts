@@ -1,7 +1,11 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { failbacks, orphans, placeFailedStarts, placeRestarts, stranded } from './placement.js';
+import { failbacks, failedStarts, orphans, placeRestarts, stranded, triedHosts } from './placement.js';
 import type { HaRecord, MemberRecord } from './model.js';
+
+/** What the manager does with the VMs whose start failed on a live owner. */
+const placeFailedStarts = (rs: HaRecord[], alive: Set<string>, ms: MemberRecord[], groups: Map<string, Set<string>>) =>
+  placeRestarts(failedStarts(rs, alive), ms, groups, triedHosts);
 
 const member = (name: string, freeMemoryMiB: number, maintenance = false): MemberRecord =>
   ({ name, url: `https://${name}`, memoryMiB: 4096, freeMemoryMiB, cpus: 2, maintenance, updatedAt: '' });

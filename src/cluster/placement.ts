@@ -55,15 +55,15 @@ export function failbacks(records: readonly HaRecord[], members: readonly Member
 }
 
 /**
- * Where the HA VMs whose start failed on their (live) owner go next: to the hosts where no start of
- * it failed yet, by the rules of {@link placeRestarts} (memory and groups counted across them all).
- * None left: it stays failed, with the reason.
+ * The HA VMs whose start failed on their live owner: the manager places them again, with
+ * {@link placeRestarts} and {@link triedHosts}, like the VMs of dead hosts.
  */
-export function placeFailedStarts(records: readonly HaRecord[], alive: ReadonlySet<string>, members: readonly MemberRecord[],
-  groupsOn: ReadonlyMap<string, ReadonlySet<string>>): Placement[] {
-  const failed = records.filter((r) => r.state === 'failed' && r.restart === 'always' && alive.has(r.owner) && (r.failedOn ?? []).includes(r.owner));
-  return placeRestarts(failed, members, groupsOn, (r) => new Set(r.failedOn));
+export function failedStarts(records: readonly HaRecord[], alive: ReadonlySet<string>): HaRecord[] {
+  return records.filter((r) => r.state === 'failed' && r.restart === 'always' && alive.has(r.owner) && (r.failedOn ?? []).includes(r.owner));
 }
+
+/** The hosts a restart of `r` must not go to: where its starts failed since it last ran. */
+export const triedHosts = (r: HaRecord): ReadonlySet<string> => new Set(r.failedOn);
 
 /**
  * HA VMs left `failed` on a live owner that no rule places (no host left to try, or failed for want

@@ -8,6 +8,7 @@ import { request } from 'node:http';
 import { join } from 'node:path';
 import type { AgentConfig } from '../agent/config.js';
 import { FerryError } from '../errors/index.js';
+import { readPidFile } from '../util/files.js';
 import { repoRoot } from '../util/paths.js';
 import { signalAll, sleep } from './netns.js';
 import type { HostPlan } from './plan.js';
@@ -57,13 +58,8 @@ const running = (pid: number): boolean => (cmdline(pid) ?? '') !== '';
  * so the process must also carry this host's config path on its command line.
  */
 export function agentPid(h: HostPlan): number | null {
-  let pid: number;
-  try {
-    pid = Number(readFileSync(h.pidPath, 'utf8').trim());
-  } catch {
-    return null;
-  }
-  if (!Number.isInteger(pid) || pid <= 0) return null;
+  const pid = readPidFile(h.pidPath);
+  if (pid === undefined) return null;
   const cmd = cmdline(pid);
   return cmd !== undefined && cmd.split('\0').includes(h.configPath) ? pid : null;
 }

@@ -10,6 +10,7 @@ import { request } from 'node:http';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { FerryError } from '../errors/index.js';
+import { readPidFile } from '../util/files.js';
 import { logTail } from './agents.js';
 import { ip, sleep } from './netns.js';
 import { BRIDGE, LAB_PREFIX_LENGTH, type HostPlan, type LabPlan } from './plan.js';
@@ -35,8 +36,9 @@ export function etcdMembers(p: LabPlan): EtcdMember[] {
 
 /** The member's pid when it runs (its command line names its data folder), else null. */
 export function etcdPid(m: EtcdMember): number | null {
+  const pid = readPidFile(m.pidPath);
+  if (pid === undefined) return null;
   try {
-    const pid = Number(readFileSync(m.pidPath, 'utf8').trim());
     const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
     return cmd.split('\0').includes(m.dataDir) ? pid : null;
   } catch {

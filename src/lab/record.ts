@@ -3,11 +3,12 @@
  * removes exactly that. Written before anything is built, so a build that fails halfway
  * still leaves a record to clean up by.
  */
-import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { FerryError } from '../errors/index.js';
 import { contextFile, labDir } from '../util/paths.js';
 import { writeContext, type Context } from '../util/context.js';
+import { writeJsonAtomic } from '../util/files.js';
 import type { Accel, LabPlan } from './plan.js';
 
 /** The contents of lab.json (version 1). */
@@ -49,8 +50,7 @@ export function requireRecord(name: string): LabRecord {
 export function writeRecord(r: LabRecord): void {
   const f = recordPath(r.name);
   mkdirSync(labDir(r.name), { recursive: true });
-  writeFileSync(`${f}.tmp`, `${JSON.stringify(r, null, 2)}\n`);
-  renameSync(`${f}.tmp`, f);
+  writeJsonAtomic(f, r, { pretty: true });
 }
 
 /** The context name of lab `name`. */

@@ -1,8 +1,9 @@
 import { execFile } from 'node:child_process';
-import { mkdir, readFile, rm } from 'node:fs/promises';
+import { mkdir, rm } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { FerryError } from '../errors/index.js';
+import { readPidFile } from '../util/files.js';
 import { buildArgv, qemuEnv, runFiles, type QemuLaunch } from './argv.js';
 
 const run = promisify(execFile);
@@ -24,19 +25,11 @@ export async function startQemu(l: QemuLaunch): Promise<number> {
     const msg = ((e as { stderr?: string }).stderr ?? String(e)).trim().split('\n').slice(-3).join(' ');
     throw new FerryError('QEMU_START_FAILED', `QEMU could not start the VM "${l.name}": ${msg}`, { cause: e });
   }
-  const pid = await readPid(f.pid);
+  const pid = readPidFile(f.pid);
   if (pid === undefined) throw new FerryError('QEMU_START_FAILED', `QEMU started "${l.name}" but wrote no pidfile.`);
   return pid;
 }
 
-export async function readPid(pidfile: string): Promise<number | undefined> {
-  try {
-    const n = Number((await readFile(pidfile, 'utf8')).trim());
-    return Number.isInteger(n) && n > 0 ? n : undefined;
-  } catch {
-    return undefined;
-  }
-}
 
 /**
  * True when `pid` is a live QEMU of the VM with this UUID. The cmdline check guards against a

@@ -219,7 +219,7 @@ export class DiskMirrors {
       // fails (the job ended on its own in between), the wait is called off and its rejection
       // handled here, or it would reject unheard at its timeout and end the agent.
       const stop = new AbortController();
-      const ended = this.jobEnded(s.job, timeoutMs, stop.signal);
+      const ended = this.jobEnded(s.job, timeoutMs, stop);
       ended.catch(() => undefined);
       try {
         await this.qmp.execute(cmd, { device: s.job, ...(cmd === 'block-job-cancel' && force ? { force: true } : {}) });
@@ -232,20 +232,19 @@ export class DiskMirrors {
     }));
   }
 
-  /** Resolves when job `job` ends: its error, or undefined (completed cleanly, or cancelled). */
-  private async jobEnded(job: string, timeoutMs: number, cancel: AbortSignal): Promise<string | undefined> {
-    const ctl = new AbortController();
-    const stop = (): void => ctl.abort();
-    cancel.addEventListener('abort', stop, { once: true });
-    const opts = { timeoutMs, signal: ctl.signal };
+  /**
+   * Resolves when job `job` ends: its error, or undefined (completed cleanly, or cancelled).
+   * Aborting `stop` calls the wait off; it is aborted at the end too, which ends the losing wait.
+   */
+  private async jobEnded(job: string, timeoutMs: number, stop: AbortController): Promise<string | undefined> {
+    const opts = { timeoutMs, signal: stop.signal };
     try {
       return await Promise.race([
         this.qmp.waitForEvent('BLOCK_JOB_COMPLETED', (d) => d.device === job, opts).then((ev) => ev.data.error),
         this.qmp.waitForEvent('BLOCK_JOB_CANCELLED', (d) => d.device === job, opts).then(() => undefined),
       ]);
     } finally {
-      cancel.removeEventListener('abort', stop);
-      ctl.abort();
+      stop.abort();
     }
   }
 }

@@ -1,4 +1,5 @@
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
+import { writeJsonAtomic } from './files.js';
 import { dirname } from 'node:path';
 import { contextFile } from './paths.js';
 
@@ -32,6 +33,5 @@ export function readContext(): Context | undefined {
 export function writeContext(ctx: Context): void {
   const f = contextFile();
   mkdirSync(dirname(f), { recursive: true });
-  writeFileSync(`${f}.tmp`, `${JSON.stringify(ctx, null, 2)}\n`);
-  renameSync(`${f}.tmp`, f);
+  writeJsonAtomic(f, ctx, { pretty: true });
 }
