@@ -11,6 +11,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { findImage } from '../src/image/index.js';
+import { parseQemuVersion, ramTrimFor } from '../src/qemu/index.js';
 import { nsName, startLab, stopLab, labDown } from '../src/lab/index.js';
 import { completionTimeoutMs, DEFAULT_POLICY } from '../src/migration/index.js';
 import { imageDir, repoRoot } from '../src/util/paths.js';
@@ -127,7 +128,8 @@ benchMain('migrate', LAB, results, renderMarkdown, async (home) => {
     startedAt: new Date().toISOString(), endedAt: '', ...(await runFacts()), accel: 'tcg', repeat: REPEAT, links: [],
   };
   log(`start: ${runData.machine.uptimeStart}`);
-  const env = { image, workDir: join(home, 'baseline'), ip: BASELINE_IP, mac: BASELINE_MAC };
+  const trim = ramTrimFor('tcg', parseQemuVersion(runData.qemu));
+  const env = { image, workDir: join(home, 'baseline'), ip: BASELINE_IP, mac: BASELINE_MAC, ...(trim !== undefined ? { ramTrimKiB: trim } : {}) };
   const port = { next: MIGRATION_PORT_BASE };
   log('QEMU set-up stall');
   runData.setupStalls = await measureSetupStalls(image, join(home, 'stall'), SIZES_MIB, SMOKE ? 1 : 2);

@@ -199,7 +199,11 @@ test('dashboard: an operator signs in, sees both hosts and the VMs, moves a VM f
   await page.check('[data-host="h1"] #failback');
   await page.click('[data-host="h1"] [data-action="resume"]');
   await page.waitForSelector('[data-host="h1"] .badge[data-state="ready"]', { timeout: 30_000 });
-  await waitFor('dash2 back on h1', async () => ((await vmsByHost(LAB)).get('h1') ?? []).some((v) => v.name === 'dash2' && v.state === 'running'), 240_000);
+  // The destination runs the VM before the source's confirm drops its paused copy: wait for both.
+  await waitFor('dash2 back on h1 (and h2\'s copy confirmed away)', async () => {
+    const by = await vmsByHost(LAB);
+    return (by.get('h1') ?? []).some((v) => v.name === 'dash2' && v.state === 'running') && !(by.get('h2') ?? []).some((v) => v.name === 'dash2');
+  }, 240_000);
   await assertRunsOnce(LAB, 'dash2', 'h1');
 
   await view(page, 'history');

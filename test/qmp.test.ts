@@ -1,6 +1,6 @@
 // Integration: the QMP client against a real qemu-system-x86_64 (7.2), no guest needed.
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -48,8 +48,8 @@ const step = (name: string, fn: () => Promise<void>): void => {
 };
 
 step('negotiates and reports the version from the greeting', async () => {
-  assert.equal(qmp.version.qemu.major, 7);
-  assert.equal(qmp.version.qemu.minor, 2);
+  const [major, minor] = (/version (\d+)\.(\d+)/.exec(execFileSync('qemu-system-x86_64', ['--version']).toString()) ?? []).slice(1).map(Number);
+  assert.deepEqual([qmp.version.qemu.major, qmp.version.qemu.minor], [major, minor], 'the version of the installed QEMU');
   assert.deepEqual(await qmp.execute('query-version'), qmp.version);
 });
 
@@ -110,7 +110,8 @@ step('a migration to a pipe reports MIGRATION events and RAM statistics', async 
   } finally {
     ac.abort();
   }
-  assert.deepEqual(statuses, ['setup', 'active', 'completed']);
+  // QEMU 8.0 and later pass through `device` (the device state being saved) before `completed`.
+  assert.deepEqual(statuses.filter((st) => st !== 'device'), ['setup', 'active', 'completed']);
   assert.equal(passes[0], 1);
   const info = await qmp.execute('query-migrate');
   assert.equal(info.status, 'completed');

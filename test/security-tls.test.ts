@@ -54,8 +54,11 @@ async function captured(host: string, fn: () => Promise<void>): Promise<Buffer> 
     await fn();
     await new Promise((r) => setTimeout(r, 500));
   } finally {
-    dump.kill('SIGINT');
-    await new Promise((r) => dump.once('exit', r));
+    if (dump.exitCode === null && dump.signalCode === null) {
+      const exited = new Promise((r) => dump.once('exit', r));
+      dump.kill('SIGINT');
+      await exited;
+    }
   }
   const bytes = readFileSync(file);
   rmSync(dir, { recursive: true, force: true });

@@ -30,6 +30,8 @@ export interface BaselineEnv {
    */
   ip: string;
   mac: string;
+  /** The guest's RAM trim, Ferry's on this host's QEMU (src/qemu/argv.ts ramTrimFor), so both movers move the same guest. */
+  ramTrimKiB?: number;
   /** Parameters to set before `migrate`; none for the baseline (QEMU's defaults). For experiments beside the benchmark. */
   parameters?: MigrateSetParameters;
 }
@@ -157,6 +159,7 @@ export async function runBaselineCase(env: BaselineEnv, c: CaseSpec, rep: number
   const [ns1, ns2] = [nsName(env.lab, 'h1'), nsName(env.lab, 'h2')];
   const base: QemuLaunch = {
     name: 'baseline', uuid, machine: 'pc-q35-7.2', accel: 'tcg', cpuModel: 'qemu64', memoryMiB: c.memMiB, cpus: 1,
+    ...(env.ramTrimKiB !== undefined ? { ramTrimKiB: env.ramTrimKiB } : {}),
     boot: { kernel: env.image.kernel, initrd: env.image.initrd, append: guestKernelArgs({ ip: env.ip, prefixLength: LAB_PREFIX_LENGTH, name: 'baseline' }) },
     nic: { tap: SRC_TAP, mac: env.mac }, disks: [], runDir: join(env.workDir, `b${c.memMiB}d${c.mbps}`, 'src'),
   };

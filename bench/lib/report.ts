@@ -224,7 +224,7 @@ export function renderMarkdown(run: BenchRun): string {
     ...scopeNote(run),
     ...run.links.map(linkSection),
     tlsSection(run),
-    stallSection(run.setupStalls),
+    stallSection(run.setupStalls, run.qemu),
     observations(run),
     targets(run),
     '',

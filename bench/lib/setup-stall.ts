@@ -1,7 +1,7 @@
 /**
- * What QEMU 7.2 itself costs the guest when a migration starts under TCG, apart from any mover:
+ * What QEMU itself costs the guest when a migration starts under TCG, apart from any mover:
  * the first dirty-bitmap sync runs with QEMU's big lock held, and a guest whose RAM is not a
- * multiple of 256 KiB (Ferry's guard against QEMU 7.2's lost writes under TCG, src/qemu/argv.ts)
+ * multiple of 256 KiB (Ferry's guard against the lost writes of QEMU < 9 under TCG, src/qemu/argv.ts)
  * goes through the slow path, which resets every vCPU's TLB once per dirty page, and every page
  * of a VM that never migrated is dirty. No network, no agent: the test guest boots, and `migrate`
  * to `exec:cat >/dev/null` starts while a second QMP client measures how long the monitor (which
@@ -20,8 +20,8 @@ import { run, sleep } from './exec.js';
 /** One measurement: a guest of `memMiB` with RAM given as `ramArg`. */
 export interface SetupStall {
   memMiB: number;
-  /** `aligned`: the MiB size as is (QEMU's fast path); `ferry`: Ferry's TCG size, 8 KiB short. */
-  ram: 'aligned' | 'ferry';
+  /** `aligned`: the MiB size as is (QEMU's fast path); `trimmed`: 8 KiB short, Ferry's TCG size on QEMU < 9 (slow path). */
+  ram: 'aligned' | 'trimmed';
   ramArg: string;
   /** Longest time the monitor took to answer `migrate` itself or any question in the second after it, ms. */
   stallMs: number | null;
@@ -45,7 +45,7 @@ async function longestAnswer(qmp: QmpClient, forMs: number): Promise<number> {
 }
 
 async function measureOne(image: GuestImage, workDir: string, memMiB: number, ram: SetupStall['ram']): Promise<SetupStall> {
-  const ramArg = ram === 'aligned' ? String(memMiB) : memoryArg({ accel: 'tcg', memoryMiB: memMiB });
+  const ramArg = memoryArg({ accel: 'tcg', memoryMiB: memMiB, ramTrimKiB: ram === 'aligned' ? 0 : 8 });
   const out: SetupStall = { memMiB, ram, ramArg, stallMs: null, idleMs: null, totalMs: null };
   const dir = join(workDir, `stall-${memMiB}-${ram}`);
   mkdirSync(dir, { recursive: true });
@@ -85,12 +85,12 @@ async function measureOne(image: GuestImage, workDir: string, memMiB: number, ra
   return out;
 }
 
-/** Each size with aligned RAM and with Ferry's TCG RAM, `repeat` times each, alternating. */
+/** Each size with aligned and with trimmed RAM, `repeat` times each, alternating. */
 export async function measureSetupStalls(image: GuestImage, workDir: string, sizes: number[], repeat: number): Promise<SetupStall[]> {
   const out: SetupStall[] = [];
   for (let i = 0; i < repeat; i++) {
     for (const m of sizes) {
-      for (const ram of (i % 2 === 0 ? ['aligned', 'ferry'] : ['ferry', 'aligned']) as SetupStall['ram'][]) {
+      for (const ram of (i % 2 === 0 ? ['aligned', 'trimmed'] : ['trimmed', 'aligned']) as SetupStall['ram'][]) {
         out.push(await measureOne(image, workDir, m, ram));
       }
     }

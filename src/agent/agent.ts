@@ -6,7 +6,7 @@ import { promisify } from 'node:util';
 import type { Logger } from 'pino';
 import { Inventory, isActive, type VmRecord } from '../vm/index.js';
 import { Pools, poolSpace } from '../storage/index.js';
-import { CpuModelProbe, QEMU_BIN, isQemuAlive, resolveAccel, runFiles, type Accel, type AccelProbe } from '../qemu/index.js';
+import { CpuModelProbe, QEMU_BIN, isQemuAlive, parseQemuVersion, resolveAccel, runFiles, type Accel, type AccelProbe } from '../qemu/index.js';
 import { findImage, GUEST_READY_MARKER } from '../image/index.js';
 import { openDb, readPidFile, type Db } from '../util/index.js';
 import type { AgentConfig } from './config.js';
@@ -75,7 +75,7 @@ export class Agent {
       this.bus.emit('vm.state', { vm, from, to, host: config.hostName });
     });
     this.vms = new VmActions({
-      config, inv: this.inv, pools: this.pools, sup: this.sup, log, machine,
+      config, inv: this.inv, pools: this.pools, sup: this.sup, log, machine, qemuVersion,
       accel: () => this.accel(), capacity: () => this.capacity(), checkCpuModel: (m) => checkCpuModel(this.cpuModels, m),
       admit: (what) => this.maintenance.admit(what),
       cluster: {
@@ -162,7 +162,7 @@ export class Agent {
     const { stdout } = await run(QEMU_BIN, ['-machine', 'help']);
     const machine = /q35\s+.*\(alias of ([\w.-]+)\)/.exec(stdout)?.[1] ?? 'q35';
     const ver = await run(QEMU_BIN, ['--version']);
-    const agent = new Agent(config, log, machine, /version ([\d.]+)/.exec(ver.stdout)?.[1] ?? 'unknown');
+    const agent = new Agent(config, log, machine, parseQemuVersion(ver.stdout));
     agent.checkBridge();
     await agent.adopt();
     agent.cluster.resume();

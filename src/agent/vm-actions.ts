@@ -6,7 +6,7 @@ import {
   Inventory, isActive, macFromUuid, newUuid, tapName, validateCreate, type CreateVmInput, type VmRecord, type VmSpec,
 } from '../vm/index.js';
 import { createImage, deleteImage, poolSpace, type Pools } from '../storage/index.js';
-import { ensureTap, deleteTap, startQemu, signalQemu, waitGone, runFiles, type Accel } from '../qemu/index.js';
+import { ensureTap, deleteTap, startQemu, signalQemu, waitGone, runFiles, ramTrimFor, type Accel } from '../qemu/index.js';
 import { findImage, guestKernelArgs, GUEST_READY_MARKER } from '../image/index.js';
 import type { AgentConfig } from './config.js';
 import type { Supervisor } from './supervisor.js';
@@ -27,6 +27,8 @@ export interface VmDeps {
   accel: () => Promise<Accel>;
   capacity: () => { memoryMiB: number; cpus: number };
   machine: string;
+  /** The host's QEMU version (`8.2.1`), which decides the RAM trim of VMs that cold-start here. */
+  qemuVersion: string;
   /** Throws INVALID_CPU_MODEL unless this host can run the model. */
   checkCpuModel: (model: string) => Promise<void>;
   /** Throws HOST_IN_MAINTENANCE while the host is draining or drained (`what`: the refused action). */
@@ -166,12 +168,21 @@ export class VmActions {
   }
 
   private async startLocked(name: string): Promise<VmRecord> {
-    const { spec } = this.d.inv.get(name);
+    const spec = this.coldStartSpec(name, await this.d.accel());
     const t0 = Date.now();
     const pid = await this.launch(spec, false);
     const rec = this.d.inv.apply(name, { type: 'started' }, pid);
     await this.waitGuestReady(name, this.runDir(name), t0);
     return rec;
+  }
+
+  /** The VM's spec with the RAM trim of this host's QEMU: a cold start may change it; a move never does. */
+  private coldStartSpec(name: string, accel: Accel): VmSpec {
+    const { spec } = this.d.inv.get(name);
+    const trim = ramTrimFor(accel, this.d.qemuVersion);
+    if (spec.ramTrimKiB === trim) return spec;
+    const { ramTrimKiB: _old, ...rest } = spec;
+    return this.d.inv.updateSpec(trim === undefined ? rest : { ...rest, ramTrimKiB: trim }).spec;
   }
 
   /** Starts QEMU for the spec (its tap first) and attaches the supervisor; returns QEMU's pid. */
@@ -182,7 +193,7 @@ export class VmActions {
     await ensureTap(tap, this.d.config.bridge);
     const pid = await startQemu({
       name: spec.name, uuid: spec.uuid, machine: spec.machine, accel: await this.d.accel(), cpuModel: spec.cpuModel,
-      memoryMiB: spec.memoryMiB, cpus: spec.cpus, runDir, nic: { tap, mac: spec.mac }, incoming,
+      memoryMiB: spec.memoryMiB, ...(spec.ramTrimKiB !== undefined ? { ramTrimKiB: spec.ramTrimKiB } : {}), cpus: spec.cpus, runDir, nic: { tap, mac: spec.mac }, incoming,
       boot: {
         kernel: image.kernel, initrd: image.initrd,
         append: guestKernelArgs({ ip: spec.ip, prefixLength: spec.prefixLength, name: spec.name, ...(spec.gateway ? { gateway: spec.gateway } : {}) }),

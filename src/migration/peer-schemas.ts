@@ -59,7 +59,7 @@ const jobErrorSchema = obj({ code, message: text }, ['code', 'message']);
 /** The VM spec as it travels in prepare and compare (VmSpec; peer-schemas.test.ts keeps the two in step). */
 export const vmSpecSchema = obj({
   name, uuid: { type: 'string', pattern: '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$' },
-  memoryMiB: { type: 'integer', minimum: 1, maximum: 16 * 1024 * 1024 }, cpus: { type: 'integer', minimum: 1, maximum: 1024 },
+  memoryMiB: { type: 'integer', minimum: 1, maximum: 16 * 1024 * 1024 }, ramTrimKiB: { type: 'integer', minimum: 0, maximum: 1024 }, cpus: { type: 'integer', minimum: 1, maximum: 1024 },
   cpuModel: { type: 'string', pattern: '^[A-Za-z0-9._-]{1,64}$' }, machine: { type: 'string', pattern: '^[A-Za-z0-9._-]{1,64}$' },
   mac, ip: address, prefixLength: { type: 'integer', minimum: 0, maximum: 128 }, gateway: address, ha: bool, group: name,
   boot: obj({ kernel: path, initrd: path }, ['kernel', 'initrd']),

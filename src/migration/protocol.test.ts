@@ -76,7 +76,7 @@ test('bad messages: missing fields and bad values are 400, another version is PR
 
 test('every field of VmSpec and MoveOptions passes the closed schemas (a new field must be added to peer-schemas.ts)', async () => {
   // Required<…>: adding a field to either type breaks this file until it is added here, and then the schema check below.
-  const full: Required<VmSpec> = { ...vm, gateway: '10.0.0.1', group: 'web-tier', boot: { kernel: '/i/vmlinuz', initrd: '/i/initrd' }, ha: true };
+  const full: Required<VmSpec> = { ...vm, gateway: '10.0.0.1', group: 'web-tier', boot: { kernel: '/i/vmlinuz', initrd: '/i/initrd' }, ha: true, ramTrimKiB: 0 };
   const options: Required<MoveOptions> = {
     includeStorage: true, storagePath: '/pool/b', probe: true, allowPostcopy: true, allowAutoConverge: true, retainSourceDisks: true,
     maxBandwidthBytesPerSec: 1 << 30, performance: 'multichannel',

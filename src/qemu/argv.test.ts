@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { buildArgv, qemuEnv, QEMU_MALLOC_TUNABLES, type QemuLaunch } from './index.js';
+import { buildArgv, parseQemuVersion, qemuEnv, ramTrimFor, QEMU_MALLOC_TUNABLES, type QemuLaunch } from './index.js';
 
 const base: QemuLaunch = {
   name: 'vm1', uuid: 'u-1', machine: 'pc-q35-7.2', accel: 'tcg', cpuModel: 'qemu64', memoryMiB: 256, cpus: 2,
@@ -29,9 +29,23 @@ test('argv: disks as blockdev nodes with stable node names; incoming defers', ()
   assert.ok(after(a, '-device').some((d) => d.includes('mac=52:54:00:00:00:01')));
 });
 
-test('argv: under TCG, RAM is 8 KiB short of the MiB size (QEMU 7.2 dirty-tracking bug); KVM gets it whole', () => {
-  assert.deepEqual(after(buildArgv(base), '-m'), ['262136k']);
+test('argv: RAM under TCG is 8 KiB short unless the VM started with another trim; KVM gets it whole', () => {
+  assert.deepEqual(after(buildArgv(base), '-m'), ['262136k'], 'no trim recorded: the rule of older agents');
+  assert.deepEqual(after(buildArgv({ ...base, ramTrimKiB: 0 }), '-m'), ['256']);
+  assert.deepEqual(after(buildArgv({ ...base, ramTrimKiB: 8 }), '-m'), ['262136k']);
   assert.deepEqual(after(buildArgv({ ...base, accel: 'kvm' }), '-m'), ['256']);
+});
+
+test('ramTrimFor: 8 KiB (the older rule, left unrecorded) only under TCG on QEMU before 9.0, where the dirty-tracking bug is', () => {
+  assert.equal(ramTrimFor('tcg', '7.2.22'), undefined);
+  assert.equal(ramTrimFor('tcg', '8.2.1'), undefined);
+  assert.equal(ramTrimFor('tcg', 'unknown'), undefined, 'an unknown QEMU is taken to have the bug');
+  assert.equal(ramTrimFor('tcg', '9.0.0'), 0);
+  assert.equal(ramTrimFor('tcg', '10.0.2'), 0);
+  assert.equal(ramTrimFor('kvm', '7.2.22'), undefined);
+  assert.equal(ramTrimFor('kvm', '10.0.2'), undefined);
+  assert.equal(parseQemuVersion('QEMU emulator version 10.0.2 (Debian 1:10.0.2+ds-2+deb13u1~bpo12+1)\nCopyright'), '10.0.2');
+  assert.equal(parseQemuVersion('nonsense'), 'unknown');
 });
 
 test('argv: a disk on shared storage opens with O_DIRECT and image locking on; a local one with neither', () => {

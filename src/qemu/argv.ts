@@ -6,6 +6,11 @@ export interface QemuLaunch {
   accel: 'kvm' | 'tcg';
   cpuModel: string;
   memoryMiB: number;
+  /**
+   * KiB the guest's RAM is short of memoryMiB (VmSpec.ramTrimKiB): fixed when the VM cold-starts
+   * and carried by every move, since both ends of a move must have RAM of the same size.
+   */
+  ramTrimKiB?: number;
   cpus: number;
   /** Direct kernel boot of the test guest (or any kernel/initrd pair). */
   boot: { kernel: string; initrd: string; append: string };
@@ -25,19 +30,39 @@ export interface QemuLaunch {
 }
 
 /**
- * QEMU 7.2 under TCG loses guest writes during live migration when guest RAM is a multiple of
- * 256 KiB: the dirty-bitmap sync takes a fast path that skips the TCG TLB reset, so pages
+ * QEMU before 9.0 under TCG loses guest writes during live migration when guest RAM is a multiple
+ * of 256 KiB: the dirty-bitmap sync takes a fast path that skips the TCG TLB reset, so pages
  * written after a sync are never sent again (fixed upstream in QEMU 9.0, commit 03bfc2188f,
- * "physmem: Fix migration dirty bitmap coherency with TCG memory access"). Measured here: 13 of
- * 17 moves of a guest dirtying 20–50 MB/s lost 12–33 pages and the guest oopsed; with RAM
+ * "physmem: Fix migration dirty bitmap coherency with TCG memory access"). Measured here on 7.2:
+ * 13 of 17 moves of a guest dirtying 20–50 MB/s lost 12–33 pages and the guest oopsed; with RAM
  * 8 KiB short of the MiB size, 8 of 8 moves lost nothing. KVM does not take that path.
- * The price: the slow path resets every vCPU's TLB once per dirty page with QEMU's big lock held,
- * and at a migration's first sync every page of the QEMU is dirty, so the guest stalls as the
- * move starts: measured, 110–134 ms at 256 MiB and 410 ms at 1 GiB, against 3–6 and 20 ms with
- * the whole size (bench/lib/setup-stall.ts measures it in every `npm run bench:migrate`).
+ * The price of the short size: the slow path resets every vCPU's TLB once per dirty page with
+ * QEMU's big lock held, and at a QEMU's first migration sync every page is dirty, so the guest
+ * stalls as the move starts: measured (setup-time), 343 ms at 1 GiB on 7.2, against 1 ms on
+ * QEMU 10.0 with the whole size. So Ferry trims RAM only where the bug is: TCG on QEMU < 9.
  */
-export const memoryArg = (l: Pick<QemuLaunch, 'accel' | 'memoryMiB'>): string =>
-  (l.accel === 'tcg' ? `${l.memoryMiB * 1024 - 8}k` : String(l.memoryMiB));
+/** The version in `qemu-system-x86_64 --version`'s output (`10.0.2`), or 'unknown'. */
+export const parseQemuVersion = (out: string): string => /version ([\d.]+)/.exec(out)?.[1] ?? 'unknown';
+
+export const qemuHasTcgDirtyBug = (qemuVersion: string): boolean => {
+  const major = /^(\d+)\./.exec(qemuVersion)?.[1];
+  return major === undefined || Number(major) < 9;
+};
+
+/**
+ * The KiB a VM's RAM is trimmed by when it cold-starts on this host (VmSpec.ramTrimKiB), or
+ * undefined for the rule agents used before the field existed (8 under TCG, none under KVM), which
+ * keeps the spec, and so the peer messages, unchanged wherever that rule still holds.
+ */
+export function ramTrimFor(accel: 'kvm' | 'tcg', qemuVersion: string): number | undefined {
+  return accel === 'tcg' && !qemuHasTcgDirtyBug(qemuVersion) ? 0 : undefined;
+}
+
+/** QEMU's `-m`: the MiB asked for, less the trim the VM started with (see {@link ramTrimFor}). */
+export function memoryArg(l: Pick<QemuLaunch, 'accel' | 'memoryMiB' | 'ramTrimKiB'>): string {
+  const trim = l.ramTrimKiB ?? (l.accel === 'tcg' ? 8 : 0);
+  return trim > 0 ? `${l.memoryMiB * 1024 - trim}k` : String(l.memoryMiB);
+}
 
 /**
  * Heap settings for QEMU's allocator (glibc), merged into any GLIBC_TUNABLES already set. QEMU's
