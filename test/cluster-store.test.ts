@@ -2,12 +2,13 @@
 // no lab: guarded writes, slots, leases that expire, the quorum check; a node's failback retry.
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { pino } from 'pino';
-import { ClusterNode, ClusterStore, createConfig, FAILBACK_RETRY_MS, quorum, readConfig, type ClusterConfig, type ClusterHost, type HaRecord } from '../src/cluster/index.js';
+import { ClusterNode, ClusterStore, createConfig, FAILBACK_RETRY_MS, quorum, readConfig, type ClusterConfig, type ClusterHost, type EtcdTls, type HaRecord } from '../src/cluster/index.js';
+import { initCa, issueHostCert } from '../src/security/index.js';
 import { FerryError } from '../src/errors/index.js';
 import { freePort } from '../src/util/net.js';
 import { waitFor } from './support/cli.js';
@@ -168,4 +169,51 @@ test('a user\'s start claims the HA record first: refused when another host owns
   assert.equal(r?.failedOn, undefined);
   await node.claimForStart('not-ha');
   node.store.close();
+});
+
+test('an etcd that speaks TLS and checks client certificates: a host with a certificate of its CA works, one of another CA is refused', async () => {
+  const tdir = mkdtempSync(join(tmpdir(), 'ferry-etcd-tls-'));
+  let tlsEtcd: ChildProcess | undefined;
+  try {
+    await initCa(join(tdir, 'ca'));
+    const server = await issueHostCert({ caDir: join(tdir, 'ca'), name: 'etcd-solo', addresses: ['127.0.0.1'], outDir: join(tdir, 'server') });
+    const host = await issueHostCert({ caDir: join(tdir, 'ca'), name: 'h1', addresses: ['127.0.0.1'], outDir: join(tdir, 'h1') });
+    await initCa(join(tdir, 'other-ca'));
+    const stranger = await issueHostCert({ caDir: join(tdir, 'other-ca'), name: 'h1', addresses: ['127.0.0.1'], outDir: join(tdir, 'stranger') });
+    const [client, peer] = [await freePort('127.0.0.1'), await freePort('127.0.0.1')];
+    const tlsUrl = `https://127.0.0.1:${client}`;
+    tlsEtcd = spawn('etcd', ['--name', 'solo', '--data-dir', join(tdir, 'data'), '--listen-client-urls', tlsUrl, '--advertise-client-urls', tlsUrl,
+      '--listen-peer-urls', `http://127.0.0.1:${peer}`, '--initial-advertise-peer-urls', `http://127.0.0.1:${peer}`,
+      '--initial-cluster', `solo=http://127.0.0.1:${peer}`,
+      '--cert-file', server.cert, '--key-file', server.key, '--trusted-ca-file', server.caCert, '--client-cert-auth'], { stdio: 'ignore' });
+    const creds = (t: typeof host): EtcdTls => ({ ca: readFileSync(server.caCert), cert: readFileSync(t.cert), key: readFileSync(t.key) });
+    await waitFor('etcd over TLS healthy', async () => (await quorum([tlsUrl], creds(host))).healthy, 30_000);
+    const tcfg: ClusterConfig = { ...cfg, name: 'tls', endpoints: [tlsUrl] };
+    await createConfig(tcfg, creds(host));
+    assert.equal((await readConfig('tls', [tlsUrl], creds(host))).name, 'tls');
+    const s = new ClusterStore({ ...tcfg, leaseTtlSec: 2 }, creds(host));
+    try {
+      await s.createHa(rec('tv1', 'h1'));
+      assert.equal((await s.haEntry('tv1'))?.rec.owner, 'h1');
+      // A lease is kept alive over TLS, while other clients come and go (quorum checks, config reads).
+      const lease = s.lease();
+      await s.putMember(lease, { name: 'h1', url: 'https://h1', memoryMiB: 1, freeMemoryMiB: 1, cpus: 1, maintenance: false, updatedAt: '' });
+      for (let i = 0; i < 6; i++) {
+        assert.equal((await quorum([tlsUrl], creds(host))).healthy, true);
+        await readConfig('tls', [tlsUrl], creds(host));
+        await new Promise((r) => setTimeout(r, 1_000));
+      }
+      assert.equal(await s.memberAlive('h1'), true, 'the member key outlived 3 TTLs: its lease is renewed');
+      await lease.revoke();
+    } finally {
+      s.close();
+    }
+    // A client certificate of another CA, or plain HTTP: etcd answers neither.
+    assert.equal((await quorum([tlsUrl], creds(stranger))).healthy, false);
+    await assert.rejects(readConfig('tls', [tlsUrl], creds(stranger)), isCode('CLUSTER_UNAVAILABLE'));
+    assert.equal((await quorum([tlsUrl.replace('https:', 'http:')])).healthy, false);
+  } finally {
+    if (tlsEtcd?.pid !== undefined && tlsEtcd.exitCode === null) process.kill(tlsEtcd.pid, 'SIGKILL');
+    rmSync(tdir, { recursive: true, force: true });
+  }
 });

@@ -22,6 +22,7 @@ import { checkCpuModel, hostFacts } from './host-facts.js';
 import { toVmView, type HostView, type VmView } from './views.js';
 import { HostMaintenance } from './maintenance.js';
 import { ClusterLink } from './cluster-link.js';
+import type { EtcdTls } from '../cluster/index.js';
 import { ClusterDrains } from './cluster-drain.js';
 import { clusterHost } from './cluster-host.js';
 import { DEFAULT_POLICY, faultPoint, JobStore, MigrationService, summarize, type MigrationHost } from '../migration/index.js';
@@ -108,7 +109,7 @@ export class Agent {
       config, log, inv: this.inv, vms: this.vms, jobs: this.jobs, migrations: this.migrations, capacity: () => this.capacity(),
       inMaintenance: () => this.maintenance.state() !== 'active', migrationHost: () => this.migrationHost(),
       afterTick: (store, isManager) => this.drains.tick(store, isManager),
-    }), log);
+    }), log, () => etcdTlsOf(config));
     this.maintenance = new HostMaintenance({
       db: this.db, host: config.hostName, log, inv: this.inv, jobs: this.jobs, migrations: this.migrations,
       migrationHost: () => this.migrationHost(), peers: () => config.peers.map((p) => p.name),
@@ -252,4 +253,10 @@ export class Agent {
     this.sup.detachAll();
     this.db.close();
   }
+}
+
+/** This host's credentials for an etcd of https:// endpoints: etcdTls, else its own identity. */
+function etcdTlsOf(config: AgentConfig): EtcdTls | undefined {
+  const files = config.etcdTls ?? config.tls;
+  return files ? { ca: readFileSync(files.caCert), cert: readFileSync(files.cert), key: readFileSync(files.key) } : undefined;
 }

@@ -7,7 +7,7 @@
 import type { Logger } from 'pino';
 import {
   ClusterNode, DEFAULT_CLUSTER_MIGRATIONS, DEFAULT_FENCE_MARGIN_SEC, DEFAULT_LEASE_TTL_SEC, createConfig, quorum, readConfig,
-  type ClusterConfig, type ClusterHost, type FailbackPolicy, type HaRecord, type MemberRecord, type NodeView, type PeerLease, type QuorumView, type RestartPolicy,
+  type ClusterConfig, type ClusterHost, type EtcdTls, type FailbackPolicy, type HaRecord, type MemberRecord, type NodeView, type PeerLease, type QuorumView, type RestartPolicy,
 } from '../cluster/index.js';
 import { FerryError } from '../errors/index.js';
 import type { Db } from '../util/index.js';
@@ -39,7 +39,8 @@ export interface HaPolicy { priority?: number; restart?: RestartPolicy; failback
 export class ClusterLink {
   private node: ClusterNode | undefined;
 
-  constructor(private readonly db: Db, private readonly host: ClusterHost, private readonly log: Logger) {
+  /** `tls`: this host's credentials for https:// etcd endpoints (read when the node starts), undefined without TLS. */
+  constructor(private readonly db: Db, private readonly host: ClusterHost, private readonly log: Logger, private readonly tls: () => EtcdTls | undefined = () => undefined) {
     db.exec('CREATE TABLE IF NOT EXISTS cluster_membership (id INTEGER PRIMARY KEY CHECK (id = 1), config TEXT NOT NULL)');
   }
 
@@ -63,9 +64,9 @@ export class ClusterLink {
         name: req.name, endpoints: req.endpoints, leaseTtlSec: req.leaseTtlSec ?? DEFAULT_LEASE_TTL_SEC,
         fenceMarginSec: req.fenceMarginSec ?? DEFAULT_FENCE_MARGIN_SEC, maxMigrations: req.maxMigrations ?? DEFAULT_CLUSTER_MIGRATIONS, createdAt: new Date().toISOString(),
       };
-      await createConfig(cfg);
+      await createConfig(cfg, this.tls());
     } else {
-      cfg = await readConfig(req.name, req.endpoints);
+      cfg = await readConfig(req.name, req.endpoints, this.tls());
     }
     this.db.prepare('INSERT OR REPLACE INTO cluster_membership (id, config) VALUES (1, ?)').run(JSON.stringify(cfg));
     this.begin(cfg);
@@ -73,7 +74,7 @@ export class ClusterLink {
   }
 
   private begin(cfg: ClusterConfig): void {
-    this.node = new ClusterNode(cfg, this.host);
+    this.node = new ClusterNode(cfg, this.host, this.tls());
     this.node.start();
     this.log.info({ cluster: cfg.name, endpoints: cfg.endpoints }, 'cluster member');
   }
@@ -86,7 +87,7 @@ export class ClusterLink {
   async status(): Promise<ClusterStatus> {
     const n = this.require();
     const cfg = n.config;
-    const q = await quorum(cfg.endpoints);
+    const q = await quorum(cfg.endpoints, this.tls());
     const view = n.view();
     let members: MemberRecord[] = [];
     let manager: string | null = null;

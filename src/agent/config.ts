@@ -49,6 +49,11 @@ export interface AgentConfig {
    * listener is plain HTTP and every move must be allowed to travel unencrypted.
    */
   tls?: { caCert: string; cert: string; key: string; dir: string };
+  /**
+   * TLS to an etcd of https:// endpoints that has a CA of its own: the CA etcd's certificate
+   * chains to, and this host's client certificate and key (PEM files). Absent: `tls` above.
+   */
+  etcdTls?: { caCert: string; cert: string; key: string };
 }
 
 /** Reads and checks an agent config file; throws CONFIG_INVALID with the reason. */

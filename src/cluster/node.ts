@@ -9,7 +9,7 @@ import { FerryError } from '../errors/index.js';
 import { fenceDecision, watchdogDeadline } from './fencing.js';
 import { FAILBACK_RETRY_MS, managerTick, type ManagerMemory } from './manager.js';
 import { clearFailures, DEFAULT_CLUSTER_MIGRATIONS, type ClusterConfig, type FailbackPolicy, type HaEntry, type HaRecord, type RestartPolicy } from './model.js';
-import { ClusterStore } from './store.js';
+import { ClusterStore, type EtcdTls } from './store.js';
 import type { ClusterHost, NodeView } from './host.js';
 import type { VmSpec } from '../vm/index.js';
 
@@ -55,8 +55,8 @@ export class ClusterNode {
   private degraded: string | null = null;
   private readonly memory: ManagerMemory = { deadSince: new Map(), electedAt: 0, aliveSince: new Map(), strandedSince: new Map() };
 
-  constructor(readonly config: ClusterConfig, private readonly host: ClusterHost) {
-    this.store = new ClusterStore(config);
+  constructor(readonly config: ClusterConfig, private readonly host: ClusterHost, tls?: EtcdTls) {
+    this.store = new ClusterStore(config, tls);
   }
 
   start(): void {

@@ -18,15 +18,32 @@ async function guard<T>(what: string, fn: () => Promise<T>): Promise<T> {
   try { return await fn(); } catch (e) { throw unavailable(what, e); }
 }
 
+/**
+ * TLS to etcd (https:// endpoints): the CA etcd's certificate chains to, and this host's own
+ * certificate and key (PEM), which etcd checks with `--client-cert-auth`. Agents use their host
+ * identity (src/security): the lab's etcd has certificates from the hosts' CA.
+ */
+export interface EtcdTls { ca: Buffer; cert: Buffer; key: Buffer }
+
+/** An etcd client; `deadlineMs` bounds every unary call (streams such as watches are not bounded). */
+export function etcdClient(endpoints: string[], tls: EtcdTls | undefined, o: { dialTimeoutMs: number; deadlineMs?: number }): Etcd3 {
+  const { deadlineMs } = o;
+  return new Etcd3({
+    hosts: endpoints, dialTimeout: o.dialTimeoutMs,
+    ...(tls ? { credentials: { rootCertificate: tls.ca, privateKey: tls.key, certChain: tls.cert } } : {}),
+    ...(deadlineMs !== undefined ? { defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + deadlineMs }) } : {}),
+  });
+}
+
 /** Calls `fn` with a client of `endpoints` that is closed afterwards. */
-export async function withEtcd<T>(endpoints: string[], fn: (c: Etcd3) => Promise<T>): Promise<T> {
-  const c = new Etcd3({ hosts: endpoints, dialTimeout: 2_000 });
+export async function withEtcd<T>(endpoints: string[], tls: EtcdTls | undefined, fn: (c: Etcd3) => Promise<T>): Promise<T> {
+  const c = etcdClient(endpoints, tls, { dialTimeoutMs: 2_000 });
   try { return await fn(c); } finally { c.close(); }
 }
 
 /** Writes the cluster's config unless one exists (CLUSTER_EXISTS then). */
-export async function createConfig(cfg: ClusterConfig): Promise<void> {
-  await withEtcd(cfg.endpoints, async (c) => {
+export async function createConfig(cfg: ClusterConfig, tls?: EtcdTls): Promise<void> {
+  await withEtcd(cfg.endpoints, tls, async (c) => {
     const r = await guard('creating the cluster', () => c.if(clusterKeys(cfg.name).config, 'Create', '==', 0)
       .then(c.put(clusterKeys(cfg.name).config).value(JSON.stringify(cfg))).commit());
     if (!r.succeeded) throw new FerryError('CLUSTER_EXISTS', `A cluster named "${cfg.name}" already exists in that etcd; join it instead.`);
@@ -34,8 +51,8 @@ export async function createConfig(cfg: ClusterConfig): Promise<void> {
 }
 
 /** The config of cluster `name` in the etcd at `endpoints` (CLUSTER_NOT_FOUND when there is none). */
-export async function readConfig(name: string, endpoints: string[]): Promise<ClusterConfig> {
-  const text = await withEtcd(endpoints, (c) => guard('reading the cluster config', () => c.get(clusterKeys(name).config).string()));
+export async function readConfig(name: string, endpoints: string[], tls?: EtcdTls): Promise<ClusterConfig> {
+  const text = await withEtcd(endpoints, tls, (c) => guard('reading the cluster config', () => c.get(clusterKeys(name).config).string()));
   if (text === null) throw new FerryError('CLUSTER_NOT_FOUND', `No cluster named "${name}" exists in the etcd at ${endpoints.join(', ')}.`);
   return JSON.parse(text) as ClusterConfig;
 }
@@ -45,9 +62,9 @@ export class ClusterStore {
   readonly keys: ReturnType<typeof clusterKeys>;
   readonly client: Etcd3;
 
-  constructor(readonly config: ClusterConfig) {
+  constructor(readonly config: ClusterConfig, private readonly tls?: EtcdTls) {
     this.keys = clusterKeys(config.name);
-    this.client = new Etcd3({ hosts: config.endpoints, dialTimeout: 2_000, defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + 3_000 }) });
+    this.client = etcdClient(config.endpoints, tls, { dialTimeoutMs: 2_000, deadlineMs: 3_000 });
   }
 
   close(): void { this.client.close(); }
@@ -63,7 +80,7 @@ export class ClusterStore {
   async memberAlive(host: string): Promise<boolean> {
     // A client of its own: the long-lived one's circuit breaker stays open for a while after etcd
     // was away, and this must see etcd as it is now.
-    const c = new Etcd3({ hosts: this.config.endpoints, dialTimeout: 1_000, defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + 1_000 }) });
+    const c = etcdClient(this.config.endpoints, this.tls, { dialTimeoutMs: 1_000, deadlineMs: 1_000 });
     let timer: NodeJS.Timeout | undefined;
     try {
       // The client tries each endpoint in turn, a dial timeout each: bound the whole answer too.
@@ -207,9 +224,9 @@ export class ClusterStore {
 export interface QuorumView { healthy: boolean; endpoints: { url: string; ok: boolean; leader: boolean; error?: string }[] }
 
 /** Asks each endpoint alone for its status (1 s each, in parallel). Healthy: a majority answer and agree on a leader. */
-export async function quorum(endpoints: string[]): Promise<QuorumView> {
+export async function quorum(endpoints: string[], tls?: EtcdTls): Promise<QuorumView> {
   const answers = await Promise.all(endpoints.map(async (url) => {
-    const c = new Etcd3({ hosts: url, dialTimeout: 1_000, defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + 1_500 }) });
+    const c = etcdClient([url], tls, { dialTimeoutMs: 1_000, deadlineMs: 1_500 });
     try {
       const s = await c.maintenance.status();
       return { url, ok: true, leaderId: s.leader, self: s.header.member_id };

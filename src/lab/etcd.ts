@@ -11,14 +11,15 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { FerryError } from '../errors/index.js';
 import { readPidFile } from '../util/files.js';
+import { hostCertCurrent, hostTlsPaths, issueHostCert } from '../security/index.js';
 import { logTail } from './agents.js';
 import { ip, sleep } from './netns.js';
 import { BRIDGE, LAB_PREFIX_LENGTH, type HostPlan, type LabPlan } from './plan.js';
 
 const run = promisify(execFile);
 
-/** One etcd member of the lab. */
-export interface EtcdMember { name: string; address: string; clientUrl: string; peerUrl: string; dataDir: string; pidPath: string; logPath: string }
+/** One etcd member of the lab; `tlsDir` holds its certificate from the lab's CA (the hosts' CA). */
+export interface EtcdMember { name: string; address: string; clientUrl: string; peerUrl: string; dataDir: string; pidPath: string; logPath: string; tlsDir: string }
 
 /** The lab's cluster name in etcd. */
 export const LAB_CLUSTER = 'lab';
@@ -28,8 +29,8 @@ export function etcdMembers(p: LabPlan): EtcdMember[] {
     const address = `10.77.0.${2 + i}`;
     const dir = join(p.dir, 'etcd', `e${i}`);
     return {
-      name: `e${i}`, address, clientUrl: `http://${address}:2379`, peerUrl: `http://${address}:2380`,
-      dataDir: join(dir, 'data'), pidPath: join(dir, 'etcd.pid'), logPath: join(dir, 'etcd.log'),
+      name: `e${i}`, address, clientUrl: `https://${address}:2379`, peerUrl: `https://${address}:2380`,
+      dataDir: join(dir, 'data'), pidPath: join(dir, 'etcd.pid'), logPath: join(dir, 'etcd.log'), tlsDir: join(dir, 'tls'),
     };
   });
 }
@@ -46,13 +47,23 @@ export function etcdPid(m: EtcdMember): number | null {
   }
 }
 
-/** Starts the members that are not running and waits until etcd has a leader. Idempotent. */
+/**
+ * Starts the members that are not running and waits until etcd has a leader. Idempotent. etcd
+ * speaks TLS only, to clients and between members, and admits only certificates of the lab's CA
+ * (`--client-cert-auth`): the agents present their host certificates. The CA must exist.
+ */
 export async function ensureEtcd(p: LabPlan): Promise<EtcdMember[]> {
   const members = etcdMembers(p);
   for (const m of members) await ip(['addr', 'replace', `${m.address}/${LAB_PREFIX_LENGTH}`, 'dev', BRIDGE], p.switchNs);
   const initial = members.map((m) => `${m.name}=${m.peerUrl}`).join(',');
   for (const m of members) {
     if (etcdPid(m) !== null) continue;
+    // Every member's address in each certificate: the members share the switch namespace, so a
+    // member's peer connections leave from whichever of them the kernel picks, and etcd checks the
+    // client certificate of a peer against the address it connects from.
+    const addresses = members.map((x) => x.address);
+    const tls = hostCertCurrent(p.caDir, `etcd-${m.name}`, addresses, m.tlsDir)
+      ? hostTlsPaths(m.tlsDir) : await issueHostCert({ caDir: p.caDir, name: `etcd-${m.name}`, addresses, outDir: m.tlsDir });
     mkdirSync(join(m.dataDir, '..'), { recursive: true });
     const log = openSync(m.logPath, 'a');
     try {
@@ -61,6 +72,8 @@ export async function ensureEtcd(p: LabPlan): Promise<EtcdMember[]> {
         '--listen-client-urls', m.clientUrl, '--advertise-client-urls', m.clientUrl,
         '--listen-peer-urls', m.peerUrl, '--initial-advertise-peer-urls', m.peerUrl,
         '--initial-cluster', initial, '--initial-cluster-state', 'new', '--initial-cluster-token', `ferry-${p.name}`,
+        '--cert-file', tls.cert, '--key-file', tls.key, '--trusted-ca-file', tls.caCert, '--client-cert-auth',
+        '--peer-cert-file', tls.cert, '--peer-key-file', tls.key, '--peer-trusted-ca-file', tls.caCert, '--peer-client-cert-auth',
       ], { stdio: ['ignore', log, log], detached: false });
       child.unref();
       if (child.pid === undefined) throw new FerryError('LAB_FAILED', `etcd member ${m.name} did not start: is etcd-server installed?`);
@@ -80,7 +93,9 @@ async function waitHealthy(p: LabPlan, members: EtcdMember[], timeoutMs: number)
   let last = '';
   while (Date.now() < deadline) {
     try {
-      const r = await run('ip', ['netns', 'exec', p.switchNs, 'etcdctl', '--endpoints', members.map((m) => m.clientUrl).join(','), 'endpoint', 'health', '-w', 'json'],
+      const tls = hostTlsPaths(members[0]?.tlsDir ?? '');
+      const r = await run('ip', ['netns', 'exec', p.switchNs, 'etcdctl', '--endpoints', members.map((m) => m.clientUrl).join(','),
+        '--cacert', tls.caCert, '--cert', tls.cert, '--key', tls.key, 'endpoint', 'health', '-w', 'json'],
         { env: { ...process.env, ETCDCTL_API: '3' }, timeout: 10_000 });
       last = r.stdout;
     } catch (e) {

@@ -128,15 +128,20 @@ async function ensureAgents(p: LabPlan, rec: LabRecord, opts: LabUpOptions): Pro
   }));
 }
 
+/** The lab's CA, made once: it signs the hosts' and the etcd members' certificates. */
+async function ensureCa(p: LabPlan): Promise<void> {
+  if (!existsSync(join(p.caDir, CA_FILES.cert)) || !existsSync(join(p.caDir, CA_FILES.key))) {
+    await initCa(p.caDir, { commonName: `Ferry lab ${p.name} CA`, force: true });
+  }
+}
+
 /**
  * The lab's PKI: a CA in the lab folder (made once) and a certificate per host naming the host and
  * its two addresses, reissued when missing, for other addresses, from another CA or near expiry.
  * A reissued certificate changes no config, so a running agent is restarted to read it.
  */
 async function ensureCertificates(p: LabPlan): Promise<void> {
-  if (!existsSync(join(p.caDir, CA_FILES.cert)) || !existsSync(join(p.caDir, CA_FILES.key))) {
-    await initCa(p.caDir, { commonName: `Ferry lab ${p.name} CA`, force: true });
-  }
+  await ensureCa(p);
   for (const h of p.hosts) {
     const addresses = [h.address, h.migrationAddress];
     if (hostCertCurrent(p.caDir, h.name, addresses, h.tlsDir)) continue;
@@ -160,6 +165,7 @@ export async function labUp(opts: LabUpOptions = {}): Promise<LabStatus> {
   await ensureTopology(p);
   const rate = rec.bandwidth === null ? null : parseRate(rec.bandwidth);
   for (const h of p.hosts) await shapeHostLink(p, h, rate);
+  if (rec.cluster) await ensureCa(p);
   const etcd = rec.cluster ? await ensureEtcd(p) : undefined;
   if (opts.agents !== false) await ensureAgents(p, rec, opts);
   if (etcd && opts.agents !== false) await joinLabCluster(p, etcd, opts.clusterTiming);
