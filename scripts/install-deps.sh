@@ -5,7 +5,8 @@
 # migration unless guest RAM is trimmed, and the trim costs the guest a stall at the start of every
 # move (src/qemu/argv.ts). On Debian 12 the script therefore takes QEMU from Debian's own
 # bookworm-backports suite (10.0 there), adding that suite to apt's sources if it is not there.
-# FERRY_QEMU=stock keeps Debian 12's QEMU 7.2 (Ferry runs on it, trimming RAM under TCG).
+# FERRY_QEMU=stock does not upgrade Debian 12's QEMU 7.2 (Ferry runs on it, trimming RAM under
+# TCG); it never downgrades a QEMU already upgraded.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 pkgs=(busybox-static cpio kmod gcc libc6-dev iproute2 iputils-ping curl procps tcpdump openssl chromium etcd-server etcd-client)
@@ -23,7 +24,9 @@ installed_major() {  # the major version of an installed package, or 0
 qemu_from=()
 if [[ $codename == bookworm && ${FERRY_QEMU:-} != stock ]]; then
   if (($(installed_major qemu-system-x86) < 9 || $(installed_major qemu-utils) < 9)); then
-    if ! grep -rqs 'bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/; then
+    # An active entry: a .list line or a .sources Suites field, not a comment (a stray mention
+    # elsewhere is caught below, when the install does not bring QEMU 9 or later).
+    if ! grep -rqsE '^[^#]*bookworm-backports' --include='*.list' --include='*.sources' /etc/apt/sources.list /etc/apt/sources.list.d/; then
       echo "adding Debian's bookworm-backports suite to apt's sources (for QEMU 10)"
       cat > /etc/apt/sources.list.d/ferry-bookworm-backports.sources <<'SRC'
 Types: deb
@@ -53,4 +56,8 @@ if ((${#qemu_from[@]})); then
   echo "installing: ${qemu_pkgs[*]} from bookworm-backports"
   apt_update
   apt-get install -y -qq --no-install-recommends "${qemu_from[@]}" "${qemu_pkgs[@]}"
+  if (($(installed_major qemu-system-x86) < 9)); then
+    echo "error: QEMU is still older than 9.0 after installing from bookworm-backports; check apt's sources, or run with FERRY_QEMU=stock to keep QEMU 7.2" >&2
+    exit 1
+  fi
 fi

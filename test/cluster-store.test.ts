@@ -212,6 +212,9 @@ test('an etcd that speaks TLS and checks client certificates: a host with a cert
     assert.equal((await quorum([tlsUrl], creds(stranger))).healthy, false);
     await assert.rejects(readConfig('tls', [tlsUrl], creds(stranger)), isCode('CLUSTER_UNAVAILABLE'));
     assert.equal((await quorum([tlsUrl.replace('https:', 'http:')])).healthy, false);
+    // A host with credentials still speaks plain text to an http:// etcd (clusters made before TLS).
+    assert.equal((await quorum([url], creds(host))).healthy, true);
+    assert.equal((await readConfig('itest', [url], creds(host))).name, 'itest');
   } finally {
     if (tlsEtcd?.pid !== undefined && tlsEtcd.exitCode === null) process.kill(tlsEtcd.pid, 'SIGKILL');
     rmSync(tdir, { recursive: true, force: true });

@@ -1,4 +1,4 @@
-// Integration: the QMP client against a real qemu-system-x86_64 (7.2), no guest needed.
+// Integration: the QMP client against a real qemu-system-x86_64 (the installed version), no guest needed.
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';

@@ -6,7 +6,7 @@ import { promisify } from 'node:util';
 import type { Logger } from 'pino';
 import { Inventory, isActive, type VmRecord } from '../vm/index.js';
 import { Pools, poolSpace } from '../storage/index.js';
-import { CpuModelProbe, QEMU_BIN, isQemuAlive, parseQemuVersion, resolveAccel, runFiles, type Accel, type AccelProbe } from '../qemu/index.js';
+import { CpuModelProbe, QEMU_BIN, isQemuAlive, parseQemuVersion, qemuHasTcgDirtyBug, resolveAccel, runFiles, type Accel, type AccelProbe } from '../qemu/index.js';
 import { findImage, GUEST_READY_MARKER } from '../image/index.js';
 import { openDb, readPidFile, type Db } from '../util/index.js';
 import type { AgentConfig } from './config.js';
@@ -109,7 +109,7 @@ export class Agent {
       config, log, inv: this.inv, vms: this.vms, jobs: this.jobs, migrations: this.migrations, capacity: () => this.capacity(),
       inMaintenance: () => this.maintenance.state() !== 'active', migrationHost: () => this.migrationHost(),
       afterTick: (store, isManager) => this.drains.tick(store, isManager),
-    }), log, () => etcdTlsOf(config));
+    }), log, once(() => etcdTlsOf(config)));
     this.maintenance = new HostMaintenance({
       db: this.db, host: config.hostName, log, inv: this.inv, jobs: this.jobs, migrations: this.migrations,
       migrationHost: () => this.migrationHost(), peers: () => config.peers.map((p) => p.name),
@@ -152,7 +152,8 @@ export class Agent {
       takeStorageSlot: () => this.slots.tryTake('storage'),
       settings: () => this.settings.get(),
       inMaintenance: () => { const s = this.maintenance.state(); return s === 'active' ? null : s; },
-      hostFacts: (model) => hostFacts({ cpuModels: this.cpuModels, capacity: () => this.capacity(), usedMemoryMiB: () => this.vms.usedMemoryMiB(), bridge: config.bridge }, model),
+      hostFacts: (model) => hostFacts({ cpuModels: this.cpuModels, capacity: () => this.capacity(), usedMemoryMiB: () => this.vms.usedMemoryMiB(), bridge: config.bridge,
+        tcgDirtyBug: async () => (await this.accel()) === 'tcg' && qemuHasTcgDirtyBug(this.qemuVersion) }, model),
       emit: (type, data) => this.bus.emit(type, data),
       fault: (point) => faultPoint(config.stateDir, point),
     };
@@ -258,5 +259,20 @@ export class Agent {
 /** This host's credentials for an etcd of https:// endpoints: etcdTls, else its own identity. */
 function etcdTlsOf(config: AgentConfig): EtcdTls | undefined {
   const files = config.etcdTls ?? config.tls;
-  return files ? { ca: readFileSync(files.caCert), cert: readFileSync(files.cert), key: readFileSync(files.key) } : undefined;
+  if (!files) return undefined;
+  try {
+    return { ca: readFileSync(files.caCert), cert: readFileSync(files.cert), key: readFileSync(files.key) };
+  } catch (e) {
+    throw new FerryError('CONFIG_INVALID', `The ${config.etcdTls ? 'etcdTls' : 'tls'} files of the agent config could not be read for etcd: ${(e as Error).message}.`, { cause: e });
+  }
+}
+
+/** `fn`'s first result, kept (a failure is not kept: the next call tries again). */
+function once<T>(fn: () => T): () => T {
+  let done = false;
+  let value: T;
+  return () => {
+    if (!done) { value = fn(); done = true; }
+    return value;
+  };
 }

@@ -39,7 +39,7 @@ export interface HaPolicy { priority?: number; restart?: RestartPolicy; failback
 export class ClusterLink {
   private node: ClusterNode | undefined;
 
-  /** `tls`: this host's credentials for https:// etcd endpoints (read when the node starts), undefined without TLS. */
+  /** `tls`: this host's credentials for https:// etcd endpoints (read once, at first use), undefined without TLS. */
   constructor(private readonly db: Db, private readonly host: ClusterHost, private readonly log: Logger, private readonly tls: () => EtcdTls | undefined = () => undefined) {
     db.exec('CREATE TABLE IF NOT EXISTS cluster_membership (id INTEGER PRIMARY KEY CHECK (id = 1), config TEXT NOT NULL)');
   }

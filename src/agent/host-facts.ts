@@ -9,15 +9,17 @@ export interface HostFactsDeps {
   capacity: () => { memoryMiB: number; cpus: number };
   usedMemoryMiB: () => number;
   bridge: string;
+  /** True when this host runs TCG on a QEMU older than 9.0 (its TCG guests need their RAM trimmed). */
+  tcgDirtyBug: () => Promise<boolean>;
 }
 
 /** This host's side of a compatibility report (MigrationHost.hostFacts). */
 export async function hostFacts(d: HostFactsDeps, cpuModel: string): Promise<HostFacts> {
-  const [p, cpuFeatures] = await Promise.all([d.cpuModels.probe(), d.cpuModels.features(cpuModel)]);
+  const [p, cpuFeatures, tcgDirtyBug] = await Promise.all([d.cpuModels.probe(), d.cpuModels.features(cpuModel), d.tcgDirtyBug()]);
   const m = p.models.find((x) => x.name === cpuModel);
   const cap = d.capacity();
   return {
-    freeMemoryMiB: cap.memoryMiB - d.usedMemoryMiB(), cpus: cap.cpus, machines: p.machines,
+    freeMemoryMiB: cap.memoryMiB - d.usedMemoryMiB(), cpus: cap.cpus, machines: p.machines, tcgDirtyBug,
     cpuModel: m ? { name: m.name, unavailable: m.unavailable } : undefined, cpuFeatures,
     // The agent runs in the host's network namespace, so sysfs shows that namespace's devices.
     bridge: d.bridge, bridgeExists: existsSync(`/sys/class/net/${d.bridge}`),

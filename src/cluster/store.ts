@@ -25,12 +25,17 @@ async function guard<T>(what: string, fn: () => Promise<T>): Promise<T> {
  */
 export interface EtcdTls { ca: Buffer; cert: Buffer; key: Buffer }
 
-/** An etcd client; `deadlineMs` bounds every unary call (streams such as watches are not bounded). */
+/**
+ * An etcd client; `deadlineMs` bounds every unary call (streams such as watches are not bounded).
+ * `tls` is used only for https:// endpoints: an http:// etcd is spoken to in plain text even by a
+ * host that has credentials (etcd3 would otherwise use TLS for every endpoint).
+ */
 export function etcdClient(endpoints: string[], tls: EtcdTls | undefined, o: { dialTimeoutMs: number; deadlineMs?: number }): Etcd3 {
   const { deadlineMs } = o;
+  const secure = endpoints.some((e) => e.startsWith('https://'));
   return new Etcd3({
     hosts: endpoints, dialTimeout: o.dialTimeoutMs,
-    ...(tls ? { credentials: { rootCertificate: tls.ca, privateKey: tls.key, certChain: tls.cert } } : {}),
+    ...(tls && secure ? { credentials: { rootCertificate: tls.ca, privateKey: tls.key, certChain: tls.cert } } : {}),
     ...(deadlineMs !== undefined ? { defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + deadlineMs }) } : {}),
   });
 }

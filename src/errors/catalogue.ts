@@ -79,6 +79,7 @@ export const CATALOGUE = {
   // Compatibility report (ferry compare; every move runs it first)
   MIGRATION_DISABLED: spec(409, 'Live migration is turned off on the source (outgoing) or the destination (incoming) host.'),
   MACHINE_TYPE_UNSUPPORTED: spec(409, 'The destination\'s QEMU does not offer the VM\'s machine type (it is older than the source\'s).'),
+  QEMU_TOO_OLD: spec(409, 'The destination\'s QEMU runs TCG and is older than 9.0, and the VM runs with its whole RAM: moving it there would lose guest writes.'),
   CPU_MODEL_UNSUPPORTED: spec(409, 'The destination does not know the VM\'s CPU model or cannot offer some of its features.'),
   CPU_FEATURES_MISSING: spec(409, 'The VM\'s CPU model enables features on the source that the same model lacks on the destination.'),
   INSUFFICIENT_CPUS: spec(409, 'The destination has fewer CPUs than the VM has vCPUs.'),

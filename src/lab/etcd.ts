@@ -57,7 +57,11 @@ export async function ensureEtcd(p: LabPlan): Promise<EtcdMember[]> {
   for (const m of members) await ip(['addr', 'replace', `${m.address}/${LAB_PREFIX_LENGTH}`, 'dev', BRIDGE], p.switchNs);
   const initial = members.map((m) => `${m.name}=${m.peerUrl}`).join(',');
   for (const m of members) {
-    if (etcdPid(m) !== null) continue;
+    const running = etcdPid(m);
+    if (running !== null && !readFileSync(`/proc/${running}/cmdline`, 'utf8').split('\0').includes('--client-cert-auth')) {
+      throw new FerryError('LAB_FAILED', `The lab's etcd member ${m.name} was started by an older Ferry without TLS; run \`ferry lab down --name ${p.name}\` and bring the lab up again.`);
+    }
+    if (running !== null) continue;
     // Every member's address in each certificate: the members share the switch namespace, so a
     // member's peer connections leave from whichever of them the kernel picks, and etcd checks the
     // client certificate of a peer against the address it connects from.

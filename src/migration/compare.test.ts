@@ -38,6 +38,15 @@ test('compare: one code per problem, each side judged on its facts', () => {
   for (const [name, d, extra, want] of table) assert.deepEqual(codes(d, extra), want, name);
 });
 
+test('compare: a VM with its whole RAM is refused by a TCG host on QEMU < 9; trimmed or unrecorded, it is taken', () => {
+  const to = (ramTrimKiB: number | undefined, tcgDirtyBug: boolean): string[] =>
+    compare({ vm: { ...vm, ...(ramTrimKiB !== undefined ? { ramTrimKiB } : {}) }, destination: { ...good, tcgDirtyBug } }).map((p) => p.code);
+  assert.deepEqual(to(0, true), ['QEMU_TOO_OLD']);
+  assert.deepEqual(to(8, true), []);
+  assert.deepEqual(to(undefined, true), [], 'no trim recorded: the older rule, 8 KiB under TCG');
+  assert.deepEqual(to(0, false), []);
+});
+
 test('compare: sentences name the host and the facts; report lines are CODE: sentence', () => {
   const p = compare({ vm, destination: { ...good, freeMemoryMiB: 100, cpuModel: { name: 'qemu64', unavailable: ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h'] } } });
   assert.deepEqual(reportLines(p), [

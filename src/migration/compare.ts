@@ -29,6 +29,8 @@ export interface DestinationFacts {
   cpus: number;
   /** Machine types its QEMU offers. */
   machines: string[];
+  /** Its QEMU runs TCG and is older than 9.0, so a TCG guest needs its RAM trimmed (src/qemu/argv.ts ramTrimFor). */
+  tcgDirtyBug?: boolean;
   /** Its offer of the VM's CPU model; undefined when its QEMU does not know the model. */
   cpuModel: CpuModelFacts | undefined;
   /** The features the VM's model enables there (full expansion); undefined when unknown. */
@@ -69,6 +71,9 @@ function destinationProblems(f: CompareFacts, d: DestinationFacts): Incompatibil
   if (!d.machines.includes(vm.machine)) {
     out.push({ code: 'MACHINE_TYPE_UNSUPPORTED', message: `The QEMU of ${d.host} does not offer the machine type ${vm.machine} of "${vm.name}"; upgrade it.` });
   }
+  if (d.tcgDirtyBug === true && vm.ramTrimKiB === 0) {
+    out.push({ code: 'QEMU_TOO_OLD', message: `The QEMU of ${d.host} (TCG, older than 9.0) would lose guest writes of "${vm.name}" in its next move, which runs with its whole RAM since it started on a newer QEMU; upgrade QEMU there (scripts/install-deps.sh).` });
+  }
   out.push(...cpuProblems(f, d));
   if (vm.memoryMiB > d.freeMemoryMiB) {
     out.push({ code: 'INSUFFICIENT_MEMORY', message: `Host ${d.host} has ${d.freeMemoryMiB} MiB free for VMs, less than the ${vm.memoryMiB} MiB of "${vm.name}".` });
@@ -104,4 +109,4 @@ function listOf(features: readonly string[]): string {
 export const reportLines = (problems: readonly Incompatibility[]): string[] => problems.map((p) => `${p.code}: ${p.message}`);
 
 /** What a host reports of itself for the report (MigrationHost.hostFacts): capacity, QEMU's offer for the VM's CPU model, its bridge. */
-export type HostFacts = Pick<DestinationFacts, 'freeMemoryMiB' | 'cpus' | 'machines' | 'cpuModel' | 'cpuFeatures' | 'bridge' | 'bridgeExists'>;
+export type HostFacts = Pick<DestinationFacts, 'freeMemoryMiB' | 'cpus' | 'machines' | 'tcgDirtyBug' | 'cpuModel' | 'cpuFeatures' | 'bridge' | 'bridgeExists'>;
