@@ -35,7 +35,6 @@ Suites: bookworm-backports
 Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 SRC
-      updated=0
     fi
     qemu_from=(-t bookworm-backports)
   fi

@@ -6,7 +6,7 @@ import { promisify } from 'node:util';
 import type { Logger } from 'pino';
 import { Inventory, isActive, type VmRecord } from '../vm/index.js';
 import { Pools, poolSpace } from '../storage/index.js';
-import { CpuModelProbe, QEMU_BIN, isQemuAlive, parseQemuVersion, qemuHasTcgDirtyBug, resolveAccel, runFiles, type Accel, type AccelProbe } from '../qemu/index.js';
+import { CpuModelProbe, QEMU_BIN, isQemuAlive, needsRamTrim, parseQemuVersion, resolveAccel, runFiles, type Accel, type AccelProbe } from '../qemu/index.js';
 import { findImage, GUEST_READY_MARKER } from '../image/index.js';
 import { openDb, readPidFile, type Db } from '../util/index.js';
 import type { AgentConfig } from './config.js';
@@ -22,7 +22,6 @@ import { checkCpuModel, hostFacts } from './host-facts.js';
 import { toVmView, type HostView, type VmView } from './views.js';
 import { HostMaintenance } from './maintenance.js';
 import { ClusterLink } from './cluster-link.js';
-import type { EtcdTls } from '../cluster/index.js';
 import { ClusterDrains } from './cluster-drain.js';
 import { clusterHost } from './cluster-host.js';
 import { DEFAULT_POLICY, faultPoint, JobStore, MigrationService, summarize, type MigrationHost } from '../migration/index.js';
@@ -109,7 +108,7 @@ export class Agent {
       config, log, inv: this.inv, vms: this.vms, jobs: this.jobs, migrations: this.migrations, capacity: () => this.capacity(),
       inMaintenance: () => this.maintenance.state() !== 'active', migrationHost: () => this.migrationHost(),
       afterTick: (store, isManager) => this.drains.tick(store, isManager),
-    }), log, once(() => etcdTlsOf(config)));
+    }), log, config.etcdTls ?? config.tls);
     this.maintenance = new HostMaintenance({
       db: this.db, host: config.hostName, log, inv: this.inv, jobs: this.jobs, migrations: this.migrations,
       migrationHost: () => this.migrationHost(), peers: () => config.peers.map((p) => p.name),
@@ -153,7 +152,7 @@ export class Agent {
       settings: () => this.settings.get(),
       inMaintenance: () => { const s = this.maintenance.state(); return s === 'active' ? null : s; },
       hostFacts: (model) => hostFacts({ cpuModels: this.cpuModels, capacity: () => this.capacity(), usedMemoryMiB: () => this.vms.usedMemoryMiB(), bridge: config.bridge,
-        tcgDirtyBug: async () => (await this.accel()) === 'tcg' && qemuHasTcgDirtyBug(this.qemuVersion) }, model),
+        tcgDirtyBug: async () => needsRamTrim(await this.accel(), this.qemuVersion) }, model),
       emit: (type, data) => this.bus.emit(type, data),
       fault: (point) => faultPoint(config.stateDir, point),
     };
@@ -254,25 +253,4 @@ export class Agent {
     this.sup.detachAll();
     this.db.close();
   }
-}
-
-/** This host's credentials for an etcd of https:// endpoints: etcdTls, else its own identity. */
-function etcdTlsOf(config: AgentConfig): EtcdTls | undefined {
-  const files = config.etcdTls ?? config.tls;
-  if (!files) return undefined;
-  try {
-    return { ca: readFileSync(files.caCert), cert: readFileSync(files.cert), key: readFileSync(files.key) };
-  } catch (e) {
-    throw new FerryError('CONFIG_INVALID', `The ${config.etcdTls ? 'etcdTls' : 'tls'} files of the agent config could not be read for etcd: ${(e as Error).message}.`, { cause: e });
-  }
-}
-
-/** `fn`'s first result, kept (a failure is not kept: the next call tries again). */
-function once<T>(fn: () => T): () => T {
-  let done = false;
-  let value: T;
-  return () => {
-    if (!done) { value = fn(); done = true; }
-    return value;
-  };
 }

@@ -4,6 +4,7 @@
  * hooks VM actions and moves call so etcd follows what happens here. Standalone hosts have no node
  * and every hook is a no-op.
  */
+import { readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
 import {
   ClusterNode, DEFAULT_CLUSTER_MIGRATIONS, DEFAULT_FENCE_MARGIN_SEC, DEFAULT_LEASE_TTL_SEC, createConfig, quorum, readConfig,
@@ -39,8 +40,14 @@ export interface HaPolicy { priority?: number; restart?: RestartPolicy; failback
 export class ClusterLink {
   private node: ClusterNode | undefined;
 
-  /** `tls`: this host's credentials for https:// etcd endpoints (read once, at first use), undefined without TLS. */
-  constructor(private readonly db: Db, private readonly host: ClusterHost, private readonly log: Logger, private readonly tls: () => EtcdTls | undefined = () => undefined) {
+  private tlsRead: EtcdTls | undefined;
+
+  /**
+   * `tlsFiles`: the PEM files of this host's credentials for https:// etcd endpoints (ferryd.json
+   * `etcdTls`, else `tls`), read at first use; absent without TLS.
+   */
+  constructor(private readonly db: Db, private readonly host: ClusterHost, private readonly log: Logger,
+    private readonly tlsFiles?: { caCert: string; cert: string; key: string }) {
     db.exec('CREATE TABLE IF NOT EXISTS cluster_membership (id INTEGER PRIMARY KEY CHECK (id = 1), config TEXT NOT NULL)');
   }
 
@@ -51,6 +58,18 @@ export class ClusterLink {
   }
 
   get active(): ClusterNode | undefined { return this.node; }
+
+  /** The credentials for etcd, read once; CONFIG_INVALID when a file cannot be read. */
+  private tls(): EtcdTls | undefined {
+    const f = this.tlsFiles;
+    if (!f || this.tlsRead) return this.tlsRead;
+    try {
+      this.tlsRead = { ca: readFileSync(f.caCert), cert: readFileSync(f.cert), key: readFileSync(f.key) };
+    } catch (e) {
+      throw new FerryError('CONFIG_INVALID', `The agent config's TLS files could not be read for etcd: ${(e as Error).message}.`, { cause: e });
+    }
+    return this.tlsRead;
+  }
 
   /** Creates the cluster in etcd (with `create`) or reads its config, then joins it. */
   async join(req: ClusterJoinRequest): Promise<ClusterConfig> {

@@ -35,17 +35,20 @@ export function etcdMembers(p: LabPlan): EtcdMember[] {
   });
 }
 
-/** The member's pid when it runs (its command line names its data folder), else null. */
-export function etcdPid(m: EtcdMember): number | null {
+/** The member's pid and arguments when it runs (its command line names its data folder), else null. */
+function etcdProcess(m: EtcdMember): { pid: number; args: string[] } | null {
   const pid = readPidFile(m.pidPath);
   if (pid === undefined) return null;
   try {
-    const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
-    return cmd.split('\0').includes(m.dataDir) ? pid : null;
+    const args = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+    return args.includes(m.dataDir) ? { pid, args } : null;
   } catch {
     return null;
   }
 }
+
+/** The member's pid when it runs, else null. */
+export const etcdPid = (m: EtcdMember): number | null => etcdProcess(m)?.pid ?? null;
 
 /**
  * Starts the members that are not running and waits until etcd has a leader. Idempotent. etcd
@@ -57,11 +60,11 @@ export async function ensureEtcd(p: LabPlan): Promise<EtcdMember[]> {
   for (const m of members) await ip(['addr', 'replace', `${m.address}/${LAB_PREFIX_LENGTH}`, 'dev', BRIDGE], p.switchNs);
   const initial = members.map((m) => `${m.name}=${m.peerUrl}`).join(',');
   for (const m of members) {
-    const running = etcdPid(m);
-    if (running !== null && !readFileSync(`/proc/${running}/cmdline`, 'utf8').split('\0').includes('--client-cert-auth')) {
+    const running = etcdProcess(m);
+    if (running && !running.args.includes('--client-cert-auth')) {
       throw new FerryError('LAB_FAILED', `The lab's etcd member ${m.name} was started by an older Ferry without TLS; run \`ferry lab down --name ${p.name}\` and bring the lab up again.`);
     }
-    if (running !== null) continue;
+    if (running) continue;
     // Every member's address in each certificate: the members share the switch namespace, so a
     // member's peer connections leave from whichever of them the kernel picks, and etcd checks the
     // client certificate of a peer against the address it connects from.

@@ -49,13 +49,16 @@ export const qemuHasTcgDirtyBug = (qemuVersion: string): boolean => {
   return major === undefined || Number(major) < 9;
 };
 
+/** Whether a host's TCG guests need their RAM trimmed: TCG on a QEMU older than 9.0. */
+export const needsRamTrim = (accel: 'kvm' | 'tcg', qemuVersion: string): boolean => accel === 'tcg' && qemuHasTcgDirtyBug(qemuVersion);
+
 /**
  * The KiB a VM's RAM is trimmed by when it cold-starts on this host (VmSpec.ramTrimKiB), or
  * undefined for the rule agents used before the field existed (8 under TCG, none under KVM), which
  * keeps the spec, and so the peer messages, unchanged wherever that rule still holds.
  */
 export function ramTrimFor(accel: 'kvm' | 'tcg', qemuVersion: string): number | undefined {
-  return accel === 'tcg' && !qemuHasTcgDirtyBug(qemuVersion) ? 0 : undefined;
+  return accel === 'tcg' && !needsRamTrim(accel, qemuVersion) ? 0 : undefined;
 }
 
 /** QEMU's `-m`: the MiB asked for, less the trim the VM started with (see {@link ramTrimFor}). */
