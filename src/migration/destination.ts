@@ -225,13 +225,16 @@ export class DestinationSide {
         return false;
       }
       const t0 = Date.now();
+      // The exports go before the VM runs: the source let go of them at switch-over, and while an
+      // export holds its image for writing the guest's disk cannot take the image for itself
+      // (QEMU reports a permission conflict at `cont`, and a disk in an I/O thread then hangs).
+      if (exports > 0) await stopExports(qmp, exports);
       if (!(await resumeHere(qmp, { postcopy: ev.data.status === 'postcopy-active' }))) {
         this.incomingFailed(jobId, 'received the stream but could not run the VM');
         return false;
       }
       this.takeOwnership(jobId, name);
       this.h.log.info({ job: jobId, vm: name, contMs: Date.now() - t0 }, 'incoming VM resumed');
-      if (exports > 0) await stopExports(qmp, exports);
       this.freeSlot(jobId);
       return true;
     } catch (e) {
@@ -377,9 +380,13 @@ export class DestinationSide {
   }
 }
 
-/** Ends a storage move's NBD exports once the VM runs here (the source let go of them at switch-over). */
+/**
+ * Ends a storage move's NBD exports before the VM runs here. The source let go of them at
+ * switch-over, before it sent the last state; `hard` also drops a connection whose close this
+ * QEMU has not read yet.
+ */
 async function stopExports(qmp: Qmp, n: number): Promise<void> {
-  for (let i = 0; i < n; i++) await qmp.execute('block-export-del', { id: exportName(i) }).catch(() => undefined);
+  for (let i = 0; i < n; i++) await qmp.execute('block-export-del', { id: exportName(i), mode: 'hard' }).catch(() => undefined);
   await qmp.execute('nbd-server-stop').catch(() => undefined);
 }
 

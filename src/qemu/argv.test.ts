@@ -29,6 +29,14 @@ test('argv: disks as blockdev nodes with stable node names; incoming defers', ()
   assert.ok(after(a, '-device').some((d) => d.includes('mac=52:54:00:00:00:01')));
 });
 
+test('argv: every disk runs in the one I/O thread, which exists only when there are disks', () => {
+  const two = buildArgv({ ...base, disks: [...base.disks, { path: '/p/e.qcow2', format: 'qcow2' }] });
+  assert.deepEqual(after(two, '-object'), ['iothread,id=iot0']);
+  assert.deepEqual(after(two, '-device').filter((d) => d.startsWith('virtio-blk-pci')),
+    ['virtio-blk-pci,drive=disk0,id=vd0,iothread=iot0', 'virtio-blk-pci,drive=disk1,id=vd1,iothread=iot0']);
+  assert.deepEqual(after(buildArgv({ ...base, disks: [] }), '-object'), []);
+});
+
 test('argv: RAM under TCG is 8 KiB short unless the VM started with another trim; KVM gets it whole', () => {
   assert.deepEqual(after(buildArgv(base), '-m'), ['262136k'], 'no trim recorded: the rule of older agents');
   assert.deepEqual(after(buildArgv({ ...base, ramTrimKiB: 0 }), '-m'), ['256']);
