@@ -92,7 +92,7 @@ const fmtMove = (from: string, j: MoveJson | undefined): string => (j
     `phases ${Object.entries(j.phaseMs ?? {}).map(([p, ms]) => `${p} ${ms}`).join(' ')}${j.error ? `, error ${j.error.code}: ${j.error.message}` : ''}`
   : `${from}: no JSON`);
 
-test('a VM running its workload moves h1 → h2 → h1 → h2; one TCP connection survives all three moves', track(async (t) => {
+test('a VM running its workload moves h1 → h2 → h1 → h2; one TCP connection survives all three moves; h1 gives its address to no new VM', track(async (t) => {
   const vm = await createVm('live', 'h1');
   await dirty(vm.ip, 5);
   let guest: GuestState = await guestState(LAB, vm.ip);
@@ -126,6 +126,15 @@ test('a VM running its workload moves h1 → h2 → h1 → h2; one TCP connectio
   } finally {
     await echo.stop();
   }
+  // The VM took an address of h1's range to h2: a VM created on h1 now must get another one.
+  const t0 = Date.now();
+  const other = await createVm('after', 'h1', '128M');
+  t.diagnostic(`live holds ${vm.ip} on h2; after, created on h1 in ${Date.now() - t0} ms, got ${other.ip}`);
+  assert.notEqual(other.ip, vm.ip, 'h1 does not hand out the address of a VM that moved away');
+  const [a, b] = await Promise.all([guestState(LAB, vm.ip), guestState(LAB, other.ip)]);
+  assert.notEqual(a.bootId, b.bootId, 'two guests answer at two addresses');
+  await assertGuestIntact(LAB, vm.ip, guest);
+  assert.equal((await ferry(['vm', 'delete', 'after'])).code, 0);
 }));
 
 test('a second move of a VM that is moving fails with VM_BUSY; the first completes', track(async (t) => {

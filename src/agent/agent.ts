@@ -24,7 +24,8 @@ import { HostMaintenance } from './maintenance.js';
 import { ClusterLink } from './cluster-link.js';
 import { ClusterDrains } from './cluster-drain.js';
 import { clusterHost } from './cluster-host.js';
-import { DEFAULT_POLICY, faultPoint, JobStore, MigrationService, summarize, type MigrationHost } from '../migration/index.js';
+import { askAddresses, IpAllocator, PEER_ASK_TIMEOUT_MS } from './ip-allocator.js';
+import { DEFAULT_POLICY, faultPoint, JobStore, MigrationService, PeerClient, summarize, type MigrationHost } from '../migration/index.js';
 import { FerryError } from '../errors/index.js';
 import { loadTls, type TlsMaterial } from '../security/index.js';
 
@@ -57,6 +58,8 @@ export class Agent {
   readonly cluster: ClusterLink;
   /** In a cluster: drains recorded in etcd, run by the manager (`ferry host drain` of a member). */
   readonly drains: ClusterDrains;
+  /** New VMs' addresses, unique among the VMs of this host, its peers and its cluster; reservations for VMs that moved away. */
+  readonly ipam: IpAllocator;
   /** The host's certificate and QEMU TLS folder (config `tls`), read once at start. */
   private readonly tls: { material: TlsMaterial; dir: string } | undefined;
   private accelProbe?: Promise<AccelProbe>;
@@ -74,8 +77,14 @@ export class Agent {
       log.info({ vm, from, to, event: ev.type }, 'vm state');
       this.bus.emit('vm.state', { vm, from, to, host: config.hostName });
     });
+    this.ipam = new IpAllocator({
+      host: config.hostName, range: config.vmNetwork, db: this.db, log, peers: config.peers,
+      local: () => this.inv.list().map((r) => ({ uuid: r.spec.uuid, name: r.spec.name, ip: r.spec.ip, arriving: this.jobs.activeFor(r.spec.name)?.role === 'destination' })),
+      cluster: () => this.cluster.addressSources(),
+      ask: (p) => askAddresses(new PeerClient(p.url, p.name, PEER_ASK_TIMEOUT_MS, this.tls?.material), p.name),
+    });
     this.vms = new VmActions({
-      config, inv: this.inv, pools: this.pools, sup: this.sup, log, machine, qemuVersion,
+      config, inv: this.inv, pools: this.pools, sup: this.sup, log, machine, qemuVersion, ipam: this.ipam,
       accel: () => this.accel(), capacity: () => this.capacity(), checkCpuModel: (m) => checkCpuModel(this.cpuModels, m),
       admit: (what) => this.maintenance.admit(what),
       cluster: {
@@ -146,7 +155,7 @@ export class Agent {
       checkCapacity: (mib) => this.vms.checkCapacity(mib),
       startIncoming: (spec) => this.vms.startIncoming(spec),
       discardIncoming: (name, deleteDisks) => this.vms.discard(name, deleteDisks),
-      releaseSource: (name, deleteDisks) => this.vms.releaseMoved(name, deleteDisks),
+      releaseSource: (name, deleteDisks, destination) => this.vms.releaseMoved(name, destination, deleteDisks),
       pools: this.pools,
       takeStorageSlot: () => this.slots.tryTake('storage'),
       settings: () => this.settings.get(),

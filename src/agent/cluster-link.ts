@@ -146,6 +146,14 @@ export class ClusterLink {
   async movedHere(spec: VmSpec, from: string): Promise<void> { if (spec.ha) await this.node?.tookOver(spec.name, from); }
   async owner(spec: VmSpec): Promise<string | null> { return this.node ? (await this.node.store.haEntry(spec.name))?.rec.owner ?? null : null; }
 
+  /** Its live members and its HA VMs' addresses, for a new VM's address (ip-allocator.ts); null standalone. Throws CLUSTER_UNAVAILABLE. */
+  async addressSources(): Promise<{ members: { name: string; url: string }[]; haIps: string[] } | null> {
+    const n = this.node;
+    if (!n) return null;
+    const [members, ha] = await Promise.all([n.store.members(), n.store.haEntries()]);
+    return { members: members.map(({ name, url }) => ({ name, url })), haIps: ha.map((e) => e.rec.spec.ip) };
+  }
+
   /** Cluster-wide move slots (none needed on a standalone host). */
   async takeMigrationSlot(job: string): Promise<boolean> { return this.node ? this.node.takeMigrationSlot(job).catch(() => false) : true; }
   async releaseMigrationSlot(job: string): Promise<void> { await this.node?.releaseMigrationSlot(job).catch((err: unknown) => this.log.warn({ err, job }, 'could not release a cluster migration slot')); }

@@ -10,7 +10,7 @@ import { ensureTap, deleteTap, startQemu, signalQemu, waitGone, runFiles, ramTri
 import { findImage, guestKernelArgs, GUEST_READY_MARKER } from '../image/index.js';
 import type { AgentConfig } from './config.js';
 import type { Supervisor } from './supervisor.js';
-import { allocateIp } from './ipam.js';
+import type { IpAllocator } from './ip-allocator.js';
 import type { Logger } from 'pino';
 import type { Qmp } from '../qmp/index.js';
 
@@ -33,6 +33,8 @@ export interface VmDeps {
   checkCpuModel: (model: string) => Promise<void>;
   /** Throws HOST_IN_MAINTENANCE while the host is draining or drained (`what`: the refused action). */
   admit?: (what: string) => void;
+  /** Hands out new VMs' addresses and keeps those of VMs that moved away (ip-allocator.ts). */
+  ipam: Pick<IpAllocator, 'allocate' | 'left'>;
   /** Cluster mode: keeps etcd's record of HA VMs in step (src/agent/cluster-link.ts); absent when standalone. */
   cluster?: ClusterHooks;
 }
@@ -101,21 +103,7 @@ export class VmActions {
         if (!this.d.cluster) throw new FerryError('NOT_IN_CLUSTER', 'An HA VM needs a cluster: run `ferry cluster create` or `join` first.');
         this.d.cluster.checkHa(v.diskSizeBytes === undefined || pool.sharedId !== undefined);
       }
-      const uuid = newUuid();
-      const net = this.d.config.vmNetwork;
-      const spec: VmSpec = {
-        name: v.name, uuid, memoryMiB: v.memoryMiB, cpus: v.cpus, cpuModel: v.cpuModel ?? DEFAULT_CPU_MODEL, machine: this.d.machine,
-        mac: macFromUuid(uuid), ip: allocateIp(net.rangeStart, net.rangeEnd, this.d.inv.list().map((r) => r.spec.ip)),
-        prefixLength: net.prefixLength, ...(net.gateway ? { gateway: net.gateway } : {}), disks: [], ha: v.ha ?? false, ...(v.group ? { group: v.group } : {}),
-        boot: (({ kernel, initrd }) => ({ kernel, initrd }))(findImage(this.d.config.imageDir)),
-      };
-      if (v.diskSizeBytes !== undefined) {
-        spec.disks.push({ path: this.d.pools.imagePath(pool, v.name, 0), sizeBytes: v.diskSizeBytes, pool: pool.name, format: 'qcow2' });
-      }
-      // Registered first: the name must be free cluster-wide, and the record says `running`
-      // before QEMU exists, which the cluster leaves alone while this action holds the VM's lock.
-      if (spec.ha) await this.d.cluster?.registered(spec, { priority: v.haPriority, restart: v.haRestart, failback: v.haFailback });
-      this.d.inv.insert(spec);
+      const spec = await this.newSpec(v, pool);
       try {
         for (const disk of spec.disks) await createImage(disk.path, disk.sizeBytes);
         return await this.startLocked(v.name);
@@ -125,6 +113,34 @@ export class VmActions {
         throw e;
       }
     });
+  }
+
+  /**
+   * The spec of a new VM with a fresh uuid and address, recorded in the inventory (and registered in
+   * the cluster first when it is HA: the name must be free cluster-wide, and the record says
+   * `running` before QEMU exists, which the cluster leaves alone while the caller holds the VM's lock).
+   */
+  private async newSpec(v: ReturnType<typeof validateCreate>, pool: ReturnType<Pools['get']>): Promise<VmSpec> {
+    const uuid = newUuid();
+    const net = this.d.config.vmNetwork;
+    const lease = await this.d.ipam.allocate();
+    try {
+      const spec: VmSpec = {
+        name: v.name, uuid, memoryMiB: v.memoryMiB, cpus: v.cpus, cpuModel: v.cpuModel ?? DEFAULT_CPU_MODEL, machine: this.d.machine,
+        mac: macFromUuid(uuid), ip: lease.ip,
+        prefixLength: net.prefixLength, ...(net.gateway ? { gateway: net.gateway } : {}), disks: [], ha: v.ha ?? false, ...(v.group ? { group: v.group } : {}),
+        boot: (({ kernel, initrd }) => ({ kernel, initrd }))(findImage(this.d.config.imageDir)),
+      };
+      if (v.diskSizeBytes !== undefined) {
+        spec.disks.push({ path: this.d.pools.imagePath(pool, v.name, 0), sizeBytes: v.diskSizeBytes, pool: pool.name, format: 'qcow2' });
+      }
+      if (spec.ha) await this.d.cluster?.registered(spec, { priority: v.haPriority, restart: v.haRestart, failback: v.haFailback });
+      this.d.inv.insert(spec);
+      return spec;
+    } finally {
+      // In the inventory the VM holds its address; after a failure the address is free again.
+      lease.release();
+    }
   }
 
   async start(name: string): Promise<VmRecord> {
@@ -240,11 +256,13 @@ export class VmActions {
   /**
    * Source after a completed move: QEMU has handed the VM over and sits in `postmigrate`; quit it
    * and forget the VM here. Its disks stay when they are shared; after a storage move the caller
-   * passes `deleteDisks` (unless the user asked to retain them).
+   * passes `deleteDisks` (unless the user asked to retain them). The VM's address stays reserved
+   * here (it went to `to`) before the VM leaves the inventory, so no new VM gets it meanwhile.
    */
-  async releaseMoved(name: string, deleteDisks = false): Promise<void> {
+  async releaseMoved(name: string, to: string, deleteDisks = false): Promise<void> {
     const vm = this.d.inv.find(name);
     if (!vm) return;
+    this.d.ipam.left(vm.spec, to);
     this.d.sup.expect(name);
     await this.d.sup.qmp(name)?.execute('quit', undefined, { timeoutMs: 5000 }).catch(() => undefined);
     if (vm.pid && !(await waitGone(vm.pid, vm.spec.uuid, 5000))) signalQemu(vm.pid, vm.spec.uuid, 'SIGKILL');

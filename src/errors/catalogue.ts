@@ -31,7 +31,7 @@ export const CATALOGUE = {
   INSUFFICIENT_DISK: spec(507, 'The storage pool does not have room for the disk.'),
   STORAGE_NOT_SHARED: spec(409, 'A disk of the VM is on storage the destination does not share; move it with --include-storage.'),
   DISK_EXISTS: spec(409, 'A disk image already exists where the move or storage move would create one.'),
-  NO_FREE_IP: spec(409, 'The host\'s VM address range is used up.'),
+  NO_FREE_IP: spec(409, 'Every address of the host\'s VM range is held by a VM (here, on a peer, or an HA VM of the cluster) or reserved for a VM that moved away.'),
   UNKNOWN_HOST: spec(404, 'No host of that name is in the current context or lab.'),
   // Lab and CLI context
   NO_CONTEXT: spec(400, 'The CLI has no context: run `ferry lab up` or set FERRY_URL.'),

@@ -50,8 +50,11 @@ export interface MigrationHost {
   startIncoming(spec: VmSpec): Promise<Qmp>;
   /** Destination clean-up: kills the incoming QEMU and removes its tap, run folder and record (and its disk images when they were copies made for the move). */
   discardIncoming(name: string, deleteDisks: boolean): Promise<void>;
-  /** Source after success: quits QEMU and removes the tap, run folder and record (and the disk images after a storage move); the VM lives elsewhere now. */
-  releaseSource(name: string, deleteDisks: boolean): Promise<void>;
+  /**
+   * Source after success: quits QEMU and removes the tap, run folder and record (and the disk images
+   * after a storage move); the VM lives on `destination` now, and its address stays reserved here.
+   */
+  releaseSource(name: string, deleteDisks: boolean, destination: string): Promise<void>;
   /** This host's facts for a compatibility report: free memory, CPUs, machine types, its offer of `cpuModel`, its bridge. */
   hostFacts(cpuModel: string): Promise<HostFacts>;
   /** This host's migration settings now (they may change between moves). */

@@ -3,7 +3,7 @@ import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { FerryError, isErrorCode } from '../errors/index.js';
 import { expectHost, type TlsMaterial } from '../security/index.js';
 import {
-  envelopeFor, PEER_BASE, PROTOCOL_VERSION, type CancelReply, type CompareReply, type CompareRequest, type ConfirmReply, type ConfirmRequest, type CutoverReply, type CutoverRequest,
+  ADDRESSES_ROUTE, envelopeFor, PEER_BASE, PROTOCOL_VERSION, type AddressesReply, type CancelReply, type CompareReply, type CompareRequest, type ConfirmReply, type ConfirmRequest, type CutoverReply, type CutoverRequest,
   type FinishReply, type FinishRequest, type PerformReadyReply, type PrepareReply, type PrepareRequest, type StatusReply,
 } from './protocol.js';
 
@@ -73,6 +73,9 @@ export class PeerClient {
 
   /** GET /v1/peer/cluster: is the peer renewing its cluster lease? (a host deciding whether to fence asks every peer) */
   clusterLease(): Promise<{ host: string; renewing: boolean; cluster: string | null }> { return this.call('GET', '/v1/peer/cluster', undefined, this.timeoutMs); }
+
+  /** GET /v1/peer/addresses: the addresses the peer's VMs hold and those it reserves (an older peer: NOT_FOUND). */
+  addresses(): Promise<AddressesReply> { return this.call('GET', ADDRESSES_ROUTE.url, undefined, this.timeoutMs); }
 
   /** GET /v1/peer/ping: is the peer's agent up? */
   ping(): Promise<{ host: string; protocol: number; migrationSlotsFree?: number }> { return this.call('GET', '/v1/peer/ping', undefined, 5_000); }

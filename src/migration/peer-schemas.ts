@@ -30,6 +30,7 @@ const bool = { type: 'boolean' } as const;
 const migrationStatus = bounded(32);
 const mac = { type: 'string', pattern: '^([0-9a-f]{2}:){5}[0-9a-f]{2}$' } as const;
 const secret = { type: 'string', pattern: SECRET_PATTERN } as const;
+const uuid = { type: 'string', pattern: '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$' } as const;
 
 /** A closed object schema. */
 function obj<P extends Record<string, unknown>, R extends readonly string[]>(properties: P, required: R) {
@@ -58,7 +59,7 @@ const jobErrorSchema = obj({ code, message: text }, ['code', 'message']);
 
 /** The VM spec as it travels in prepare and compare (VmSpec; peer-schemas.test.ts keeps the two in step). */
 export const vmSpecSchema = obj({
-  name, uuid: { type: 'string', pattern: '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$' },
+  name, uuid,
   memoryMiB: { type: 'integer', minimum: 1, maximum: 16 * 1024 * 1024 }, ramTrimKiB: { type: 'integer', minimum: 0, maximum: 1024 }, cpus: { type: 'integer', minimum: 1, maximum: 1024 },
   cpuModel: { type: 'string', pattern: '^[A-Za-z0-9._-]{1,64}$' }, machine: { type: 'string', pattern: '^[A-Za-z0-9._-]{1,64}$' },
   mac, ip: address, prefixLength: { type: 'integer', minimum: 0, maximum: 128 }, gateway: address, ha: bool, group: name,
@@ -131,3 +132,17 @@ export const noQuery = obj({}, []);
 
 /** The `:id` of a job route. */
 export const idParams = obj({ id: { type: 'string', minLength: 1, maxLength: 64 } }, ['id']);
+
+/**
+ * GET /v1/peer/addresses (protocol.ts AddressesReply): the addresses a host's VMs hold and the
+ * ones it reserves for VMs that left it by a move. A GET with no body, so the reply alone carries
+ * the version (`protocol`); the caller reads it without a schema and checks each entry
+ * (src/agent/ipam.ts parseAddresses). A new field is added to the reply only as an optional one.
+ */
+export const addressesSchemas = {
+  addressesReply: obj({
+    protocol: envelope.protocol, host: name,
+    vms: list(obj({ uuid, name, ip: address }, ['uuid', 'name', 'ip']), 65_536),
+    reservations: list(obj({ uuid, vm: name, ip: address, host: name, since: bounded(64) }, ['uuid', 'vm', 'ip', 'host', 'since']), 65_536),
+  }, ['protocol', 'host', 'vms', 'reservations']),
+} as const;

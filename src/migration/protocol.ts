@@ -21,9 +21,9 @@ import { FerryError, type ErrorCode } from '../errors/index.js';
 import type { DiskFacts } from './storage.js';
 import type { MigrationStatus } from '../qmp/index.js';
 import type { VmSpec } from '../vm/index.js';
-import { compareSchemas, errorBody, idParams, noQuery, peerSchemas } from './peer-schemas.js';
+import { addressesSchemas, compareSchemas, errorBody, idParams, noQuery, peerSchemas } from './peer-schemas.js';
 
-export { compareSchemas, peerSchemas, vmSpecSchema, moveOptionsSchema, noQuery, SECRET_PATTERN } from './peer-schemas.js';
+export { addressesSchemas, compareSchemas, peerSchemas, vmSpecSchema, moveOptionsSchema, noQuery, SECRET_PATTERN } from './peer-schemas.js';
 import { type JobError, type JobStatus, type JobTotals, type MoveOptions, type Phase } from './job.js';
 
 /** The protocol version this agent speaks. */
@@ -206,6 +206,26 @@ export interface CompareReply {
 }
 
 /**
+ * any host → peer, outside any job (`GET /v1/peer/addresses`, no body): the IPv4 addresses of the
+ * peer's VMs, and those it reserves for VMs that left it by a completed move (their last known
+ * host in `host`), so that a host allocating a new VM's address hands out none of them
+ * (src/agent/ip-allocator.ts). Read-only.
+ *
+ * Compatibility: added in protocol version 1 after its first release. A peer of a release that
+ * lacks the route answers 404 NOT_FOUND; the caller then reads the addresses of the peer's VMs from
+ * `GET /v1/peer/overview` and treats the peer as keeping no reservations (`reservations: null` in
+ * the caller's view). Changing the meaning of a field makes a new route, served beside this one.
+ */
+export interface AddressesReply {
+  protocol: typeof PROTOCOL_VERSION;
+  host: string;
+  /** Every VM in the peer's inventory, whatever its state, also the two ends of a move under way. */
+  vms: { uuid: string; name: string; ip: string }[];
+  /** VMs that left the peer by a completed move and have not come back: where they went. */
+  reservations: { uuid: string; vm: string; ip: string; host: string; since: string }[];
+}
+
+/**
  * Refuses a message of another protocol version with PROTOCOL_VERSION (before schema
  * details, so the peer learns the real reason).
  */
@@ -255,4 +275,10 @@ export const envelopeFor = (jobId: string): Envelope => ({ protocol: PROTOCOL_VE
 export const COMPARE_ROUTE = {
   method: 'POST', url: '/v1/peer/compare',
   schema: { body: compareSchemas.compareRequest, response: { 200: compareSchemas.compareReply, '4xx': errorBody, '5xx': errorBody } },
+} as const;
+
+/** The addresses route (GET, no job): beside the job routes, like compare. */
+export const ADDRESSES_ROUTE = {
+  method: 'GET', url: '/v1/peer/addresses',
+  schema: { querystring: noQuery, response: { 200: addressesSchemas.addressesReply, '4xx': errorBody, '5xx': errorBody } },
 } as const;

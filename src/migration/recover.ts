@@ -98,7 +98,7 @@ async function runStep(h: MigrationHost, job: JobRecord, peer: PeerClient, step:
       if (step === 'resume-source') migrationEnded(h, job.vm);
       return;
     }
-    case 'stop-source': await h.releaseSource(job.vm, deletesSourceDisks(job)); return;
+    case 'stop-source': await h.releaseSource(job.vm, deletesSourceDisks(job), job.destination); return;
     case 'finish-destination': await peer.finish(job.id, { outcome: 'success' }); return;
     case 'confirm-destination': await peer.confirm(job.id, { outcome: 'success', totals: job.totals }); return;
     case 'kill-destination':

@@ -224,7 +224,7 @@ export class SourceRun {
   /** The destination runs the VM: stop it here, close the tunnel, tell the destination. */
   private async letGo(): Promise<void> {
     const { id, vm } = this.job;
-    await this.h.releaseSource(vm, deletesSourceDisks(this.job));
+    await this.h.releaseSource(vm, deletesSourceDisks(this.job), this.job.destination);
     await closeTunnel(tunnelName(id));
     await this.peer.confirm(id, { outcome: 'success', totals: this.h.jobs.get(id).totals })
       .catch((e: unknown) => this.h.log.warn({ err: e, job: id }, 'confirm not delivered; the destination ends its record on its own recovery'));

@@ -3,9 +3,9 @@ import type { Agent } from '../../agent/agent.js';
 import { metricsText } from '../metrics.js';
 import { errorResponses, hostSettingsPatchBody } from '../schemas.js';
 import type { HostSettingsPatch } from '../../agent/settings-store.js';
-import { noQuery } from '../../migration/index.js';
+import { ADDRESSES_ROUTE, noQuery } from '../../migration/index.js';
 
-/** /v1/host, /v1/host/settings, /v1/peer/ping, /v1/events (SSE) and /metrics. */
+/** /v1/host, /v1/host/settings, /v1/peer/ping, /v1/peer/addresses, /v1/events (SSE) and /metrics. */
 export function hostRoutes(app: FastifyInstance, agent: Agent): void {
   app.get('/v1/host', { schema: { tags: ['host'], summary: 'This host: capacity, accelerator, pools', response: { 200: { $ref: 'Host#' } } } },
     async () => agent.hostView());
@@ -25,6 +25,12 @@ export function hostRoutes(app: FastifyInstance, agent: Agent): void {
       response: { 200: { type: 'object', properties: { host: { type: 'string' }, version: { type: 'string' }, protocol: { type: 'integer' }, migrationSlotsFree: { type: 'integer' } } } },
     },
   }, async () => ({ host: agent.config.hostName, version: agent.hostView().version, protocol: 1, migrationSlotsFree: agent.migrations.freeSlots() }));
+
+  app.route({
+    ...ADDRESSES_ROUTE,
+    schema: { ...ADDRESSES_ROUTE.schema, tags: ['peer'], summary: 'Peer RPC: the addresses this host\'s VMs hold and those it reserves for VMs that moved away, so a peer creating a VM hands out none of them (protocol.ts AddressesReply)' },
+    handler: async () => agent.ipam.book(),
+  });
 
   app.get('/v1/events', { schema: { tags: ['events'], summary: 'Server-sent events: VM state changes and job progress' } }, (req, reply) => {
     reply.hijack();
