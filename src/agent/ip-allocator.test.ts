@@ -7,7 +7,7 @@ import { pino } from 'pino';
 import { FerryError } from '../errors/index.js';
 import { openDb, type Db } from '../util/index.js';
 import type { VmSpec } from '../vm/index.js';
-import { askAddresses, IpAllocator, type IpAllocatorDeps, type PeerAgent } from './ip-allocator.js';
+import { askAddresses, ASK_ALL_DEADLINE_MS, IpAllocator, type IpAllocatorDeps, type PeerAgent } from './ip-allocator.js';
 import type { PeerAddresses } from './ipam.js';
 
 const U = (n: number): string => `00000000-0000-4000-8000-${String(n).padStart(12, '0')}`;
@@ -116,4 +116,45 @@ test('askAddresses: the addresses route, else an older peer\'s overview; other e
   assert.deepEqual(await askAddresses({ addresses: notFound, overview: async <T>() => ({ vms } as T) }, 'h2'), { host: 'h2', vms: [{ uuid: U(1), ip: '10.77.1.1' }], reservations: null });
   const unreachable = async (): Promise<never> => { throw new FerryError('HOST_UNREACHABLE', 'The agent of host h2 did not answer.'); };
   await assert.rejects(askAddresses({ addresses: unreachable, overview: notFound }, 'h2'), { code: 'HOST_UNREACHABLE' });
+});
+
+test('an answer given before a VM moved away does not end the reservation made while the peers were asked', async () => {
+  const db = openDb(':memory:');
+  const s1 = spec(1, '10.77.1.1');
+  const world: { local: VmSpec[] } = { local: [s1] };
+  // h2 answers at once that it has no s1 (the move's prepare has not reached it yet); h3 is slow,
+  // and while it is asked the move completes: the source reserves s1's address and forgets it.
+  const a = new IpAllocator({
+    host: 'h1', range: { rangeStart: '10.77.1.1', rangeEnd: '10.77.1.4' }, db, log: pino({ level: 'silent' }),
+    peers: [{ name: 'h2', url: 'https://h2' }, { name: 'h3', url: 'https://h3' }],
+    local: () => world.local.map((s) => ({ uuid: s.uuid, name: s.name, ip: s.ip, arriving: false })),
+    cluster: async () => null,
+    ask: async (p: PeerAgent) => {
+      if (p.name === 'h2') return answer('h2', []);
+      await new Promise((r) => setTimeout(r, 20));
+      a.left(s1, 'h2');
+      world.local = [];
+      return answer('h3', []);
+    },
+  });
+  assert.equal(await next(a), '10.77.1.2', 's1 holds 10.77.1.1 by its reservation');
+  assert.equal(a.reservations.list().length, 1, 'the reservation stays until an answer asked for after it says otherwise');
+  world.local = [];
+  const b = allocator(db, { peers: { h2: answer('h2', []), h3: answer('h3', []) } });
+  assert.equal(await next(b), '10.77.1.1', 'a later allocation that hears s1 is gone on h2 ends it');
+});
+
+test('peers that do not answer hold an allocation up for one deadline at most', async () => {
+  const db = openDb(':memory:');
+  const a = new IpAllocator({
+    host: 'h1', range: { rangeStart: '10.77.1.1', rangeEnd: '10.77.1.4' }, db, log: pino({ level: 'silent' }),
+    peers: [{ name: 'h2', url: 'https://h2' }],
+    local: () => [],
+    cluster: async () => ({ members: [{ name: 'h3', url: 'https://h3' }], haIps: [] }),
+    ask: (p: PeerAgent) => (p.name === 'h2' ? Promise.resolve(answer('h2', [spec(2, '10.77.1.1')])) : new Promise<never>(() => undefined)),
+  });
+  const t0 = Date.now();
+  assert.equal(await next(a), '10.77.1.2', 'h2 answered in time');
+  const took = Date.now() - t0;
+  assert.ok(took >= ASK_ALL_DEADLINE_MS - 50 && took < ASK_ALL_DEADLINE_MS + 1_000, `took ${took} ms`);
 });

@@ -18,6 +18,8 @@ import { allocateIp, parseAddresses, reconcile, takenAddresses, type PeerAddress
 export const PEER_ASK_TIMEOUT_MS = 3_000;
 /** etcd is asked for the cluster's members and HA VMs for at most this long. */
 const CLUSTER_TIMEOUT_MS = 2_000;
+/** Everything an allocation asks (etcd, then peers) is waited for at most this long. */
+export const ASK_ALL_DEADLINE_MS = 3_500;
 
 /** Another host's agent. */
 export interface PeerAgent { name: string; url: string }
@@ -70,6 +72,9 @@ export class IpAllocator {
   readonly reservations: ReservationStore;
   /** Addresses handed out to VMs not yet in the inventory (two creations at once must not get the same one). */
   private readonly pending = new Set<string>();
+  /** Reservations made since this agent started, counted: which ones an allocation's answers predate. */
+  private leftCount = 0;
+  private readonly leftAt = new Map<string, number>();
 
   constructor(private readonly d: IpAllocatorDeps) {
     this.reservations = new ReservationStore(d.db);
@@ -77,9 +82,10 @@ export class IpAllocator {
 
   /** An address for a new VM; NO_FREE_IP when the range is used up. Peers that cannot be asked are left out (logged). */
   async allocate(): Promise<IpLease> {
+    const askedAt = this.leftCount;
     const { answers, haIps } = await this.askAll();
     // From here on synchronous: no other allocation runs between the choice and `pending`.
-    const local = this.settle(answers);
+    const local = this.settle(answers, askedAt);
     const taken = takenAddresses(local.map((v) => v.ip), this.reservations.list(), answers.values(), [...haIps, ...this.pending]);
     const ip = allocateIp(this.d.range.rangeStart, this.d.range.rangeEnd, taken);
     this.pending.add(ip);
@@ -88,6 +94,7 @@ export class IpAllocator {
 
   /** Called on the source of a completed move before it forgets the VM: its address stays reserved here. */
   left(spec: VmSpec, to: string): void {
+    this.leftAt.set(spec.uuid, ++this.leftCount);
     this.reservations.keep({ uuid: spec.uuid, vm: spec.name, ip: spec.ip, host: to, since: new Date().toISOString() });
     this.d.log.info({ vm: spec.name, ip: spec.ip, to }, 'address reserved for a VM that moved away');
   }
@@ -102,11 +109,17 @@ export class IpAllocator {
     };
   }
 
-  /** Applies what the answers and the inventory do to the reservations; returns the inventory as read. */
-  private settle(answers: ReadonlyMap<string, PeerAddresses>): ReturnType<IpAllocatorDeps['local']> {
+  /**
+   * Applies what the answers and the inventory do to the reservations; returns the inventory as read.
+   * Answers asked for when {@link leftCount} was `askedAt` say nothing of a reservation made since
+   * (a move that completed while the peers were asked: its destination may have answered before
+   * the VM arrived).
+   */
+  private settle(answers: ReadonlyMap<string, PeerAddresses>, askedAt?: number): ReturnType<IpAllocatorDeps['local']> {
     const local = this.d.local();
     const here = new Set(local.filter((v) => !v.arriving).map((v) => v.uuid));
-    const mine = this.reservations.list();
+    const all = this.reservations.list();
+    const mine = askedAt === undefined ? all : all.filter((r) => (this.leftAt.get(r.uuid) ?? 0) <= askedAt || here.has(r.uuid));
     const changes = reconcile(this.d.host, mine, answers, (u) => here.has(u));
     if (changes.length === 0) return local;
     this.reservations.apply(changes);
@@ -129,13 +142,23 @@ export class IpAllocator {
       if (a) answers.set(p.name, a);
       else if (a === null) this.d.log.warn({ peer: p.name }, 'a peer answered its VMs\' addresses in a form this agent cannot read');
     };
-    const fromConfig = Promise.all(this.d.peers.map(ask));
-    const cluster = await within(this.d.cluster(), CLUSTER_TIMEOUT_MS).catch((err: unknown) => {
-      this.d.log.warn({ err }, 'the cluster store could not be asked for its members and HA VMs');
-      return null;
+    let haIps: string[] = [];
+    const all = async (): Promise<void> => {
+      const fromConfig = Promise.all(this.d.peers.map(ask));
+      const cluster = await within(this.d.cluster(), CLUSTER_TIMEOUT_MS).catch((err: unknown) => {
+        this.d.log.warn({ err }, 'the cluster store could not be asked for its members and HA VMs');
+        return null;
+      });
+      haIps = cluster?.haIps ?? [];
+      await Promise.all([fromConfig, ...(cluster?.members ?? []).map(ask)]);
+    };
+    // One deadline for everything (an older peer is asked twice, cluster members only after etcd
+    // answered): a creation waits at most this long; whoever has not answered by then is left out.
+    await within(all(), ASK_ALL_DEADLINE_MS).catch(() => {
+      this.d.log.warn({ ms: ASK_ALL_DEADLINE_MS }, 'not every peer answered in time; allocating with the answers so far');
     });
-    await Promise.all([fromConfig, ...(cluster?.members ?? []).map(ask)]);
-    return { answers, haIps: cluster?.haIps ?? [] };
+    // A copy: an answer arriving after the deadline must not change what this allocation decides on.
+    return { answers: new Map(answers), haIps: [...haIps] };
   }
 }
 

@@ -92,27 +92,43 @@ export class VmActions {
     const pool = this.d.pools.get(input.diskPool ?? 'default');
     const v = validateCreate(input, { maxCpus: cap.cpus, minMemoryMiB: 64, maxDiskBytes: poolSpace(pool).totalBytes });
     return this.withLock(v.name, 'create', async () => {
+      // The address first: asking the peers takes time, and the checks below must hold when the VM
+      // enters the inventory (it counts against memory, a drain lists it), with no wait in between
+      // but the cached CPU-model check (a cluster's HA registration waits on etcd, as before).
+      // Refused at once when it can be, before any peer is asked (and asked again below).
       this.d.admit?.(`a new VM ("${v.name}")`);
       if (this.d.inv.find(v.name)) throw new FerryError('VM_EXISTS', `A VM named "${v.name}" already exists on this host.`);
-      this.checkMemory(v.memoryMiB);
-      if (v.diskSizeBytes !== undefined && v.diskSizeBytes > poolSpace(pool).freeBytes) {
-        throw new FerryError('INSUFFICIENT_DISK', `The pool "${pool.name}" has no room for a disk of ${v.diskSizeBytes} bytes.`);
-      }
-      await this.d.checkCpuModel(v.cpuModel ?? DEFAULT_CPU_MODEL);
-      if (v.ha) {
-        if (!this.d.cluster) throw new FerryError('NOT_IN_CLUSTER', 'An HA VM needs a cluster: run `ferry cluster create` or `join` first.');
-        this.d.cluster.checkHa(v.diskSizeBytes === undefined || pool.sharedId !== undefined);
-      }
-      const spec = await this.newSpec(v, pool);
+      const lease = await this.d.ipam.allocate();
       try {
-        for (const disk of spec.disks) await createImage(disk.path, disk.sizeBytes);
-        return await this.startLocked(v.name);
-      } catch (e) {
-        await this.destroy(spec);
-        if (spec.ha) await this.d.cluster?.deleted(spec).catch(() => undefined);
-        throw e;
+        return await this.createWith(v, pool, lease.ip);
+      } finally {
+        // In the inventory the VM holds its address; after a failure the address is free again.
+        lease.release();
       }
     });
+  }
+
+  private async createWith(v: ReturnType<typeof validateCreate>, pool: ReturnType<Pools['get']>, ip: string): Promise<VmRecord> {
+    this.d.admit?.(`a new VM ("${v.name}")`);
+    if (this.d.inv.find(v.name)) throw new FerryError('VM_EXISTS', `A VM named "${v.name}" already exists on this host.`);
+    this.checkMemory(v.memoryMiB);
+    if (v.diskSizeBytes !== undefined && v.diskSizeBytes > poolSpace(pool).freeBytes) {
+      throw new FerryError('INSUFFICIENT_DISK', `The pool "${pool.name}" has no room for a disk of ${v.diskSizeBytes} bytes.`);
+    }
+    await this.d.checkCpuModel(v.cpuModel ?? DEFAULT_CPU_MODEL);
+    if (v.ha) {
+      if (!this.d.cluster) throw new FerryError('NOT_IN_CLUSTER', 'An HA VM needs a cluster: run `ferry cluster create` or `join` first.');
+      this.d.cluster.checkHa(v.diskSizeBytes === undefined || pool.sharedId !== undefined);
+    }
+    const spec = await this.newSpec(v, pool, ip);
+    try {
+      for (const disk of spec.disks) await createImage(disk.path, disk.sizeBytes);
+      return await this.startLocked(v.name);
+    } catch (e) {
+      await this.destroy(spec);
+      if (spec.ha) await this.d.cluster?.deleted(spec).catch(() => undefined);
+      throw e;
+    }
   }
 
   /**
@@ -120,27 +136,21 @@ export class VmActions {
    * the cluster first when it is HA: the name must be free cluster-wide, and the record says
    * `running` before QEMU exists, which the cluster leaves alone while the caller holds the VM's lock).
    */
-  private async newSpec(v: ReturnType<typeof validateCreate>, pool: ReturnType<Pools['get']>): Promise<VmSpec> {
+  private async newSpec(v: ReturnType<typeof validateCreate>, pool: ReturnType<Pools['get']>, ip: string): Promise<VmSpec> {
     const uuid = newUuid();
     const net = this.d.config.vmNetwork;
-    const lease = await this.d.ipam.allocate();
-    try {
-      const spec: VmSpec = {
-        name: v.name, uuid, memoryMiB: v.memoryMiB, cpus: v.cpus, cpuModel: v.cpuModel ?? DEFAULT_CPU_MODEL, machine: this.d.machine,
-        mac: macFromUuid(uuid), ip: lease.ip,
-        prefixLength: net.prefixLength, ...(net.gateway ? { gateway: net.gateway } : {}), disks: [], ha: v.ha ?? false, ...(v.group ? { group: v.group } : {}),
-        boot: (({ kernel, initrd }) => ({ kernel, initrd }))(findImage(this.d.config.imageDir)),
-      };
-      if (v.diskSizeBytes !== undefined) {
-        spec.disks.push({ path: this.d.pools.imagePath(pool, v.name, 0), sizeBytes: v.diskSizeBytes, pool: pool.name, format: 'qcow2' });
-      }
-      if (spec.ha) await this.d.cluster?.registered(spec, { priority: v.haPriority, restart: v.haRestart, failback: v.haFailback });
-      this.d.inv.insert(spec);
-      return spec;
-    } finally {
-      // In the inventory the VM holds its address; after a failure the address is free again.
-      lease.release();
+    const spec: VmSpec = {
+      name: v.name, uuid, memoryMiB: v.memoryMiB, cpus: v.cpus, cpuModel: v.cpuModel ?? DEFAULT_CPU_MODEL, machine: this.d.machine,
+      mac: macFromUuid(uuid), ip,
+      prefixLength: net.prefixLength, ...(net.gateway ? { gateway: net.gateway } : {}), disks: [], ha: v.ha ?? false, ...(v.group ? { group: v.group } : {}),
+      boot: (({ kernel, initrd }) => ({ kernel, initrd }))(findImage(this.d.config.imageDir)),
+    };
+    if (v.diskSizeBytes !== undefined) {
+      spec.disks.push({ path: this.d.pools.imagePath(pool, v.name, 0), sizeBytes: v.diskSizeBytes, pool: pool.name, format: 'qcow2' });
     }
+    if (spec.ha) await this.d.cluster?.registered(spec, { priority: v.haPriority, restart: v.haRestart, failback: v.haFailback });
+    this.d.inv.insert(spec);
+    return spec;
   }
 
   async start(name: string): Promise<VmRecord> {
@@ -344,8 +354,10 @@ export class VmActions {
       const vm = this.d.inv.get(name);
       const owner = vm.spec.ha ? await this.d.cluster?.owner(vm.spec) : null;
       if (owner && owner !== this.d.config.hostName) {
-        // A stale copy of an HA VM another host runs now: stop and forget it here, keep its disks and its record.
+        // A stale copy of an HA VM another host runs now: stop and forget it here, keep its disks and
+        // its record; its address stays reserved here as for a VM that moved away.
         if (isActive(vm.state)) await this.stopLocked(name, { force: true });
+        this.d.ipam.left(vm.spec, owner);
         await this.destroy({ ...vm.spec, disks: [] });
         return;
       }
