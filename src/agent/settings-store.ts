@@ -84,7 +84,7 @@ export function checkHostSettings(s: HostSettings): void {
     bad(`performance must be one of ${PERFORMANCE_OPTIONS.join(', ')}, not ${JSON.stringify(s.performance)}.`);
   }
   if (s.allowPostcopy && usesMultifd(s.performance)) {
-    bad(`Post-copy cannot be allowed with the ${s.performance} performance option: QEMU 7.2 cannot run post-copy over multifd channels; choose tcp or turn post-copy off.`);
+    bad(`Post-copy cannot be allowed with the ${s.performance} performance option: QEMU cannot run post-copy over multifd channels (7.2 fails the move, 10.0 refuses the two together); choose tcp or turn post-copy off.`);
   }
   checkNetworks(s.networks);
 }

@@ -54,7 +54,8 @@ export const DEFAULT_HOST_SETTINGS: Readonly<HostSettings> = Object.freeze({
 
 /**
  * Options that carry memory over multifd channels. QEMU 7.2 accepts `multifd` and `postcopy-ram`
- * together but its post-copy cannot run over multifd channels (support came in QEMU 10.0), so a
+ * together but its post-copy cannot run over multifd channels, and 10.0.2 refuses the pair ("Postcopy
+ * is not yet compatible with multifd", tried here), so a
  * move that may switch to post-copy uses one TCP stream (see {@link resolveMoveOptions}).
  */
 export const usesMultifd = (p: PerformanceOption): boolean => p !== 'tcp';
