@@ -4,9 +4,12 @@
 // standalone) is recorded in etcd and run by h1: the VMs end on h1 and h3, each running once
 // with the same boot id, the group apart, the HA record following; `host resume --failback`
 // brings them back from the same ledger. Then h1's agent is killed (SIGKILL) mid-drain, with a
-// ballast VM on h1 so that every move goes to h3: the next manager finishes the drain.
+// ballast VM on h1 so that every move goes to h3: the next manager finishes the drain. Last, the
+// drained h2 leaves the cluster (`ferry cluster leave`): with its agent down, another member
+// removes its drain record; back and rejoined, h2 leaves by itself; h3's VMs run on untouched.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import type { LeaveResult } from '../src/agent/cluster-leave.js';
 import type { ClusterStatus } from '../src/agent/cluster-link.js';
 import type { HostView, VmView } from '../src/agent/views.js';
 import type { MaintenanceView } from '../src/agent/maintenance.js';
@@ -124,5 +127,42 @@ test('the manager\'s agent is killed mid-drain: the next manager finishes it', t
   assert.equal(s.haVms.find((v) => v.name === 'd1')?.owner, 'h3');
   // h1's agent back (its QEMUs outlived it), so that every host answers for the invariant.
   assert.equal((await suite.lab(['up', '--json'])).code, 0);
+  await runOnce(() => 'h3');
+}));
+
+/** The error code of a CLI run with --json that failed. */
+const errorCode = (r: { code: number; json: unknown }): string | undefined => (r.code === 0 ? undefined : (r.json as { error?: { code?: string } } | undefined)?.error?.code);
+
+test('the drained h2 leaves the cluster: down, a member removes its records; back, it leaves by itself; h3\'s VMs run on', track(async (t) => {
+  const t0 = Date.now();
+  assert.equal(errorCode(await ferry(['cluster', 'leave', 'h3', '--json'])), 'HOST_NOT_EMPTY', 'h3 runs VMs and owns d1');
+  // h2's agent dies (h2 runs no VM). While its lease lives, only h2 itself could leave.
+  const pid = (await labStatus(LAB)).hosts.find((h) => h.name === 'h2')?.agentPid;
+  assert.ok(pid, 'h2 has an agent');
+  process.kill(pid, 'SIGKILL');
+  await waitFor('h2\'s agent gone', async () => !processAlive(pid), 15_000);
+  assert.equal(errorCode(await ferry(['cluster', 'leave', 'h2', '--json'])), 'MEMBER_ALIVE');
+  const before = await waitFor('h2\'s lease expired', async () => { const s = await status(); return s.members.some((m) => m.name === 'h2') ? undefined : s; }, 30_000);
+  assert.deepEqual(before.drains.map((d) => `${d.host} ${d.state}`), ['h2 drained'], 'etcd keeps the drain record of h2, which is gone');
+  const gone = await ferry<LeaveResult>(['cluster', 'leave', 'h2', '--json']);
+  assert.equal(gone.code, 0, gone.stderr || gone.stdout);
+  assert.deepEqual({ ...gone.json, by: '' }, { cluster: 'lab', host: 'h2', by: '', self: false, drainRemoved: true, homes: [] });
+  assert.notEqual(gone.json.by, 'h2');
+  const after = await status();
+  assert.deepEqual(after.drains, []);
+  assert.deepEqual(after.members.map((m) => m.name).sort(), ['h1', 'h3']);
+  assert.ok(after.haVms.every((v) => v.owner !== 'h2' && v.home !== 'h2'), 'no HA record names h2');
+  // h2 comes back: it rejoins the cluster it remembers, drained (its own state), and leaves by itself.
+  assert.equal((await suite.lab(['up', '--json'])).code, 0);
+  await waitFor('h2 a member again', async () => (await status()).members.some((m) => m.name === 'h2'), 30_000);
+  assert.equal((await hostShow('h2')).state, 'drained');
+  const self = await ferry<LeaveResult>(['cluster', 'leave', 'h2', '--json']);
+  assert.equal(self.code, 0, self.stderr || self.stdout);
+  assert.deepEqual(self.json, { cluster: 'lab', host: 'h2', by: 'h2', self: true, drainRemoved: false, homes: [] });
+  const last = await status();
+  assert.deepEqual([last.members.map((m) => m.name).sort(), last.drains], [['h1', 'h3'], []], 'h2 is no member: its lease was revoked');
+  assert.equal(errorCode(await ferry(['cluster', 'status', '--host', 'h2', '--json'])), 'NOT_IN_CLUSTER', 'h2 is standalone');
+  assert.equal(errorCode(await ferry(['cluster', 'leave', 'h2', '--json'])), 'NOT_IN_CLUSTER', 'leaving twice');
+  t.diagnostic(`the leaves took ${((Date.now() - t0) / 1000).toFixed(1)} s, h2's lease expiry and agent restart included`);
   await runOnce(() => 'h3');
 }));

@@ -12,9 +12,9 @@ import { initCa, issueHostCert } from '../src/security/index.js';
 import { FerryError } from '../src/errors/index.js';
 import { freePort } from '../src/util/net.js';
 import { waitFor } from './support/cli.js';
+import { loopbackEtcd, type LoopbackEtcd } from './support/etcd.js';
 
-const dir = mkdtempSync(join(tmpdir(), 'ferry-etcd-it-'));
-let etcd: ChildProcess | undefined;
+let etcd: LoopbackEtcd | undefined;
 let url = '';
 let cfg: ClusterConfig;
 let store: ClusterStore;
@@ -22,12 +22,8 @@ let store: ClusterStore;
 const isCode = (code: string) => (e: unknown): boolean => e instanceof FerryError && e.code === code;
 
 before(async () => {
-  const [client, peer] = [await freePort('127.0.0.1'), await freePort('127.0.0.1')];
-  url = `http://127.0.0.1:${client}`;
-  etcd = spawn('etcd', ['--name', 'solo', '--data-dir', join(dir, 'data'), '--listen-client-urls', url, '--advertise-client-urls', url,
-    '--listen-peer-urls', `http://127.0.0.1:${peer}`, '--initial-advertise-peer-urls', `http://127.0.0.1:${peer}`,
-    '--initial-cluster', `solo=http://127.0.0.1:${peer}`], { stdio: 'ignore' });
-  await waitFor('etcd healthy', async () => (await quorum([url])).healthy, 30_000);
+  etcd = await loopbackEtcd();
+  url = etcd.url;
   cfg = { name: 'itest', endpoints: [url], leaseTtlSec: 2, fenceMarginSec: 1, maxMigrations: 2, createdAt: new Date().toISOString() };
   await createConfig(cfg);
   store = new ClusterStore(cfg);
@@ -35,8 +31,7 @@ before(async () => {
 
 after(() => {
   store?.close();
-  if (etcd?.pid !== undefined && etcd.exitCode === null) process.kill(etcd.pid, 'SIGKILL');
-  rmSync(dir, { recursive: true, force: true });
+  etcd?.stop();
 });
 
 const rec = (name: string, owner: string): HaRecord => ({

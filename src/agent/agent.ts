@@ -22,6 +22,7 @@ import { checkCpuModel, hostFacts } from './host-facts.js';
 import { toVmView, type HostView, type VmView } from './views.js';
 import { HostMaintenance } from './maintenance.js';
 import { ClusterLink } from './cluster-link.js';
+import type { LeaveResult } from './cluster-leave.js';
 import { ClusterDrains } from './cluster-drain.js';
 import { clusterHost } from './cluster-host.js';
 import { askAddresses, IpAllocator, PEER_ASK_TIMEOUT_MS } from './ip-allocator.js';
@@ -255,6 +256,15 @@ export class Agent {
       pools: this.pools.list().map((p) => ({ name: p.name, path: p.path, sharedId: p.sharedId ?? null, ...poolSpace(p) })),
       settings: this.settings.get(),
     };
+  }
+
+  /** `ferry cluster leave HOST` asked of this host: this host leaves, or takes out a member that holds no lease (cluster-leave.ts). */
+  leaveCluster(host: string): Promise<LeaveResult> {
+    return this.cluster.leave(host, {
+      localVms: () => this.inv.list().filter((v) => isActive(v.state) || this.vms.isBusy(v.spec.name) || this.jobs.activeFor(v.spec.name) !== undefined)
+        .map((v) => v.spec.name),
+      localRun: () => this.maintenance.view().running,
+    });
   }
 
   close(): void {

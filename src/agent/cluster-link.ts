@@ -11,6 +11,7 @@ import {
   type ClusterConfig, type ClusterHost, type EtcdTls, type FailbackPolicy, type HaRecord, type MemberRecord, type NodeView, type PeerLease, type QuorumView, type RestartPolicy,
 } from '../cluster/index.js';
 import { FerryError } from '../errors/index.js';
+import { leaveCluster, type LeaveParts, type LeaveResult } from './cluster-leave.js';
 import type { Db } from '../util/index.js';
 import type { VmSpec } from '../vm/index.js';
 
@@ -30,6 +31,8 @@ export interface ClusterStatus {
   members: MemberRecord[];
   manager: string | null;
   haVms: Pick<HaRecord, 'name' | 'owner' | 'home' | 'state' | 'priority' | 'restart' | 'failback' | 'restarts' | 'note'>[];
+  /** The hosts etcd keeps a drain record of (`drains/<host>`, docs/maintenance.md): their maintenance state, and whether a drain runs. */
+  drains: { host: string; state: string; running: boolean }[];
   /** Null when healthy; else why the cluster places nothing now. */
   degraded: string | null;
 }
@@ -37,10 +40,23 @@ export interface ClusterStatus {
 /** Policies of a new HA VM (`ferry vm create --ha`). */
 export interface HaPolicy { priority?: number; restart?: RestartPolicy; failback?: FailbackPolicy }
 
+/** A drain record as `ferry cluster status` shows it (the record's shape is the agent's, cluster-drain.ts). */
+function drainSummary(host: string, value: string): ClusterStatus['drains'][number] {
+  try {
+    const r = JSON.parse(value) as { state?: string; running?: unknown };
+    return { host, state: r.state ?? 'unknown', running: !!r.running };
+  } catch {
+    return { host, state: 'unreadable', running: false };
+  }
+}
+
 export class ClusterLink {
   private node: ClusterNode | undefined;
 
   private tlsRead: EtcdTls | undefined;
+
+  /** The leave under way (`ferry cluster leave`), if any. */
+  private leaving: Promise<unknown> = Promise.resolve();
 
   /**
    * `tlsFiles`: the PEM files of this host's credentials for https:// etcd endpoints (ferryd.json
@@ -111,9 +127,11 @@ export class ClusterLink {
     let members: MemberRecord[] = [];
     let manager: string | null = null;
     let ha: HaRecord[] = [];
+    let drains: ClusterStatus['drains'] = [];
     let degraded = view.degraded;
     try {
-      [members, manager, ha] = await Promise.all([n.store.members(), n.store.manager(), n.store.haEntries().then((es) => es.map((e) => e.rec))]);
+      [members, manager, ha, drains] = await Promise.all([n.store.members(), n.store.manager(), n.store.haEntries().then((es) => es.map((e) => e.rec)),
+        n.store.drains().then((ds) => ds.map((d) => drainSummary(d.host, d.value)))]);
     } catch (e) {
       degraded ??= e instanceof Error ? e.message : String(e);
     }
@@ -123,13 +141,45 @@ export class ClusterLink {
       maxMigrations: cfg.maxMigrations ?? DEFAULT_CLUSTER_MIGRATIONS, quorum: q, node: view,
       members, manager,
       haVms: ha.map(({ name, owner, home, state, priority, restart, failback, restarts, note }) => ({ name, owner, home, state, priority, restart, failback, restarts, ...(note ? { note } : {}) })),
-      degraded,
+      drains, degraded,
     };
   }
 
   private require(): ClusterNode {
     if (!this.node) throw new FerryError('NOT_IN_CLUSTER', `The host ${this.host.name} is not in a cluster: run \`ferry cluster create\` or \`ferry cluster join\`.`);
     return this.node;
+  }
+
+  /**
+   * `ferry cluster leave HOST` asked of this host (cluster-leave.ts): this host itself leaves, or
+   * this member takes out a host that holds no lease. NOT_IN_CLUSTER when this host is in none.
+   */
+  leave(host: string, local: Pick<LeaveParts, 'localVms' | 'localRun'>): Promise<LeaveResult> {
+    // One at a time: a second leave of this host waits, then finds it standalone.
+    const next = this.leaving.then(() => this.leaveNow(host, local));
+    this.leaving = next.catch(() => undefined);
+    return next;
+  }
+
+  private async leaveNow(host: string, local: Pick<LeaveParts, 'localVms' | 'localRun'>): Promise<LeaveResult> {
+    const n = this.node;
+    const me = this.host.name;
+    if (!n) {
+      throw new FerryError('NOT_IN_CLUSTER', host === me
+        ? `${me} is not in a cluster (it has left, or never joined): there is nothing to leave.`
+        : `${me} is not in a cluster, so it cannot take ${host} out of one: ask a member of that cluster.`);
+    }
+    const r = await leaveCluster({ host: me, node: n, ...local, forget: () => this.forget(n) }, host);
+    this.log.info({ cluster: r.cluster, host, drainRemoved: r.drainRemoved, homes: r.homes }, 'took a host out of the cluster');
+    return r;
+  }
+
+  /** After this host left: it no longer rejoins at start, and its lease is revoked (else it expires within its TTL). */
+  private async forget(n: ClusterNode): Promise<void> {
+    this.db.prepare('DELETE FROM cluster_membership WHERE id = 1').run();
+    if (this.node === n) this.node = undefined;
+    await n.revoke().catch((err: unknown) => this.log.warn({ err }, 'could not revoke the cluster lease; it expires within its TTL'));
+    this.log.info({ cluster: n.config.name }, 'left the cluster: standalone again');
   }
 
   /** Throws unless an HA VM can be created here: the host is in a cluster and every disk is in a shared pool. */

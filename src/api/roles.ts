@@ -44,6 +44,7 @@ export const ROUTE_ACCESS: Readonly<Record<string, Access>> = {
   'GET /v1/audit': 'admin',
   'GET /v1/cluster': 'viewer',
   'POST /v1/cluster': 'admin',
+  'DELETE /v1/cluster/members/:host': 'admin',
 };
 
 /** Peer RPC lives under this prefix; mutual TLS, not tokens, decides who may call it. */

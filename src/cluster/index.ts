@@ -4,3 +4,4 @@ export * from './fencing.js';
 export * from './store.js';
 export * from './manager.js';
 export * from './node.js';
+export * from './leave.js';

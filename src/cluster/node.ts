@@ -82,6 +82,22 @@ export class ClusterNode {
     this.store.close();
   }
 
+  /**
+   * The first step of leaving the cluster (src/agent/cluster-leave.ts): no more ticks, fence checks
+   * or watchdog feeds (the host runs no VM then), once the tick under way has ended. The lease is
+   * still kept alive; `start()` takes part again, `revoke()` ends it.
+   */
+  async pause(): Promise<void> {
+    clearInterval(this.timer);
+    clearInterval(this.fenceTimer);
+    while (this.ticking || this.fencing) await new Promise((r) => setTimeout(r, 50));
+  }
+
+  /** The last step of leaving: revokes the lease (the member key, any manager key and slots go at once) and closes the client. */
+  async revoke(): Promise<void> {
+    try { await this.lease?.revoke(); } finally { this.store.close(); }
+  }
+
   /** True while this host's lease was renewed recently (peers ask this when deciding to fence). */
   renewing(): boolean { return Date.now() - this.lastRenewOk < this.config.leaseTtlSec * 1000 * 0.5; }
 

@@ -62,6 +62,9 @@ export async function readConfig(name: string, endpoints: string[], tls?: EtcdTl
   return JSON.parse(text) as ClusterConfig;
 }
 
+/** How many HA records one transaction of a leave rewrites (etcd's default limit is 128 operations). */
+export const LEAVE_BATCH = 100;
+
 /** One agent's view of its cluster's etcd. */
 export class ClusterStore {
   readonly keys: ReturnType<typeof clusterKeys>;
@@ -218,6 +221,38 @@ export class ClusterStore {
     const key = this.keys.drain(host);
     const r = await guard('ending a drain', () => this.client.if(key, 'Mod', '==', rev).then(this.client.delete().key(key)).commit());
     return r.succeeded;
+  }
+
+  /**
+   * Takes `host` out of the cluster's records (`ferry cluster leave`, leave.ts): deletes its drain
+   * record and writes each HA record of `rehome`, in one transaction, each only if still at the
+   * revision read, and with `gone` only while `host` holds no member key (it may have come back).
+   * Resolves false when a guard failed: the caller reads again and decides again. etcd takes at most
+   * 128 operations in a transaction by default, so the HA records go in batches of
+   * {@link LEAVE_BATCH}; a batch that fails leaves the earlier ones written, and the next decision
+   * plans only what is left.
+   */
+  async removeHost(host: string, plan: { deleteDrainRev?: string; rehome: readonly { rec: HaRecord; rev: string }[] }, gone: boolean): Promise<boolean> {
+    const now = new Date().toISOString();
+    for (let i = 0; i === 0 || i < plan.rehome.length; i += LEAVE_BATCH) {
+      const batch = plan.rehome.slice(i, i + LEAVE_BATCH);
+      const drainRev = i === 0 ? plan.deleteDrainRev : undefined;
+      const guards: (readonly [string, 'Mod' | 'Version', string | number])[] = [
+        ...(gone ? [[this.keys.member(host), 'Version', 0] as const] : []),
+        ...(drainRev !== undefined ? [[this.keys.drain(host), 'Mod', drainRev] as const] : []),
+        ...batch.map((e) => [this.keys.haVm(e.rec.name), 'Mod', e.rev] as const),
+      ];
+      const [first, ...more] = guards;
+      if (!first || (drainRev === undefined && batch.length === 0)) continue;
+      const r = await guard('removing a host from the cluster', () => more
+        .reduce((c, [key, column, value]) => c.and(key, column, '==', value), this.client.if(first[0], first[1], '==', first[2]))
+        .then(
+          ...(drainRev !== undefined ? [this.client.delete().key(this.keys.drain(host))] : []),
+          ...batch.map((e) => this.client.put(this.keys.haVm(e.rec.name)).value(JSON.stringify({ ...e.rec, updatedAt: now }))),
+        ).commit());
+      if (!r.succeeded) return false;
+    }
+    return true;
   }
 
   async deleteHa(vm: string): Promise<void> {

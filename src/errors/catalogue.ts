@@ -94,7 +94,10 @@ export const CATALOGUE = {
   CLUSTER_UNAVAILABLE: spec(503, 'etcd did not answer or has no quorum; the cluster places nothing until it does, and running VMs are left alone.', true),
   CLUSTER_EXISTS: spec(409, 'A cluster of that name already exists in that etcd (join it), or the host is already in a cluster.'),
   CLUSTER_NOT_FOUND: spec(404, 'No cluster of that name exists in that etcd: create it first.'),
-  NOT_IN_CLUSTER: spec(409, 'The host is not in a cluster: HA VMs and cluster status need `ferry cluster create` or `join` first.'),
+  NOT_IN_CLUSTER: spec(409, 'The host is not in a cluster: HA VMs and cluster status need `ferry cluster create` or `join` first; `ferry cluster leave` of a host that has left already, or never joined, answers this too.'),
+  MEMBER_ALIVE: spec(409, 'The host to take out of the cluster still holds its lease (its agent runs), so another member cannot remove it: ask that host itself, or stop its agent and try again once its lease has expired.'),
+  CLUSTER_LAST_MEMBER: spec(409, 'The host is the only live member of its cluster: leaving would leave nobody to run the cluster\'s HA VMs or manage it.'),
+  HOST_NOT_EMPTY: spec(409, 'The host still runs VMs, or owns HA VMs of the cluster (listed in the sentence), so it cannot leave the cluster: drain it first, then delete or move what is left.'),
   HA_NEEDS_SHARED_STORAGE: spec(409, 'An HA VM must keep its disks in a shared pool, so that another host can restart it from the same image.'),
   // Host drain and maintenance (ferry host drain / resume)
   HOST_IN_MAINTENANCE: spec(409, 'The host is draining or drained for maintenance: it takes no new VMs, starts none and accepts no incoming moves until `ferry host resume`.'),

@@ -19,7 +19,26 @@ const joinBody = {
 
 const anyObject = { type: 'object', additionalProperties: true } as const;
 
-/** /v1/cluster (status, create or join) and /v1/peer/cluster (a peer's lease, for fencing decisions). */
+const leaveParams = {
+  type: 'object', required: ['host'], additionalProperties: false,
+  properties: { host: { type: 'string', pattern: '^[a-z][a-z0-9-]{0,62}$' } },
+} as const;
+
+const leaveReply = {
+  type: 'object', required: ['cluster', 'host', 'by', 'self', 'drainRemoved', 'homes'],
+  properties: {
+    cluster: { type: 'string' }, host: { type: 'string' },
+    by: { type: 'string', description: 'The host whose agent made the change: the host itself, or a member removing a host that holds no lease.' },
+    self: { type: 'boolean', description: 'The host\'s own agent left: it revoked its lease and is standalone now.' },
+    drainRemoved: { type: 'boolean', description: 'etcd held a drain record of the host, now deleted.' },
+    homes: {
+      type: 'array', description: 'HA records that named the host as home (or failback target), with their home before and after.',
+      items: { type: 'object', properties: { vm: { type: 'string' }, from: { type: 'string' }, to: { type: 'string' } } },
+    },
+  },
+} as const;
+
+/** /v1/cluster (status, create or join), /v1/cluster/members/:host (leave) and /v1/peer/cluster (a peer's lease, for fencing decisions). */
 export function clusterRoutes(app: FastifyInstance, agent: Agent): void {
   app.get('/v1/cluster', {
     schema: { tags: ['cluster'], summary: 'The cluster as this host sees it: members, manager, quorum, HA VMs and where they run', response: { 200: anyObject, ...errorResponses } },
@@ -28,6 +47,13 @@ export function clusterRoutes(app: FastifyInstance, agent: Agent): void {
   app.post<{ Body: ClusterJoinRequest }>('/v1/cluster', {
     schema: { tags: ['cluster'], summary: 'Create a cluster in etcd and join it, or join an existing one', body: joinBody, response: { 200: anyObject, ...errorResponses } },
   }, async (req) => agent.cluster.join(req.body));
+
+  app.delete<{ Params: { host: string } }>('/v1/cluster/members/:host', {
+    schema: {
+      tags: ['cluster'], params: leaveParams, response: { 200: leaveReply, ...errorResponses },
+      summary: 'Take a host out of the cluster for good (`ferry cluster leave`): asked of the host itself, it leaves; asked of another member, that host must hold no lease',
+    },
+  }, async (req) => agent.leaveCluster(req.params.host));
 
   app.get('/v1/peer/cluster', {
     schema: {

@@ -1,8 +1,10 @@
 import type { Command } from 'commander';
+import type { LeaveResult } from '../../agent/cluster-leave.js';
 import type { ClusterStatus } from '../../agent/cluster-link.js';
 import type { ClusterConfig } from '../../cluster/index.js';
 import { FerryError } from '../../errors/index.js';
 import { api, context, hostOf } from '../client.js';
+import type { ContextHost } from '../../util/index.js';
 import { printJson, printTable, run } from '../output.js';
 
 const seconds = (flag: string, v: string | undefined): number | undefined => {
@@ -11,15 +13,52 @@ const seconds = (flag: string, v: string | undefined): number | undefined => {
   return Number(v);
 };
 
-/** The cluster a host of the context is in (from its status), for `join`. */
-async function someMember(): Promise<ClusterConfig> {
-  for (const h of context().hosts) {
+/** The first host of the context (other than `not`) that answers as a cluster member, with its status. */
+async function firstMember(not?: string): Promise<{ host: ContextHost; status: ClusterStatus } | undefined> {
+  for (const host of context().hosts.filter((x) => x.name !== not)) {
     try {
-      const s = await api<ClusterStatus>(h, 'GET', '/v1/cluster', undefined, 15_000);
-      return { name: s.name, endpoints: s.endpoints, leaseTtlSec: s.leaseTtlSec, fenceMarginSec: s.fenceMarginSec, createdAt: '' };
+      return { host, status: await api<ClusterStatus>(host, 'GET', '/v1/cluster', undefined, 15_000) };
     } catch { /* not a member, or down: ask the next */ }
   }
-  throw new FerryError('NOT_IN_CLUSTER', 'No host of the current context is in a cluster: run `ferry cluster create` first.');
+  return undefined;
+}
+
+/** The cluster a host of the context is in (from its status), for `join`. */
+async function someMember(): Promise<ClusterConfig> {
+  const s = (await firstMember())?.status;
+  if (!s) throw new FerryError('NOT_IN_CLUSTER', 'No host of the current context is in a cluster: run `ferry cluster create` first.');
+  return { name: s.name, endpoints: s.endpoints, leaseTtlSec: s.leaseTtlSec, fenceMarginSec: s.fenceMarginSec, createdAt: '' };
+}
+
+/**
+ * `ferry cluster leave HOST`: asked of HOST's agent when it answers (it then leaves itself), else
+ * of another member, which can take out a host that holds no lease (docs/cluster.md).
+ */
+async function leave(host: string): Promise<LeaveResult> {
+  const path = `/v1/cluster/members/${encodeURIComponent(host)}`;
+  const target = context().hosts.find((h) => h.name === host);
+  let first: FerryError | undefined;
+  if (target) {
+    try {
+      return await api<LeaveResult>(target, 'DELETE', path, undefined, 60_000);
+    } catch (e) {
+      // Down for good, or standalone already (etcd may still keep its records): a member decides.
+      if (!(e instanceof FerryError) || (e.code !== 'AGENT_UNREACHABLE' && e.code !== 'NOT_IN_CLUSTER')) throw e;
+      first = e;
+    }
+  }
+  const member = (await firstMember(host))?.host;
+  if (!member) throw first ?? new FerryError('NOT_IN_CLUSTER', `No host of the current context other than ${host} is in a cluster and answers.`);
+  return api<LeaveResult>(member, 'DELETE', path, undefined, 60_000);
+}
+
+function printLeave(r: LeaveResult): void {
+  const what = [
+    r.self ? `${r.host}'s agent revoked its lease and is standalone now` : `${r.by} removed the records of ${r.host}, which holds no lease`,
+    r.drainRemoved ? 'its drain record is deleted' : 'etcd had no drain record of it',
+    r.homes.length > 0 ? `new homes: ${r.homes.map((h) => `${h.vm} ${h.from} → ${h.to}`).join(', ')}` : 'no HA VM had it as home',
+  ];
+  process.stdout.write(`${r.host} left cluster ${r.cluster}: ${what.join('; ')}\n`);
 }
 
 function printStatus(s: ClusterStatus): void {
@@ -32,18 +71,21 @@ function printStatus(s: ClusterStatus): void {
   process.stdout.write('\n');
   printTable(['HA VM', 'runs on', 'home', 'state', 'priority', 'restarts', 'note'],
     s.haVms.map((v) => [v.name, v.owner, v.home, v.state, v.priority, v.restarts, v.note ?? '']));
+  if (s.drains.length > 0) {
+    process.stdout.write(`\ndrain records in etcd: ${s.drains.map((d) => `${d.host} (${d.state}${d.running ? ', drain running' : ''})`).join(', ')}\n`);
+  }
 }
 
-/** Registers `ferry cluster create|join|status`. */
+/** Registers `ferry cluster create|join|leave|status`. */
 export function registerCluster(program: Command): void {
   const cluster = program.command('cluster').description('failover cluster on etcd: membership, manager, HA VMs');
 
   cluster.command('create NAME')
     .description('create a cluster in etcd and join the hosts to it (default: every host of the current context)')
-    .requiredOption('--etcd URLS', 'etcd client URLs, comma-separated')
-    .option('--host H...', 'hosts to join (repeatable)')
-    .option('--lease-ttl S', 'seconds a host lease lives without renewal (default 10)')
-    .option('--fence-margin S', 'seconds survivors wait past a lease\'s expiry before restarting its VMs (default 5, at least 4)')
+    .requiredOption('--etcd <urls>', 'etcd client URLs, comma-separated')
+    .option('--host <host...>', 'hosts to join (repeatable)')
+    .option('--lease-ttl <s>', 'seconds a host lease lives without renewal (default 10)')
+    .option('--fence-margin <s>', 'seconds survivors wait past a lease\'s expiry before restarting its VMs (default 5, at least 4)')
     .option('--json', 'print JSON')
     .action((name: string, o: { etcd: string; host?: string[]; leaseTtl?: string; fenceMargin?: string; json?: boolean }) => run(o.json, async () => {
       const endpoints = o.etcd.split(',').map((u) => u.trim()).filter((u) => u !== '');
@@ -70,9 +112,18 @@ export function registerCluster(program: Command): void {
       else process.stdout.write(`${host} joined cluster ${joined.name}\n`);
     }));
 
+  cluster.command('leave HOST')
+    .description('take HOST out of the cluster for good, after a drain: its drain record goes, HA VMs whose home it was get their current host as home; '
+      + 'a running agent revokes its lease and is standalone again, a host that is down is removed by another member')
+    .option('--json', 'print JSON')
+    .action((host: string, o: { json?: boolean }) => run(o.json, async () => {
+      const r = await leave(host);
+      if (o.json) printJson(r); else printLeave(r);
+    }));
+
   cluster.command('status')
     .description('members, manager, quorum health, HA VMs and where they run')
-    .option('--host H', 'ask this host (default: the first that answers)')
+    .option('--host <host>', 'ask this host (default: the first that answers)')
     .option('--json', 'print JSON')
     .action((o: { host?: string; json?: boolean }) => run(o.json, async () => {
       const hosts = o.host ? [hostOf(o.host)] : context().hosts;

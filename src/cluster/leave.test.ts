@@ -1,0 +1,80 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { decideLeave, type LeaveFacts } from './leave.js';
+import type { HaEntry, HaRecord } from './model.js';
+
+const rec = (name: string, o: Partial<HaRecord>): HaEntry => ({
+  rev: `r-${name}`,
+  rec: {
+    name, owner: 'h1', home: 'h1', priority: 0, restart: 'always', failback: 'none', state: 'running', restarts: 0, updatedAt: '',
+    spec: { name, uuid: name, memoryMiB: 256, cpus: 1, cpuModel: 'qemu64', machine: 'pc-q35-7.2', mac: '', ip: '', prefixLength: 16, disks: [], ha: true },
+    ...o,
+  },
+});
+
+const base: LeaveFacts = { cluster: 'lab', host: 'h2', self: true, members: ['h1', 'h2', 'h3'], ha: [], localVms: [], localRun: null };
+const drained = { rev: '41', running: null };
+const running = { operation: 'drain', startedAt: '2025-01-01T00:00:00Z' };
+
+test('a leave is refused, with a stable code, for each reason it must not happen', () => {
+  const cases: [string, Partial<LeaveFacts>, string][] = [
+    ['a host without a lease of which etcd keeps nothing', { self: false, members: ['h1', 'h3'] }, 'NOT_IN_CLUSTER'],
+    ['a live host, asked of another member', { self: false }, 'MEMBER_ALIVE'],
+    ['a live host, asked of another member, even with nothing on it', { self: false, drain: drained, localVms: undefined }, 'MEMBER_ALIVE'],
+    ['the only live member', { members: ['h2'] }, 'CLUSTER_LAST_MEMBER'],
+    ['the only live member, its lease lapsing', { members: [] }, 'CLUSTER_LAST_MEMBER'],
+    ['a drain the manager runs', { drain: { rev: '7', running } }, 'DRAIN_IN_PROGRESS'],
+    ['a drain of a host without a lease, still running', { self: false, members: ['h1', 'h3'], drain: { rev: '7', running } }, 'DRAIN_IN_PROGRESS'],
+    ['a resume the host runs itself', { localRun: { operation: 'resume', startedAt: 'x' } }, 'DRAIN_IN_PROGRESS'],
+    ['a VM still runs on the host', { drain: drained, localVms: ['web1'] }, 'HOST_NOT_EMPTY'],
+    ['a stopped HA VM the host owns', { ha: [rec('db', { owner: 'h2', home: 'h2', state: 'stopped' })] }, 'HOST_NOT_EMPTY'],
+    ['a host without a lease whose HA VM the cluster has not restarted yet',
+      { self: false, members: ['h1', 'h3'], ha: [rec('db', { owner: 'h2', home: 'h2' })] }, 'HOST_NOT_EMPTY'],
+    ['a host without a lease that owns an HA VM nobody restarts',
+      { self: false, members: ['h1', 'h3'], ha: [rec('db', { owner: 'h2', restart: 'never' })] }, 'HOST_NOT_EMPTY'],
+  ];
+  for (const [what, over, code] of cases) {
+    const d = decideLeave({ ...base, ...over });
+    assert.equal(d.ok ? 'ok' : d.error.code, code, what);
+    if (!d.ok) assert.match(d.error.message, /h2/, `${what}: the sentence names the host`);
+  }
+});
+
+test('what a refusal says: the VMs in the way, and for a dead host whether the cluster still restarts them', () => {
+  const d = decideLeave({ ...base, localVms: ['web1'], ha: [rec('db', { owner: 'h2', state: 'stopped' })] });
+  assert.ok(!d.ok);
+  assert.match(d.error.message, /VMs run on it \(web1\), and it owns HA VMs \(db stopped\)/);
+  const dead = decideLeave({ ...base, self: false, members: ['h1'], ha: [rec('a', { owner: 'h2' }), rec('b', { owner: 'h2', state: 'stopped' })] });
+  assert.ok(!dead.ok);
+  assert.match(dead.error.message, /has not restarted a elsewhere yet/);
+  assert.match(dead.error.message, /nobody restarts b \(stopped\)/);
+});
+
+test('a leave deletes the drain record and gives each VM whose home was the host its current host as home', () => {
+  const ha = [
+    rec('v1', { owner: 'h3', home: 'h2', failback: 'immediate', moveTo: 'h2', failbackAt: 5 }),
+    rec('v2', { owner: 'h1', home: 'h1' }),
+    rec('v3', { owner: 'h1', home: 'h2' }),
+    rec('v4', { owner: 'h3', home: 'h1', moveTo: 'h2' }),
+  ];
+  for (const f of [{ ...base, drain: drained, ha }, { ...base, self: false, members: ['h1', 'h3'], drain: drained, ha }]) {
+    const d = decideLeave(f);
+    assert.ok(d.ok, `self ${f.self}`);
+    assert.equal(d.plan.deleteDrainRev, '41');
+    assert.deepEqual(d.plan.rehome.map((e) => [e.rec.name, e.rev, e.from, e.rec.home, e.rec.moveTo]), [
+      ['v1', 'r-v1', 'h2', 'h3', undefined],
+      ['v3', 'r-v3', 'h2', 'h1', undefined],
+      ['v4', 'r-v4', 'h1', 'h1', undefined],
+    ]);
+    assert.equal(d.plan.rehome[0]?.rec.failbackAt, 5, 'the rest of the record is kept');
+  }
+});
+
+test('a host with nothing in etcd may still leave when its own agent asks; a dead one known only as a home is taken out', () => {
+  const d = decideLeave(base);
+  assert.deepEqual(d.ok && d.plan, { rehome: [] });
+  const dead = decideLeave({ ...base, self: false, members: ['h1'], ha: [rec('v', { owner: 'h1', home: 'h2' })] });
+  assert.ok(dead.ok);
+  assert.equal(dead.plan.deleteDrainRev, undefined);
+  assert.deepEqual(dead.plan.rehome.map((e) => e.rec.home), ['h1']);
+});

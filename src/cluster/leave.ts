@@ -1,0 +1,101 @@
+/**
+ * `ferry cluster leave H`: whether host H may be taken out of its cluster, and what that changes
+ * in etcd (a pure function, tested by a table; src/agent/cluster-leave.ts carries it out).
+ *
+ * Either H's agent asks for itself (`self`: it then stops taking part and forgets the cluster), or
+ * another member asks for a host that holds no lease any more (powered off for good). Etcd keeps
+ * no list of members: a host is "in the cluster" while it holds a lease, and it leaves traces that
+ * outlive the lease: its drain record (`drains/H`) and HA records naming it as `home` (where
+ * failback returns a VM) or `moveTo`. Leaving removes those traces; it never touches a VM.
+ */
+import { FerryError } from '../errors/index.js';
+import type { HaEntry, HaRecord } from './model.js';
+
+/** What etcd and the asking agent know when a leave of `host` is decided. */
+export interface LeaveFacts {
+  cluster: string;
+  /** The host to take out. */
+  host: string;
+  /** True when `host`'s own agent decides (it then revokes its lease and forgets the cluster). */
+  self: boolean;
+  /** The hosts that hold a lease now (member keys). */
+  members: readonly string[];
+  /** `host`'s drain record, if etcd has one: its revision and the run it asks for (null when none runs). */
+  drain?: { rev: string; running: { operation: string; startedAt: string } | null };
+  ha: readonly HaEntry[];
+  /** With `self`: the VMs that run on the host (or are being started, moved in or out). */
+  localVms?: readonly string[];
+  /** With `self`: a drain or resume the host's own agent runs now. */
+  localRun?: { operation: string; startedAt: string } | null;
+}
+
+/** The records a leave writes, each at the revision it was read at. */
+export interface LeavePlan {
+  /** The drain record's revision, when there is one to delete. */
+  deleteDrainRev?: string;
+  /** HA records that named the host as home (or as failback target), with their new value. */
+  rehome: { rec: HaRecord; rev: string; from: string }[];
+}
+
+export type LeaveDecision = { ok: true; plan: LeavePlan } | { ok: false; error: FerryError };
+
+const list = (xs: readonly string[]): string => xs.join(', ');
+
+/** A VM the cluster restarts by itself once its owner has no lease. */
+const restartable = (r: HaRecord): boolean => r.restart === 'always' && r.state !== 'stopped';
+
+function refuse(error: FerryError): LeaveDecision { return { ok: false, error }; }
+
+/** Why `host`, which holds no lease, still owns HA VMs, and what the operator can do. */
+function ownedByDead(host: string, owned: readonly HaRecord[]): string {
+  const waiting = owned.filter(restartable).map((r) => r.name);
+  const stuck = owned.filter((r) => !restartable(r)).map((r) => `${r.name} (${r.state === 'stopped' ? 'stopped' : 'restart never'})`);
+  const parts = [
+    ...(waiting.length > 0 ? [`the cluster has not restarted ${list(waiting)} elsewhere yet (wait for \`ferry cluster status\` to show them on another host, or make room for them)`] : []),
+    ...(stuck.length > 0 ? [`nobody restarts ${list(stuck)}`] : []),
+  ];
+  return `${host} still owns HA VMs in etcd: ${parts.join('; ')}.`;
+}
+
+/**
+ * Decides a leave. Refusals, in this order, change nothing: `host` unknown to the cluster
+ * (NOT_IN_CLUSTER), alive but asked of another host (MEMBER_ALIVE), the only live member
+ * (CLUSTER_LAST_MEMBER), a drain or resume of it running (DRAIN_IN_PROGRESS), VMs running on it
+ * or HA VMs it owns (HOST_NOT_EMPTY).
+ */
+export function decideLeave(f: LeaveFacts): LeaveDecision {
+  const { host, cluster } = f;
+  const records = f.ha.map((e) => e.rec);
+  const named = records.some((r) => r.owner === host || r.home === host || r.moveTo === host);
+  const alive = f.members.includes(host);
+  if (!f.self && !alive && f.drain === undefined && !named) {
+    return refuse(new FerryError('NOT_IN_CLUSTER', `${host} is not a member of the cluster ${cluster}: it holds no lease, and etcd keeps no drain or HA VM of it; there is nothing to remove (it has left already, or never joined).`));
+  }
+  if (!f.self && alive) {
+    return refuse(new FerryError('MEMBER_ALIVE', `${host} still holds its lease in the cluster ${cluster} (its agent runs), so only ${host} itself can leave: ask it (\`ferry cluster leave ${host}\` does when its agent answers), or stop its agent after a drain and try again once its lease has expired.`));
+  }
+  if (!f.members.some((m) => m !== host)) {
+    return refuse(new FerryError('CLUSTER_LAST_MEMBER', `${host} is the only live member of the cluster ${cluster}: nobody would be left to run its HA VMs or manage it.`));
+  }
+  const run = f.drain?.running ?? f.localRun ?? null;
+  if (run) {
+    return refuse(new FerryError('DRAIN_IN_PROGRESS', `A ${run.operation} of ${host} is running (since ${run.startedAt}); wait for it to end, then leave.`));
+  }
+  const owned = records.filter((r) => r.owner === host);
+  if (f.self && ((f.localVms?.length ?? 0) > 0 || owned.length > 0)) {
+    const what = [
+      ...((f.localVms?.length ?? 0) > 0 ? [`VMs run on it (${list(f.localVms ?? [])})`] : []),
+      ...(owned.length > 0 ? [`it owns HA VMs (${list(owned.map((r) => `${r.name} ${r.state}`))})`] : []),
+    ];
+    return refuse(new FerryError('HOST_NOT_EMPTY', `${host} cannot leave the cluster ${cluster}: ${what.join(', and ')}. Drain it first (\`ferry host drain ${host}\`), then delete or move what is left.`));
+  }
+  if (owned.length > 0) return refuse(new FerryError('HOST_NOT_EMPTY', ownedByDead(host, owned)));
+  const rehome = f.ha.filter((e) => e.rec.home === host || e.rec.moveTo === host).map(({ rec, rev }) => {
+    const { moveTo, ...rest } = rec;
+    // Its home is where it runs now (failback has nowhere else to go); a failback asked for
+    // towards the host that leaves is dropped.
+    const keep = moveTo !== undefined && moveTo !== host ? { moveTo } : {};
+    return { rec: { ...rest, ...keep, home: rec.home === host ? rec.owner : rec.home }, rev, from: rec.home };
+  });
+  return { ok: true, plan: { ...(f.drain ? { deleteDrainRev: f.drain.rev } : {}), rehome } };
+}
