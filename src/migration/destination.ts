@@ -7,16 +7,16 @@ import { freeMigrationSlots, type MigrationHost } from './host.js';
 import { DEFAULT_POLICY } from './policy.js';
 import {
   envelopeFor, type CancelReply, type ConfirmReply, type ConfirmRequest, type FinishReply, type FinishRequest,
-  type CutoverReply, type CutoverRequest, type NbdTarget, type PerformReadyReply, type PrepareReply, type PrepareRequest, type StatusReply,
+  type CutoverReply, type CutoverRequest, type PerformReadyReply, type PrepareReply, type PrepareRequest, type StatusReply,
 } from './protocol.js';
 import { destinationSettings, movesInPlain, tlsParameters } from './settings.js';
 import { addPeerAuthz, addTlsCreds } from '../security/index.js';
 import { checkMigrationEnabled } from './host-settings.js';
 import { resumeHere } from './resume.js';
 import { chooseMigrationAddress, localAddresses } from './networks.js';
-import { exportName, nbdUri, planStorage, type StoragePlan } from './storage.js';
+import { planStorage } from './storage.js';
+import { exportDisks, stopExports } from './exports.js';
 import { createImage, deleteImage } from '../storage/index.js';
-import { freePort } from '../util/index.js';
 import { checkJobSecret, hashJobSecret, newJobSecret } from './job-secret.js';
 
 /**
@@ -104,7 +104,7 @@ export class DestinationSide {
       const tls = tlsDir !== undefined && encrypted
         ? { creds: await addTlsCreds(qmp, 'server', tlsDir), authz: await addPeerAuthz(qmp, req.source) } : undefined;
       await qmp.execute('migrate-set-parameters', { ...s.parameters, ...tlsParameters(tls, 'destination') });
-      const nbd = await this.exportDisks(qmp, plan, dataAddress, tls);
+      const nbd = await exportDisks(qmp, plan, dataAddress, tls);
       this.resumed.set(req.jobId, this.resumeWhenComplete(req.jobId, vm.name, qmp, plan.copies.length));
       await qmp.execute('migrate-incoming', { uri: `tcp:${dataAddress}:0` });
       const info = await qmp.execute('query-migrate');
@@ -188,30 +188,6 @@ export class DestinationSide {
   }
 
   /**
-   * For a storage move: serves each new (empty) image over NBD on the migration address, writable,
-   * for the source's mirrors. block-export-add activates the incoming QEMU's images for writing.
-   */
-  private async exportDisks(qmp: Qmp, plan: StoragePlan, host: string, tls?: { creds: string; authz: string }): Promise<NbdTarget[]> {
-    if (plan.copies.length === 0) return [];
-    let port = 0;
-    for (let attempt = 1; ; attempt++) {
-      port = await freePort(host);
-      try {
-        await qmp.execute('nbd-server-start', {
-          addr: { type: 'inet', data: { host, port: String(port) } }, ...(tls ? { 'tls-creds': tls.creds, 'tls-authz': tls.authz } : {}),
-        });
-        break;
-      } catch (e) {
-        if (attempt >= 3) throw e;
-      }
-    }
-    for (const c of plan.copies) {
-      await qmp.execute('block-export-add', { type: 'nbd', id: exportName(c.index), 'node-name': exportName(c.index), name: exportName(c.index), writable: true });
-    }
-    return plan.copies.map((c) => ({ sourcePath: c.sourcePath, destinationPath: c.destinationPath, uri: nbdUri(host, port, c.index) }));
-  }
-
-  /**
    * Resumes the VM the moment the incoming stream completes, or the moment post-copy begins (the
    * guest then runs here while its remaining pages arrive on demand; a -S destination would wait
    * paused otherwise). Resolves true once QEMU ran it, false when the incoming migration failed or
@@ -225,10 +201,7 @@ export class DestinationSide {
         return false;
       }
       const t0 = Date.now();
-      // The exports go before the VM runs: the source let go of them at switch-over, and while an
-      // export holds its image for writing the guest's disk cannot take the image for itself
-      // (QEMU reports a permission conflict at `cont`, and a disk in an I/O thread then hangs).
-      if (exports > 0) await stopExports(qmp, exports);
+      if (exports > 0) await stopExports(qmp, exports, this.h.log);
       if (!(await resumeHere(qmp, { postcopy: ev.data.status === 'postcopy-active' }))) {
         this.incomingFailed(jobId, 'received the stream but could not run the VM');
         return false;
@@ -378,16 +351,6 @@ export class DestinationSide {
     this.freeSlot(jobId);
     this.h.jobs.apply(jobId, { type: 'end', status: cancelled ? 'cancelled' : 'failed', error: { code: err.code, message: err.message } });
   }
-}
-
-/**
- * Ends a storage move's NBD exports before the VM runs here. The source let go of them at
- * switch-over, before it sent the last state; `hard` also drops a connection whose close this
- * QEMU has not read yet.
- */
-async function stopExports(qmp: Qmp, n: number): Promise<void> {
-  for (let i = 0; i < n; i++) await qmp.execute('block-export-del', { id: exportName(i), mode: 'hard' }).catch(() => undefined);
-  await qmp.execute('nbd-server-stop').catch(() => undefined);
 }
 
 /** The destination owns the VM once it resumed it: forward `confirm`, or completed. */
