@@ -145,3 +145,48 @@ for (const point of POINTS) {
     }
   }));
 }
+
+test('the destination goes silent right after it resumed the VM: the source keeps its copy paused until it answers, then lets go', track(async (t) => {
+  await cleanLab();
+  const name = 'silent-dest';
+  const created = await ferry<VmView>(['vm', 'create', name, '--host', 'h1', '--memory', '256M', '--json']);
+  assert.equal(created.code, 0, created.stderr || created.stdout);
+  const ip = created.json.ip;
+  await waitGuest(LAB, ip);
+  const b = await beforeMove(LAB, name, 'h2');
+  const h2Pid = (await labStatus(LAB)).hosts.find((h) => h.name === 'h2')?.agentPid;
+  assert.ok(h2Pid);
+  // h2's agent dies when the source's `finish` reaches it: its QEMU already runs the VM by then.
+  armFault(LAB, 'h2', 'destination:finish');
+  try {
+    const started = await ferry<{ id: string }>(['move', name, '--to', 'h2', '--no-wait', '--json']);
+    assert.equal(started.code, 0, started.stderr || started.stdout);
+    const id = started.json.id;
+    await waitFor('h2\'s agent died at destination:finish', async () => (processAlive(h2Pid) ? undefined : true), 60_000);
+    const h1Socket = (await labStatus(LAB)).hosts.find((h) => h.name === 'h1')?.socket ?? '';
+    // Longer than the source asks `finish` (30 tries) and then tells a failure (15 s): a source that
+    // gave up by then would have run its own copy again, beside the one on h2.
+    await new Promise((r) => setTimeout(r, 55_000));
+    const held = await agentGet<JobJson>(h1Socket, `/v1/migrations/${id}`);
+    t.diagnostic(`55 s after h2 went silent the job is ${held.status} in ${held.phase}; live QEMUs: ${qemuPids(created.json.uuid).length}`);
+    assert.equal(held.status, 'running', 'the source has not given up on a destination that may run the VM');
+    assert.equal(held.phase, 'finish');
+    const h1Vm = (await agentGet<VmView[]>(h1Socket, '/v1/vms')).find((v) => v.name === name);
+    assert.equal(h1Vm?.state, 'migrating', 'the source\'s copy is still the paused end of a move');
+    assert.equal((await guestGet(LAB, ip, '/health')).trim(), 'ok', 'h2\'s copy runs and answers');
+    const up = await lab(['up', '--json']);
+    assert.equal(up.code, 0, up.stderr);
+    const job = await waitFor(`job ${id} ended`, async () => {
+      const j = await agentGet<JobJson>(h1Socket, `/v1/migrations/${id}`);
+      return ENDED(j.status) ? j : undefined;
+    }, 60_000);
+    assert.equal(job.status, 'completed', `the move completed (${job.error?.code ?? ''} ${job.error?.message ?? ''})`);
+    const where = await assertRunsOnce(LAB, name, 'h2');
+    assert.notEqual(where.pid, b.pid);
+    await assertGuestIntact(LAB, ip, b.guest);
+  } finally {
+    rmSync(join(labDir(LAB), 'h2', 'faults.json'), { force: true });
+    if (!(await labStatus(LAB)).hosts.every((h) => h.agentPid)) await lab(['up']);
+    await ferry(['vm', 'delete', name]);
+  }
+}));

@@ -148,8 +148,16 @@ export class SourceRun {
     try {
       fin = await this.askUntilAnswered(() => this.peer.finish(id, { outcome: 'success' }));
     } catch (e) {
-      // No clear answer: rollBack asks the destination's status first and goes forward if it owns the VM.
-      return this.rollBack(toFerryError(e, 'MIGRATION_FAILED'));
+      const err = toFerryError(e, 'MIGRATION_FAILED');
+      // The stream completed, so the destination runs the VM as soon as it saw that, without
+      // waiting for `finish`. Not knowing whether it did, the source must not run its own copy: it
+      // would run twice. So it waits, paused, until the destination answers (or an operator
+      // cancels the move, knowing the destination is gone for good).
+      if (err.code === 'HOST_UNREACHABLE' && !(await this.untilDestinationAnswers())) {
+        return this.rollBack(new FerryError('ABORTED', 'The move was cancelled while the destination did not answer.'));
+      }
+      // rollBack asks the destination's status first and goes forward if it owns the VM.
+      return this.rollBack(err);
     }
     if (!fin.resumed) {
       // The stream completed but the destination could not run the VM: the source's copy is intact.
@@ -239,6 +247,21 @@ export class SourceRun {
     if (rec?.state === 'migrating') this.h.inv.apply(vm, { type: 'migration-ended' });
   }
 
+  /**
+   * Asks the destination for the job's status every 2 s until it answers (true) or the move is
+   * cancelled (false). The VM stays paused here meanwhile, its lock and slots held.
+   */
+  private async untilDestinationAnswers(): Promise<boolean> {
+    const { id, destination } = this.job;
+    this.h.log.warn({ job: id, destination }, 'the stream completed but the destination does not answer; the VM stays paused here until it does, or until the move is cancelled');
+    for (;;) {
+      if (this.signal.aborted) return false;
+      const silent = await this.peer.status(id).then(() => false, (e: unknown) => e instanceof FerryError && e.code === 'HOST_UNREACHABLE');
+      if (!silent) return true;
+      await new Promise((r) => setTimeout(r, UNANSWERED_RETRY_MS));
+    }
+  }
+
   /** Retries a peer call while the peer is unreachable (it may be restarting), a bounded number of times. */
   private async askUntilAnswered<T>(fn: () => Promise<T>, tries = 30, withinMs = Infinity): Promise<T> {
     const t0 = Date.now();
@@ -252,6 +275,9 @@ export class SourceRun {
     }
   }
 }
+
+/** How often a source whose stream completed asks a silent destination again. */
+const UNANSWERED_RETRY_MS = 2_000;
 
 function totalsOf(info: MigrationInfo): Partial<JobTotals> {
   return {
