@@ -38,13 +38,14 @@ const rec = (name: string, owner: string, home: string, o: Partial<HaRecord> = {
 });
 
 /** A member whose host runs, of the HA VMs, exactly those etcd says it owns (so nothing is started or moved). */
-function startNode(name: string): ClusterNode {
+function startNode(name: string, more: Partial<ClusterHost> = {}): ClusterNode {
   const host: ClusterHost = {
     name, url: `https://${name}`, log: pino({ level: 'silent' }),
     facts: () => ({ memoryMiB: 1024, freeMemoryMiB: 512, cpus: 2, maintenance: false }),
     localHa: () => [{ name: 'v1', running: name === 'h1', busy: false }, { name: 'v3', running: name === 'h3', busy: false }],
     startHa: () => Promise.resolve(), fence: () => Promise.resolve(), forget: () => Promise.resolve(),
     arrivedFrom: () => undefined, leftTo: () => undefined, peerLeases: () => Promise.resolve([]), moveVm: () => Promise.resolve(),
+    ...more,
   };
   const node = new ClusterNode(cfg, host);
   node.start();
@@ -52,13 +53,20 @@ function startNode(name: string): ClusterNode {
   return node;
 }
 
-/** leaveCluster() as `by`'s agent runs it, its host running no VM; `forgotten` lists the hosts that forgot the cluster. */
+/**
+ * leaveCluster() as `by`'s agent runs it, its host running no VM and drained unless `states` says
+ * otherwise; `forgotten` lists the hosts that forgot the cluster, `detached` those whose membership
+ * row is gone now (a leave that did not happen puts it back).
+ */
 const forgotten: string[] = [];
-function leave(by: string, host: string): ReturnType<typeof leaveCluster> {
+const detached = new Set<string>();
+const states = new Map<string, string>();
+function leave(by: string, host: string, o: { localVms?: () => string[] } = {}): ReturnType<typeof leaveCluster> {
   const node = nodes.get(by);
   assert.ok(node);
   const parts: LeaveParts = {
-    host: by, node, localVms: () => [], localRun: () => null,
+    host: by, node, localVms: o.localVms ?? (() => []), localRun: () => null, localState: () => states.get(by) ?? 'drained', localHa: () => [],
+    detach: () => { detached.add(by); }, keep: () => { detached.delete(by); },
     forget: async () => { forgotten.push(by); nodes.delete(by); await node.revoke(); },
   };
   return leaveCluster(parts, host);
@@ -81,6 +89,8 @@ test('the store takes a host out in one transaction guarded by revisions: a stal
   assert.equal(await store.removeHost('h8', plan, true), false, 'h8 holds a lease again');
   assert.equal(await snapshot(), before, 'nothing was written');
   await lease.revoke();
+  assert.equal(await store.removeHost('h8', { rehome: plan.rehome }, true), false, 'a drain record that was not read is there');
+  assert.equal(await snapshot(), before, 'nothing was written');
   assert.equal(await store.removeHost('h8', plan, true), true);
   assert.equal((await store.drains()).some((d) => d.host === 'h8'), false, 'the drain record is gone');
   assert.equal((await store.haEntry('s1'))?.rec.home, 'h7');
@@ -100,7 +110,11 @@ test('a member leaves by itself: drain record gone, homes rewritten, lease revok
   await assert.rejects(leave('h3', 'h3'), isCode('HOST_NOT_EMPTY'), 'h3 owns v3');
   await assert.rejects(leave('h1', 'h2'), isCode('MEMBER_ALIVE'), 'h2 holds its lease: only h2 can leave');
   await assert.rejects(leave('h1', 'h9'), isCode('NOT_IN_CLUSTER'));
+  states.set('h2', 'active');
+  await assert.rejects(leave('h2', 'h2'), isCode('HOST_NOT_DRAINED'), 'h2 is not drained here (its drain record says drained)');
+  states.delete('h2');
   assert.equal(await snapshot(), before, 'the refusals changed nothing');
+  assert.equal(detached.size, 0, 'a leave that did not happen keeps the membership');
   assert.deepEqual(await members(), ['h1', 'h2', 'h3'], 'and h3, refused, takes part again');
 
   const t0 = Date.now();
@@ -137,4 +151,31 @@ test('a member takes out a host whose lease is gone; the last member cannot leav
   await new Promise((r) => setTimeout(r, 2_500));
   assert.ok(nodes.get('h1')?.renewing(), 'h1 renews its lease');
   assert.equal(await store.manager(), 'h1', 'and manages the cluster');
+});
+
+test('while a leave decides, the node feeds the watchdog and keeps its last renewal; a VM that came during the write keeps the host in', async () => {
+  let feeds = 0;
+  let ticks = 0;
+  // lastRenewal 0: a start() after the pause would rewind the last renewal to it (no longer renewing).
+  const h4 = startNode('h4', { armWatchdog: () => { feeds++; }, afterTick: () => { ticks++; return Promise.resolve(); }, lastRenewal: () => 0 });
+  await waitFor('h4 a member', async () => (await members()).includes('h4') && h4.renewing(), 15_000);
+  await h4.pause();
+  const [f0, t0] = [feeds, ticks];
+  await new Promise((r) => setTimeout(r, 1_600));
+  assert.ok(feeds - f0 >= 2, `the watchdog was fed ${feeds - f0} times in 1.6 s of pause`);
+  assert.equal(ticks, t0, 'no tick while paused');
+  h4.resume();
+  assert.ok(h4.renewing(), 'resume() keeps the last renewal');
+  await waitFor('a tick after resume', () => Promise.resolve(ticks > t0), 5_000);
+
+  // A VM that arrives while the transaction is written (a drained host admits none: the last line of defence).
+  let asked = 0;
+  const late = await leave('h4', 'h4', { localVms: () => (++asked > 2 ? ['late'] : []) }).then(() => null, (e: unknown) => e);
+  assert.ok(late instanceof FerryError && late.code === 'HOST_NOT_EMPTY', String(late));
+  assert.match(late.message, /late.*stays in the cluster/);
+  assert.equal(detached.has('h4'), false, 'its membership is kept');
+  const t1 = ticks;
+  await waitFor('h4 ticks again', () => Promise.resolve(ticks > t1), 5_000);
+  assert.ok(h4.renewing());
+  assert.ok((await members()).includes('h4'));
 });

@@ -264,6 +264,8 @@ export class Agent {
       localVms: () => this.inv.list().filter((v) => isActive(v.state) || this.vms.isBusy(v.spec.name) || this.jobs.activeFor(v.spec.name) !== undefined)
         .map((v) => v.spec.name),
       localRun: () => this.maintenance.view().running,
+      localState: () => this.maintenance.state(),
+      localHa: () => this.inv.list().filter((v) => v.spec.ha).map((v) => v.spec.name),
     });
   }
 

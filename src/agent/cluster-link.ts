@@ -18,6 +18,9 @@ import type { VmSpec } from '../vm/index.js';
 /** What `ferry cluster create` or `join` asks of a host. */
 export interface ClusterJoinRequest { name: string; endpoints: string[]; create?: boolean; leaseTtlSec?: number; fenceMarginSec?: number; maxMigrations?: number }
 
+/** What a leave asks of the agent about this host itself (src/agent/agent.ts gives it). */
+export type LocalParts = Pick<LeaveParts, 'localVms' | 'localRun' | 'localState' | 'localHa'>;
+
 /** `ferry cluster status` as one host sees it. */
 export interface ClusterStatus {
   name: string;
@@ -154,14 +157,14 @@ export class ClusterLink {
    * `ferry cluster leave HOST` asked of this host (cluster-leave.ts): this host itself leaves, or
    * this member takes out a host that holds no lease. NOT_IN_CLUSTER when this host is in none.
    */
-  leave(host: string, local: Pick<LeaveParts, 'localVms' | 'localRun'>): Promise<LeaveResult> {
+  leave(host: string, local: LocalParts): Promise<LeaveResult> {
     // One at a time: a second leave of this host waits, then finds it standalone.
     const next = this.leaving.then(() => this.leaveNow(host, local));
     this.leaving = next.catch(() => undefined);
     return next;
   }
 
-  private async leaveNow(host: string, local: Pick<LeaveParts, 'localVms' | 'localRun'>): Promise<LeaveResult> {
+  private async leaveNow(host: string, local: LocalParts): Promise<LeaveResult> {
     const n = this.node;
     const me = this.host.name;
     if (!n) {
@@ -169,7 +172,11 @@ export class ClusterLink {
         ? `${me} is not in a cluster (it has left, or never joined): there is nothing to leave.`
         : `${me} is not in a cluster, so it cannot take ${host} out of one: ask a member of that cluster.`);
     }
-    const r = await leaveCluster({ host: me, node: n, ...local, forget: () => this.forget(n) }, host);
+    const r = await leaveCluster({
+      host: me, node: n, ...local, forget: () => this.forget(n),
+      detach: () => { this.db.prepare('DELETE FROM cluster_membership WHERE id = 1').run(); },
+      keep: () => { this.db.prepare('INSERT OR REPLACE INTO cluster_membership (id, config) VALUES (1, ?)').run(JSON.stringify(n.config)); },
+    }, host);
     this.log.info({ cluster: r.cluster, host, drainRemoved: r.drainRemoved, homes: r.homes }, 'took a host out of the cluster');
     return r;
   }

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { decideLeave, type LeaveFacts } from './leave.js';
+import { decideLeave, localRefusal, type LeaveFacts } from './leave.js';
 import type { HaEntry, HaRecord } from './model.js';
 
 const rec = (name: string, o: Partial<HaRecord>): HaEntry => ({
@@ -12,7 +12,7 @@ const rec = (name: string, o: Partial<HaRecord>): HaEntry => ({
   },
 });
 
-const base: LeaveFacts = { cluster: 'lab', host: 'h2', self: true, members: ['h1', 'h2', 'h3'], ha: [], localVms: [], localRun: null };
+const base: LeaveFacts = { cluster: 'lab', host: 'h2', self: true, members: ['h1', 'h2', 'h3'], ha: [], localVms: [], localRun: null, localState: 'drained', localHa: [] };
 const drained = { rev: '41', running: null };
 const running = { operation: 'drain', startedAt: '2025-01-01T00:00:00Z' };
 
@@ -26,7 +26,12 @@ test('a leave is refused, with a stable code, for each reason it must not happen
     ['a drain the manager runs', { drain: { rev: '7', running } }, 'DRAIN_IN_PROGRESS'],
     ['a drain of a host without a lease, still running', { self: false, members: ['h1', 'h3'], drain: { rev: '7', running } }, 'DRAIN_IN_PROGRESS'],
     ['a resume the host runs itself', { localRun: { operation: 'resume', startedAt: 'x' } }, 'DRAIN_IN_PROGRESS'],
+    ['a host in service leaving by itself', { localState: 'active' }, 'HOST_NOT_DRAINED'],
+    ['a host in service leaving by itself, even with nothing on it and a drained record in etcd', { localState: 'active', drain: drained }, 'HOST_NOT_DRAINED'],
+    ['a host still draining (its drain left VMs behind)', { localState: 'draining', drain: drained }, 'HOST_NOT_DRAINED'],
+    ['a host whose agent does not say its state', { localState: undefined }, 'HOST_NOT_DRAINED'],
     ['a VM still runs on the host', { drain: drained, localVms: ['web1'] }, 'HOST_NOT_EMPTY'],
+    ['an HA VM is defined on the host (stopped, owned by another host in etcd)', { localHa: ['db'], ha: [rec('db', { owner: 'h1' })] }, 'HOST_NOT_EMPTY'],
     ['a stopped HA VM the host owns', { ha: [rec('db', { owner: 'h2', home: 'h2', state: 'stopped' })] }, 'HOST_NOT_EMPTY'],
     ['a host without a lease whose HA VM the cluster has not restarted yet',
       { self: false, members: ['h1', 'h3'], ha: [rec('db', { owner: 'h2', home: 'h2' })] }, 'HOST_NOT_EMPTY'],
@@ -77,4 +82,19 @@ test('a host with nothing in etcd may still leave when its own agent asks; a dea
   assert.ok(dead.ok);
   assert.equal(dead.plan.deleteDrainRev, undefined);
   assert.deepEqual(dead.plan.rehome.map((e) => e.rec.home), ['h1']);
+});
+
+test('a host without a lease need not be drained: its agent runs nothing the cluster could send it', () => {
+  const d = decideLeave({ ...base, self: false, members: ['h1', 'h3'], drain: { rev: '9', running: null }, localState: undefined });
+  assert.ok(d.ok);
+  assert.equal(d.plan.deleteDrainRev, '9');
+});
+
+test('localRefusal, asked again before the host forgets the cluster: what came meanwhile, or a resume, keeps it in', () => {
+  const ok = { localState: 'drained', localVms: [], localHa: [] };
+  assert.equal(localRefusal('h2', 'lab', ok), null);
+  assert.equal(localRefusal('h2', 'lab', { ...ok, localState: 'active' })?.code, 'HOST_NOT_DRAINED');
+  const e = localRefusal('h2', 'lab', { ...ok, localVms: ['web1'], localHa: ['web1', 'db'] });
+  assert.equal(e?.code, 'HOST_NOT_EMPTY');
+  assert.match(e?.message ?? '', /VMs run on it \(web1\), and HA VMs are defined on it \(db\)/);
 });

@@ -27,7 +27,14 @@ export interface LeaveFacts {
   localVms?: readonly string[];
   /** With `self`: a drain or resume the host's own agent runs now. */
   localRun?: { operation: string; startedAt: string } | null;
+  /** With `self`: the host's own maintenance state (`active`, `draining`, `drained`); it must be `drained`. */
+  localState?: string;
+  /** With `self`: the HA VMs defined on the host, running or not. */
+  localHa?: readonly string[];
 }
+
+/** What the host's own agent knows of itself when it leaves (LeaveFacts with `self`). */
+export type LocalFacts = Pick<LeaveFacts, 'localVms' | 'localRun' | 'localState' | 'localHa'>;
 
 /** The records a leave writes, each at the revision it was read at. */
 export interface LeavePlan {
@@ -58,10 +65,34 @@ function ownedByDead(host: string, owned: readonly HaRecord[]): string {
 }
 
 /**
+ * Why the host's own agent may not leave now, from what it knows of itself alone (null: nothing
+ * in the way): not drained (HOST_NOT_DRAINED; only a drained host refuses new VMs, starts and
+ * incoming moves, and the manager places nothing on it), or VMs run on it or HA VMs are defined on
+ * it (HOST_NOT_EMPTY), beside the HA VMs etcd says it owns (`owned`). decideLeave() asks it, and
+ * the agent asks it again after its transaction, before it forgets the cluster.
+ */
+export function localRefusal(host: string, cluster: string, f: LocalFacts, owned: readonly HaRecord[] = []): FerryError | null {
+  if (f.localState !== 'drained') {
+    return new FerryError('HOST_NOT_DRAINED', `${host} cannot leave the cluster ${cluster}: it is ${f.localState ?? 'in an unknown maintenance state'}, not drained. Drain it first (\`ferry host drain ${host}\`): a drained host takes no new VM, start or incoming move while it leaves.`);
+  }
+  const vms = f.localVms ?? [];
+  const ha = (f.localHa ?? []).filter((n) => !vms.includes(n));
+  const what = [
+    ...(vms.length > 0 ? [`VMs run on it (${list(vms)})`] : []),
+    ...(ha.length > 0 ? [`HA VMs are defined on it (${list(ha)})`] : []),
+    ...(owned.length > 0 ? [`it owns HA VMs (${list(owned.map((r) => `${r.name} ${r.state}`))})`] : []),
+  ];
+  if (what.length === 0) return null;
+  return new FerryError('HOST_NOT_EMPTY', `${host} cannot leave the cluster ${cluster}: ${what.join(', and ')}. Drain it first (\`ferry host drain ${host}\`), then delete or move what is left.`);
+}
+
+/**
  * Decides a leave. Refusals, in this order, change nothing: `host` unknown to the cluster
  * (NOT_IN_CLUSTER), alive but asked of another host (MEMBER_ALIVE), the only live member
- * (CLUSTER_LAST_MEMBER), a drain or resume of it running (DRAIN_IN_PROGRESS), VMs running on it
- * or HA VMs it owns (HOST_NOT_EMPTY).
+ * (CLUSTER_LAST_MEMBER), a drain or resume of it running (DRAIN_IN_PROGRESS), with `self` the host
+ * not drained (HOST_NOT_DRAINED), VMs running on it, HA VMs defined on it or HA VMs it owns
+ * (HOST_NOT_EMPTY). A host without a lease need not be drained: its agent runs nothing the
+ * cluster could place, start or move onto it (a member key back fails the transaction's guard).
  */
 export function decideLeave(f: LeaveFacts): LeaveDecision {
   const { host, cluster } = f;
@@ -82,12 +113,9 @@ export function decideLeave(f: LeaveFacts): LeaveDecision {
     return refuse(new FerryError('DRAIN_IN_PROGRESS', `A ${run.operation} of ${host} is running (since ${run.startedAt}); wait for it to end, then leave.`));
   }
   const owned = records.filter((r) => r.owner === host);
-  if (f.self && ((f.localVms?.length ?? 0) > 0 || owned.length > 0)) {
-    const what = [
-      ...((f.localVms?.length ?? 0) > 0 ? [`VMs run on it (${list(f.localVms ?? [])})`] : []),
-      ...(owned.length > 0 ? [`it owns HA VMs (${list(owned.map((r) => `${r.name} ${r.state}`))})`] : []),
-    ];
-    return refuse(new FerryError('HOST_NOT_EMPTY', `${host} cannot leave the cluster ${cluster}: ${what.join(', and ')}. Drain it first (\`ferry host drain ${host}\`), then delete or move what is left.`));
+  if (f.self) {
+    const why = localRefusal(host, cluster, f, owned);
+    if (why) return refuse(why);
   }
   if (owned.length > 0) return refuse(new FerryError('HOST_NOT_EMPTY', ownedByDead(host, owned)));
   const rehome = f.ha.filter((e) => e.rec.home === host || e.rec.moveTo === host).map(({ rec, rev }) => {

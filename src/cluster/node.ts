@@ -61,7 +61,6 @@ export class ClusterNode {
 
   start(): void {
     this.lastRenewOk = Math.min(Date.now(), this.host.lastRenewal?.() ?? Date.now());
-    this.timer = setInterval(() => { void this.tick(); }, TICK_MS);
     // Fencing runs on a timer of its own: a tick can wait seconds on an etcd that does not answer.
     this.fenceTimer = setInterval(() => {
       this.feedWatchdog();
@@ -70,7 +69,7 @@ export class ClusterNode {
       this.checkStartedAt = Date.now();
       void this.checkFence().catch((e: unknown) => this.host.log.error({ err: e }, 'fence check failed')).finally(() => { this.fencing = false; });
     }, FENCE_CHECK_MS);
-    void this.tick();
+    this.resume();
   }
 
   async stop(): Promise<void> {
@@ -83,18 +82,28 @@ export class ClusterNode {
   }
 
   /**
-   * The first step of leaving the cluster (src/agent/cluster-leave.ts): no more ticks, fence checks
-   * or watchdog feeds (the host runs no VM then), once the tick under way has ended. The lease is
-   * still kept alive; `start()` takes part again, `revoke()` ends it.
+   * While leaving the cluster (src/agent/cluster-leave.ts): no more ticks (no reconcile, campaign or
+   * manager's work), once the tick under way has ended. Fence checks and watchdog feeds go on, and
+   * the lease is kept alive; `resume()` takes part again, `revoke()` ends it.
    */
   async pause(): Promise<void> {
     clearInterval(this.timer);
-    clearInterval(this.fenceTimer);
-    while (this.ticking || this.fencing) await new Promise((r) => setTimeout(r, 50));
+    this.timer = undefined;
+    while (this.ticking) await new Promise((r) => setTimeout(r, 50));
   }
 
-  /** The last step of leaving: revokes the lease (the member key, any manager key and slots go at once) and closes the client. */
+  /** Ticks again after `pause()`; the last renewal seen stands (`start()` would rewind it to the watchdog's). */
+  resume(): void {
+    if (this.timer) return;
+    this.timer = setInterval(() => { void this.tick(); }, TICK_MS);
+    void this.tick();
+  }
+
+  /** The last step of leaving: stops the loops, revokes the lease (the member key, any manager key and slots go at once) and closes the client. */
   async revoke(): Promise<void> {
+    await this.pause();
+    clearInterval(this.fenceTimer);
+    while (this.fencing) await new Promise((r) => setTimeout(r, 50));
     try { await this.lease?.revoke(); } finally { this.store.close(); }
   }
 

@@ -226,7 +226,8 @@ export class ClusterStore {
   /**
    * Takes `host` out of the cluster's records (`ferry cluster leave`, leave.ts): deletes its drain
    * record and writes each HA record of `rehome`, in one transaction, each only if still at the
-   * revision read, and with `gone` only while `host` holds no member key (it may have come back).
+   * revision read (a drain record not read must still be absent), and with `gone` only while `host`
+   * holds no member key (it may have come back).
    * Resolves false when a guard failed: the caller reads again and decides again. etcd takes at most
    * 128 operations in a transaction by default, so the HA records go in batches of
    * {@link LEAVE_BATCH}; a batch that fails leaves the earlier ones written, and the next decision
@@ -237,13 +238,16 @@ export class ClusterStore {
     for (let i = 0; i === 0 || i < plan.rehome.length; i += LEAVE_BATCH) {
       const batch = plan.rehome.slice(i, i + LEAVE_BATCH);
       const drainRev = i === 0 ? plan.deleteDrainRev : undefined;
+      // The first batch also holds the drain record where it was read: at its revision, or absent
+      // (a drain asked for since must not be left behind, nor a guard-free write happen).
+      const drainGuard = i > 0 ? [] : [drainRev !== undefined ? [this.keys.drain(host), 'Mod', drainRev] as const : [this.keys.drain(host), 'Version', 0] as const];
       const guards: (readonly [string, 'Mod' | 'Version', string | number])[] = [
         ...(gone ? [[this.keys.member(host), 'Version', 0] as const] : []),
-        ...(drainRev !== undefined ? [[this.keys.drain(host), 'Mod', drainRev] as const] : []),
+        ...drainGuard,
         ...batch.map((e) => [this.keys.haVm(e.rec.name), 'Mod', e.rev] as const),
       ];
       const [first, ...more] = guards;
-      if (!first || (drainRev === undefined && batch.length === 0)) continue;
+      if (!first) continue;
       const r = await guard('removing a host from the cluster', () => more
         .reduce((c, [key, column, value]) => c.and(key, column, '==', value), this.client.if(first[0], first[1], '==', first[2]))
         .then(

@@ -98,6 +98,8 @@ export const CATALOGUE = {
   MEMBER_ALIVE: spec(409, 'The host to take out of the cluster still holds its lease (its agent runs), so another member cannot remove it: ask that host itself, or stop its agent and try again once its lease has expired.'),
   CLUSTER_LAST_MEMBER: spec(409, 'The host is the only live member of its cluster: leaving would leave nobody to run the cluster\'s HA VMs or manage it.'),
   HOST_NOT_EMPTY: spec(409, 'The host still runs VMs, or owns HA VMs of the cluster (listed in the sentence), so it cannot leave the cluster: drain it first, then delete or move what is left.'),
+  HOST_NOT_DRAINED: spec(409, 'The host is not drained (`ferry host drain` first), so it cannot leave the cluster by itself: only a drained host refuses new VMs, starts and incoming moves while it leaves.'),
+  CLUSTER_RECORDS_CHANGING: spec(409, 'The cluster\'s records of the host kept changing while `ferry cluster leave` wrote them (other agents wrote in between, at each try); try again: a new try plans only what is left to write.', true),
   HA_NEEDS_SHARED_STORAGE: spec(409, 'An HA VM must keep its disks in a shared pool, so that another host can restart it from the same image.'),
   // Host drain and maintenance (ferry host drain / resume)
   HOST_IN_MAINTENANCE: spec(409, 'The host is draining or drained for maintenance: it takes no new VMs, starts none and accepts no incoming moves until `ferry host resume`.'),

@@ -21,7 +21,8 @@ const anyObject = { type: 'object', additionalProperties: true } as const;
 
 const leaveParams = {
   type: 'object', required: ['host'], additionalProperties: false,
-  properties: { host: { type: 'string', pattern: '^[a-z][a-z0-9-]{0,62}$' } },
+  // A host name as a certificate names it (src/security/pki.ts): letters, digits, dots and dashes, never '/'.
+  properties: { host: { type: 'string', pattern: '^[A-Za-z0-9]([A-Za-z0-9.-]{0,61}[A-Za-z0-9])?$' } },
 } as const;
 
 const leaveReply = {

@@ -32,24 +32,39 @@ async function someMember(): Promise<ClusterConfig> {
 
 /**
  * `ferry cluster leave HOST`: asked of HOST's agent when it answers (it then leaves itself), else
- * of another member, which can take out a host that holds no lease (docs/cluster.md).
+ * of another member, which can take out a host that holds no lease (docs/cluster.md). Whether
+ * HOST answers is asked first (GET /v1/cluster): a DELETE sent to it that times out may have been
+ * carried out, so it is never sent again elsewhere.
  */
 async function leave(host: string): Promise<LeaveResult> {
   const path = `/v1/cluster/members/${encodeURIComponent(host)}`;
   const target = context().hosts.find((h) => h.name === host);
   let first: FerryError | undefined;
   if (target) {
+    let sent = false;
     try {
+      await api<ClusterStatus>(target, 'GET', '/v1/cluster', undefined, 15_000);
+      sent = true;
       return await api<LeaveResult>(target, 'DELETE', path, undefined, 60_000);
     } catch (e) {
-      // Down for good, or standalone already (etcd may still keep its records): a member decides.
-      if (!(e instanceof FerryError) || (e.code !== 'AGENT_UNREACHABLE' && e.code !== 'NOT_IN_CLUSTER')) throw e;
+      // Down for good (it did not answer the status), or standalone already (etcd may still keep its records): a member decides.
+      if (!(e instanceof FerryError) || (e.code !== 'NOT_IN_CLUSTER' && (e.code !== 'AGENT_UNREACHABLE' || sent))) throw e;
       first = e;
     }
   }
-  const member = (await firstMember(host))?.host;
-  if (!member) throw first ?? new FerryError('NOT_IN_CLUSTER', `No host of the current context other than ${host} is in a cluster and answers.`);
-  return api<LeaveResult>(member, 'DELETE', path, undefined, 60_000);
+  // Members in turn: one whose etcd does not answer now (CLUSTER_UNAVAILABLE) hands over to the next.
+  for (const member of context().hosts.filter((x) => x.name !== host)) {
+    try {
+      await api<ClusterStatus>(member, 'GET', '/v1/cluster', undefined, 15_000);
+    } catch { continue; /* not a member, or down */ }
+    try {
+      return await api<LeaveResult>(member, 'DELETE', path, undefined, 60_000);
+    } catch (e) {
+      if (!(e instanceof FerryError) || e.code !== 'CLUSTER_UNAVAILABLE') throw e;
+      first = e;
+    }
+  }
+  throw first ?? new FerryError('NOT_IN_CLUSTER', `No host of the current context other than ${host} is in a cluster and answers.`);
 }
 
 function printLeave(r: LeaveResult): void {
