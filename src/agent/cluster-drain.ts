@@ -55,8 +55,8 @@ export interface ClusterDrainParts {
 const UNREACHABLE_MS = 60_000;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-/** The record as written (a value that does not parse is no record). */
-function parse(value: string): DrainRecord | undefined {
+/** The record as written (a value that does not parse is no record); leave and status read it here too. */
+export function parseDrainRecord(value: string): DrainRecord | undefined {
   try { return JSON.parse(value) as DrainRecord; } catch { return undefined; }
 }
 
@@ -81,7 +81,7 @@ export class ClusterDrains {
 
   private async own(): Promise<{ rec: DrainRecord | undefined; rev: string }> {
     const cur = (await this.store().drains()).find((d) => d.host === this.p.host);
-    return { rec: cur ? parse(cur.value) : undefined, rev: cur?.rev ?? '0' };
+    return { rec: cur ? parseDrainRecord(cur.value) : undefined, rev: cur?.rev ?? '0' };
   }
 
   /** This host's side of `ferry host drain`: records the drain for the manager (DRAIN_IN_PROGRESS while one runs). */
@@ -114,7 +114,7 @@ export class ClusterDrains {
   async tick(store: ClusterStore, isManager: boolean): Promise<void> {
     try {
       const writes = this.writes;
-      const all = (await store.drains()).map((d) => parse(d.value)).filter((r): r is DrainRecord => r !== undefined);
+      const all = (await store.drains()).map((d) => parseDrainRecord(d.value)).filter((r): r is DrainRecord => r !== undefined);
       if (writes === this.writes) this.p.maintenance.mirror(all.find((r) => r.host === this.p.host));
       if (!isManager) return;
       for (const rec of all) {

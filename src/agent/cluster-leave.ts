@@ -20,6 +20,7 @@
  */
 import { decideLeave, localRefusal, type ClusterNode, type LeaveFacts } from '../cluster/index.js';
 import { FerryError } from '../errors/index.js';
+import { parseDrainRecord } from './cluster-drain.js';
 
 /** What a leave did, for the API and `ferry cluster leave --json`. */
 export interface LeaveResult {
@@ -59,15 +60,6 @@ export interface LeaveParts {
 /** How often a leave reads and decides again when a guard failed (someone wrote in between). */
 const ATTEMPTS = 5;
 
-/** The run a drain record asks for (the agent owns the record's shape, cluster-drain.ts); null when none or unreadable. */
-function running(value: string): { operation: string; startedAt: string } | null {
-  try {
-    return (JSON.parse(value) as { running?: { operation: string; startedAt: string } | null }).running ?? null;
-  } catch {
-    return null;
-  }
-}
-
 const local = (p: LeaveParts): Pick<LeaveFacts, 'localVms' | 'localRun' | 'localState' | 'localHa'> =>
   ({ localVms: p.localVms(), localRun: p.localRun(), localState: p.localState(), localHa: p.localHa() });
 
@@ -78,7 +70,7 @@ async function facts(p: LeaveParts, host: string): Promise<LeaveFacts> {
   const self = host === p.host;
   return {
     cluster: p.node.config.name, host, self, members: members.map((m) => m.name), ha,
-    ...(drain ? { drain: { rev: drain.rev, running: running(drain.value) } } : {}),
+    ...(drain ? { drain: { rev: drain.rev, running: parseDrainRecord(drain.value)?.running ?? null } } : {}),
     ...(self ? local(p) : {}),
   };
 }

@@ -12,6 +12,7 @@ import {
 } from '../cluster/index.js';
 import { FerryError } from '../errors/index.js';
 import { leaveCluster, type LeaveParts, type LeaveResult } from './cluster-leave.js';
+import { parseDrainRecord } from './cluster-drain.js';
 import type { Db } from '../util/index.js';
 import type { VmSpec } from '../vm/index.js';
 
@@ -43,14 +44,10 @@ export interface ClusterStatus {
 /** Policies of a new HA VM (`ferry vm create --ha`). */
 export interface HaPolicy { priority?: number; restart?: RestartPolicy; failback?: FailbackPolicy }
 
-/** A drain record as `ferry cluster status` shows it (the record's shape is the agent's, cluster-drain.ts). */
+/** A drain record as `ferry cluster status` shows it. */
 function drainSummary(host: string, value: string): ClusterStatus['drains'][number] {
-  try {
-    const r = JSON.parse(value) as { state?: string; running?: unknown };
-    return { host, state: r.state ?? 'unknown', running: !!r.running };
-  } catch {
-    return { host, state: 'unreadable', running: false };
-  }
+  const r = parseDrainRecord(value);
+  return r ? { host, state: r.state, running: r.running !== null } : { host, state: 'unreadable', running: false };
 }
 
 export class ClusterLink {
@@ -106,7 +103,7 @@ export class ClusterLink {
     } else {
       cfg = await readConfig(req.name, req.endpoints, this.tls());
     }
-    this.db.prepare('INSERT OR REPLACE INTO cluster_membership (id, config) VALUES (1, ?)').run(JSON.stringify(cfg));
+    this.remember(cfg);
     this.begin(cfg);
     return cfg;
   }
@@ -174,16 +171,25 @@ export class ClusterLink {
     }
     const r = await leaveCluster({
       host: me, node: n, ...local, forget: () => this.forget(n),
-      detach: () => { this.db.prepare('DELETE FROM cluster_membership WHERE id = 1').run(); },
-      keep: () => { this.db.prepare('INSERT OR REPLACE INTO cluster_membership (id, config) VALUES (1, ?)').run(JSON.stringify(n.config)); },
+      detach: () => this.unremember(),
+      keep: () => this.remember(n.config),
     }, host);
     this.log.info({ cluster: r.cluster, host, drainRemoved: r.drainRemoved, homes: r.homes }, 'took a host out of the cluster');
     return r;
   }
 
+  /** The membership this host rejoins at start. */
+  private remember(cfg: ClusterConfig): void {
+    this.db.prepare('INSERT OR REPLACE INTO cluster_membership (id, config) VALUES (1, ?)').run(JSON.stringify(cfg));
+  }
+
+  private unremember(): void {
+    this.db.prepare('DELETE FROM cluster_membership WHERE id = 1').run();
+  }
+
   /** After this host left: it no longer rejoins at start, and its lease is revoked (else it expires within its TTL). */
   private async forget(n: ClusterNode): Promise<void> {
-    this.db.prepare('DELETE FROM cluster_membership WHERE id = 1').run();
+    this.unremember();
     if (this.node === n) this.node = undefined;
     await n.revoke().catch((err: unknown) => this.log.warn({ err }, 'could not revoke the cluster lease; it expires within its TTL'));
     this.log.info({ cluster: n.config.name }, 'left the cluster: standalone again');

@@ -3,6 +3,7 @@
  * host's reservations, and how a peer's answer is read. The agent's side (asking peers, the
  * reservations in SQLite) is ip-allocator.ts; docs/install.md, "VM addresses", tells the rules.
  */
+import { isIPv4 } from 'node:net';
 import { FerryError } from '../errors/index.js';
 
 const toInt = (ip: string): number => ip.split('.').reduce((a, o) => a * 256 + Number(o), 0);
@@ -72,8 +73,7 @@ export function takenAddresses(local: Iterable<string>, mine: readonly Reservati
   return taken;
 }
 
-const IPV4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/;
-const isIpv4 = (v: unknown): v is string => typeof v === 'string' && IPV4.test(v) && v.split('.').every((o) => Number(o) <= 255);
+const isIpv4 = (v: unknown): v is string => typeof v === 'string' && isIPv4(v);
 const isText = (v: unknown): v is string => typeof v === 'string' && v.length > 0 && v.length <= 64;
 const isList = (v: unknown): v is Record<string, unknown>[] => Array.isArray(v) && v.every((x) => typeof x === 'object' && x !== null);
 

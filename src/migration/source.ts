@@ -153,8 +153,12 @@ export class SourceRun {
       // waiting for `finish`. Not knowing whether it did, the source must not run its own copy: it
       // would run twice. So it waits, paused, until the destination answers (or an operator
       // cancels the move, knowing the destination is gone for good).
-      if (err.code === 'HOST_UNREACHABLE' && !(await this.untilDestinationAnswers())) {
-        return this.rollBack(new FerryError('ABORTED', 'The move was cancelled while the destination did not answer.'));
+      if (err.code === 'HOST_UNREACHABLE') {
+        this.h.log.warn({ job: id, destination: this.job.destination }, 'the stream completed but the destination does not answer; the VM stays paused here until it does, or until the move is cancelled');
+        // Any answer will do, an error too: rollBack reads the destination's status itself.
+        const cancelled = await this.askUntilAnswered(() => this.peer.status(id), { tries: Infinity, pauseMs: UNANSWERED_RETRY_MS, signal: this.signal })
+          .then(() => false, (e2: unknown) => e2 instanceof FerryError && e2.code === 'ABORTED');
+        if (cancelled) return this.rollBack(new FerryError('ABORTED', 'The move was cancelled while the destination did not answer.'));
       }
       // rollBack asks the destination's status first and goes forward if it owns the VM.
       return this.rollBack(err);
@@ -208,7 +212,7 @@ export class SourceRun {
       try {
         // A restarting agent answers within seconds; a cut-off one is asked again in the background,
         // so the VM need not wait for it to run again.
-        await this.askUntilAnswered(tell, 5, 15_000);
+        await this.askUntilAnswered(tell, { tries: 5, withinMs: 15_000 });
       } catch (e) {
         // The destination refuses because it already runs the VM: resuming here would run it twice.
         if (e instanceof FerryError && e.code === 'JOB_BAD_PHASE') return this.forwardAfterAll();
@@ -248,29 +252,18 @@ export class SourceRun {
   }
 
   /**
-   * Asks the destination for the job's status every 2 s until it answers (true) or the move is
-   * cancelled (false). The VM stays paused here meanwhile, its lock and slots held.
+   * Retries a peer call while the peer is unreachable (it may be restarting): `tries` times (30)
+   * within `withinMs`, `pauseMs` apart (1 s); ABORTED once `signal` fires.
    */
-  private async untilDestinationAnswers(): Promise<boolean> {
-    const { id, destination } = this.job;
-    this.h.log.warn({ job: id, destination }, 'the stream completed but the destination does not answer; the VM stays paused here until it does, or until the move is cancelled');
-    for (;;) {
-      if (this.signal.aborted) return false;
-      const silent = await this.peer.status(id).then(() => false, (e: unknown) => e instanceof FerryError && e.code === 'HOST_UNREACHABLE');
-      if (!silent) return true;
-      await new Promise((r) => setTimeout(r, UNANSWERED_RETRY_MS));
-    }
-  }
-
-  /** Retries a peer call while the peer is unreachable (it may be restarting), a bounded number of times. */
-  private async askUntilAnswered<T>(fn: () => Promise<T>, tries = 30, withinMs = Infinity): Promise<T> {
+  private async askUntilAnswered<T>(fn: () => Promise<T>, o: { tries?: number; withinMs?: number; pauseMs?: number; signal?: AbortSignal } = {}): Promise<T> {
     const t0 = Date.now();
     for (let i = 1; ; i++) {
+      if (o.signal?.aborted) throw new FerryError('ABORTED', 'The move was cancelled.');
       try {
         return await fn();
       } catch (e) {
-        if (!(e instanceof FerryError) || e.code !== 'HOST_UNREACHABLE' || i >= tries || Date.now() - t0 >= withinMs) throw e;
-        await new Promise((r) => setTimeout(r, 1000));
+        if (!(e instanceof FerryError) || e.code !== 'HOST_UNREACHABLE' || i >= (o.tries ?? 30) || Date.now() - t0 >= (o.withinMs ?? Infinity)) throw e;
+        await new Promise((r) => setTimeout(r, o.pauseMs ?? 1000));
       }
     }
   }

@@ -38,7 +38,9 @@ export function hostTlsPaths(dir: string): HostTlsPaths {
 /** The distinguished name QEMU reports for a host's certificate (what `authz-simple` compares). */
 export const hostIdentity = (host: string): string => `CN=${host}`;
 
-const HOST_NAME = /^[a-z0-9]([a-z0-9.-]{0,61}[a-z0-9])?$/i;
+/** A host name as a certificate may name it: letters, digits, dots and dashes (also a JSON-schema `pattern`, which takes no flags). */
+export const HOST_NAME_PATTERN = '^[A-Za-z0-9]([A-Za-z0-9.-]{0,61}[A-Za-z0-9])?$';
+const HOST_NAME = new RegExp(HOST_NAME_PATTERN);
 const IPV4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/;
 
 /** Throws INVALID_INPUT unless `name` can be a certificate's DNS name. */

@@ -4,6 +4,7 @@ import type { ClusterJoinRequest } from '../../agent/cluster-link.js';
 import { errorResponses } from '../schemas.js';
 import { noQuery } from '../../migration/index.js';
 import { MIN_FENCE_MARGIN_SEC } from '../../cluster/index.js';
+import { HOST_NAME_PATTERN } from '../../security/index.js';
 
 const joinBody = {
   type: 'object', required: ['name', 'endpoints'], additionalProperties: false,
@@ -21,8 +22,8 @@ const anyObject = { type: 'object', additionalProperties: true } as const;
 
 const leaveParams = {
   type: 'object', required: ['host'], additionalProperties: false,
-  // A host name as a certificate names it (src/security/pki.ts): letters, digits, dots and dashes, never '/'.
-  properties: { host: { type: 'string', pattern: '^[A-Za-z0-9]([A-Za-z0-9.-]{0,61}[A-Za-z0-9])?$' } },
+  // A host name as a certificate names it: never '/', so an etcd key built from it stays exact.
+  properties: { host: { type: 'string', pattern: HOST_NAME_PATTERN } },
 } as const;
 
 const leaveReply = {

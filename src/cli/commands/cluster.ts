@@ -13,21 +13,23 @@ const seconds = (flag: string, v: string | undefined): number | undefined => {
   return Number(v);
 };
 
-/** The first host of the context (other than `not`) that answers as a cluster member, with its status. */
-async function firstMember(not?: string): Promise<{ host: ContextHost; status: ClusterStatus } | undefined> {
+/** The hosts of the context (other than `not`) that answer as cluster members, with their status, in turn. */
+async function* members(not?: string): AsyncGenerator<{ host: ContextHost; status: ClusterStatus }> {
   for (const host of context().hosts.filter((x) => x.name !== not)) {
+    let status: ClusterStatus;
     try {
-      return { host, status: await api<ClusterStatus>(host, 'GET', '/v1/cluster', undefined, 15_000) };
-    } catch { /* not a member, or down: ask the next */ }
+      status = await api<ClusterStatus>(host, 'GET', '/v1/cluster', undefined, 15_000);
+    } catch { continue; /* not a member, or down: ask the next */ }
+    yield { host, status };
   }
-  return undefined;
 }
 
 /** The cluster a host of the context is in (from its status), for `join`. */
 async function someMember(): Promise<ClusterConfig> {
-  const s = (await firstMember())?.status;
-  if (!s) throw new FerryError('NOT_IN_CLUSTER', 'No host of the current context is in a cluster: run `ferry cluster create` first.');
-  return { name: s.name, endpoints: s.endpoints, leaseTtlSec: s.leaseTtlSec, fenceMarginSec: s.fenceMarginSec, createdAt: '' };
+  for await (const { status: s } of members()) {
+    return { name: s.name, endpoints: s.endpoints, leaseTtlSec: s.leaseTtlSec, fenceMarginSec: s.fenceMarginSec, createdAt: '' };
+  }
+  throw new FerryError('NOT_IN_CLUSTER', 'No host of the current context is in a cluster: run `ferry cluster create` first.');
 }
 
 /**
@@ -53,10 +55,7 @@ async function leave(host: string): Promise<LeaveResult> {
     }
   }
   // Members in turn: one whose etcd does not answer now (CLUSTER_UNAVAILABLE) hands over to the next.
-  for (const member of context().hosts.filter((x) => x.name !== host)) {
-    try {
-      await api<ClusterStatus>(member, 'GET', '/v1/cluster', undefined, 15_000);
-    } catch { continue; /* not a member, or down */ }
+  for await (const { host: member } of members(host)) {
     try {
       return await api<LeaveResult>(member, 'DELETE', path, undefined, 60_000);
     } catch (e) {
