@@ -116,7 +116,7 @@ test('a failback refused before its move started is asked again soon, not after 
   await store.createHa({ ...rec('fb1', 'h7'), home: 'h8', failback: 'immediate', moveTo: 'h8' });
   const asked: string[] = [];
   const host = fakeHost('h7', {
-    localHa: () => [{ name: 'fb1', running: true, busy: false }],
+    localHa: () => [{ name: 'fb1', running: true, busy: false, qemu: true }],
     moveVm: (name, to) => { asked.push(`${name} → ${to}`); return Promise.reject(new FerryError('VM_BUSY', 'busy')); },
   });
   const node = new ClusterNode({ ...cfg, leaseTtlSec: 5, fenceMarginSec: 4 }, host);

@@ -24,7 +24,7 @@ import { HostMaintenance } from './maintenance.js';
 import { ClusterLink } from './cluster-link.js';
 import type { LeaveResult } from './cluster-leave.js';
 import { ClusterDrains } from './cluster-drain.js';
-import { clusterHost } from './cluster-host.js';
+import { clusterHost, ranHere } from './cluster-host.js';
 import { askAddresses, IpAllocator, PEER_ASK_TIMEOUT_MS } from './ip-allocator.js';
 import { DEFAULT_POLICY, faultPoint, JobStore, MigrationService, PeerClient, summarize, type MigrationHost } from '../migration/index.js';
 import { FerryError } from '../errors/index.js';
@@ -107,7 +107,8 @@ export class Agent {
       if (c.kind === 'progress') return; // progress reaches clients through migration.progress events
       const j = c.job;
       log.info({ job: j.id, vm: j.vm, role: j.role, state: j.state }, 'migration job');
-      if (j.role === 'destination' && j.state.status === 'completed') {
+      // As soon as the VM runs here (cluster-host.ts, ranHere): a source cut off after the switch-over never confirms.
+      if (j.role === 'destination' && ranHere(j)) {
         const spec = this.inv.find(j.vm)?.spec;
         if (spec) void this.cluster.movedHere(spec, j.source).catch((err: unknown) => log.warn({ err, vm: j.vm }, 'could not record the move in the cluster'));
       }

@@ -5,7 +5,7 @@
  */
 import type { Logger } from 'pino';
 import type { ClusterHost, PeerLease } from '../cluster/index.js';
-import { PeerClient, type MigrationService, type JobStore, type MigrationHost } from '../migration/index.js';
+import { PeerClient, phaseOf, type JobRecord, type MigrationService, type JobStore, type MigrationHost } from '../migration/index.js';
 import { isActive, type Inventory } from '../vm/index.js';
 import type { AgentConfig } from './config.js';
 import type { VmActions } from './vm-actions.js';
@@ -27,6 +27,8 @@ export interface ClusterHostParts {
 
 export function clusterHost(a: ClusterHostParts): ClusterHost {
   const watchdog = new WatchdogFeeder(a.config.stateDir, a.log);
+  /** Incoming moves being rolled back because their source lost its lease (the cluster asks at every tick). */
+  const abandoning = new Set<string>();
   return {
     name: a.config.hostName,
     url: a.config.url,
@@ -35,26 +37,43 @@ export function clusterHost(a: ClusterHostParts): ClusterHost {
       const cap = a.capacity();
       return { memoryMiB: cap.memoryMiB, freeMemoryMiB: cap.memoryMiB - a.vms.usedMemoryMiB(), cpus: cap.cpus, maintenance: a.inMaintenance() };
     },
-    localHa: () => a.inv.list().filter((v) => v.spec.ha).map((v) => ({
-      name: v.spec.name,
-      running: isActive(v.state) && v.state !== 'migrating',
-      // A VM in a move (either end) or under another action is left to that action.
-      busy: v.state === 'migrating' || a.vms.isBusy(v.spec.name) || a.jobs.activeFor(v.spec.name) !== undefined,
-    })),
+    localHa: () => a.inv.list().filter((v) => v.spec.ha).map((v) => {
+      const job = a.jobs.activeFor(v.spec.name);
+      return {
+        name: v.spec.name,
+        running: isActive(v.state) && v.state !== 'migrating',
+        // A VM in a move (either end) or under another action is left to that action.
+        busy: v.state === 'migrating' || a.vms.isBusy(v.spec.name) || job !== undefined,
+        qemu: isActive(v.state),
+        // The destination's VM stays `migrating` until it resumes here (then it is this host's).
+        ...(v.state === 'migrating' && job?.role === 'destination' ? { incomingFrom: job.source } : {}),
+      };
+    }),
     startHa: (spec) => a.vms.startHa(spec),
     arrivedFrom: (name) => {
       const last = a.jobs.list({ vm: name, limit: 1 })[0];
-      return last && last.role === 'destination' && last.state.status === 'completed' ? last.source : undefined;
+      return last && last.role === 'destination' && ranHere(last) ? last.source : undefined;
     },
     leftTo: (name) => {
       const last = a.jobs.list({ vm: name, limit: 1 })[0];
       return last && last.role === 'source' && last.state.status === 'completed' ? last.destination : undefined;
     },
-    fence: async (names) => { for (const n of names) await a.vms.fence(n).catch((err: unknown) => a.log.error({ err, vm: n }, 'fencing failed')); },
+    fence: async (names) => {
+      for (const n of names) {
+        // A move of it ends with MIGRATION_FENCED (the destination's rolls back once its QEMU is gone).
+        a.migrations.fencing(n);
+        await a.vms.fence(n).catch((err: unknown) => a.log.error({ err, vm: n }, 'fencing failed'));
+      }
+    },
+    abandonIncoming: async (name, why) => {
+      if (abandoning.has(name)) return;
+      abandoning.add(name);
+      try { await a.migrations.abandonIncoming(name, why); } finally { abandoning.delete(name); }
+    },
     armWatchdog: (deadline, names, renewedAt) => watchdog.arm(deadline, names.flatMap((n) => {
       const v = a.inv.find(n);
       if (v?.pid) return [{ name: n, pid: v.pid, uuid: v.spec.uuid }];
-      a.log.warn({ vm: n }, 'a running HA VM has no QEMU pid on record: the fencing watchdog cannot cover it');
+      a.log.warn({ vm: n }, 'an HA VM with a QEMU here has no pid on record: the fencing watchdog cannot cover it');
       return [];
     }), renewedAt),
     lastRenewal: () => watchdog.lastRenewal(),
@@ -75,4 +94,14 @@ export function clusterHost(a: ClusterHostParts): ClusterHost {
       }));
     },
   };
+}
+
+/**
+ * A destination's job whose VM ran here: completed, or resumed here and waiting for the source's
+ * `confirm`. Either way this host owns the VM (docs/design/0001): the cluster hands it over in etcd
+ * at once, not only when the source confirms, which a source cut off after the switch-over never does.
+ */
+export function ranHere(j: JobRecord): boolean {
+  const s = j.state;
+  return s.status === 'completed' || (s.status === 'running' && s.direction === 'forward' && phaseOf(s) === 'confirm');
 }

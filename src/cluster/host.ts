@@ -9,7 +9,17 @@ import type { MemberRecord } from './model.js';
 import type { ClusterStore } from './store.js';
 
 /** A local VM as the cluster cares about it. */
-export interface LocalHaVm { name: string; running: boolean; busy: boolean }
+export interface LocalHaVm {
+  name: string;
+  /** Runs here, not in a move. */
+  running: boolean;
+  /** In a move (either end) or under another action: left to that action. */
+  busy: boolean;
+  /** A QEMU of it lives here, whatever it does: runs, sends a move (source) or waits for one (destination). */
+  qemu: boolean;
+  /** The source of a move into this host whose VM has not run here yet (its QEMU here is an incoming one). */
+  incomingFrom?: string;
+}
 
 /** What the cluster needs from its agent (src/cluster never imports the agent). */
 export interface ClusterHost {
@@ -33,6 +43,11 @@ export interface ClusterHost {
    * restarted agent counts from it, not from its own start, when it decides to fence.
    */
   lastRenewal?(): number | undefined;
+  /**
+   * Rolls back this host's half of the move of `name` into it, which has not run the VM here yet
+   * (its incoming QEMU killed, what prepare made removed, the job failed with MIGRATION_FENCED).
+   */
+  abandonIncoming?(name: string, why: string): Promise<void>;
   /** Forgets a VM here without touching its disks (another host owns it now). */
   forget(name: string): Promise<void>;
   /** The source of the last completed move that brought this VM here, if the VM's last move here was one. */

@@ -1,6 +1,7 @@
 export * from './model.js';
 export * from './placement.js';
 export * from './fencing.js';
+export * from './moving.js';
 export * from './store.js';
 export * from './manager.js';
 export * from './node.js';

@@ -85,6 +85,17 @@ export function clearFailures(r: HaRecord): HaRecord {
   return rest;
 }
 
+/** The record after a completed move of the VM from `from` to `to`: owned there, its home, any failback done. */
+export function movedTo(r: HaRecord, to: string, from: string): HaRecord {
+  const { moveTo: _m, failbackAt: _f, ...rest } = r;
+  return { ...rest, owner: to, home: to, state: 'running', note: `moved from ${from}` };
+}
+
+/** The record of a VM that runs now: any failed starts are forgotten. */
+export function ran(r: HaRecord): HaRecord {
+  return { ...clearFailures(r), state: 'running' };
+}
+
 /** An HA record with the etcd mod revision it was read at (what a guarded write compares). */
 export interface HaEntry { rec: HaRecord; rev: string }
 

@@ -8,23 +8,13 @@ import type { Lease } from 'etcd3';
 import { FerryError } from '../errors/index.js';
 import { fenceDecision, watchdogDeadline } from './fencing.js';
 import { FAILBACK_RETRY_MS, managerTick, type ManagerMemory } from './manager.js';
-import { clearFailures, DEFAULT_CLUSTER_MIGRATIONS, type ClusterConfig, type FailbackPolicy, type HaEntry, type HaRecord, type RestartPolicy } from './model.js';
+import { abandonStranded, fenceTargets } from './moving.js';
+import { clearFailures, DEFAULT_CLUSTER_MIGRATIONS, movedTo, ran, type ClusterConfig, type FailbackPolicy, type HaEntry, type HaRecord, type RestartPolicy } from './model.js';
 import { ClusterStore, type EtcdTls } from './store.js';
 import type { ClusterHost, NodeView } from './host.js';
 import type { VmSpec } from '../vm/index.js';
 
 export type { ClusterHost, LocalHaVm, NodeView } from './host.js';
-
-/** The record after a completed move of the VM from `from` to `to`: owned there, its home, any failback done. */
-function movedTo(r: HaRecord, to: string, from: string): HaRecord {
-  const { moveTo: _m, failbackAt: _f, ...rest } = r;
-  return { ...rest, owner: to, home: to, state: 'running', note: `moved from ${from}` };
-}
-
-/** The record of a VM that runs now: any failed starts are forgotten. */
-function ran(r: HaRecord): HaRecord {
-  return { ...clearFailures(r), state: 'running' };
-}
 
 const TICK_MS = 1_000;
 /** Every how many ticks this host looks for cluster-wide slots it holds in vain. */
@@ -182,6 +172,7 @@ export class ClusterNode {
       if (!this.renewing()) return;
       this.members = (await this.store.members()).map((m) => ({ name: m.name, url: m.url }));
       const entries = await this.store.haEntries();
+      abandonStranded(this.host, entries, this.members);
       await this.reconcile(entries);
       this.managerName = await this.store.campaign(this.requireLease(), this.host.name);
       if (this.managerName === this.host.name) {
@@ -241,9 +232,9 @@ export class ClusterNode {
   }
 
   /**
-   * Tells the watchdog outside the agent (src/agent/watchdog.ts) when to power off the running HA
-   * VMs should this agent stop (fencing.ts, watchdogDeadline, says when and why that is early
-   * enough). Fed every half second, also while a fence check runs, until it is late.
+   * Tells the watchdog outside the agent (src/agent/watchdog.ts) when to power off the HA VMs with a
+   * QEMU here (moving.ts) should this agent stop (fencing.ts, watchdogDeadline, says when and why
+   * that is early enough). Fed every half second, also while a fence check runs, until it is late.
    */
   private feedWatchdog(): void {
     if (!this.host.armWatchdog) return;
@@ -252,21 +243,20 @@ export class ClusterNode {
       now, lastRenewOk: this.lastRenewOk, ttlMs: this.config.leaseTtlSec * 1000, fenceMarginSec: this.config.fenceMarginSec,
       checkRunningMs: this.fencing ? now - this.checkStartedAt : null,
     });
-    const running = this.host.localHa().filter((v) => v.running).map((v) => v.name);
     try {
-      this.host.armWatchdog(deadline, running, this.lastRenewOk);
+      this.host.armWatchdog(deadline, fenceTargets(this.host.localHa()), this.lastRenewOk);
     } catch (e) {
       this.host.log.error({ err: e }, 'could not feed the fencing watchdog');
     }
   }
 
-  /** Fences this host's running HA VMs when its lease is about to lapse and peers do not say etcd is down for all. */
+  /** Fences this host's HA VMs (running or in a move: moving.ts) when its lease is about to lapse and peers do not say etcd is down for all. */
   private async checkFence(): Promise<void> {
     const since = Date.now() - this.lastRenewOk;
     const ttl = this.config.leaseTtlSec * 1000;
     let d = fenceDecision(since, ttl);
     if (d.action === 'none') return;
-    const running = this.host.localHa().filter((v) => v.running).map((v) => v.name);
+    const running = fenceTargets(this.host.localHa());
     if (running.length === 0) return;
     // etcd answers and still holds this host's member key: its lease has not expired, and a
     // placement of its VMs needs that key gone (manager.ts), so nothing can take them yet. This is
@@ -299,12 +289,16 @@ export class ClusterNode {
     const local = new Map(this.host.localHa().map((v) => [v.name, v]));
     for (const { rec, rev } of entries) {
       const here = local.get(rec.name);
+      // A move from the owner ran the VM here (its job may still wait for the source's confirm) and
+      // the hand-over to etcd has not landed yet: before the busy check, so that a source cut off
+      // after the switch-over cannot leave the VM to the manager's restart while it runs here.
+      if (rec.owner !== this.host.name && here?.running && this.host.arrivedFrom(rec.name) === rec.owner) {
+        await this.tookOver(rec.name, rec.owner);
+        continue;
+      }
       if (here?.busy || this.starting.has(rec.name)) continue;
       if (rec.owner !== this.host.name) {
-        if (here?.running && this.host.arrivedFrom(rec.name) === rec.owner) {
-          // A move from the owner completed and its hand-over to etcd has not landed yet.
-          await this.tookOver(rec.name, rec.owner);
-        } else if (here?.running) {
+        if (here?.running) {
           // Never expected (claims are guarded and a cut-off host fences): the owner's copy wins.
           this.host.log.error({ vm: rec.name, owner: rec.owner }, 'an HA VM another host owns runs here too: stopping this copy');
           await this.host.fence([rec.name]);

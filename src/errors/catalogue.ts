@@ -66,6 +66,7 @@ export const CATALOGUE = {
   // Host identity and encryption (docs/security.md)
   PEER_UNTRUSTED: spec(403, 'A peer route was called without a certificate from the hosts\' CA, or with one that names no peer of this host.'),
   MIGRATION_INCOMING_FAILED: spec(500, 'The destination\'s QEMU failed the incoming migration stream (bytes that are not a migration stream, a stream for another VM, a broken connection) before the VM ran there; the destination cleaned up and the VM keeps running on the source.'),
+  MIGRATION_FENCED: spec(409, 'A host of the move lost its cluster lease during the move, so the QEMU of the HA VM there was powered off (fencing), or the destination gave up its half because the source had lost its lease; the move ended, and the cluster runs the VM where etcd says it belongs (docs/cluster.md, "A VM in the middle of a move").'),
   JOB_SECRET_INVALID: spec(403, 'A peer message about a migration job did not carry the one-time secret the destination handed out in its prepare reply, or carried another; only the agent that prepared the job may continue or end it.'),
   TLS_UNAVAILABLE: spec(409, 'The move must be encrypted but a host of it has no certificate (no `tls` in its agent config); give it one, or allow insecure migration on both hosts.'),
   CA_EXISTS: spec(409, 'The folder already holds a CA; replacing it invalidates every host certificate (see docs/security.md, rotation).'),

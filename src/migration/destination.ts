@@ -44,8 +44,27 @@ export class DestinationSide {
   private readonly resumed = new Map<string, Promise<boolean>>();
   /** Storage slots held by incoming storage moves, released when the VM runs here or the move rolls back. */
   private readonly slots = new Map<string, () => void>();
+  /** Why a job ends whose incoming QEMU this host powered off (cluster fencing: MigrationService.fencing). */
+  private readonly fenced = new Map<string, FerryError>();
 
   constructor(private readonly h: MigrationHost) {}
+
+  /** This host is about to power off the incoming QEMU of `jobId` (fencing): the job ends with `err`, not as a failed stream. */
+  fencing(jobId: string, err: FerryError): void {
+    const job = this.h.jobs.find(jobId);
+    if (job && !isTerminal(job.state) && !ownsVm(job)) this.fenced.set(jobId, err);
+  }
+
+  /**
+   * Gives up a move into this host that has not run the VM here (its source lost its cluster lease,
+   * so it powered the VM off: src/cluster/moving.ts): rolled back, ended with `err`.
+   */
+  abandon(jobId: string, err: FerryError): Promise<void> {
+    return this.serial(jobId, async () => {
+      const job = this.h.jobs.find(jobId);
+      if (job && !isTerminal(job.state) && !ownsVm(job)) await this.rollBack(jobId, err);
+    });
+  }
 
   /** Runs `fn` in job `jobId`'s chain (recovery after a restart uses it too). */
   serialized(jobId: string, fn: () => Promise<void>): Promise<void> { return this.serial(jobId, fn); }
@@ -172,7 +191,7 @@ export class DestinationSide {
   private incomingFailed(jobId: string, why: string): void {
     const job = this.h.jobs.find(jobId);
     if (!job || isTerminal(job.state) || ownsVm(job)) return;
-    const err = new FerryError('MIGRATION_INCOMING_FAILED',
+    const err = this.fenced.get(jobId) ?? new FerryError('MIGRATION_INCOMING_FAILED',
       `The incoming QEMU on ${this.h.name} ${why} before the VM ran there; ${this.h.name} cleaned up and the VM stays on ${job.source}.`);
     this.h.log.warn({ job: jobId, vm: job.vm, why }, 'the incoming migration failed; rolling back');
     if (job.state.status === 'running' && job.state.direction === 'forward') this.h.jobs.apply(jobId, { type: 'fail', error: { code: err.code, message: err.message } });
@@ -348,6 +367,7 @@ export class DestinationSide {
     await closeTunnel(tunnelName(jobId));
     await this.h.discardIncoming(job.vm, job.options.includeStorage).catch((e: unknown) => this.h.log.error({ err: e, job: jobId }, 'destination clean-up failed'));
     this.resumed.delete(jobId);
+    this.fenced.delete(jobId);
     this.freeSlot(jobId);
     this.h.jobs.apply(jobId, { type: 'end', status: cancelled ? 'cancelled' : 'failed', error: { code: err.code, message: err.message } });
   }

@@ -23,6 +23,8 @@ export class MigrationService {
   private pumping = false;
   private pumpAgain = false;
   private retry: NodeJS.Timeout | undefined;
+  /** Moves this host sends whose VM it powered off (fencing), with why they end. */
+  private readonly fenced = new Map<string, FerryError>();
 
   constructor(private readonly h: MigrationHost) {
     this.destination = new DestinationSide(h);
@@ -115,10 +117,31 @@ export class MigrationService {
 
   private launch(job: JobRecord, release: () => void): void {
     const ctl = new AbortController();
-    const done = new SourceRun(this.h, job, ctl.signal).run()
+    const done = new SourceRun(this.h, job, ctl.signal, () => this.fenced.get(job.id)).run()
       .catch((e: unknown) => { this.h.log.error({ err: e, job: job.id }, 'move crashed'); return this.h.jobs.get(job.id); })
-      .finally(() => { release(); this.running.delete(job.id); void this.h.clusterSlots?.release(job.id); void this.pump(); });
+      .finally(() => { release(); this.running.delete(job.id); this.fenced.delete(job.id); void this.h.clusterSlots?.release(job.id); void this.pump(); });
     this.running.set(job.id, { ctl, done });
+  }
+
+  /**
+   * This host is about to power off `vm` because its cluster lease lapsed (fencing,
+   * src/cluster/moving.ts): a move of it under way here, from or to this host, ends with
+   * MIGRATION_FENCED rather than as a broken stream.
+   */
+  fencing(vm: string): void {
+    const job = this.h.jobs.activeFor(vm);
+    if (!job || job.state.status !== 'running') return;
+    if (job.role === 'source') {
+      this.fenced.set(job.id, new FerryError('MIGRATION_FENCED', `Host ${this.h.name} lost its cluster lease during the move of "${vm}" to ${job.destination} and powered the VM off (fencing); the cluster restarts it where etcd says it belongs.`));
+    } else {
+      this.destination.fencing(job.id, new FerryError('MIGRATION_FENCED', `Host ${this.h.name} lost its cluster lease during the move of "${vm}" from ${job.source} and powered off its incoming QEMU (fencing); ${job.source} keeps the VM.`));
+    }
+  }
+
+  /** Rolls back the move of `vm` into this host, which has not run it here, ending it with MIGRATION_FENCED and `why` (src/cluster/moving.ts). */
+  async abandonIncoming(vm: string, why: string): Promise<void> {
+    const job = this.h.jobs.activeFor(vm);
+    if (job?.role === 'destination') await this.destination.abandon(job.id, new FerryError('MIGRATION_FENCED', why));
   }
 
   /** True while move `id` is queued or running here. */

@@ -30,7 +30,9 @@ export class SourceRun {
   /** A storage move's disk mirrors, once started (aborted on rollback). */
   private mirrors: DiskMirrors | undefined;
 
-  constructor(private readonly h: MigrationHost, private readonly job: JobRecord, private readonly signal: AbortSignal) {
+  /** `fenced`: why the move ended when this host powered the VM off (cluster fencing; MigrationService.fencing), else undefined. */
+  constructor(private readonly h: MigrationHost, private readonly job: JobRecord, private readonly signal: AbortSignal,
+    private readonly fenced: () => FerryError | undefined = () => undefined) {
     this.policy = policyForMove(h.convergence, job.options, h.settings());
     this.peer = peerClient(h, job.destination);
   }
@@ -191,13 +193,15 @@ export class SourceRun {
       }
       // The destination's QEMU failed first (our QEMU then only saw the stream break): its reason is the job's.
       const theirs = st?.job?.error;
-      if (theirs?.code === 'MIGRATION_INCOMING_FAILED' && err.code !== 'ABORTED' && err.code !== 'MIGRATION_CANCELLED') err = new FerryError(theirs.code, theirs.message);
+      if ((theirs?.code === 'MIGRATION_INCOMING_FAILED' || theirs?.code === 'MIGRATION_FENCED') && err.code !== 'ABORTED' && err.code !== 'MIGRATION_CANCELLED') err = new FerryError(theirs.code, theirs.message);
       const destOwns = st?.job && (st.job.status === 'completed' || (st.job.direction === 'forward' && st.job.phase === 'confirm'));
       if (destOwns && st?.qemu.running) {
         this.h.log.warn({ job: id }, 'the destination already runs the VM; rolling forward');
         return this.forwardAfterAll();
       }
     }
+    // This host powered the VM off (its cluster lease lapsed): that, not the broken stream, is why.
+    err = this.fenced() ?? err;
     const cancelled = err.code === 'ABORTED' || err.code === 'MIGRATION_CANCELLED';
     const error = cancelled ? { code: 'MIGRATION_CANCELLED' as const, message: `The move was cancelled in phase ${phaseOf(state)}; the VM keeps running on ${this.job.source}.` }
       : { code: err.code, message: err.message };

@@ -1,0 +1,157 @@
+// Integration: an HA VM in the middle of a live move, on real etcd (3 members) and real QEMU, two
+// hosts. First the source of a slow move (capped at 1 MiB/s) is cut off mid-perform: it powers its
+// QEMU off (fencing covers a VM that is moving, not only one that runs); the destination, the only
+// survivor, rolls its half back once the source's lease is gone and then restarts the VM itself
+// from its disk; the move ends failed with MIGRATION_FENCED on both hosts; after the heal the VM
+// runs once, its disk records verify, and nothing of the move is left on either host. Then the
+// source's agent hangs right after the switch-over (fault `hold` at source:finish, longer than the
+// lease TTL): the destination, which runs the VM already, owns it in etcd at once, so the cluster
+// restarts nothing; the source's watchdog powers off its paused copy; when the agent wakes, the move
+// completes, and the VM ran once throughout, without a reboot.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { ClusterStatus } from '../src/agent/cluster-link.js';
+import type { VmView } from '../src/agent/views.js';
+import type { JobSummary } from '../src/migration/index.js';
+import { labStatus } from '../src/lab/index.js';
+import { tunnelName } from '../src/qemu/index.js';
+import { labDir } from '../src/util/paths.js';
+import { tapName } from '../src/vm/index.js';
+import { ferry, guestGet, processAlive, waitFor } from './support/cli.js';
+import { agentGet, assertRunsOnce, qemuPids, runFolder, vmsByHost } from './support/invariants.js';
+import { labSuite } from './support/suite.js';
+
+const TTL_SEC = 10;
+const MARGIN_SEC = 5;
+const suite = labSuite('cf', { lab: { cluster: true, clusterTiming: { leaseTtlSec: TTL_SEC }, readyTimeoutMs: 60_000 } });
+const LAB = suite.name;
+const { track } = suite;
+
+const host = async (name: string): Promise<{ socket: string; namespace: string }> => {
+  const h = (await labStatus(LAB)).hosts.find((x) => x.name === name);
+  assert.ok(h, `the lab has ${name}`);
+  return h;
+};
+const agentStatus = async (on: string): Promise<ClusterStatus> => agentGet<ClusterStatus>((await host(on)).socket, '/v1/cluster', 5_000);
+const haRecord = async (on: string): Promise<ClusterStatus['haVms'][number] | undefined> => (await agentStatus(on)).haVms.find((v) => v.name === 'mf1');
+const job = async (on: string, id: string): Promise<JobSummary> => agentGet<JobSummary>((await host(on)).socket, `/v1/migrations/${id}`, 5_000);
+const links = async (on: string): Promise<string> => execFileSync('ip', ['netns', 'exec', (await host(on)).namespace, 'ip', '-o', 'link', 'show'], { encoding: 'utf8' });
+
+async function guest(ip: string): Promise<{ bootId: string; disk: string }> {
+  const bootId = (await guestGet(LAB, ip, '/boot-id', 2)).trim();
+  return { bootId, disk: bootId ? (await guestGet(LAB, ip, '/disk/verify', 20)).trim() : '' };
+}
+
+let vm: VmView;
+let boot = '';
+
+test('the source of a move is cut off mid-perform: it fences the moving QEMU, the destination gives up its half and restarts the VM; it runs once; nothing is left', track(async (t) => {
+  await waitFor('both members', async () => (await agentStatus('h1')).members.length === 2);
+  const r = await ferry<VmView>(['vm', 'create', 'mf1', '--host', 'h1', '--memory', '160M', '--disk', '64M', '--pool', 'shared', '--ha', '--json']);
+  assert.equal(r.code, 0, r.stderr || r.stdout);
+  vm = r.json;
+  const g0 = await guest(vm.ip);
+  assert.equal(g0.disk, 'ok');
+  boot = g0.bootId;
+  const src = await assertRunsOnce(LAB, 'mf1', 'h1');
+  // Pages the stream must carry, at a rate the cap cannot keep up with: the move stays in perform.
+  assert.equal((await guestGet(LAB, vm.ip, '/dirty?mbps=4')).trim(), 'ok');
+  const mv = await ferry<{ id: string }>(['move', 'mf1', '--to', 'h2', '--max-bandwidth', '1M/s', '--no-wait', '--json']);
+  assert.equal(mv.code, 0, mv.stderr || mv.stdout);
+  const id = mv.json.id;
+  await waitFor('the move copying memory', async () => {
+    const j = await job('h1', id);
+    assert.equal(j.status === 'failed' || j.status === 'cancelled', false, `the move ended early: ${JSON.stringify(j.error)}`);
+    return j.phase === 'perform' && (await vmsByHost(LAB)).get('h2')?.some((v) => v.name === 'mf1' && v.pid !== null);
+  }, 60_000);
+  await new Promise((r) => setTimeout(r, 2_000));
+  const incoming = (await vmsByHost(LAB)).get('h2')?.find((v) => v.name === 'mf1');
+  assert.ok(incoming?.pid, 'h2 runs an incoming QEMU for the move');
+  assert.equal(incoming.state, 'migrating');
+  const t0 = Date.now();
+  assert.equal((await suite.lab(['isolate', 'h1'])).code, 0);
+  try {
+    await waitFor('h1 to fence the moving QEMU', async () => !processAlive(src.pid), (TTL_SEC + 5) * 1000);
+    const fencedAt = (Date.now() - t0) / 1000;
+    await waitFor('h2 to give up its incoming QEMU', async () => !processAlive(incoming.pid ?? 0), (TTL_SEC + MARGIN_SEC + 30) * 1000);
+    const abandonedAt = (Date.now() - t0) / 1000;
+    const dj = (await agentGet<JobSummary[]>((await host('h2')).socket, `/v1/migrations?vm=mf1&limit=1`))[0];
+    assert.equal(dj?.id, id);
+    assert.equal(dj.status, 'failed');
+    assert.equal(dj.error?.code, 'MIGRATION_FENCED', dj.error?.message);
+    const placed = await waitFor('mf1 restarted on h2', async () => {
+      const v = (await vmsByHost(LAB)).get('h2')?.find((x) => x.name === 'mf1');
+      return v?.state === 'running' && v.pid !== null && v.pid !== incoming.pid ? (Date.now() - t0) / 1000 : undefined;
+    }, 120_000);
+    await waitFor('mf1 answering with a new boot id', async () => { const b = (await guestGet(LAB, vm.ip, '/boot-id', 1)).trim(); return b !== '' && b !== boot; }, 180_000);
+    t.diagnostic(`h1 fenced the moving QEMU after ${fencedAt.toFixed(1)} s; h2 gave up its incoming QEMU after ${abandonedAt.toFixed(1)} s and started mf1 after ${placed.toFixed(1)} s (TTL ${TTL_SEC} s, margin ${MARGIN_SEC} s); h2's job: ${dj.error?.message}`);
+    assert.ok(fencedAt < placed, `fenced (${fencedAt.toFixed(1)} s) before h2 started the VM (${placed.toFixed(1)} s)`);
+    assert.ok(fencedAt < TTL_SEC + MARGIN_SEC, `fenced before the survivors may restart the VM (${fencedAt.toFixed(1)} s)`);
+    assert.ok(abandonedAt >= fencedAt, 'the destination gave up only after the source had fenced');
+  } finally {
+    assert.equal((await suite.lab(['heal', 'h1'])).code, 0);
+  }
+  const sj = await waitFor('h1 to end the move', async () => { const j = await job('h1', id).catch(() => undefined); return j && j.status !== 'running' ? j : undefined; }, 60_000);
+  assert.equal(sj.status, 'failed');
+  assert.equal(sj.error?.code, 'MIGRATION_FENCED', sj.error?.message);
+  t.diagnostic(`h1's job: ${sj.error?.message}`);
+  await waitFor('h1 to forget mf1', async () => !(await vmsByHost(LAB)).get('h1')?.some((v) => v.name === 'mf1'), 60_000);
+  const on = await assertRunsOnce(LAB, 'mf1', 'h2');
+  assert.equal(qemuPids(vm.uuid).length, 1);
+  const g = await guest(vm.ip);
+  assert.equal(g.disk, 'ok', 'mf1\'s disk records verify: one writer at a time');
+  boot = g.bootId;
+  const rec = await haRecord('h2');
+  assert.equal(rec?.owner, 'h2');
+  assert.equal(rec?.restarts, 1, 'the cluster restarted it once');
+  // Nothing of the move is left: no run folder, tap or tunnel on h1; no tunnel on h2; no job running.
+  assert.equal(existsSync(runFolder(LAB, 'h1', 'mf1')), false, 'h1 has no run folder of mf1');
+  assert.doesNotMatch(await links('h1'), new RegExp(`${tapName(vm.uuid)}|${tunnelName(id)}`), 'h1 has neither the VM\'s tap nor the move\'s tunnel');
+  assert.doesNotMatch(await links('h2'), new RegExp(tunnelName(id)), 'h2 has no tunnel of the move');
+  for (const h of ['h1', 'h2']) {
+    const running = (await agentGet<JobSummary[]>((await host(h)).socket, '/v1/migrations')).filter((j) => j.status === 'running' || j.status === 'queued');
+    assert.deepEqual(running.map((j) => j.id), [], `${h} runs no move`);
+  }
+  assert.equal(on.vm.state, 'running');
+}));
+
+test('the source\'s agent hangs right after the switch-over: the destination owns the VM in etcd at once, nothing restarts it, the move completes; it ran once, live', track(async (t) => {
+  const src = await assertRunsOnce(LAB, 'mf1', 'h2');
+  const before = await haRecord('h1');
+  assert.equal((await guestGet(LAB, vm.ip, '/dirty?mbps=0')).trim(), 'ok');
+  const faults = join(labDir(LAB), 'h2', 'faults.json');
+  writeFileSync(faults, `${JSON.stringify({ 'source:finish': `hold:${(TTL_SEC + MARGIN_SEC + 10) * 1000}` })}\n`);
+  const mv = await ferry<{ id: string }>(['move', 'mf1', '--to', 'h1', '--no-wait', '--json']);
+  assert.equal(mv.code, 0, mv.stderr || mv.stdout);
+  await waitFor('h2\'s agent to hang after the switch-over', async () => !existsSync(faults), 120_000);
+  const t0 = Date.now();
+  // h1 runs the VM since the stream completed and writes its ownership without waiting for h2.
+  const owned = await waitFor('h1 to own mf1 in etcd', async () => ((await haRecord('h1').catch(() => undefined))?.owner === 'h1' ? (Date.now() - t0) / 1000 : undefined), 10_000);
+  await waitFor('h2\'s watchdog to power off the paused source QEMU', async () => !processAlive(src.pid), (TTL_SEC + 5) * 1000);
+  const firedAt = (Date.now() - t0) / 1000;
+  t.diagnostic(`h1 owned mf1 in etcd ${owned.toFixed(1)} s after h2's agent hung; h2's watchdog powered off its paused copy after ${firedAt.toFixed(1)} s`);
+  // Past h2's lease and the fence margin: the manager (h1 now) restarts nothing, h1 runs it.
+  await new Promise((r) => setTimeout(r, Math.max(0, (TTL_SEC + MARGIN_SEC + 3) * 1000 - (Date.now() - t0))));
+  const mid = await haRecord('h1');
+  assert.equal(mid?.owner, 'h1');
+  assert.equal(mid?.restarts, before?.restarts, 'the cluster restarted nothing');
+  assert.equal((await guest(vm.ip)).bootId, boot, 'the guest runs on, never rebooted');
+  const sj = await waitFor('h2 to complete the move once awake', async () => { const j = await job('h2', mv.json.id).catch(() => undefined); return j && j.status !== 'running' ? j : undefined; }, 90_000);
+  assert.equal(sj.status, 'completed', JSON.stringify(sj.error));
+  await waitFor('h1\'s record of the move completed', async () => (await job('h1', mv.json.id)).status === 'completed', 30_000);
+  await assertRunsOnce(LAB, 'mf1', 'h1');
+  const g = await guest(vm.ip);
+  assert.equal(g.bootId, boot, 'moved live: same boot id');
+  assert.equal(g.disk, 'ok');
+  const rec = await haRecord('h1');
+  assert.equal(rec?.owner, 'h1');
+  assert.equal(rec?.home, 'h1');
+  assert.equal(rec?.restarts, before?.restarts);
+  assert.doesNotMatch(await links('h2'), new RegExp(`${tapName(vm.uuid)}|${tunnelName(mv.json.id)}`), 'h2 has neither the VM\'s tap nor the move\'s tunnel');
+  assert.doesNotMatch(await links('h1'), new RegExp(tunnelName(mv.json.id)), 'h1 has no tunnel of the move');
+  const log = readFileSync(join(labDir(LAB), 'h2', 'ferryd.log'), 'utf8');
+  assert.match(log, /fencing watchdog powered off these HA VMs|fencing: stopping HA VMs/, 'h2 says its QEMU was powered off');
+}));
