@@ -4,7 +4,9 @@
 // survivor, rolls its half back once the source's lease is gone and then restarts the VM itself
 // from its disk; the move ends failed with MIGRATION_FENCED on both hosts; after the heal the VM
 // runs once, its disk records verify, and nothing of the move is left on either host. Then the
-// source's agent hangs right after the switch-over (fault `hold` at source:finish, longer than the
+// destination of a slow move is cut off mid-perform: it powers off its incoming QEMU (MIGRATION_FENCED
+// there), the source keeps running the VM in the same QEMU, and nothing is left on the destination.
+// Last, the source's agent hangs right after the switch-over (fault `hold` at source:finish, longer than the
 // lease TTL): the destination, which runs the VM already, owns it in etcd at once, so the cluster
 // restarts nothing; the source's watchdog powers off its paused copy; when the agent wakes, the move
 // completes, and the VM ran once throughout, without a reboot.
@@ -116,6 +118,48 @@ test('the source of a move is cut off mid-perform: it fences the moving QEMU, th
     assert.deepEqual(running.map((j) => j.id), [], `${h} runs no move`);
   }
   assert.equal(on.vm.state, 'running');
+}));
+
+test('the destination of a move is cut off mid-perform: it fences its incoming QEMU, the source keeps the VM; nothing is left on the destination', track(async (t) => {
+  const src = await assertRunsOnce(LAB, 'mf1', 'h2');
+  assert.equal((await guestGet(LAB, vm.ip, '/dirty?mbps=4')).trim(), 'ok');
+  const mv = await ferry<{ id: string }>(['move', 'mf1', '--to', 'h1', '--max-bandwidth', '1M/s', '--no-wait', '--json']);
+  assert.equal(mv.code, 0, mv.stderr || mv.stdout);
+  const id = mv.json.id;
+  const incoming = await waitFor('the move copying memory', async () => {
+    const j = await job('h2', id);
+    assert.equal(j.status === 'failed' || j.status === 'cancelled', false, `the move ended early: ${JSON.stringify(j.error)}`);
+    const v = (await vmsByHost(LAB)).get('h1')?.find((x) => x.name === 'mf1' && x.pid !== null);
+    return j.phase === 'perform' && v ? v : undefined;
+  }, 60_000);
+  await new Promise((r) => setTimeout(r, 2_000));
+  const t0 = Date.now();
+  assert.equal((await suite.lab(['isolate', 'h1'])).code, 0);
+  try {
+    await waitFor('h1 to fence its incoming QEMU', async () => !processAlive(incoming.pid ?? 0), (TTL_SEC + 5) * 1000);
+    const fencedAt = (Date.now() - t0) / 1000;
+    const dj = await waitFor('h1 to end its half of the move', async () => { const j = await job('h1', id); return j.status !== 'running' ? j : undefined; }, 20_000);
+    assert.equal(dj.status, 'failed');
+    assert.equal(dj.error?.code, 'MIGRATION_FENCED', dj.error?.message);
+    t.diagnostic(`h1 fenced its incoming QEMU after ${fencedAt.toFixed(1)} s; its job: ${dj.error?.message}`);
+    assert.ok(processAlive(src.pid), 'the source\'s QEMU runs on');
+  } finally {
+    assert.equal((await suite.lab(['heal', 'h1'])).code, 0);
+  }
+  const sj = await waitFor('h2 to end the move', async () => { const j = await job('h2', id); return j.status !== 'running' ? j : undefined; }, 90_000);
+  assert.equal(sj.status, 'failed');
+  t.diagnostic(`h2's job: ${sj.error?.code}: ${sj.error?.message}`);
+  const on = await assertRunsOnce(LAB, 'mf1', 'h2');
+  assert.equal(on.pid, src.pid, 'the same QEMU runs the VM on the source');
+  assert.equal((await guestGet(LAB, vm.ip, '/dirty?mbps=0')).trim(), 'ok');
+  const g = await guest(vm.ip);
+  assert.equal(g.bootId, boot, 'the guest never rebooted');
+  assert.equal(g.disk, 'ok');
+  assert.equal((await guestGet(LAB, vm.ip, '/verify', 30)).trim(), 'ok', 'guest memory intact');
+  assert.equal((await haRecord('h2'))?.owner, 'h2');
+  assert.equal(existsSync(runFolder(LAB, 'h1', 'mf1')), false, 'h1 has no run folder of mf1');
+  assert.doesNotMatch(await links('h1'), new RegExp(`${tapName(vm.uuid)}|${tunnelName(id)}`), 'h1 has neither the VM\'s tap nor the move\'s tunnel');
+  assert.doesNotMatch(await links('h2'), new RegExp(tunnelName(id)), 'h2 has no tunnel of the move');
 }));
 
 test('the source\'s agent hangs right after the switch-over: the destination owns the VM in etcd at once, nothing restarts it, the move completes; it ran once, live', track(async (t) => {

@@ -147,6 +147,7 @@ export class Agent {
       convergence: { ...DEFAULT_POLICY, ...config.convergence },
       ...(this.tls ? { tls: this.tls } : {}),
       clusterSlots: { take: (job) => this.cluster.takeMigrationSlot(job), release: (job) => this.cluster.releaseMigrationSlot(job) },
+      cutOff: () => this.cluster.cutOff(),
       peerUrl: (host) => {
         const p = config.peers.find((x) => x.name === host);
         if (!p) throw new FerryError('UNKNOWN_HOST', `No host named "${host}" is a peer of ${config.hostName}.`);

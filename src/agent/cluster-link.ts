@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
 import {
-  ClusterNode, DEFAULT_CLUSTER_MIGRATIONS, DEFAULT_FENCE_MARGIN_SEC, DEFAULT_LEASE_TTL_SEC, createConfig, quorum, readConfig,
+  ClusterNode, DEFAULT_CLUSTER_MIGRATIONS, FENCE_AT, DEFAULT_FENCE_MARGIN_SEC, DEFAULT_LEASE_TTL_SEC, createConfig, quorum, readConfig,
   type ClusterConfig, type ClusterHost, type EtcdTls, type FailbackPolicy, type HaRecord, type MemberRecord, type NodeView, type PeerLease, type QuorumView, type RestartPolicy,
 } from '../cluster/index.js';
 import { FerryError } from '../errors/index.js';
@@ -74,6 +74,16 @@ export class ClusterLink {
   }
 
   get active(): ClusterNode | undefined { return this.node; }
+
+  /**
+   * True while this member has gone FENCE_AT of its lease TTL without a renewal and does not hold
+   * (etcd lost for all): it powers off, or its watchdog does, every QEMU of an HA VM here.
+   */
+  cutOff(): boolean {
+    const v = this.node?.view();
+    if (!this.node || !v?.lastRenewAt || v.degraded !== null) return false;
+    return Date.now() - Date.parse(v.lastRenewAt) >= this.node.config.leaseTtlSec * 1000 * FENCE_AT;
+  }
 
   /** The credentials for etcd, read once; CONFIG_INVALID when a file cannot be read. */
   private tls(): EtcdTls | undefined {

@@ -18,6 +18,7 @@ import { planStorage } from './storage.js';
 import { exportDisks, stopExports } from './exports.js';
 import { createImage, deleteImage } from '../storage/index.js';
 import { checkJobSecret, hashJobSecret, newJobSecret } from './job-secret.js';
+import { fencedError } from './fenced.js';
 
 /**
  * How long a prepared job waits for the source's perform-ready, which the source sends right after
@@ -191,7 +192,8 @@ export class DestinationSide {
   private incomingFailed(jobId: string, why: string): void {
     const job = this.h.jobs.find(jobId);
     if (!job || isTerminal(job.state) || ownsVm(job)) return;
-    const err = this.fenced.get(jobId) ?? new FerryError('MIGRATION_INCOMING_FAILED',
+    // Fenced by the agent (marked first), or by its watchdog (this host is cut off from its cluster).
+    const err = this.fenced.get(jobId) ?? (this.h.cutOff?.() ? fencedError(this.h.name, job) : undefined) ?? new FerryError('MIGRATION_INCOMING_FAILED',
       `The incoming QEMU on ${this.h.name} ${why} before the VM ran there; ${this.h.name} cleaned up and the VM stays on ${job.source}.`);
     this.h.log.warn({ job: jobId, vm: job.vm, why }, 'the incoming migration failed; rolling back');
     if (job.state.status === 'running' && job.state.direction === 'forward') this.h.jobs.apply(jobId, { type: 'fail', error: { code: err.code, message: err.message } });

@@ -22,6 +22,12 @@ export interface MigrationHost {
    * cluster), taken before the move starts and released when it ends. Absent when standalone.
    */
   readonly clusterSlots?: { take(job: string): Promise<boolean>; release(job: string): Promise<void> };
+  /**
+   * Cluster mode: true while this host has gone long enough without renewing its cluster lease that
+   * it fences (src/cluster/fencing.ts, FENCE_AT), so a QEMU of a move that dies now was powered off
+   * by the fence or the watchdog. Absent when standalone.
+   */
+  cutOff?(): boolean;
   /** This host's name. */
   readonly name: string;
   /** The address an incoming QEMU listens on (the host's migration network address). */

@@ -5,6 +5,7 @@ import { DestinationSide } from './destination.js';
 import { peerClient } from './peer-client.js';
 import { SourceRun } from './source.js';
 import { recoverJobs } from './recover.js';
+import { fencedError } from './fenced.js';
 import { assertCompatible } from './compatibility.js';
 import { checkMigrationEnabled, resolveMoveOptions } from './host-settings.js';
 
@@ -117,7 +118,10 @@ export class MigrationService {
 
   private launch(job: JobRecord, release: () => void): void {
     const ctl = new AbortController();
-    const done = new SourceRun(this.h, job, ctl.signal, () => this.fenced.get(job.id)).run()
+    // Fenced by the agent (marked first), or by its watchdog: the QEMU died while this host was cut off.
+    const fenced = (): FerryError | undefined => this.fenced.get(job.id)
+      ?? (this.h.cutOff?.() && (this.h.qmp(job.vm)?.closed ?? true) ? fencedError(this.h.name, job) : undefined);
+    const done = new SourceRun(this.h, job, ctl.signal, fenced).run()
       .catch((e: unknown) => { this.h.log.error({ err: e, job: job.id }, 'move crashed'); return this.h.jobs.get(job.id); })
       .finally(() => { release(); this.running.delete(job.id); this.fenced.delete(job.id); void this.h.clusterSlots?.release(job.id); void this.pump(); });
     this.running.set(job.id, { ctl, done });
@@ -131,11 +135,8 @@ export class MigrationService {
   fencing(vm: string): void {
     const job = this.h.jobs.activeFor(vm);
     if (!job || job.state.status !== 'running') return;
-    if (job.role === 'source') {
-      this.fenced.set(job.id, new FerryError('MIGRATION_FENCED', `Host ${this.h.name} lost its cluster lease during the move of "${vm}" to ${job.destination} and powered the VM off (fencing); the cluster restarts it where etcd says it belongs.`));
-    } else {
-      this.destination.fencing(job.id, new FerryError('MIGRATION_FENCED', `Host ${this.h.name} lost its cluster lease during the move of "${vm}" from ${job.source} and powered off its incoming QEMU (fencing); ${job.source} keeps the VM.`));
-    }
+    if (job.role === 'source') this.fenced.set(job.id, fencedError(this.h.name, job));
+    else this.destination.fencing(job.id, fencedError(this.h.name, job));
   }
 
   /** Rolls back the move of `vm` into this host, which has not run it here, ending it with MIGRATION_FENCED and `why` (src/cluster/moving.ts). */
