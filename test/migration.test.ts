@@ -2,6 +2,7 @@
 // Every test checks DESIGN.md's invariants through test/support/invariants.ts.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { labStatus } from '../src/lab/index.js';
 import type { VmView } from '../src/agent/views.js';
@@ -125,6 +126,11 @@ test('a VM running its workload moves h1 → h2 → h1 → h2; one TCP connectio
     assert.equal(s.mismatches, 0, 'every line came back once and in order');
   } finally {
     await echo.stop();
+  }
+  // Each source held a quick-ACK route to its destination for the move (src/qemu/quickack.ts); none outlives it.
+  for (const h of (await labStatus(LAB)).hosts) {
+    const routes = execFileSync('ip', ['netns', 'exec', h.namespace, 'ip', 'route', 'show', 'table', 'all', 'proto', '243'], { encoding: 'utf8' });
+    assert.equal(routes.trim(), '', `${h.name} has no quick-ACK route left`);
   }
   // The VM took an address of h1's range to h2: a VM created on h1 now must get another one.
   const t0 = Date.now();

@@ -6,7 +6,7 @@ import { promisify } from 'node:util';
 import type { Logger } from 'pino';
 import { Inventory, isActive, type VmRecord } from '../vm/index.js';
 import { Pools, poolSpace } from '../storage/index.js';
-import { CpuModelProbe, QEMU_BIN, isQemuAlive, needsRamTrim, parseQemuVersion, resolveAccel, runFiles, type Accel, type AccelProbe } from '../qemu/index.js';
+import { CpuModelProbe, QEMU_BIN, holdQuickAck, isQemuAlive, needsRamTrim, parseQemuVersion, resolveAccel, runFiles, type Accel, type AccelProbe } from '../qemu/index.js';
 import { findImage, GUEST_READY_MARKER } from '../image/index.js';
 import { openDb, readPidFile, type Db } from '../util/index.js';
 import type { AgentConfig } from './config.js';
@@ -144,6 +144,7 @@ export class Agent {
     const { config, log } = this;
     return {
       name: config.hostName, migrationAddress: config.listen.host, bridge: config.bridge, log, jobs: this.jobs, inv: this.inv,
+      holdQuickAck: (address) => holdQuickAck(address, (msg, err) => log.warn({ err, address }, msg)),
       convergence: { ...DEFAULT_POLICY, ...config.convergence },
       ...(this.tls ? { tls: this.tls } : {}),
       clusterSlots: { take: (job) => this.cluster.takeMigrationSlot(job), release: (job) => this.cluster.releaseMigrationSlot(job) },

@@ -34,6 +34,11 @@ export interface MigrationHost {
   readonly migrationAddress: string;
   /** The bridge VM taps join; the hand-over tunnel joins it too. */
   readonly bridge: string;
+  /**
+   * Makes this host ACK the destination's segments at once while a move streams to it (a quick-ACK
+   * route, src/qemu/quickack.ts); returns the release. Absent in unit tests, which route nothing.
+   */
+  holdQuickAck?(address: string): Promise<() => Promise<void>>;
   readonly log: Logger;
   /** This host's convergence policy for the moves it sends (each move may allow post-copy or not on top). */
   readonly convergence: ConvergencePolicy;

@@ -87,7 +87,10 @@ export class SourceRun {
       if (!qmp) throw new FerryError('QEMU_GONE', `The QEMU of "${vm}" went away.`);
       // The client end of TLS: this host's certificate, and the destination's name its certificate must carry.
       const tls = encrypted && this.h.tls ? { creds: await addTlsCreds(qmp, 'client', this.h.tls.dir), hostname: this.job.destination } : undefined;
-      const mirrors = prep.nbd.length > 0 ? await this.copyDisks(qmp, prep.nbd, tls) : undefined;
+      // Before the first TLS handshake (the NBD client's or the migration's): see src/qemu/quickack.ts.
+      const peerAddress = /^tcp:([\d.]+):\d+$/.exec(prep.migrationUri)?.[1];
+      const releaseRoute = peerAddress && this.h.holdQuickAck ? await this.h.holdQuickAck(peerAddress) : undefined;
+      const mirrors = prep.nbd.length > 0 ? await this.copyDisks(qmp, prep.nbd, tls).catch(async (e: unknown) => { await releaseRoute?.(); throw e; }) : undefined;
       info = await perform({
         jobId: id, qmp, uri: prep.migrationUri, policy: this.policy, memoryBytes: spec.memoryMiB * 1024 * 1024,
         maxBandwidthBytesPerSec: this.job.options.maxBandwidthBytesPerSec, performance: this.job.options.performance,
@@ -95,7 +98,7 @@ export class SourceRun {
         onProgress: (p) => this.h.emit('migration.progress', { id, vm, ...p }),
         ...(batch ? { cutover: this.cutover(spec.mac, tunnel, batch) } : {}),
         ...(mirrors ? { beforeContinue: () => mirrors.settle().then((t) => { this.h.log.info({ job: id, ...t }, 'disk mirrors settled at pre-switchover'); }) } : {}),
-      }).finally(() => batch?.close().then((err) => { if (err) this.h.log.warn({ job: id, err }, 'bridge reported errors'); }));
+      }).finally(() => Promise.all([releaseRoute?.(), batch?.close().then((err) => { if (err) this.h.log.warn({ job: id, err }, 'bridge reported errors'); })]));
     } catch (e) {
       return this.rollBack(toFerryError(e, 'MIGRATION_FAILED'));
     }

@@ -5,3 +5,4 @@ export * from './accel.js';
 export * from './bridge.js';
 export * from './cpu-models.js';
 export { runTool, tryTool } from './run.js';
+export * from './quickack.js';

@@ -1,0 +1,103 @@
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { tryTool } from './run.js';
+
+const exec = promisify(execFile);
+
+/**
+ * Quick ACKs towards a migration peer, for as long as a move streams to it.
+ *
+ * Why: QEMU (10.0, measured here) runs the client side of a migration's TLS handshake, and the NBD
+ * client's, in its main thread on a blocking socket, holding the lock the guest's I/O needs. The
+ * server's TLS 1.3 flight reaches it in several small writes; the server has Nagle on, so its last
+ * write waits for the ACK of the one before, and this host delays that ACK by Linux's 40 ms minimum.
+ * In about half of the encrypted moves measured, the guest was cut off for 41–47 ms at the start of the
+ * move for nothing else. A host route to the peer with `quickack 1` makes this host ACK at once,
+ * and the handshake then took 1–3 ms in every move measured (docs/design/0001, "Network").
+ *
+ * The route is a /32 in the table the peer's address is routed by now, with the same device,
+ * gateway and source address, so it sends nothing anywhere else. It is marked with protocol
+ * {@link QUICKACK_PROTO} and added only where no host route of someone else's exists; the last
+ * move to a peer removes it. A route left by a crashed agent is harmless (only the ACKs are
+ * quicker) and is adopted by the next move to that peer.
+ */
+export const QUICKACK_PROTO = '243';
+
+/** What `ip -d -j route get ADDR` says about the route to ADDR (the fields Ferry reads). */
+export interface RouteFacts {
+  type?: string;
+  dst?: string;
+  gateway?: string;
+  dev?: string;
+  prefsrc?: string;
+  table?: string;
+}
+
+/**
+ * The `ip route replace` arguments for a quick-ACK host route that follows `route`, or undefined
+ * when the peer needs none (a local address: no wire, no delayed ACK) or the route is not one to
+ * copy (no device, or not plain unicast).
+ */
+export function quickAckRouteArgs(address: string, route: RouteFacts): string[] | undefined {
+  if (route.type !== undefined && route.type !== 'unicast') return undefined;
+  if (!route.dev || route.dev === 'lo') return undefined;
+  return ['route', 'replace', `${address}/32`, ...(route.gateway ? ['via', route.gateway] : []), 'dev', route.dev,
+    ...(route.prefsrc ? ['src', route.prefsrc] : []), 'table', route.table ?? 'main', 'proto', QUICKACK_PROTO, 'quickack', '1'];
+}
+
+const ipJson = async (args: string[]): Promise<unknown> => JSON.parse((await exec('ip', ['-d', '-j', ...args])).stdout || '[]') as unknown;
+
+interface Held { count: number; table: string | undefined; ready: Promise<void> }
+const held = new Map<string, Held>();
+
+/**
+ * Holds a quick-ACK route to `address` (IPv4) until the returned release is called. Never throws:
+ * without the route a move still works, only its start may stall the guest as described above;
+ * `warn` hears why.
+ */
+export async function holdQuickAck(address: string, warn: (msg: string, err?: unknown) => void): Promise<() => Promise<void>> {
+  const known = held.get(address);
+  if (known) {
+    known.count += 1;
+    await known.ready;
+    return once(() => release(address));
+  }
+  const entry: Held = { count: 1, table: undefined, ready: Promise.resolve() };
+  held.set(address, entry);
+  entry.ready = add(address, entry, warn);
+  await entry.ready;
+  return once(() => release(address));
+}
+
+async function add(address: string, entry: Held, warn: (msg: string, err?: unknown) => void): Promise<void> {
+  try {
+    const [route] = (await ipJson(['route', 'get', address])) as RouteFacts[];
+    const args = route ? quickAckRouteArgs(address, route) : undefined;
+    if (args) {
+      const table = route?.table ?? 'main';
+      const existing = (await ipJson(['route', 'show', `${address}/32`, 'table', table])) as { protocol?: string }[];
+      // A host route someone else made stays as it is.
+      if (existing.every((r) => r.protocol === QUICKACK_PROTO)) {
+        await exec('ip', args);
+        entry.table = table;
+      }
+    }
+  } catch (e) {
+    warn(`no quick-ACK route to ${address}; the TLS handshake at the start of the move may stall the guest for up to 40 ms`, e);
+  }
+}
+
+async function release(address: string): Promise<void> {
+  const entry = held.get(address);
+  if (!entry) return;
+  await entry.ready;
+  entry.count -= 1;
+  if (entry.count > 0) return;
+  held.delete(address);
+  if (entry.table !== undefined) await tryTool('ip', ['route', 'del', `${address}/32`, 'table', entry.table, 'proto', QUICKACK_PROTO]);
+}
+
+function once(fn: () => Promise<void>): () => Promise<void> {
+  let done: Promise<void> | undefined;
+  return () => (done ??= fn());
+}
