@@ -6,10 +6,14 @@
 // runs once, its disk records verify, and nothing of the move is left on either host. Then the
 // destination of a slow move is cut off mid-perform: it powers off its incoming QEMU (MIGRATION_FENCED
 // there), the source keeps running the VM in the same QEMU, and nothing is left on the destination.
-// Last, the source's agent hangs right after the switch-over (fault `hold` at source:finish, longer than the
+// Next, the source's agent hangs right after the switch-over (fault `hold` at source:finish, longer than the
 // lease TTL): the destination, which runs the VM already, owns it in etcd at once, so the cluster
 // restarts nothing; the source's watchdog powers off its paused copy; when the agent wakes, the move
-// completes, and the VM ran once throughout, without a reboot.
+// completes, and the VM ran once throughout, without a reboot. Last, the destination is cut off
+// right after the switch-over (a 3 s hold of the source's agent gives the test the moment): it
+// fences the VM it runs; once its lease is gone the source powers off its own paused copy (older
+// than the disks) and ends the move MIGRATION_FENCED; the cluster restarts the VM from its disks;
+// after the heal the destination ends its record as the source did and forgets the VM.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { execFileSync } from 'node:child_process';
@@ -198,4 +202,53 @@ test('the source\'s agent hangs right after the switch-over: the destination own
   assert.doesNotMatch(await links('h1'), new RegExp(tunnelName(mv.json.id)), 'h1 has no tunnel of the move');
   const log = readFileSync(join(labDir(LAB), 'h2', 'ferryd.log'), 'utf8');
   assert.match(log, /fencing watchdog powered off these HA VMs|fencing: stopping HA VMs/, 'h2 says its QEMU was powered off');
+}));
+
+test('the destination is cut off right after the switch-over: it fences the VM, the source powers off its paused copy once the destination\'s lease is gone, the cluster restarts the VM; after the heal it runs once', track(async (t) => {
+  const src = await assertRunsOnce(LAB, 'mf1', 'h1');
+  const before = await haRecord('h1');
+  const faults = join(labDir(LAB), 'h1', 'faults.json');
+  // h1 hangs 3 s right after its stream completed: h2 runs the VM by then, and is cut off meanwhile.
+  writeFileSync(faults, `${JSON.stringify({ 'source:finish': 'hold:3000' })}\n`);
+  const mv = await ferry<{ id: string }>(['move', 'mf1', '--to', 'h2', '--no-wait', '--json']);
+  assert.equal(mv.code, 0, mv.stderr || mv.stdout);
+  const id = mv.json.id;
+  await waitFor('h1\'s agent to hang after the switch-over', async () => !existsSync(faults), 120_000);
+  assert.equal((await suite.lab(['isolate', 'h2'])).code, 0);
+  const t0 = Date.now();
+  try {
+    const dest = (await vmsByHost(LAB)).get('h2')?.find((v) => v.name === 'mf1');
+    assert.ok(dest?.pid, 'h2 runs the VM since the switch-over');
+    await waitFor('h2 to fence the VM', async () => !processAlive(dest.pid ?? 0), (TTL_SEC + 5) * 1000);
+    const fencedAt = (Date.now() - t0) / 1000;
+    await waitFor('h1 to power off its paused copy', async () => !processAlive(src.pid), (TTL_SEC + MARGIN_SEC + 30) * 1000);
+    const gaveUpAt = (Date.now() - t0) / 1000;
+    const sj = await waitFor('h1 to end the move', async () => { const j = await job('h1', id); return j.status !== 'running' ? j : undefined; }, 90_000);
+    assert.equal(sj.status, 'failed');
+    assert.equal(sj.error?.code, 'MIGRATION_FENCED', sj.error?.message);
+    const placed = await waitFor('mf1 restarted on h1', async () => {
+      const v = (await agentGet<VmView[]>((await host('h1')).socket, '/v1/vms', 5_000)).find((x) => x.name === 'mf1');
+      return v?.state === 'running' && v.pid !== null && v.pid !== src.pid ? (Date.now() - t0) / 1000 : undefined;
+    }, 120_000);
+    await waitFor('mf1 answering with a new boot id', async () => { const b = (await guestGet(LAB, vm.ip, '/boot-id', 1)).trim(); return b !== '' && b !== boot; }, 180_000);
+    t.diagnostic(`h2 fenced the VM after ${fencedAt.toFixed(1)} s; h1 powered off its paused copy after ${gaveUpAt.toFixed(1)} s and restarted the VM after ${placed.toFixed(1)} s; h1's job: ${sj.error?.message}`);
+    assert.ok(fencedAt < gaveUpAt, `h2 fenced (${fencedAt.toFixed(1)} s) before h1 gave up (${gaveUpAt.toFixed(1)} s)`);
+    assert.ok(gaveUpAt >= TTL_SEC * 0.6, 'h1 gave up only once h2 had to have fenced');
+  } finally {
+    assert.equal((await suite.lab(['heal', 'h2'])).code, 0);
+  }
+  const dj = await waitFor('h2 to end its record of the move', async () => { const j = await job('h2', id); return j.status !== 'running' ? j : undefined; }, 60_000);
+  assert.equal(dj.status, 'failed');
+  t.diagnostic(`h2's job: ${dj.error?.code}: ${dj.error?.message}`);
+  await waitFor('h2 to forget mf1', async () => !(await vmsByHost(LAB)).get('h2')?.some((v) => v.name === 'mf1'), 60_000);
+  await assertRunsOnce(LAB, 'mf1', 'h1');
+  assert.equal(qemuPids(vm.uuid).length, 1);
+  const g = await guest(vm.ip);
+  assert.equal(g.disk, 'ok', 'mf1\'s disk records verify: one writer at a time');
+  const rec = await haRecord('h1');
+  assert.equal(rec?.owner, 'h1');
+  assert.ok((rec?.restarts ?? 0) >= (before?.restarts ?? 0));
+  assert.equal(existsSync(runFolder(LAB, 'h2', 'mf1')), false, 'h2 has no run folder of mf1');
+  assert.doesNotMatch(await links('h2'), new RegExp(`${tapName(vm.uuid)}|${tunnelName(id)}`), 'h2 has neither the VM\'s tap nor the move\'s tunnel');
+  assert.doesNotMatch(await links('h1'), new RegExp(tunnelName(id)), 'h1 has no tunnel of the move');
 }));

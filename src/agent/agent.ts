@@ -108,9 +108,11 @@ export class Agent {
       const j = c.job;
       log.info({ job: j.id, vm: j.vm, role: j.role, state: j.state }, 'migration job');
       // As soon as the VM runs here (cluster-host.ts, ranHere): a source cut off after the switch-over never confirms.
-      if (j.role === 'destination' && ranHere(j)) {
-        const spec = this.inv.find(j.vm)?.spec;
-        if (spec) void this.cluster.movedHere(spec, j.source).catch((err: unknown) => log.warn({ err, vm: j.vm }, 'could not record the move in the cluster'));
+      // Not for a VM powered off here since (fenced): the cluster may have restarted it elsewhere.
+      const arrived = j.role === 'destination' && ranHere(j) ? this.inv.find(j.vm) : undefined;
+      if (arrived && isActive(arrived.state)) {
+        const spec = arrived.spec;
+        void this.cluster.movedHere(spec, j.source).catch((err: unknown) => log.warn({ err, vm: j.vm }, 'could not record the move in the cluster'));
       }
       this.bus.emit('migration.state', { ...summarize(j), role: j.role });
     });

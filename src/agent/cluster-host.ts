@@ -5,7 +5,7 @@
  */
 import type { Logger } from 'pino';
 import type { ClusterHost, PeerLease } from '../cluster/index.js';
-import { PeerClient, phaseOf, type JobRecord, type MigrationService, type JobStore, type MigrationHost } from '../migration/index.js';
+import { PeerClient, phaseOf, streamCompleted, type JobRecord, type MigrationService, type JobStore, type MigrationHost } from '../migration/index.js';
 import { isActive, type Inventory } from '../vm/index.js';
 import type { AgentConfig } from './config.js';
 import type { VmActions } from './vm-actions.js';
@@ -27,8 +27,6 @@ export interface ClusterHostParts {
 
 export function clusterHost(a: ClusterHostParts): ClusterHost {
   const watchdog = new WatchdogFeeder(a.config.stateDir, a.log);
-  /** Incoming moves being rolled back because their source lost its lease (the cluster asks at every tick). */
-  const abandoning = new Set<string>();
   return {
     name: a.config.hostName,
     url: a.config.url,
@@ -47,6 +45,8 @@ export function clusterHost(a: ClusterHostParts): ClusterHost {
         qemu: isActive(v.state),
         // The destination's VM stays `migrating` until it resumes here (then it is this host's).
         ...(v.state === 'migrating' && job?.role === 'destination' ? { incomingFrom: job.source } : {}),
+        ...(job && streamCompleted(job) ? { sentTo: job.destination } : {}),
+        ...(job?.role === 'destination' && ranHere(job) && !isActive(v.state) ? { lostArrivalFrom: job.source } : {}),
       };
     }),
     startHa: (spec) => a.vms.startHa(spec),
@@ -65,11 +65,9 @@ export function clusterHost(a: ClusterHostParts): ClusterHost {
         await a.vms.fence(n).catch((err: unknown) => a.log.error({ err, vm: n }, 'fencing failed'));
       }
     },
-    abandonIncoming: async (name, why) => {
-      if (abandoning.has(name)) return;
-      abandoning.add(name);
-      try { await a.migrations.abandonIncoming(name, why); } finally { abandoning.delete(name); }
-    },
+    abandonIncoming: (name, why) => a.migrations.abandonIncoming(name, why),
+    abandonOutgoing: (name, why) => a.migrations.giveUpSent(name, why, () => a.vms.fence(name)),
+    settleArrival: (name) => a.migrations.settleArrival(name),
     armWatchdog: (deadline, names, renewedAt) => watchdog.arm(deadline, names.flatMap((n) => {
       const v = a.inv.find(n);
       if (v?.pid) return [{ name: n, pid: v.pid, uuid: v.spec.uuid }];

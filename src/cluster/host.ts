@@ -19,6 +19,10 @@ export interface LocalHaVm {
   qemu: boolean;
   /** The source of a move into this host whose VM has not run here yet (its QEMU here is an incoming one). */
   incomingFrom?: string;
+  /** The destination of a move from this host whose stream completed: the copy here waits, paused, for its word. */
+  sentTo?: string;
+  /** The source of a move that ran the VM here, whose QEMU here is gone since (fenced) while its record waits for the source. */
+  lostArrivalFrom?: string;
 }
 
 /** What the cluster needs from its agent (src/cluster never imports the agent). */
@@ -48,6 +52,13 @@ export interface ClusterHost {
    * (its incoming QEMU killed, what prepare made removed, the job failed with MIGRATION_FENCED).
    */
   abandonIncoming?(name: string, why: string): Promise<void>;
+  /**
+   * Ends the move of `name` from this host whose stream completed (the destination lost its lease):
+   * the paused copy here is powered off, never resumed, and the job fails with MIGRATION_FENCED.
+   */
+  abandonOutgoing?(name: string, why: string): Promise<void>;
+  /** Ends this host's record of a move that ran `name` here and lost it since, as its source ended it (asked over peer RPC). */
+  settleArrival?(name: string): Promise<void>;
   /** Forgets a VM here without touching its disks (another host owns it now). */
   forget(name: string): Promise<void>;
   /** The source of the last completed move that brought this VM here, if the VM's last move here was one. */

@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import { pino } from 'pino';
 import type { ClusterHost, LocalHaVm } from './host.js';
 import type { HaEntry, HaRecord } from './model.js';
-import { abandonStranded, fenceTargets, strandedIncoming } from './moving.js';
+import { fenceTargets, settleMoves, strandedIncoming, strandedOutgoing } from './moving.js';
 
 const vm = (name: string, o: Partial<LocalHaVm> = {}): LocalHaVm => ({ name, running: false, busy: false, qemu: false, ...o });
 const entry = (name: string, owner: string): HaEntry => ({
@@ -36,22 +36,52 @@ describe('strandedIncoming: moves into this host whose source holds no lease', (
   for (const c of cases) it(c.name, () => assert.deepEqual(strandedIncoming(c.local, c.entries, members).map((s) => `${s.vm} from ${s.source}`), c.want));
 });
 
-describe('abandonStranded', () => {
-  it('asks the agent to roll back each stranded move, with a sentence naming the source', async () => {
-    const asked: [string, string][] = [];
-    const host = {
-      name: 'h2', log: pino({ level: 'silent' }),
-      localHa: () => [vm('a', { qemu: true, busy: true, incomingFrom: 'h1' }), vm('b', { qemu: true, running: true })],
-      abandonIncoming: (name: string, why: string) => { asked.push([name, why]); return Promise.resolve(); },
-    } as unknown as ClusterHost;
-    abandonStranded(host, [entry('a', 'h1'), entry('b', 'h2')], [{ name: 'h2' }]);
+describe('strandedOutgoing: moves from this host whose stream completed and whose destination holds no lease', () => {
+  const members = new Set(['h1', 'h3']);
+  const cases: { name: string; local: LocalHaVm[]; entries: HaEntry[]; want: string[] }[] = [
+    { name: 'the destination is a live member: wait for its word', local: [vm('a', { qemu: true, busy: true, sentTo: 'h3' })], entries: [entry('a', 'h3')], want: [] },
+    { name: 'the destination lost its lease: give up the paused copy', local: [vm('a', { qemu: true, busy: true, sentTo: 'h2' })], entries: [entry('a', 'h2')], want: ['a to h2'] },
+    { name: 'the destination never wrote its ownership: the same', local: [vm('a', { qemu: true, busy: true, sentTo: 'h2' })], entries: [entry('a', 'h1')], want: ['a to h2'] },
+    { name: 'a move still copying (no completed stream): not this rule', local: [vm('a', { qemu: true, busy: true })], entries: [entry('a', 'h1')], want: [] },
+    { name: 'not an HA VM in etcd', local: [vm('a', { qemu: true, busy: true, sentTo: 'h2' })], entries: [], want: [] },
+  ];
+  for (const c of cases) it(c.name, () => assert.deepEqual(strandedOutgoing(c.local, c.entries, members).map((s) => `${s.vm} to ${s.destination}`), c.want));
+});
+
+describe('settleMoves', () => {
+  const fake = (local: LocalHaVm[], asked: string[]): ClusterHost => ({
+    name: 'h2', log: pino({ level: 'silent' }), localHa: () => local,
+    abandonIncoming: (name: string, why: string) => { asked.push(`in ${name}: ${why}`); return Promise.resolve(); },
+    abandonOutgoing: (name: string, why: string) => { asked.push(`out ${name}: ${why}`); return Promise.resolve(); },
+    settleArrival: (name: string) => { asked.push(`settle ${name}`); return Promise.resolve(); },
+  }) as unknown as ClusterHost;
+
+  it('rolls back a stranded incoming move, gives up a stranded outgoing one, settles a lost arrival; each with a sentence', async () => {
+    const asked: string[] = [];
+    const local = [
+      vm('a', { qemu: true, busy: true, incomingFrom: 'h1' }), vm('b', { qemu: true, running: true }),
+      vm('c', { qemu: true, busy: true, sentTo: 'h3' }), vm('d', { busy: true, lostArrivalFrom: 'h1' }),
+    ];
+    settleMoves(fake(local, asked), [entry('a', 'h1'), entry('b', 'h2'), entry('c', 'h2'), entry('d', 'h1')], [{ name: 'h2' }], new Set());
     await new Promise((r) => setImmediate(r));
-    assert.equal(asked.length, 1);
-    assert.equal(asked[0]?.[0], 'a');
-    assert.match(asked[0]?.[1] ?? '', /^The source h1 lost its cluster lease during the move of "a".*h2 rolled back its half/);
+    assert.equal(asked.length, 3, asked.join('\n'));
+    assert.match(asked[0] ?? '', /^in a: The source h1 lost its cluster lease during the move of "a".*h2 rolled back its half/);
+    assert.match(asked[1] ?? '', /^out c: The destination h3 lost its cluster lease after the switch-over of "c".*h2 powered off its own copy/);
+    assert.equal(asked[2], 'settle d');
   });
-  it('does nothing for an agent that cannot roll back', () => {
-    const host = { name: 'h2', log: pino({ level: 'silent' }), localHa: () => { throw new Error('not asked'); } } as unknown as ClusterHost;
-    abandonStranded(host, [entry('a', 'h1')], []);
+  it('asks once per VM while the first ask runs', async () => {
+    const asked: string[] = [];
+    const busy = new Set<string>();
+    const host = fake([vm('a', { qemu: true, busy: true, incomingFrom: 'h1' })], asked);
+    const slow = { ...host, abandonIncoming: (name: string) => { asked.push(name); return new Promise<void>((r) => setTimeout(r, 20)); } } as ClusterHost;
+    settleMoves(slow, [entry('a', 'h1')], [], busy);
+    settleMoves(slow, [entry('a', 'h1')], [], busy);
+    assert.deepEqual(asked, ['a']);
+    await new Promise((r) => setTimeout(r, 40));
+    assert.equal(busy.size, 0);
+  });
+  it('does nothing for an agent that cannot settle moves', () => {
+    const host = { name: 'h2', log: pino({ level: 'silent' }), localHa: () => [vm('a', { qemu: true, busy: true, incomingFrom: 'h1' })] } as unknown as ClusterHost;
+    settleMoves(host, [entry('a', 'h1')], [], new Set());
   });
 });

@@ -36,13 +36,46 @@ export function strandedIncoming(local: readonly LocalHaVm[], entries: readonly 
     ? [{ vm: v.name, source: v.incomingFrom }] : []));
 }
 
-/** Rolls back, in the background, each move into this host whose source lost its lease (see the top of this file). */
-export function abandonStranded(host: ClusterHost, entries: readonly HaEntry[], members: readonly { name: string }[]): void {
-  const abandon = host.abandonIncoming;
-  if (!abandon) return;
-  for (const s of strandedIncoming(host.localHa(), entries, new Set(members.map((m) => m.name)))) {
+/**
+ * The moves from this host whose stream completed and whose destination holds no lease: the
+ * destination ran the VM and has powered it off since (fencing, or its watchdog), so the copy here,
+ * paused at the switch-over, is older than the VM's disks and must not run; the VM must be
+ * restarted from its disks. Without this the source waits for the destination for as long as it
+ * is cut off, and the VM runs nowhere.
+ */
+export function strandedOutgoing(local: readonly LocalHaVm[], entries: readonly HaEntry[], members: ReadonlySet<string>): { vm: string; destination: string }[] {
+  const ha = new Set(entries.map((e) => e.rec.name));
+  return local.flatMap((v) => (v.sentTo !== undefined && ha.has(v.name) && !members.has(v.sentTo) ? [{ vm: v.name, destination: v.sentTo }] : []));
+}
+
+/**
+ * Settles, in the background, what a cut-off end of a move left (see the top of this file and
+ * strandedOutgoing): a move into this host whose source lost its lease is rolled back; a move from
+ * this host whose destination lost its lease after the switch-over gives up its paused copy; and a
+ * move that ran the VM here and lost it since (this host was cut off) ends as its source ended it.
+ * Each at most once at a time: `busy` holds the VMs being settled.
+ */
+export function settleMoves(host: ClusterHost, entries: readonly HaEntry[], members: readonly { name: string }[], busy: Set<string>): void {
+  const live = new Set(members.map((m) => m.name));
+  const local = host.localHa();
+  const run = (vm: string, msg: string, fn: (() => Promise<void>) | undefined): void => {
+    if (!fn || busy.has(vm)) return;
+    busy.add(vm);
+    host.log.warn({ vm }, msg);
+    void fn().catch((err: unknown) => host.log.error({ vm, err }, `failed: ${msg}`)).finally(() => busy.delete(vm));
+  };
+  const abandonIn = host.abandonIncoming?.bind(host);
+  const abandonOut = host.abandonOutgoing?.bind(host);
+  const settle = host.settleArrival?.bind(host);
+  for (const s of strandedIncoming(local, entries, live)) {
     const why = `The source ${s.source} lost its cluster lease during the move of "${s.vm}", so it powered the VM off there (fencing); ${host.name} rolled back its half of the move, and the cluster restarts the VM.`;
-    host.log.warn({ vm: s.vm, source: s.source }, 'the source of an incoming move of an HA VM lost its cluster lease: rolling the move back here');
-    void abandon(s.vm, why).catch((err: unknown) => host.log.error({ vm: s.vm, err }, 'could not roll back an incoming move whose source lost its lease'));
+    run(s.vm, `the source ${s.source} of an incoming move lost its cluster lease: rolling the move back here`, abandonIn && (() => abandonIn(s.vm, why)));
+  }
+  for (const s of strandedOutgoing(local, entries, live)) {
+    const why = `The destination ${s.destination} lost its cluster lease after the switch-over of "${s.vm}", so it powered the VM off there (fencing); ${host.name} powered off its own copy, older than what ran there, and the cluster restarts the VM from its disks.`;
+    run(s.vm, `the destination ${s.destination} lost its cluster lease after the switch-over: powering off the paused copy here`, abandonOut && (() => abandonOut(s.vm, why)));
+  }
+  for (const v of local.filter((x) => x.lostArrivalFrom !== undefined)) {
+    run(v.name, `the VM ran here after a move from ${v.lostArrivalFrom ?? '?'} and was powered off since: ending the move as its source did`, settle && (() => settle(v.name)));
   }
 }

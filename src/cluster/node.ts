@@ -8,7 +8,7 @@ import type { Lease } from 'etcd3';
 import { FerryError } from '../errors/index.js';
 import { fenceDecision, watchdogDeadline } from './fencing.js';
 import { FAILBACK_RETRY_MS, managerTick, type ManagerMemory } from './manager.js';
-import { abandonStranded, fenceTargets } from './moving.js';
+import { fenceTargets, settleMoves } from './moving.js';
 import { clearFailures, DEFAULT_CLUSTER_MIGRATIONS, movedTo, ran, type ClusterConfig, type FailbackPolicy, type HaEntry, type HaRecord, type RestartPolicy } from './model.js';
 import { ClusterStore, type EtcdTls } from './store.js';
 import type { ClusterHost, NodeView } from './host.js';
@@ -40,8 +40,9 @@ export class ClusterNode {
   private readonly fenced = new Set<string>();
   /** The members at the last read that succeeded: the witnesses a fencing decision asks. */
   private members: { name: string; url: string }[] = [];
-  /** HA VMs this node is starting now. */
+  /** HA VMs this node is starting now, and those whose move it settles (moving.ts). */
   private readonly starting = new Set<string>();
+  private readonly settling = new Set<string>();
   private degraded: string | null = null;
   private readonly memory: ManagerMemory = { deadSince: new Map(), electedAt: 0, aliveSince: new Map(), strandedSince: new Map() };
 
@@ -172,7 +173,7 @@ export class ClusterNode {
       if (!this.renewing()) return;
       this.members = (await this.store.members()).map((m) => ({ name: m.name, url: m.url }));
       const entries = await this.store.haEntries();
-      abandonStranded(this.host, entries, this.members);
+      settleMoves(this.host, entries, this.members, this.settling);
       await this.reconcile(entries);
       this.managerName = await this.store.campaign(this.requireLease(), this.host.name);
       if (this.managerName === this.host.name) {

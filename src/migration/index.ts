@@ -12,7 +12,7 @@ export * from './protocol.js';
 export type { MigrationHost } from './host.js';
 export { PeerClient } from './peer-client.js';
 export { DestinationSide } from './destination.js';
-export { MigrationService, type MoveRequest } from './service.js';
+export { MigrationService, streamCompleted, type MoveRequest } from './service.js';
 export { faultPoint } from './faults.js';
 export * from './storage.js';
 export * from './host-settings.js';

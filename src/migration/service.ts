@@ -1,5 +1,7 @@
 import { FerryError } from '../errors/index.js';
-import { isTerminal, summarize, type JobRecord, type JobSummary, type MoveOptions } from './job.js';
+import { isTerminal, phaseOf, summarize, type JobRecord, type JobSummary, type MoveOptions } from './job.js';
+import { closeTunnel, tunnelName, unpinMac } from '../qemu/index.js';
+import { tapName } from '../vm/index.js';
 import { freeMigrationSlots, type MigrationHost } from './host.js';
 import { DestinationSide } from './destination.js';
 import { peerClient } from './peer-client.js';
@@ -145,6 +147,48 @@ export class MigrationService {
     if (job?.role === 'destination') await this.destination.abandon(job.id, new FerryError('MIGRATION_FENCED', why));
   }
 
+  /**
+   * Ends a move from this host whose stream completed but whose destination has lost its cluster
+   * lease (src/cluster/moving.ts): the destination ran the VM, then powered it off (fencing), so
+   * this host's copy, paused at the switch-over, is older than what ran there and must never run.
+   * `powerOff` kills it first; then the run, waiting for the destination, ends failed with
+   * MIGRATION_FENCED and `why`, and the cluster restarts the VM from its disks.
+   */
+  async giveUpSent(vm: string, why: string, powerOff: () => Promise<void>): Promise<void> {
+    const job = this.h.jobs.activeFor(vm);
+    const run = job ? this.running.get(job.id) : undefined;
+    if (!job || !run || job.role !== 'source' || !streamCompleted(job)) return;
+    this.fenced.set(job.id, new FerryError('MIGRATION_FENCED', why));
+    await powerOff();
+    run.ctl.abort();
+    await run.done;
+  }
+
+  /**
+   * A move into this host that ran the VM here and has no QEMU of it here any more (fenced), while
+   * its record still waits for the source's `confirm`: ends it as the source's record ended. The
+   * source gave up (failed: this host had lost its lease; giveUpSent) or went forward (completed,
+   * its confirm lost). While the source's move runs or it does not answer, nothing changes: it asks
+   * this host's status and goes forward when it can.
+   */
+  async settleArrival(vm: string): Promise<void> {
+    const job = this.h.jobs.activeFor(vm);
+    if (job?.role !== 'destination') return;
+    const theirs = (await peerClient(this.h, job.source, 10_000).status(job.id).catch(() => undefined))?.job;
+    if (!theirs || theirs.status === 'running' || theirs.status === 'queued') return;
+    await this.destination.serialized(job.id, async () => {
+      const now = this.h.jobs.get(job.id);
+      const q = this.h.qmp(vm);
+      if (now.state.status !== 'running' || (q && !q.closed)) return;
+      this.h.log.warn({ job: job.id, vm, source: job.source, theirs: theirs.status }, 'the VM of a move ran here and was powered off since; the move ends as its source ended it');
+      this.h.jobs.apply(job.id, theirs.status === 'completed' ? { type: 'done' }
+        : { type: 'end', status: 'failed', error: theirs.error ?? { code: 'MIGRATION_FENCED', message: `The source ${job.source} ended the move of "${vm}".` } });
+      const rec = this.h.inv.find(vm);
+      if (rec) await unpinMac(rec.spec.mac, tapName(rec.spec.uuid));
+      await closeTunnel(tunnelName(job.id));
+    });
+  }
+
   /** True while move `id` is queued or running here. */
   holds(id: string): boolean {
     return this.queued.has(id) || this.running.has(id);
@@ -190,4 +234,9 @@ export class MigrationService {
   recover(): Promise<void> {
     return recoverJobs(this.h, (job, fn) => (job.role === 'destination' ? this.destination.serialized(job.id, fn) : fn()));
   }
+}
+
+/** A source's move whose stream completed: the destination runs the VM (or did), the source waits for its word. */
+export function streamCompleted(job: JobRecord): boolean {
+  return job.role === 'source' && job.state.status === 'running' && job.state.direction === 'forward' && phaseOf(job.state) === 'finish';
 }

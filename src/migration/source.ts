@@ -151,7 +151,7 @@ export class SourceRun {
     this.h.fault('source:finish');
     let fin: Awaited<ReturnType<PeerClient['finish']>>;
     try {
-      fin = await this.askUntilAnswered(() => this.peer.finish(id, { outcome: 'success' }));
+      fin = await this.askUntilAnswered(() => this.peer.finish(id, { outcome: 'success' }), { signal: this.signal });
     } catch (e) {
       const err = toFerryError(e, 'MIGRATION_FAILED');
       // The stream completed, so the destination runs the VM as soon as it saw that, without
@@ -267,13 +267,28 @@ export class SourceRun {
     for (let i = 1; ; i++) {
       if (o.signal?.aborted) throw new FerryError('ABORTED', 'The move was cancelled.');
       try {
-        return await fn();
+        return await untilAborted(fn(), o.signal);
       } catch (e) {
         if (!(e instanceof FerryError) || e.code !== 'HOST_UNREACHABLE' || i >= (o.tries ?? 30) || Date.now() - t0 >= (o.withinMs ?? Infinity)) throw e;
         await new Promise((r) => setTimeout(r, o.pauseMs ?? 1000));
       }
     }
   }
+}
+
+/**
+ * `p`, or ABORTED as soon as `signal` fires: a call to a destination that is cut off waits up to a
+ * minute for its timeout, and a cancel (or giving up, src/cluster/moving.ts) must not wait for it.
+ * The call runs on and its answer is dropped; the rollback asks the destination's status anyway.
+ */
+function untilAborted<T>(p: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (!signal) return p;
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => reject(new FerryError('ABORTED', 'The move was cancelled.'));
+    if (signal.aborted) { onAbort(); return; }
+    signal.addEventListener('abort', onAbort, { once: true });
+    p.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
 }
 
 /** How often a source whose stream completed asks a silent destination again. */
