@@ -204,7 +204,8 @@ export class SourceRun {
       }
     }
     // This host powered the VM off (its cluster lease lapsed): that, not the broken stream, is why.
-    err = this.fenced() ?? err;
+    const fenced = this.fenced();
+    err = fenced ?? err;
     const cancelled = err.code === 'ABORTED' || err.code === 'MIGRATION_CANCELLED';
     const error = cancelled ? { code: 'MIGRATION_CANCELLED' as const, message: `The move was cancelled in phase ${phaseOf(state)}; the VM keeps running on ${this.job.source}.` }
       : { code: err.code, message: err.message };
@@ -218,8 +219,10 @@ export class SourceRun {
         : this.peer.finish(id, { outcome: 'failure', error }, CLEANUP_TIMEOUT_MS));
       try {
         // A restarting agent answers within seconds; a cut-off one is asked again in the background,
-        // so the VM need not wait for it to run again.
-        await this.askUntilAnswered(tell, { tries: 5, withinMs: 15_000 });
+        // so the VM need not wait for it to run again. After a fence one of the two hosts is cut off
+        // (and the VM waits for this job's end to start again): only in the background.
+        if (fenced) retryInBackground(this.h, this.job, tell);
+        else await this.askUntilAnswered(tell, { tries: 5, withinMs: 15_000 });
       } catch (e) {
         // The destination refuses because it already runs the VM: resuming here would run it twice.
         if (e instanceof FerryError && e.code === 'JOB_BAD_PHASE') return this.forwardAfterAll();
