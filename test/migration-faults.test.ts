@@ -6,7 +6,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { labStatus } from '../src/lab/index.js';
+import { findHost, killHost, labStatus } from '../src/lab/index.js';
+import { defaultAgentEntry, startAgent } from '../src/lab/agents.js';
 import { labDir } from '../src/util/paths.js';
 import type { VmView } from '../src/agent/views.js';
 import { labSuite } from './support/suite.js';
@@ -156,13 +157,13 @@ test('the destination goes silent right after it resumed the VM: the source keep
   const b = await beforeMove(LAB, name, 'h2');
   const h2Pid = (await labStatus(LAB)).hosts.find((h) => h.name === 'h2')?.agentPid;
   assert.ok(h2Pid);
-  // h2's agent dies when the source's `finish` reaches it: its QEMU already runs the VM by then.
-  armFault(LAB, 'h2', 'destination:finish');
+  // h2's agent dies while it answers the source's `finish`, once its QEMU runs the VM.
+  armFault(LAB, 'h2', 'destination:finish-resumed');
   try {
     const started = await ferry<{ id: string }>(['move', name, '--to', 'h2', '--no-wait', '--json']);
     assert.equal(started.code, 0, started.stderr || started.stdout);
     const id = started.json.id;
-    await waitFor('h2\'s agent died at destination:finish', async () => (processAlive(h2Pid) ? undefined : true), 60_000);
+    await waitFor('h2\'s agent died at destination:finish-resumed', async () => (processAlive(h2Pid) ? undefined : true), 60_000);
     const h1Socket = (await labStatus(LAB)).hosts.find((h) => h.name === 'h1')?.socket ?? '';
     // Longer than the source asks `finish` (30 tries) and then tells a failure (15 s): a source that
     // gave up by then would have run its own copy again, beside the one on h2.
@@ -184,6 +185,64 @@ test('the destination goes silent right after it resumed the VM: the source keep
     const where = await assertRunsOnce(LAB, name, 'h2');
     assert.notEqual(where.pid, b.pid);
     await assertGuestIntact(LAB, ip, b.guest);
+  } finally {
+    rmSync(join(labDir(LAB), 'h2', 'faults.json'), { force: true });
+    if (!(await labStatus(LAB)).hosts.every((h) => h.agentPid)) await lab(['up']);
+    await ferry(['vm', 'delete', name]);
+  }
+}));
+
+test('the destination host dies right after it resumed the VM and the source agent restarts: the source waits, paused, until an operator cancels, then runs its copy again', track(async (t) => {
+  await cleanLab();
+  const name = 'dest-dies';
+  const created = await ferry<VmView>(['vm', 'create', name, '--host', 'h1', '--memory', '256M', '--json']);
+  assert.equal(created.code, 0, created.stderr || created.stdout);
+  const ip = created.json.ip;
+  await waitGuest(LAB, ip);
+  const b = await beforeMove(LAB, name, 'h2');
+  const st = await labStatus(LAB);
+  const h1Pid = st.hosts.find((h) => h.name === 'h1')?.agentPid;
+  const h2Pid = st.hosts.find((h) => h.name === 'h2')?.agentPid;
+  assert.ok(h1Pid && h2Pid);
+  const h1Socket = st.hosts.find((h) => h.name === 'h1')?.socket ?? '';
+  armFault(LAB, 'h2', 'destination:finish-resumed');
+  try {
+    const started = await ferry<{ id: string }>(['move', name, '--to', 'h2', '--no-wait', '--json']);
+    assert.equal(started.code, 0, started.stderr || started.stdout);
+    const id = started.json.id;
+    await waitFor('h2\'s agent died at destination:finish-resumed', async () => (processAlive(h2Pid) ? undefined : true), 60_000);
+    // The whole host goes: its QEMU, which ran the VM, too. Then the source's agent dies and comes back alone.
+    await killHost(LAB, 'h2');
+    process.kill(h1Pid, 'SIGKILL');
+    await waitFor('h1\'s agent is gone', async () => (processAlive(h1Pid) ? undefined : true), 10_000);
+    await startAgent(findHost(LAB, 'h1').host, { entry: defaultAgentEntry(), timeoutMs: 30_000 });
+    // Longer than the recovery's first tries: it must not have run the paused copy on its own.
+    await new Promise((r) => setTimeout(r, 8_000));
+    const held = await agentGet<JobJson>(h1Socket, `/v1/migrations/${id}`);
+    assert.equal(held.status, 'running', 'the recovered source has not given up on a destination that may run the VM');
+    const paused = (await agentGet<VmView[]>(h1Socket, '/v1/vms')).find((v) => v.name === name);
+    assert.equal(paused?.state, 'migrating', 'the source\'s copy stays the paused end of the move');
+    // The operator knows h2 is gone for good.
+    const cancel = await ferry(['migration', 'cancel', id, '--json']);
+    assert.equal(cancel.code, 0, cancel.stderr || cancel.stdout);
+    const job = await waitFor(`job ${id} ended`, async () => {
+      const j = await agentGet<JobJson>(h1Socket, `/v1/migrations/${id}`);
+      return ENDED(j.status) ? j : undefined;
+    }, 30_000);
+    t.diagnostic(`after the cancel: ${job.status} ${job.error?.code ?? ''}: ${job.error?.message ?? ''}`);
+    assert.equal(job.status, 'cancelled');
+    assert.equal(job.error?.code, 'MIGRATION_CANCELLED');
+    // h2 comes back (a rebooted host): it cleans up its half and the VM runs once, on h1.
+    rmSync(join(labDir(LAB), 'h2', 'faults.json'), { force: true });
+    const up = await lab(['up', '--json']);
+    assert.equal(up.code, 0, up.stderr);
+    const h2Socket = (await labStatus(LAB)).hosts.find((h) => h.name === 'h2')?.socket ?? '';
+    const theirs = await waitFor(`h2's record of ${id} ended`, async () => {
+      const j = await agentGet<JobJson>(h2Socket, `/v1/migrations/${id}`);
+      return ENDED(j.status) ? j : undefined;
+    }, 60_000);
+    t.diagnostic(`h2's record after its restart: ${theirs.status} ${theirs.error?.code ?? ''}`);
+    await assertRolledBack(LAB, name, b);
   } finally {
     rmSync(join(labDir(LAB), 'h2', 'faults.json'), { force: true });
     if (!(await labStatus(LAB)).hosts.every((h) => h.agentPid)) await lab(['up']);

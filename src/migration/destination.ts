@@ -291,7 +291,11 @@ export class DestinationSide {
         await this.rollBack(req.jobId, new FerryError(req.error?.code ?? 'MIGRATION_FAILED', req.error?.message ?? 'The source failed the move.'));
         return { ...envelopeFor(req.jobId), resumed: false };
       }
-      if (await this.runsHere(req.jobId, job)) return { ...envelopeFor(req.jobId), resumed: true };
+      if (await this.runsHere(req.jobId, job)) {
+        // Tests: the destination dies after the VM runs here, before the source hears it.
+        this.h.fault('destination:finish-resumed');
+        return { ...envelopeFor(req.jobId), resumed: true };
+      }
       const err = new FerryError('MIGRATION_FAILED', `The destination ${this.h.name} could not resume "${job.vm}".`);
       await this.rollBack(req.jobId, err);
       return { ...envelopeFor(req.jobId), resumed: false, error: err.toJSON() };

@@ -11,46 +11,101 @@ import { tapName } from '../vm/index.js';
 
 const RETRY_MS = 2000;
 const MAX_ATTEMPTS = 60;
+/** After MAX_ATTEMPTS tries RETRY_MS apart, a job that must wait is tried this often, for as long as it takes. */
+const SLOW_RETRY_MS = 15_000;
+
+/** When to try a waiting job's recovery again: every 2 s for 2 minutes, then every 15 s, never giving up. */
+export const recoveryRetryDelayMs = (attempt: number): number => (attempt < MAX_ATTEMPTS ? RETRY_MS : SLOW_RETRY_MS);
+
+/**
+ * The jobs under recovery after a restart, so that `ferry migration cancel` can reach one that
+ * waits for a silent peer: the run that drove it is gone, and only the recovery (a retry timer,
+ * or an attempt asking the peer right now) remains.
+ */
+export class RecoveryWaits {
+  private readonly recovering = new Set<string>();
+  private readonly timers = new Map<string, { timer: NodeJS.Timeout; run: () => void }>();
+  private readonly cancels = new Set<string>();
+
+  begin(id: string): void { this.recovering.add(id); }
+  has(id: string): boolean { return this.recovering.has(id); }
+  cancelRequested(id: string): boolean { return this.cancels.has(id); }
+
+  /**
+   * Asks a job's recovery to cancel the move: a waiting one runs at once, one asking its peer now
+   * sees the request when it decides. False when the job is not under recovery.
+   */
+  requestCancel(id: string): boolean {
+    if (!this.recovering.has(id)) return false;
+    this.cancels.add(id);
+    const t = this.timers.get(id);
+    if (t) {
+      clearTimeout(t.timer);
+      this.timers.delete(id);
+      t.run();
+    }
+    return true;
+  }
+
+  schedule(id: string, delayMs: number, run: () => void): void {
+    const timer = setTimeout(() => { this.timers.delete(id); run(); }, delayMs);
+    timer.unref();
+    this.timers.set(id, { timer, run });
+  }
+
+  done(id: string): void {
+    this.recovering.delete(id);
+    this.cancels.delete(id);
+  }
+}
 
 /**
  * Settles every unfinished job after an agent restart: gathers what this host and the peer see
  * now, asks the pure rule (recovery.ts) and carries out its steps. A job whose facts are not
  * known yet (the peer is down too) is tried again every few seconds.
  */
-export async function recoverJobs(h: MigrationHost, inChain: InChain = (_j, fn) => fn()): Promise<void> {
-  for (const job of h.jobs.active()) await inChain(job, () => recoverOne(h, job, 1, inChain));
+export async function recoverJobs(h: MigrationHost, inChain: InChain = (_j, fn) => fn(), waits = new RecoveryWaits()): Promise<void> {
+  for (const job of h.jobs.active()) {
+    waits.begin(job.id);
+    await inChain(job, () => recoverOne(h, job, 1, inChain, waits));
+  }
 }
 
 /** Runs a job's recovery where its other work runs (the destination's per-job chain). */
 export type InChain = (job: JobRecord, fn: () => Promise<void>) => Promise<void>;
 
-const later = (h: MigrationHost, job: JobRecord, attempt: number, inChain: InChain): void => {
-  if (attempt >= MAX_ATTEMPTS) return;
-  setTimeout(() => { void inChain(job, () => recoverOne(h, job, attempt + 1, inChain)).catch(() => undefined); }, RETRY_MS);
+const later = (h: MigrationHost, job: JobRecord, attempt: number, inChain: InChain, waits: RecoveryWaits): void => {
+  if (attempt === MAX_ATTEMPTS) h.log.warn({ job: job.id }, `the move's peer has not answered for 2 minutes; asking every ${SLOW_RETRY_MS / 1000} s from now on (ferry migration cancel on the source gives up on a destination that is gone for good)`);
+  waits.schedule(job.id, recoveryRetryDelayMs(attempt), () => {
+    void inChain(job, () => recoverOne(h, job, attempt + 1, inChain, waits)).catch((e: unknown) => h.log.error({ err: e, job: job.id }, 'recovery failed'));
+  });
 };
 
-async function recoverOne(h: MigrationHost, job: JobRecord, attempt: number, inChain: InChain): Promise<void> {
+async function recoverOne(h: MigrationHost, job: JobRecord, attempt: number, inChain: InChain, waits: RecoveryWaits): Promise<void> {
   const current = h.jobs.get(job.id);
-  if (isTerminal(current.state)) return;
+  if (isTerminal(current.state)) { waits.done(job.id); return; }
   const peerName = current.role === 'source' ? current.destination : current.source;
   const peer = peerClient(h, peerName, 10_000);
   const facts = await gather(h, current, peer);
-  const d = recoveryAction(current.role, current, facts);
+  const d = recoveryAction(current.role, current, facts, { cancelRequested: waits.cancelRequested(job.id) });
   h.log.info({ job: current.id, role: current.role, facts, decision: d }, 'recovering a move');
-  if (d.kind === 'none') return;
-  if (d.kind === 'wait') { later(h, current, attempt, inChain); return; }
+  if (d.kind === 'none') { waits.done(job.id); return; }
+  if (d.kind === 'wait') { later(h, current, attempt, inChain, waits); return; }
   for (const s of d.steps) {
     try {
       await runStep(h, current, peer, s);
     } catch (e) {
       const unreachable = e instanceof FerryError && e.code === 'HOST_UNREACHABLE';
-      if (d.awaitPeer && unreachable) { later(h, current, attempt, inChain); return; }
+      if (d.awaitPeer && unreachable) { later(h, current, attempt, inChain, waits); return; }
+      // The destination refused the cancel: it runs the VM now. Decide again from what it says.
+      if (s === 'cancel-destination' && e instanceof FerryError && e.code === 'JOB_BAD_PHASE') { later(h, current, attempt, inChain, waits); return; }
       // The peer's clean-up must still happen when it comes back (invariant 2): keep asking.
       if (unreachable && s === 'cancel-destination') retryInBackground(h, current, () => peer.cancel(current.id, 'The source rolled the move back.'));
       else h.log.warn({ job: current.id, step: s, err: e }, 'recovery step failed; going on');
     }
   }
   h.jobs.apply(current.id, d.end);
+  waits.done(current.id);
 }
 
 /** Retries a peer call every few seconds for a while (the peer may be restarting, or cut off). */
@@ -103,6 +158,7 @@ async function runStep(h: MigrationHost, job: JobRecord, peer: PeerClient, step:
     case 'confirm-destination': await peer.confirm(job.id, { outcome: 'success', totals: job.totals }); return;
     case 'kill-destination':
     case 'clean-destination': if (h.inv.find(job.vm)) await h.discardIncoming(job.vm, job.options.includeStorage); return;
+    case 'forget-destination': if (h.inv.find(job.vm)) await h.discardIncoming(job.vm, false); return;
     case 'take-ownership': migrationEnded(h, job.vm); return;
     case 'release': {
       // The hand-over ends with the job: no tunnel, and normal learning for the VM's MAC.

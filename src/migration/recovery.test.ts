@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import type { MigrationStatus } from '../qmp/index.js';
 import { recoveryAction, type JobRecord, type JobRole, type JobState, type Phase, type RecoveryFacts, type RecoveryStep } from './index.js';
+import { recoveryRetryDelayMs, RecoveryWaits } from './recover.js';
 
 const err = { code: 'MIGRATION_FAILED', message: 'It broke.' } as const;
 const fwd = (phase: Phase, postcopy = false): JobState => ({ status: 'running', direction: 'forward', phase, postcopy });
@@ -35,10 +36,10 @@ const SOURCE: Row[] = [
   ['perform, copying', fwd('perform'), F({ qemuMigrationStatus: 'active' }), 'roll-back', ['cancel-migration', 'cancel-destination', 'release']],
   ['perform, at pre-switchover', fwd('perform'), F({ sourceRunning: false, qemuMigrationStatus: 'pre-switchover' }), 'roll-back',
     ['cancel-migration', 'cancel-destination', 'resume-source', 'release']],
-  ['perform, QEMU completed, finish never sent', fwd('perform'), F({ sourceRunning: false, qemuMigrationStatus: 'completed' }), 'roll-back',
-    ['cancel-destination', 'resume-source', 'release'], { awaitPeer: false }],
-  ['perform, completed, peer silent: still safe to resume', fwd('perform'), F({ sourceRunning: false, qemuMigrationStatus: 'completed', ...PEER_UNKNOWN }),
-    'roll-back', ['cancel-destination', 'resume-source', 'release']],
+  // The stream completed before the agent wrote finish: the destination may run the VM already (it does not wait for finish).
+  ['perform, QEMU completed, destination did not resume', fwd('perform'), F({ sourceRunning: false, qemuMigrationStatus: 'completed' }), 'roll-back',
+    ['cancel-destination', 'resume-source', 'release'], { awaitPeer: true }],
+  ['perform, completed, peer silent: may have resumed', fwd('perform'), F({ sourceRunning: false, qemuMigrationStatus: 'completed', ...PEER_UNKNOWN }), 'wait'],
   ['perform, QEMU did not answer: cancel anyway', fwd('perform'), F(), 'roll-back', ['cancel-migration', 'cancel-destination', 'release']],
   ['perform, migration failed on its own', fwd('perform'), F({ qemuMigrationStatus: 'failed' }), 'roll-back', ['cancel-destination', 'release']],
   ['perform, destination runs: RESUME rule', fwd('perform'), F({ sourceRunning: false, destRunning: true, qemuMigrationStatus: 'completed' }), 'roll-forward', FWD_SRC],
@@ -106,6 +107,8 @@ const DESTINATION: Row[] = [
   ['confirm, running', fwd('confirm'), F({ destRunning: true, ...SRC_UNKNOWN }), 'roll-forward', FWD_DST],
   ['confirm, paused after resume', fwd('confirm'), F({ sourceRunning: false, destRunning: false }), 'roll-forward', FWD_DST],
   ['confirm, source runs again', fwd('confirm'), F({ destRunning: false }), 'manual', []],
+  ['confirm, source runs again, this copy gone (a cancel on the source)', fwd('confirm'), F({ destQemuAlive: false, destRunning: false }), 'roll-back',
+    ['forget-destination', 'release'], { status: 'failed' }],
   ['confirm, QEMU gone after take-over', fwd('confirm'), F({ sourceRunning: false, destQemuAlive: false, destRunning: false }), 'vm-lost', ['clean-destination', 'release']],
   ['both run', fwd('finish'), F({ destRunning: true }), 'manual', []],
   ['rollback finish', back('finish', 'perform'), F({ qemuMigrationStatus: 'failed' }), 'roll-back', BACK_DST, { status: 'failed' }],
@@ -130,6 +133,25 @@ function check(role: JobRole, rows: Row[]): void {
 
 test('recovery on the source: every phase', () => check('source', SOURCE));
 test('recovery on the destination: every phase', () => check('destination', DESTINATION));
+
+test('a cancel reaches a source that waits for a silent destination: it runs its own copy again, and only there', () => {
+  const silent = F({ sourceRunning: false, qemuMigrationStatus: 'completed', ...PEER_UNKNOWN });
+  for (const state of [fwd('finish'), fwd('perform')]) {
+    const d = recoveryAction('source', record('source', state), silent, { cancelRequested: true });
+    assert.ok(d.kind === 'roll-back', d.reason);
+    assert.deepEqual(d.steps, ['cancel-destination', 'resume-source', 'release']);
+    assert.equal(d.awaitPeer, false, 'the operator said the destination is gone: nobody waits for it');
+    assert.ok(d.end.status === 'cancelled' && d.end.error.code === 'MIGRATION_CANCELLED');
+  }
+  // Where the source does not wait for the destination, a cancel request changes nothing.
+  for (const [state, facts] of [
+    [fwd('finish'), F({ sourceRunning: false, destRunning: true, qemuMigrationStatus: 'completed' })],
+    [fwd('perform', true), F({ sourceRunning: false, qemuMigrationStatus: 'postcopy-active', ...PEER_UNKNOWN })],
+    [fwd('finish'), F({ sourceQemuAlive: false, sourceRunning: false, ...PEER_UNKNOWN })],
+  ] as const) {
+    assert.deepEqual(recoveryAction('source', record('source', state), facts, { cancelRequested: true }), recoveryAction('source', record('source', state), facts));
+  }
+});
 
 test('a restart alone is reported as a failure that names the phase', () => {
   const d = recoveryAction('source', record('source', fwd('perform')), F());
@@ -177,6 +199,15 @@ test('never none: the source is stopped only when the destination has (or had co
   }), { numRuns: 5000 });
 });
 
+test('after a completed stream the source runs its copy again only when the destination said it does not, or an operator cancelled', () => {
+  fc.assert(fc.property(state, facts, fc.boolean(), (s, f, cancelRequested) => {
+    const d = recoveryAction('source', record('source', s), f, { cancelRequested });
+    if (d.kind !== 'roll-back' || !d.steps.includes('resume-source')) return;
+    if (s.status !== 'running' || s.direction !== 'forward' || f.qemuMigrationStatus !== 'completed') return;
+    assert.ok(f.destRunning === false || cancelRequested, `resume-source with ${JSON.stringify({ s, f })}`);
+  }), { numRuns: 5000 });
+});
+
 test('a destination kills its QEMU only when the source is known to still have the VM or the copy is incomplete', () => {
   fc.assert(fc.property(state, facts, (s, f) => {
     const d = recoveryAction('destination', record('destination', s), f);
@@ -184,4 +215,29 @@ test('a destination kills its QEMU only when the source is known to still have t
     assert.notEqual(f.destRunning, true);
     if (f.destQemuAlive === true && f.qemuMigrationStatus === 'completed') assert.equal(f.sourceQemuAlive, true);
   }), { numRuns: 5000 });
+});
+
+test('a waiting recovery never gives up: every 2 s for 2 minutes, then every 15 s', () => {
+  assert.equal(recoveryRetryDelayMs(1), 2000);
+  assert.equal(recoveryRetryDelayMs(59), 2000);
+  assert.equal(recoveryRetryDelayMs(60), 15_000);
+  assert.equal(recoveryRetryDelayMs(10_000), 15_000);
+});
+
+test('a cancel reaches a waiting recovery at once, and only a waiting one', async () => {
+  const waits = new RecoveryWaits();
+  assert.equal(waits.requestCancel('j'), false, 'no recovery of j');
+  assert.equal(waits.cancelRequested('j'), false);
+  waits.begin('j');
+  // Asking the peer right now (no timer): the request waits for the decision.
+  assert.equal(waits.requestCancel('j'), true);
+  assert.equal(waits.cancelRequested('j'), true);
+  let ran = 0;
+  waits.schedule('j', 60_000, () => { ran += 1; });
+  assert.equal(waits.requestCancel('j'), true);
+  assert.equal(ran, 1, 'a waiting recovery runs now, not in a minute');
+  waits.done('j');
+  assert.equal(waits.has('j'), false);
+  assert.equal(waits.cancelRequested('j'), false);
+  assert.equal(waits.requestCancel('j'), false, 'the recovery ended');
 });

@@ -52,6 +52,11 @@ export type RecoveryStep =
   | 'kill-destination'
   /** Destination: delete new files, NBD exports, reservations and any MAC redirect. */
   | 'clean-destination'
+  /**
+   * Destination, its QEMU gone while the source runs the VM again: drop the record, tap and run
+   * folder, keeping a storage move's images (the guest may have written there after the switch-over).
+   */
+  | 'forget-destination'
   /** Destination: `cont` if paused, announce-self, remove the MAC redirect. */
   | 'resume-destination'
   /** Destination: the inventory now holds the VM as running here. */
@@ -123,6 +128,23 @@ function manual(reason: string): RecoveryDecision {
 
 const wait = (reason: string): RecoveryDecision => ({ kind: 'wait', reason });
 
+/** What an operator asked of a job under recovery. */
+export interface RecoveryOptions {
+  /**
+   * `ferry migration cancel` of a source job waiting for a silent destination: the operator knows
+   * the destination is gone for good, so the source runs its own copy again.
+   */
+  cancelRequested?: boolean;
+}
+
+function cancelledWhileSilent(s: Running, f: RecoveryFacts): RecoveryDecision {
+  const message = 'The move was cancelled while the destination did not answer; the VM runs on the source again.';
+  return {
+    kind: 'roll-back', steps: sourceBackSteps(s, f), awaitPeer: false, end: { type: 'end', status: 'cancelled', error: { code: 'MIGRATION_CANCELLED', message } },
+    reason: 'An operator cancelled the move while the destination was silent.',
+  };
+}
+
 /** Source side in post-copy: the destination runs the guest while pages still come from here. */
 function sourcePostcopy(f: RecoveryFacts): RecoveryDecision {
   switch (f.qemuMigrationStatus) {
@@ -165,7 +187,7 @@ function sourceBackSteps(s: Running, f: RecoveryFacts): RecoveryStep[] {
   return steps;
 }
 
-function recoverSource(s: Running, f: RecoveryFacts): RecoveryDecision {
+function recoverSource(s: Running, f: RecoveryFacts, opts: RecoveryOptions): RecoveryDecision {
   const postcopyFlag = s.direction === 'forward' && s.postcopy;
   if ((f.qemuMigrationStatus !== undefined && POSTCOPY.has(f.qemuMigrationStatus)) || (postcopyFlag && f.sourceRunning !== true)) {
     return sourcePostcopy(f);
@@ -177,8 +199,14 @@ function recoverSource(s: Running, f: RecoveryFacts): RecoveryDecision {
   }
   if (f.destRunning === true) return forward(FORWARD_SOURCE, 'The destination runs the VM.');
   if (f.sourceQemuAlive === false) return sourceGone(s, f);
-  if (s.direction === 'forward' && s.phase === 'finish') {
-    if (f.destRunning === 'unknown') return wait('The destination may have resumed the VM and did not answer.');
+  // The stream completed (finish, or perform with QEMU done before the agent wrote finish): the
+  // destination runs the VM as soon as it saw that, without waiting for finish. So the source runs
+  // its own copy only once the destination said it does not — or an operator cancelled, knowing
+  // the destination is gone for good.
+  if (s.direction === 'forward' && (s.phase === 'finish' || f.qemuMigrationStatus === 'completed')) {
+    if (f.destRunning === 'unknown') {
+      return opts.cancelRequested ? cancelledWhileSilent(s, f) : wait('The destination may have resumed the VM and did not answer.');
+    }
     return back(s, sourceBackSteps(s, f), 'The destination had not resumed the VM.', true);
   }
   const where = s.direction === 'forward' ? `in ${s.phase}` : `while rolling back from ${s.failedIn}`;
@@ -201,7 +229,11 @@ function recoverDestination(s: Running, f: RecoveryFacts): RecoveryDecision {
   if (f.sourceRunning === true && f.destRunning === true) return manual('The guest runs on both hosts; Ferry stopped neither.');
   if (f.destRunning === true) return forward(FORWARD_DEST, 'This host runs the VM.');
   if (s.direction === 'forward' && s.phase === 'confirm') {
-    if (f.sourceRunning === true) return manual('The source runs the VM again after this host had taken it over.');
+    if (f.sourceRunning === true) {
+      // An operator cancelled the move on the source while this host was silent (docs/design/0001).
+      if (f.destQemuAlive === false) return back(s, ['forget-destination', 'release'], 'The source runs the VM again and this host\'s copy is gone.');
+      return manual('The source runs the VM again after this host had taken it over.');
+    }
     return f.destQemuAlive === false
       ? lost(['clean-destination', 'release'], 'The VM\'s QEMU on the destination is gone after it had taken the VM over.')
       : forward(FORWARD_DEST, 'This host had confirmed that it resumed the VM.');
@@ -213,7 +245,7 @@ function recoverDestination(s: Running, f: RecoveryFacts): RecoveryDecision {
  * The recovery decision for one job found unfinished after an agent restart, for either
  * role. Table-tested for every persisted phase (recovery.test.ts).
  */
-export function recoveryAction(role: JobRole, persisted: JobRecord, facts: RecoveryFacts): RecoveryDecision {
+export function recoveryAction(role: JobRole, persisted: JobRecord, facts: RecoveryFacts, opts: RecoveryOptions = {}): RecoveryDecision {
   const s = persisted.state;
   if (s.status === 'completed' || s.status === 'failed' || s.status === 'cancelled') return { kind: 'none', reason: `The job has ${s.status}.` };
   if (s.status === 'queued') {
@@ -228,5 +260,5 @@ export function recoveryAction(role: JobRole, persisted: JobRecord, facts: Recov
     sourceRunning: facts.sourceQemuAlive === false ? false : facts.sourceRunning,
     destRunning: facts.destQemuAlive === false ? false : facts.destRunning,
   };
-  return role === 'source' ? recoverSource(s, f) : recoverDestination(s, f);
+  return role === 'source' ? recoverSource(s, f, opts) : recoverDestination(s, f);
 }

@@ -6,7 +6,7 @@ import { freeMigrationSlots, type MigrationHost } from './host.js';
 import { DestinationSide } from './destination.js';
 import { peerClient } from './peer-client.js';
 import { SourceRun } from './source.js';
-import { recoverJobs } from './recover.js';
+import { recoverJobs, RecoveryWaits } from './recover.js';
 import { fencedError } from './fenced.js';
 import { assertCompatible } from './compatibility.js';
 import { checkMigrationEnabled, resolveMoveOptions } from './host-settings.js';
@@ -23,6 +23,8 @@ export class MigrationService {
   private readonly running = new Map<string, { ctl: AbortController; done: Promise<JobRecord> }>();
   /** Moves waiting for a slot, each holding its VM's lock (so the VM cannot be stopped or moved twice meanwhile). */
   private readonly queued = new Map<string, { release: () => void }>();
+  /** Jobs whose recovery after a restart waits for a silent peer (a cancel reaches them there). */
+  private readonly recoveryWaits = new RecoveryWaits();
   private pumping = false;
   private pumpAgain = false;
   private retry: NodeJS.Timeout | undefined;
@@ -211,6 +213,8 @@ export class MigrationService {
       return this.h.jobs.apply(id, { type: 'cancel' });
     }
     const r = this.running.get(id);
+    // After a restart: a source waiting for a silent destination runs its own copy again (the operator knows it is gone).
+    if (!r && job.role === 'source' && this.recoveryWaits.requestCancel(id)) return job;
     if (!r || job.role !== 'source') {
       throw new FerryError('JOB_BAD_PHASE', `The move ${id} is driven by its source host ${job.source}; cancel it there.`);
     }
@@ -232,7 +236,7 @@ export class MigrationService {
    * recovery runs in that job's message chain, so it never races a `finish` from the source.
    */
   recover(): Promise<void> {
-    return recoverJobs(this.h, (job, fn) => (job.role === 'destination' ? this.destination.serialized(job.id, fn) : fn()));
+    return recoverJobs(this.h, (job, fn) => (job.role === 'destination' ? this.destination.serialized(job.id, fn) : fn()), this.recoveryWaits);
   }
 }
 
