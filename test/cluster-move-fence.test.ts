@@ -27,7 +27,7 @@ import { tunnelName } from '../src/qemu/index.js';
 import { labDir } from '../src/util/paths.js';
 import { tapName } from '../src/vm/index.js';
 import { ferry, guestGet, processAlive, waitFor } from './support/cli.js';
-import { agentGet, assertRunsOnce, qemuPids, runFolder, vmsByHost } from './support/invariants.js';
+import { agentGet, assertRunsOnce, freeMemoryMiB, qemuPids, runFolder, vmsByHost } from './support/invariants.js';
 import { labSuite } from './support/suite.js';
 
 const TTL_SEC = 10;
@@ -56,6 +56,7 @@ let boot = '';
 
 test('the source of a move is cut off mid-perform: it fences the moving QEMU, the destination gives up its half and restarts the VM; it runs once; nothing is left', track(async (t) => {
   await waitFor('both members', async () => (await agentStatus('h1')).members.length === 2);
+  const h1Free = await freeMemoryMiB('h1');
   const r = await ferry<VmView>(['vm', 'create', 'mf1', '--host', 'h1', '--memory', '160M', '--disk', '64M', '--pool', 'shared', '--ha', '--json']);
   assert.equal(r.code, 0, r.stderr || r.stdout);
   vm = r.json;
@@ -115,6 +116,7 @@ test('the source of a move is cut off mid-perform: it fences the moving QEMU, th
   assert.equal(rec?.restarts, 1, 'the cluster restarted it once');
   // Nothing of the move is left: no run folder, tap or tunnel on h1; no tunnel on h2; no job running.
   assert.equal(existsSync(runFolder(LAB, 'h1', 'mf1')), false, 'h1 has no run folder of mf1');
+  assert.equal(await freeMemoryMiB('h1'), h1Free, 'h1\'s free memory is what it was before the VM');
   assert.doesNotMatch(await links('h1'), new RegExp(`${tapName(vm.uuid)}|${tunnelName(id)}`), 'h1 has neither the VM\'s tap nor the move\'s tunnel');
   assert.doesNotMatch(await links('h2'), new RegExp(tunnelName(id)), 'h2 has no tunnel of the move');
   for (const h of ['h1', 'h2']) {
@@ -126,6 +128,7 @@ test('the source of a move is cut off mid-perform: it fences the moving QEMU, th
 
 test('the destination of a move is cut off mid-perform: it fences its incoming QEMU, the source keeps the VM; nothing is left on the destination', track(async (t) => {
   const src = await assertRunsOnce(LAB, 'mf1', 'h2');
+  const h1Free = await freeMemoryMiB('h1');
   assert.equal((await guestGet(LAB, vm.ip, '/dirty?mbps=4')).trim(), 'ok');
   const mv = await ferry<{ id: string }>(['move', 'mf1', '--to', 'h1', '--max-bandwidth', '1M/s', '--no-wait', '--json']);
   assert.equal(mv.code, 0, mv.stderr || mv.stdout);
@@ -162,6 +165,7 @@ test('the destination of a move is cut off mid-perform: it fences its incoming Q
   assert.equal((await guestGet(LAB, vm.ip, '/verify', 30)).trim(), 'ok', 'guest memory intact');
   assert.equal((await haRecord('h2'))?.owner, 'h2');
   assert.equal(existsSync(runFolder(LAB, 'h1', 'mf1')), false, 'h1 has no run folder of mf1');
+  assert.equal(await freeMemoryMiB('h1'), h1Free, 'h1\'s free memory is back to what it was');
   assert.doesNotMatch(await links('h1'), new RegExp(`${tapName(vm.uuid)}|${tunnelName(id)}`), 'h1 has neither the VM\'s tap nor the move\'s tunnel');
   assert.doesNotMatch(await links('h2'), new RegExp(tunnelName(id)), 'h2 has no tunnel of the move');
 }));
@@ -207,6 +211,7 @@ test('the source\'s agent hangs right after the switch-over: the destination own
 test('the destination is cut off right after the switch-over: it fences the VM, the source powers off its paused copy once the destination\'s lease is gone, the cluster restarts the VM; after the heal it runs once', track(async (t) => {
   const src = await assertRunsOnce(LAB, 'mf1', 'h1');
   const before = await haRecord('h1');
+  const h2Free = await freeMemoryMiB('h2');
   const faults = join(labDir(LAB), 'h1', 'faults.json');
   // h1 hangs 3 s right after its stream completed: h2 runs the VM by then, and is cut off meanwhile.
   writeFileSync(faults, `${JSON.stringify({ 'source:finish': 'hold:3000' })}\n`);
@@ -249,6 +254,7 @@ test('the destination is cut off right after the switch-over: it fences the VM, 
   assert.equal(rec?.owner, 'h1');
   assert.ok((rec?.restarts ?? 0) >= (before?.restarts ?? 0));
   assert.equal(existsSync(runFolder(LAB, 'h2', 'mf1')), false, 'h2 has no run folder of mf1');
+  assert.equal(await freeMemoryMiB('h2'), h2Free, 'h2\'s free memory is back to what it was');
   assert.doesNotMatch(await links('h2'), new RegExp(`${tapName(vm.uuid)}|${tunnelName(id)}`), 'h2 has neither the VM\'s tap nor the move\'s tunnel');
   assert.doesNotMatch(await links('h1'), new RegExp(tunnelName(id)), 'h1 has no tunnel of the move');
 }));

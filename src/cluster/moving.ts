@@ -13,6 +13,10 @@
  * VM, then waits for a stream that will never complete, while the cluster restarts the VM from its
  * disks, maybe on this very host. So the destination rolls its half back at once, instead of
  * holding the VM's name, memory and move slot until a source that may never come back cancels.
+ *
+ * Past the switch-over it is the other way round: a source whose stream completed and whose
+ * destination lost its lease gives up its paused copy (strandedOutgoing), and the destination,
+ * back, ends its record of a move that ran the VM there and lost it since as the source ended it.
  */
 import type { ClusterHost, LocalHaVm } from './host.js';
 import type { HaEntry } from './model.js';
