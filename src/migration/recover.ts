@@ -97,8 +97,10 @@ async function recoverOne(h: MigrationHost, job: JobRecord, attempt: number, inC
     } catch (e) {
       const unreachable = e instanceof FerryError && e.code === 'HOST_UNREACHABLE';
       if (d.awaitPeer && unreachable) { later(h, current, attempt, inChain, waits); return; }
-      // The destination refused the cancel: it runs the VM now. Decide again from what it says.
-      if (s === 'cancel-destination' && e instanceof FerryError && e.code === 'JOB_BAD_PHASE') { later(h, current, attempt, inChain, waits); return; }
+      // The destination refused the cancel of a roll-back: it runs the VM now. Decide again from what
+      // it says (its record in confirm then rolls the move forward). Not for a VM lost anyway: the
+      // destination's refusal would come back the same, forever.
+      if (d.kind === 'roll-back' && s === 'cancel-destination' && e instanceof FerryError && e.code === 'JOB_BAD_PHASE') { later(h, current, attempt, inChain, waits); return; }
       // The peer's clean-up must still happen when it comes back (invariant 2): keep asking.
       if (unreachable && s === 'cancel-destination') retryInBackground(h, current, () => peer.cancel(current.id, 'The source rolled the move back.'));
       else h.log.warn({ job: current.id, step: s, err: e }, 'recovery step failed; going on');
@@ -129,6 +131,7 @@ async function gather(h: MigrationHost, job: JobRecord, peer: PeerClient): Promi
     sourceQemuAlive: src.alive, sourceRunning: src.running, destQemuAlive: dst.alive, destRunning: dst.running,
     ...(local.status ? { qemuMigrationStatus: local.status } : {}),
     ...(remote?.qemu.migrationStatus ? { peerMigrationStatus: remote.qemu.migrationStatus } : {}),
+    ...(job.role === 'source' && remote?.job ? { destConfirmed: remote.job.status === 'completed' || (remote.job.direction === 'forward' && remote.job.phase === 'confirm') } : {}),
   };
 }
 

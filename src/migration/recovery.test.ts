@@ -70,6 +70,18 @@ const SOURCE: Row[] = [
     ['cancel-destination', 'resume-source', 'release'], { awaitPeer: true }],
   ['finish, stale answer: destination QEMU gone but "running"', fwd('finish'), F({ sourceRunning: false, destQemuAlive: false, destRunning: true, qemuMigrationStatus: 'completed' }),
     'roll-back', ['cancel-destination', 'resume-source', 'release']],
+  // The destination resumed the VM (its record is in confirm) and its QEMU died since: it refuses the cancel; only forward ends the job.
+  ['finish, destination confirmed, its QEMU gone since', fwd('finish'), F({ sourceRunning: false, destQemuAlive: false, destConfirmed: true, qemuMigrationStatus: 'completed' }),
+    'roll-forward', FWD_SRC],
+  ['perform, QEMU completed, destination confirmed and paused', fwd('perform'), F({ sourceRunning: false, destConfirmed: true, qemuMigrationStatus: 'completed' }),
+    'roll-forward', FWD_SRC],
+  ['rollback from finish, destination confirmed', back('finish', 'finish'), F({ sourceRunning: false, destQemuAlive: false, destConfirmed: true, qemuMigrationStatus: 'completed' }),
+    'roll-forward', FWD_SRC],
+  ['finish, destination confirmed, its copy gone, source runs again', back('confirm', 'finish', true), F({ destQemuAlive: false, destConfirmed: true }),
+    'roll-back', ['release'], { status: 'cancelled' }],
+  ['finish, destination confirmed, both QEMUs gone since', fwd('finish'), F({ sourceQemuAlive: false, sourceRunning: false, destQemuAlive: false, destConfirmed: true }),
+    'roll-forward', FWD_SRC],
+  ['finish, destination confirmed and alive, source runs again', fwd('finish'), F({ destConfirmed: true }), 'manual', []],
   ['finish, source gone, destination complete', fwd('finish'), F({ sourceQemuAlive: false, sourceRunning: false, peerMigrationStatus: 'completed' }),
     'roll-forward', ['finish-destination', 'release']],
   ['confirm: destination had resumed', fwd('confirm'), F({ sourceRunning: false, destRunning: true, qemuMigrationStatus: 'completed' }), 'roll-forward', FWD_SRC],
@@ -172,6 +184,7 @@ const state: fc.Arbitrary<JobState> = fc.oneof(
 /** Facts that agree with themselves: a QEMU that is gone does not run (recoveryAction assumes as much). */
 const facts = fc.record({
   sourceQemuAlive: fact, sourceRunning: fact, destQemuAlive: fact, destRunning: fact, qemuMigrationStatus: status, peerMigrationStatus: status,
+  destConfirmed: fc.option(fc.boolean(), { nil: undefined }),
 }).map((f) => ({
   ...f,
   sourceRunning: f.sourceQemuAlive === false ? false : f.sourceRunning,
@@ -195,7 +208,7 @@ test('never none: the source is stopped only when the destination has (or had co
     if (d.kind === 'none' || d.kind === 'wait' || !d.steps.includes('stop-source')) return;
     const confirmed = s.status === 'running' && s.direction === 'forward' && s.phase === 'confirm';
     const postcopyDone = f.qemuMigrationStatus === 'completed';
-    assert.ok(confirmed || f.destRunning === true || postcopyDone, `stop-source with ${JSON.stringify({ s, f })}`);
+    assert.ok(confirmed || f.destRunning === true || postcopyDone || f.destConfirmed === true, `stop-source with ${JSON.stringify({ s, f })}`);
   }), { numRuns: 5000 });
 });
 
@@ -214,6 +227,14 @@ test('a destination kills its QEMU only when the source is known to still have t
     if (d.kind !== 'roll-back' || !d.steps.includes('kill-destination')) return;
     assert.notEqual(f.destRunning, true);
     if (f.destQemuAlive === true && f.qemuMigrationStatus === 'completed') assert.equal(f.sourceQemuAlive, true);
+  }), { numRuns: 5000 });
+});
+
+test('a source never rolls back by asking a destination that confirmed RESUME to cancel: it refuses, and the recovery would decide the same forever', () => {
+  fc.assert(fc.property(state, facts, fc.boolean(), (s, f, cancelRequested) => {
+    const d = recoveryAction('source', record('source', s), { ...f, destConfirmed: true }, { cancelRequested });
+    if (d.kind !== 'roll-back') return;
+    assert.ok(!d.steps.includes('cancel-destination'), `cancel-destination with ${JSON.stringify({ s, f })}: ${d.reason}`);
   }), { numRuns: 5000 });
 });
 

@@ -29,6 +29,11 @@ export interface RecoveryFacts {
   qemuMigrationStatus?: MigrationStatus;
   /** The same status on the peer host, from its `status` reply, when it answered. */
   peerMigrationStatus?: MigrationStatus;
+  /**
+   * Source only: the destination's record says it resumed the VM (forward `confirm`, or
+   * `completed`), from its `status` reply. Its QEMU may have gone since; it owns the VM anyway.
+   */
+  destConfirmed?: boolean;
 }
 
 /** The actions a decision is made of, to be run in the order given. */
@@ -198,6 +203,17 @@ function recoverSource(s: Running, f: RecoveryFacts, opts: RecoveryOptions): Rec
     return forward(FORWARD_SOURCE, 'The destination had confirmed that it resumed the VM.');
   }
   if (f.destRunning === true) return forward(FORWARD_SOURCE, 'The destination runs the VM.');
+  // The destination ran the VM, and its QEMU is gone or paused since. It refuses every cancel, so a
+  // roll-back would ask it forever; the copy here is older than what ran there: forward, as a live
+  // source does when its finish{failure} is refused (source.ts, rollBack).
+  if (f.destConfirmed === true) {
+    if (f.sourceRunning === true) {
+      return f.destQemuAlive === false
+        ? back(s, ['release'], 'The source runs the VM again and the destination\'s copy is gone.')
+        : manual('The source runs the VM again after the destination had taken it over.');
+    }
+    return forward(FORWARD_SOURCE, 'The destination had confirmed that it resumed the VM.');
+  }
   if (f.sourceQemuAlive === false) return sourceGone(s, f);
   // The stream completed (finish, or perform with QEMU done before the agent wrote finish): the
   // destination runs the VM as soon as it saw that, without waiting for finish. So the source runs
