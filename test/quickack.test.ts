@@ -16,7 +16,9 @@ before(async () => {
   await run('ip', ['netns', 'add', NS]);
   for (const cmd of [['link', 'add', 'd0', 'type', 'veth', 'peer', 'name', 'd1'], ['addr', 'add', '10.99.0.1/24', 'dev', 'd0'],
     ['link', 'set', 'd1', 'up'], ['link', 'set', 'd0', 'up'],
-    ['route', 'add', '10.98.0.0/24', 'via', '10.99.0.254', 'dev', 'd0']]) await ns('ip', ...cmd);
+    ['route', 'add', '10.98.0.0/24', 'via', '10.99.0.254', 'dev', 'd0'],
+    ['route', 'add', '10.95.0.0/24', 'via', '10.99.0.254', 'dev', 'd0', 'mtu', '1400', 'advmss', '1360'],
+    ['route', 'add', '10.94.0.0/24', 'via', '10.99.0.254', 'dev', 'd0', 'congctl', 'cubic']]) await ns('ip', ...cmd);
 });
 
 after(async () => { await run('ip', ['netns', 'del', NS]).catch(() => undefined); });
@@ -57,4 +59,12 @@ test("a host route someone else made is neither changed nor removed", async () =
 test('no route for an address of this host', async () => {
   const out = await inNs(`const r = await holdQuickAck('10.99.0.1', warn); console.log('A ' + sh()); await r();`);
   assert.doesNotMatch(out, /proto 243|WARN/);
+});
+
+test('the copy keeps the MTU of the route it follows; a route with a metric it cannot copy gets none', async () => {
+  const out = await inNs(`const a = await holdQuickAck('10.95.0.9', warn); const b = await holdQuickAck('10.94.0.9', warn);
+console.log('A ' + execFileSync('ip', ['route', 'show', 'table', 'main', 'proto', '243'], { encoding: 'utf8' }).trim()); await a(); await b();`);
+  assert.doesNotMatch(out, /WARN/);
+  assert.match(out, /10\.95\.0\.9 via 10\.99\.0\.254 dev d0 src 10\.99\.0\.1 mtu 1400 advmss 1360 quickack 1/);
+  assert.doesNotMatch(out, /10\.94\.0\.9/);
 });

@@ -15,3 +15,11 @@ test('no quick-ACK route to a local address or over a route that is not plain un
   assert.equal(quickAckRouteArgs('10.0.0.5', { type: 'blackhole' }), undefined);
   assert.equal(quickAckRouteArgs('10.0.0.5', { type: 'unicast' }), undefined);
 });
+
+test('a quick-ACK route keeps the MTU of the route it copies; a route with a metric it cannot copy gets none', () => {
+  // Without `mtu 1400` the copy would send 1500-byte segments on a path that needs smaller ones.
+  assert.deepEqual(quickAckRouteArgs('10.98.0.7', { type: 'unicast', gateway: '10.99.0.254', dev: 'd0', prefsrc: '10.99.0.1', table: 'main', metrics: [{ mtu: 1400, advmss: 1360 }] }),
+    ['route', 'replace', '10.98.0.7/32', 'via', '10.99.0.254', 'dev', 'd0', 'src', '10.99.0.1', 'mtu', '1400', 'advmss', '1360', 'table', 'main', 'proto', QUICKACK_PROTO, 'quickack', '1']);
+  assert.equal(quickAckRouteArgs('10.98.0.7', { type: 'unicast', dev: 'd0', metrics: [{ mtu: 1400, congestion: 'cubic' }] }), undefined);
+  assert.equal(quickAckRouteArgs('10.98.0.7', { type: 'unicast', dev: 'd0', metrics: [{ ecn: null }] }), undefined);
+});

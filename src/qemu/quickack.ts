@@ -16,7 +16,7 @@ const exec = promisify(execFile);
  * and the handshake then took 1–3 ms in every move measured (docs/design/0001, "Network").
  *
  * The route is a /32 in the table the peer's address is routed by now, with the same device,
- * gateway and source address, so it sends nothing anywhere else. It is marked with protocol
+ * gateway, source address and MTU, so it sends nothing anywhere else or any larger. It is marked with protocol
  * {@link QUICKACK_PROTO} and added only where no host route of someone else's exists; the last
  * move to a peer removes it. A route left by a crashed agent is harmless (only the ACKs are
  * quicker) and is adopted by the next move to that peer.
@@ -31,7 +31,17 @@ export interface RouteFacts {
   dev?: string;
   prefsrc?: string;
   table?: string;
+  /** The route's metrics (`mtu`, `advmss`, …), as `ip -j` names them. */
+  metrics?: Record<string, unknown>[];
 }
+
+/**
+ * The metrics a copy carries over, by their `ip -j` name (the same word on `ip route`'s command
+ * line). A route with another one (congctl, features, rtt, …) gets no copy: without its MTU the
+ * copy could black-hole the stream on a path that needs a smaller one, and a metric Ferry does not
+ * know could matter as much. (`ip -j` does not show a `lock`, so an `mtu lock` is copied unlocked.)
+ */
+const COPIED_METRICS = new Set(['mtu', 'advmss', 'window', 'hoplimit', 'initcwnd', 'initrwnd']);
 
 /**
  * The `ip route replace` arguments for a quick-ACK host route that follows `route`, or undefined
@@ -41,8 +51,13 @@ export interface RouteFacts {
 export function quickAckRouteArgs(address: string, route: RouteFacts): string[] | undefined {
   if (route.type !== undefined && route.type !== 'unicast') return undefined;
   if (!route.dev || route.dev === 'lo') return undefined;
+  const metrics: string[] = [];
+  for (const [name, value] of Object.entries(Object.assign({}, ...(route.metrics ?? [])) as Record<string, unknown>)) {
+    if (!COPIED_METRICS.has(name) || typeof value !== 'number') return undefined;
+    metrics.push(name, String(value));
+  }
   return ['route', 'replace', `${address}/32`, ...(route.gateway ? ['via', route.gateway] : []), 'dev', route.dev,
-    ...(route.prefsrc ? ['src', route.prefsrc] : []), 'table', route.table ?? 'main', 'proto', QUICKACK_PROTO, 'quickack', '1'];
+    ...(route.prefsrc ? ['src', route.prefsrc] : []), ...metrics, 'table', route.table ?? 'main', 'proto', QUICKACK_PROTO, 'quickack', '1'];
 }
 
 const ipJson = async (args: string[]): Promise<unknown> => JSON.parse((await exec('ip', ['-d', '-j', ...args])).stdout || '[]') as unknown;
