@@ -213,13 +213,14 @@ export class MigrationService {
       return this.h.jobs.apply(id, { type: 'cancel' });
     }
     const r = this.running.get(id);
+    // Before the recovery's cancel too: a recovery that waits for post-copy to end would accept it and do nothing.
+    if (job.role === 'source' && job.state.status === 'running' && job.state.direction === 'forward' && (job.state.phase === 'confirm' || job.state.postcopy)) {
+      throw new FerryError('JOB_BAD_PHASE', `The move ${id} is past switch-over; it can only complete.`);
+    }
     // After a restart: a source waiting for a silent destination runs its own copy again (the operator knows it is gone).
     if (!r && job.role === 'source' && this.recoveryWaits.requestCancel(id)) return job;
     if (!r || job.role !== 'source') {
       throw new FerryError('JOB_BAD_PHASE', `The move ${id} is driven by its source host ${job.source}; cancel it there.`);
-    }
-    if (job.state.status === 'running' && job.state.direction === 'forward' && (job.state.phase === 'confirm' || job.state.postcopy)) {
-      throw new FerryError('JOB_BAD_PHASE', `The move ${id} is past switch-over; it can only complete.`);
     }
     r.ctl.abort();
     return job;
