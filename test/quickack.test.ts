@@ -25,7 +25,7 @@ after(async () => { await run('ip', ['netns', 'del', NS]).catch(() => undefined)
 
 /** Runs `body` (the inside of an async function with holdQuickAck and sh in scope) in the namespace; returns what it printed. */
 async function inNs(body: string): Promise<string> {
-  const script = `const { holdQuickAck } = await import(${JSON.stringify(module)});
+  const script = `const { holdQuickAck, sweepQuickAck } = await import(${JSON.stringify(module)});
 const { execFileSync } = await import('node:child_process');
 const sh = () => execFileSync('ip', ['route', 'show', 'table', 'main'], { encoding: 'utf8' }).trim();
 const warn = (m) => console.log('WARN ' + m);
@@ -67,4 +67,13 @@ console.log('A ' + execFileSync('ip', ['route', 'show', 'table', 'main', 'proto'
   assert.doesNotMatch(out, /WARN/);
   assert.match(out, /10\.95\.0\.9 via 10\.99\.0\.254 dev d0 src 10\.99\.0\.1 mtu 1400 advmss 1360 quickack 1/);
   assert.doesNotMatch(out, /10\.94\.0\.9/);
+});
+
+test("an agent that starts removes the quick-ACK routes a crashed one left, and nobody else's", async () => {
+  await ns('ip', 'route', 'add', '10.99.0.41/32', 'dev', 'd0', 'proto', '243', 'quickack', '1');
+  await ns('ip', 'route', 'add', '10.99.0.42/32', 'dev', 'd0', 'proto', 'static', 'quickack', '1');
+  const out = await inNs(`console.log('N ' + await sweepQuickAck()); console.log('A ' + sh());`);
+  assert.match(out, /^N 1$/m);
+  assert.doesNotMatch(out, /10\.99\.0\.41/);
+  assert.match(out, /10\.99\.0\.42 dev d0 proto static/);
 });

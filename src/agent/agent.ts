@@ -6,7 +6,7 @@ import { promisify } from 'node:util';
 import type { Logger } from 'pino';
 import { Inventory, isActive, type VmRecord } from '../vm/index.js';
 import { Pools, poolSpace } from '../storage/index.js';
-import { CpuModelProbe, QEMU_BIN, holdQuickAck, isQemuAlive, needsRamTrim, parseQemuVersion, resolveAccel, runFiles, type Accel, type AccelProbe } from '../qemu/index.js';
+import { CpuModelProbe, QEMU_BIN, holdQuickAck, sweepQuickAck, isQemuAlive, needsRamTrim, parseQemuVersion, resolveAccel, runFiles, type Accel, type AccelProbe } from '../qemu/index.js';
 import { findImage, GUEST_READY_MARKER } from '../image/index.js';
 import { openDb, readPidFile, type Db } from '../util/index.js';
 import type { AgentConfig } from './config.js';
@@ -182,6 +182,7 @@ export class Agent {
     agent.checkBridge();
     await agent.adopt();
     agent.cluster.resume();
+    void sweepQuickAck().then((n) => { if (n > 0) log.info({ routes: n }, 'removed quick-ACK routes left by an earlier run'); });
     void agent.migrations.recover().catch((e: unknown) => log.error({ err: e }, 'migration recovery failed'));
     return agent;
   }

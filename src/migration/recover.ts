@@ -65,9 +65,15 @@ export class RecoveryWaits {
  * known yet (the peer is down too) is tried again every few seconds.
  */
 export async function recoverJobs(h: MigrationHost, inChain: InChain = (_j, fn) => fn(), waits = new RecoveryWaits()): Promise<void> {
-  for (const job of h.jobs.active()) {
-    waits.begin(job.id);
-    await inChain(job, () => recoverOne(h, job, 1, inChain, waits));
+  const jobs = h.jobs.active();
+  // All of them at once, so a cancel reaches a job whose turn has not come yet.
+  for (const job of jobs) waits.begin(job.id);
+  for (const job of jobs) {
+    // One job that throws does not keep the others from recovering; it is tried again.
+    await inChain(job, () => recoverOne(h, job, 1, inChain, waits)).catch((e: unknown) => {
+      h.log.error({ err: e, job: job.id }, 'recovering a move failed; trying again');
+      later(h, job, 1, inChain, waits);
+    });
   }
 }
 

@@ -18,8 +18,8 @@ const exec = promisify(execFile);
  * The route is a /32 in the table the peer's address is routed by now, with the same device,
  * gateway, source address and MTU, so it sends nothing anywhere else or any larger. It is marked with protocol
  * {@link QUICKACK_PROTO} and added only where no host route of someone else's exists; the last
- * move to a peer removes it. A route left by a crashed agent is harmless (only the ACKs are
- * quicker) and is adopted by the next move to that peer.
+ * move to a peer removes it. A route left by a crashed agent would pin the peer's old path until
+ * the next move to it, so the agent removes its leftovers when it starts ({@link sweepQuickAck}).
  */
 export const QUICKACK_PROTO = '243';
 
@@ -115,4 +115,23 @@ async function release(address: string): Promise<void> {
 function once(fn: () => Promise<void>): () => Promise<void> {
   let done: Promise<void> | undefined;
   return () => (done ??= fn());
+}
+
+/**
+ * Removes quick-ACK routes a crashed agent left (this process holds none yet): every /32 of
+ * protocol {@link QUICKACK_PROTO} with `quickack` set, in any table. Returns how many; never throws.
+ */
+export async function sweepQuickAck(): Promise<number> {
+  try {
+    const routes = (await ipJson(['route', 'show', 'table', 'all', 'proto', QUICKACK_PROTO])) as { dst?: string; table?: string; metrics?: Record<string, unknown>[] }[];
+    let n = 0;
+    for (const r of routes) {
+      const quick = (r.metrics ?? []).some((m) => 'quickack' in m);
+      if (!r.dst || r.dst.includes('/') || !quick || held.has(r.dst)) continue;
+      if (await tryTool('ip', ['route', 'del', `${r.dst}/32`, 'table', r.table ?? 'main', 'proto', QUICKACK_PROTO])) n += 1;
+    }
+    return n;
+  } catch {
+    return 0;
+  }
 }
