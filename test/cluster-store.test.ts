@@ -166,6 +166,33 @@ test('a user\'s start claims the HA record first: refused when another host owns
   node.store.close();
 });
 
+test('a destination writes its ownership only while the lease it held when it saw the VM run lives: a write that lands after that lease is gone changes nothing', async () => {
+  await store.createHa(rec('to1', 'h1'));
+  await store.createHa(rec('to2', 'h1'));
+  const node = new ClusterNode({ ...cfg, leaseTtlSec: 5, fenceMarginSec: 4 }, fakeHost('h3'));
+  node.start();
+  try {
+    await waitFor('h3 a member', async () => (await store.members()).some((m) => m.name === 'h3'), 10_000);
+    await node.tookOver('to1', 'h1');
+    assert.equal((await store.haEntry('to1'))?.rec.owner, 'h3', 'with its lease alive, the destination owns the VM');
+    // No more ticks (no new lease), then h3's lease goes (as it expires while h3 is cut off or
+    // stalled: its fence or watchdog powers the VM off, its source gives up, the cluster restarts
+    // the VM). The hand-over h3 started before that must not land now.
+    await node.pause();
+    const id = (await store.client.get(store.keys.member('h3')).exec()).kvs[0]?.lease;
+    assert.ok(id);
+    await store.client.leaseClient.leaseRevoke({ ID: id });
+    assert.equal((await store.members()).some((m) => m.name === 'h3'), false);
+    const before = await store.haEntry('to2');
+    await node.tookOver('to2', 'h1');
+    const after = await store.haEntry('to2');
+    assert.equal(after?.rec.owner, 'h1', 'the record still names the source, which runs the VM again');
+    assert.equal(after?.rev, before?.rev, 'nothing was written');
+  } finally {
+    await node.stop();
+  }
+});
+
 test('an etcd that speaks TLS and checks client certificates: a host with a certificate of its CA works, one of another CA is refused', async () => {
   const tdir = mkdtempSync(join(tmpdir(), 'ferry-etcd-tls-'));
   let tlsEtcd: ChildProcess | undefined;

@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import { pino } from 'pino';
 import type { ClusterHost, LocalHaVm } from './host.js';
 import type { HaEntry, HaRecord } from './model.js';
-import { fenceTargets, settleMoves, strandedIncoming, strandedOutgoing } from './moving.js';
+import { fenceTargets, settleMoves, strandedIncoming, strandedOutgoing, type SettleMemory } from './moving.js';
 
 const vm = (name: string, o: Partial<LocalHaVm> = {}): LocalHaVm => ({ name, running: false, busy: false, qemu: false, ...o });
 const entry = (name: string, owner: string): HaEntry => ({
@@ -49,6 +49,7 @@ describe('strandedOutgoing: moves from this host whose stream completed and whos
 });
 
 describe('settleMoves', () => {
+  const mem = (): SettleMemory => ({ busy: new Set(), goneSince: new Map() });
   const fake = (local: LocalHaVm[], asked: string[]): ClusterHost => ({
     name: 'h2', log: pino({ level: 'silent' }), localHa: () => local,
     abandonIncoming: (name: string, why: string) => { asked.push(`in ${name}: ${why}`); return Promise.resolve(); },
@@ -62,7 +63,7 @@ describe('settleMoves', () => {
       vm('a', { qemu: true, busy: true, incomingFrom: 'h1' }), vm('b', { qemu: true, running: true }),
       vm('c', { qemu: true, busy: true, sentTo: 'h3' }), vm('d', { busy: true, lostArrivalFrom: 'h1' }),
     ];
-    settleMoves(fake(local, asked), [entry('a', 'h1'), entry('b', 'h2'), entry('c', 'h2'), entry('d', 'h1')], [{ name: 'h2' }], new Set());
+    settleMoves(fake(local, asked), [entry('a', 'h1'), entry('b', 'h2'), entry('c', 'h2'), entry('d', 'h1')], [{ name: 'h2' }], mem(), 0);
     await new Promise((r) => setImmediate(r));
     assert.equal(asked.length, 3, asked.join('\n'));
     assert.match(asked[0] ?? '', /^in a: The source h1 lost its cluster lease during the move of "a".*h2 rolled back its half/);
@@ -71,17 +72,41 @@ describe('settleMoves', () => {
   });
   it('asks once per VM while the first ask runs', async () => {
     const asked: string[] = [];
-    const busy = new Set<string>();
+    const m = mem();
     const host = fake([vm('a', { qemu: true, busy: true, incomingFrom: 'h1' })], asked);
     const slow = { ...host, abandonIncoming: (name: string) => { asked.push(name); return new Promise<void>((r) => setTimeout(r, 20)); } } as ClusterHost;
-    settleMoves(slow, [entry('a', 'h1')], [], busy);
-    settleMoves(slow, [entry('a', 'h1')], [], busy);
+    settleMoves(slow, [entry('a', 'h1')], [], m, 0);
+    settleMoves(slow, [entry('a', 'h1')], [], m, 0);
     assert.deepEqual(asked, ['a']);
     await new Promise((r) => setTimeout(r, 40));
-    assert.equal(busy.size, 0);
+    assert.equal(m.busy.size, 0);
   });
   it('does nothing for an agent that cannot settle moves', () => {
     const host = { name: 'h2', log: pino({ level: 'silent' }), localHa: () => [vm('a', { qemu: true, busy: true, incomingFrom: 'h1' })] } as unknown as ClusterHost;
-    settleMoves(host, [entry('a', 'h1')], [], new Set());
+    settleMoves(host, [entry('a', 'h1')], [], mem(), 0);
+  });
+  it('gives up an outgoing move only once its destination has been without a lease for the fence margin, as the manager waits before placing', async () => {
+    const asked: string[] = [];
+    const m = mem();
+    const host = fake([vm('c', { qemu: true, busy: true, sentTo: 'h3' })], asked);
+    const tick = async (members: string[], now: number): Promise<void> => {
+      settleMoves(host, [entry('c', 'h1')], members.map((name) => ({ name })), m, 5_000, now);
+      await new Promise((r) => setImmediate(r));
+    };
+    await tick(['h2'], 10_000); // h3's key just expired: its fence may still be under way
+    await tick(['h2'], 14_999);
+    assert.deepEqual(asked, [], 'not before the margin');
+    await tick(['h2', 'h3'], 15_500); // back: the wait starts again next time it is gone
+    await tick(['h2'], 16_000);
+    await tick(['h2'], 20_999);
+    assert.deepEqual(asked, []);
+    await tick(['h2'], 21_000);
+    assert.equal(asked.length, 1);
+    assert.match(asked[0] ?? '', /^out c: The destination h3 lost its cluster lease/);
+    // The incoming rule does not wait: it starts nothing (the manager's own placement waits the margin).
+    const inAsked: string[] = [];
+    settleMoves(fake([vm('a', { qemu: true, busy: true, incomingFrom: 'h1' })], inAsked), [entry('a', 'h1')], [{ name: 'h2' }], mem(), 5_000, 0);
+    await new Promise((r) => setImmediate(r));
+    assert.equal(inAsked.length, 1);
   });
 });

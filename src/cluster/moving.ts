@@ -53,13 +53,27 @@ export function strandedOutgoing(local: readonly LocalHaVm[], entries: readonly 
 }
 
 /**
+ * What settleMoves remembers between ticks: the VMs being settled now (`busy`), and since when each
+ * outgoing move's destination has been seen without a lease (`goneSince`, keyed `vm>destination`).
+ */
+export interface SettleMemory { busy: Set<string>; goneSince: Map<string, number> }
+
+/**
  * Settles, in the background, what a cut-off end of a move left (see the top of this file and
  * strandedOutgoing): a move into this host whose source lost its lease is rolled back; a move from
  * this host whose destination lost its lease after the switch-over gives up its paused copy; and a
  * move that ran the VM here and lost it since (this host was cut off) ends as its source ended it.
- * Each at most once at a time: `busy` holds the VMs being settled.
+ * Each at most once at a time (`memory.busy`).
+ *
+ * The outgoing rule waits until the destination has been seen without a lease for `marginMs` (the
+ * cluster's fence margin), as the manager does before it places a dead host's VMs: giving up ends
+ * the move, and this host then starts the VM again if etcd names it. A member key can expire before
+ * the destination's fence has powered the VM off (a fence check under way may take a few seconds
+ * more, and the watchdog is fed up to 0.6 × the margin ahead: fencing.ts, watchdogDeadline).
  */
-export function settleMoves(host: ClusterHost, entries: readonly HaEntry[], members: readonly { name: string }[], busy: Set<string>): void {
+export function settleMoves(host: ClusterHost, entries: readonly HaEntry[], members: readonly { name: string }[], memory: SettleMemory,
+  marginMs: number, now = Date.now()): void {
+  const { busy, goneSince } = memory;
   const live = new Set(members.map((m) => m.name));
   const local = host.localHa();
   const run = (vm: string, msg: string, fn: (() => Promise<void>) | undefined): void => {
@@ -75,7 +89,13 @@ export function settleMoves(host: ClusterHost, entries: readonly HaEntry[], memb
     const why = `The source ${s.source} lost its cluster lease during the move of "${s.vm}", so it powered the VM off there (fencing); ${host.name} rolled back its half of the move, and the cluster restarts the VM.`;
     run(s.vm, `the source ${s.source} of an incoming move lost its cluster lease: rolling the move back here`, abandonIn && (() => abandonIn(s.vm, why)));
   }
-  for (const s of strandedOutgoing(local, entries, live)) {
+  const outgoing = strandedOutgoing(local, entries, live);
+  const seen = new Set(outgoing.map((s) => `${s.vm}>${s.destination}`));
+  for (const k of goneSince.keys()) if (!seen.has(k)) goneSince.delete(k);
+  for (const s of outgoing) {
+    const since = goneSince.get(`${s.vm}>${s.destination}`) ?? now;
+    goneSince.set(`${s.vm}>${s.destination}`, since);
+    if (now - since < marginMs) continue;
     const why = `The destination ${s.destination} lost its cluster lease after the switch-over of "${s.vm}", so it powered the VM off there (fencing); ${host.name} powered off its own copy, older than what ran there, and the cluster restarts the VM from its disks.`;
     run(s.vm, `the destination ${s.destination} lost its cluster lease after the switch-over: powering off the paused copy here`, abandonOut && (() => abandonOut(s.vm, why)));
   }

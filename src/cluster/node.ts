@@ -42,7 +42,7 @@ export class ClusterNode {
   private members: { name: string; url: string }[] = [];
   /** HA VMs this node is starting now, and those whose move it settles (moving.ts). */
   private readonly starting = new Set<string>();
-  private readonly settling = new Set<string>();
+  private readonly settling = { busy: new Set<string>(), goneSince: new Map<string, number>() };
   private degraded: string | null = null;
   private readonly memory: ManagerMemory = { deadSince: new Map(), electedAt: 0, aliveSince: new Map(), strandedSince: new Map() };
 
@@ -139,9 +139,17 @@ export class ClusterNode {
     throw new FerryError('VM_BUSY', `The cluster record of "${name}" kept changing while this start claimed it; try again.`);
   }
 
-  /** After a move to this host completed: this host owns the VM now, and it is its new home. */
+  /**
+   * After a move to this host ran the VM here: this host owns it now, and it is its new home. Only
+   * while the lease held at the call lives (the record is read again at the write, so its revision
+   * does not date the decision): a write held up past that lease's expiry would land after this
+   * host fenced the VM and its source restarted it, and this host would start it a second time.
+   */
   async tookOver(name: string, from: string): Promise<void> {
-    await this.update(name, (r) => (r.owner === from || r.owner === this.host.name ? movedTo(r, this.host.name, from) : undefined));
+    const lease = this.lease;
+    if (!lease) return; // no lease: the next tick's reconcile hands it over, if the VM still runs here
+    const holder = { host: this.host.name, lease: await lease.grant() };
+    await this.update(name, (r) => (r.owner === from || r.owner === this.host.name ? movedTo(r, this.host.name, from) : undefined), holder);
   }
 
   async unregister(name: string): Promise<void> { await this.store.deleteHa(name); }
@@ -155,12 +163,12 @@ export class ClusterNode {
   async releaseMigrationSlot(job: string): Promise<void> { await this.store.releaseSlot(job); }
 
   /** Read, change, write guarded by revision; retried a few times when someone else wrote in between. */
-  private async update(name: string, change: (r: HaRecord) => HaRecord | undefined): Promise<boolean> {
+  private async update(name: string, change: (r: HaRecord) => HaRecord | undefined, holder?: { host: string; lease: string }): Promise<boolean> {
     for (let i = 0; i < 5; i++) {
       const e = await this.store.haEntry(name);
       const next = e ? change(e.rec) : undefined;
       if (!e || !next) return false;
-      if (await this.store.updateHa(next, e.rev)) return true;
+      if (await this.store.updateHa(next, e.rev, holder ? { holder } : {})) return true;
     }
     return false;
   }
@@ -173,7 +181,7 @@ export class ClusterNode {
       if (!this.renewing()) return;
       this.members = (await this.store.members()).map((m) => ({ name: m.name, url: m.url }));
       const entries = await this.store.haEntries();
-      settleMoves(this.host, entries, this.members, this.settling);
+      settleMoves(this.host, entries, this.members, this.settling, this.config.fenceMarginSec * 1000);
       await this.reconcile(entries);
       this.managerName = await this.store.campaign(this.requireLease(), this.host.name);
       if (this.managerName === this.host.name) {

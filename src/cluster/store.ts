@@ -151,15 +151,19 @@ export class ClusterStore {
 
   /**
    * Writes `rec` only if the record is still at revision `rev` (nobody changed it since it was
-   * read), and with `ownerGone` only while that host has no member key. Resolves false otherwise:
-   * the caller reads again and decides again.
+   * read), with `ownerGone` only while that host has no member key, and with `holder` only while
+   * that host's member key still lives under that lease. Resolves false otherwise: the caller reads
+   * again and decides again.
    */
-  async updateHa(rec: HaRecord, rev: string, opts: { ownerGone?: string } = {}): Promise<boolean> {
+  async updateHa(rec: HaRecord, rev: string, opts: { ownerGone?: string; holder?: { host: string; lease: string } } = {}): Promise<boolean> {
     const key = this.keys.haVm(rec.name);
     const r = await guard('updating an HA VM', () => {
       let cmp = this.client.if(key, 'Mod', '==', rev);
       // A placement also needs the old owner still without a lease: it may have come back since it was read.
       if (opts.ownerGone !== undefined) cmp = cmp.and(this.keys.member(opts.ownerGone), 'Version', '==', 0);
+      // A write that must land only while its writer's lease lives (ClusterNode.tookOver): once that
+      // lease is gone, the others may have acted on its absence (the writer has fenced since).
+      if (opts.holder !== undefined) cmp = cmp.and(this.keys.member(opts.holder.host), 'Lease', '==', opts.holder.lease);
       return cmp.then(this.client.put(key).value(JSON.stringify({ ...rec, updatedAt: new Date().toISOString() }))).commit();
     });
     return r.succeeded;
