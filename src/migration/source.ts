@@ -226,6 +226,14 @@ export class SourceRun {
       } catch (e) {
         // The destination refuses because it already runs the VM: resuming here would run it twice.
         if (e instanceof FerryError && e.code === 'JOB_BAD_PHASE') return this.forwardAfterAll();
+        // The stream completed, so a destination that does not answer may run the VM (it resumes on
+        // its own). Unless an operator cancelled (or this host was fenced), wait for its word, as
+        // `finish` does; a cancel ends the wait.
+        if (!cancelled && !fenced && e instanceof FerryError && e.code === 'HOST_UNREACHABLE' && (await this.streamDone())) {
+          this.h.log.warn({ job: id }, 'the stream completed and the destination does not answer the roll-back; the VM stays paused here until it does, or until the move is cancelled');
+          const answer = await this.askUntilAnswered(tell, { tries: Infinity, pauseMs: UNANSWERED_RETRY_MS, signal: this.signal }).then(() => undefined, (e2: unknown) => e2);
+          if (answer instanceof FerryError && answer.code === 'JOB_BAD_PHASE') return this.forwardAfterAll();
+        }
         this.h.log.error({ err: e, job: id }, 'destination did not confirm its clean-up; asking again in the background');
         // It still holds an incoming QEMU (and copied images): it must clean up once it hears us (invariant 2).
         if (e instanceof FerryError && e.code === 'HOST_UNREACHABLE') retryInBackground(this.h, this.job, () => this.peer.cancel(id, error.message));
@@ -250,6 +258,12 @@ export class SourceRun {
     await closeTunnel(tunnelName(id));
     await this.peer.confirm(id, { outcome: 'success', totals: this.h.jobs.get(id).totals })
       .catch((e: unknown) => this.h.log.warn({ err: e, job: id }, 'confirm not delivered; the destination ends its record on its own recovery'));
+  }
+
+  /** True when this host's QEMU says the stream completed (the destination may run the VM). */
+  private async streamDone(): Promise<boolean> {
+    const info = await this.h.qmp(this.job.vm)?.execute('query-migrate').catch(() => undefined);
+    return info?.status === 'completed';
   }
 
   /** Lets the VM run on the source again, exactly as before the move. */
