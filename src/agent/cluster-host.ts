@@ -85,7 +85,7 @@ export function clusterHost(a: ClusterHostParts): ClusterHost {
         try {
           const r = await new PeerClient(p.url, p.name, 2_000, h.tls?.material).clusterLease();
           // Only a member of this cluster is a witness; anyone else counts as silent.
-          return r.cluster === cluster ? { host: p.name, renewing: r.renewing } : undefined;
+          return r.cluster === cluster ? { host: p.name, renewing: r.renewing, ...(typeof r.sinceRenewMs === 'number' ? { sinceRenewMs: r.sinceRenewMs } : {}) } : undefined;
         } catch {
           return undefined;
         }

@@ -126,7 +126,7 @@ export class ClusterLink {
 
   /** This host's lease, for a peer deciding whether to fence (GET /v1/peer/cluster). */
   peerView(): PeerLease & { cluster: string | null } {
-    return { host: this.host.name, renewing: this.node?.renewing() ?? false, cluster: this.node?.config.name ?? null };
+    return { host: this.host.name, renewing: this.node?.renewing() ?? false, ...(this.node ? { sinceRenewMs: this.node.sinceRenewMs() } : {}), cluster: this.node?.config.name ?? null };
   }
 
   async status(): Promise<ClusterStatus> {

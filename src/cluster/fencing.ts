@@ -60,8 +60,30 @@ export function watchdogDeadline(p: { now: number; lastRenewOk: number; ttlMs: n
   return Math.max(p.lastRenewOk + p.ttlMs * WATCHDOG_AT, live ? p.now + holdGraceMs(p.fenceMarginSec) : 0);
 }
 
-/** What a peer agent said about its own lease (undefined: it did not answer). */
-export interface PeerLease { host: string; renewing: boolean }
+/**
+ * What a peer agent said about its own lease (undefined: it did not answer). `sinceRenewMs`: how
+ * long before its answer its last renewal succeeded (agents before 2026-11-24 send only `renewing`).
+ */
+export interface PeerLease { host: string; renewing: boolean; sinceRenewMs?: number }
+
+/** How often a lease is renewed: etcd3's keepalive fires every third of the TTL. */
+export const renewIntervalMs = (ttlMs: number): number => ttlMs / 3;
+
+/** Slack on top of the renew interval when telling a peer that renews now from one that stopped when this host did. */
+export const RENEW_SLACK_MS = 500;
+
+/**
+ * Does the peer renew while this host cannot? Its last renewal must come later than the renewal
+ * this host missed (its own last one plus an interval, plus slack). A peer that stopped renewing
+ * when this host did (etcd lost quorum) renewed at most one interval after this host, so it does
+ * not count, however recent that renewal looks; a peer that still renews passes the mark within an
+ * interval, and the check, run every half second, fences then. Times are compared as ages
+ * measured on each host (no clock is compared with another's).
+ */
+export function renewsWithoutUs(peer: PeerLease, sinceRenewMs: number, ttlMs: number): boolean {
+  if (peer.sinceRenewMs === undefined) return peer.renewing;
+  return peer.renewing && sinceRenewMs - peer.sinceRenewMs > renewIntervalMs(ttlMs) + RENEW_SLACK_MS;
+}
 
 export type FenceDecision =
   | { action: 'none' }
@@ -79,7 +101,7 @@ export function fenceDecision(sinceRenewMs: number, ttlMs: number, peers?: reado
   if (peers === undefined) return { action: 'ask-peers' };
   const silent = peers.filter((p) => p === undefined).length;
   if (silent > 0) return { action: 'fence', reason: `no lease renewal for ${Math.round(sinceRenewMs / 1000)} s and ${silent} peer(s) did not answer` };
-  const renewing = peers.filter((p) => p?.renewing).map((p) => p?.host);
+  const renewing = peers.filter((p) => p !== undefined && renewsWithoutUs(p, sinceRenewMs, ttlMs)).map((p) => p?.host);
   if (renewing.length > 0) return { action: 'fence', reason: `no lease renewal for ${Math.round(sinceRenewMs / 1000)} s while ${renewing.join(', ')} renew(s)` };
   return { action: 'hold', reason: 'no host can renew its lease: etcd has lost quorum; VMs keep running and nothing is placed' };
 }

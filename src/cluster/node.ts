@@ -101,6 +101,9 @@ export class ClusterNode {
   /** True while this host's lease was renewed recently (peers ask this when deciding to fence). */
   renewing(): boolean { return Date.now() - this.lastRenewOk < this.config.leaseTtlSec * 1000 * 0.5; }
 
+  /** How long ago this host's lease was last renewed, ms (peers compare it with their own). */
+  sinceRenewMs(): number { return Date.now() - this.lastRenewOk; }
+
   view(): NodeView {
     return {
       name: this.host.name, renewing: this.renewing(), lastRenewAt: this.lastRenewOk ? new Date(this.lastRenewOk).toISOString() : null,

@@ -72,7 +72,7 @@ export class PeerClient {
   overview<T>(): Promise<T> { return this.call('GET', '/v1/peer/overview', undefined, this.timeoutMs); }
 
   /** GET /v1/peer/cluster: is the peer renewing its cluster lease? (a host deciding whether to fence asks every peer) */
-  clusterLease(): Promise<{ host: string; renewing: boolean; cluster: string | null }> { return this.call('GET', '/v1/peer/cluster', undefined, this.timeoutMs); }
+  clusterLease(): Promise<{ host: string; renewing: boolean; sinceRenewMs?: number; cluster: string | null }> { return this.call('GET', '/v1/peer/cluster', undefined, this.timeoutMs); }
 
   /** GET /v1/peer/addresses: the addresses the peer's VMs hold and those it reserves (an older peer: NOT_FOUND). */
   addresses(): Promise<AddressesReply> { return this.call('GET', ADDRESSES_ROUTE.url, undefined, this.timeoutMs); }

@@ -60,7 +60,7 @@ export function clusterRoutes(app: FastifyInstance, agent: Agent): void {
   app.get('/v1/peer/cluster', {
     schema: {
       tags: ['peer'], summary: 'Whether this host renews its cluster lease (asked by a peer deciding whether to fence)', querystring: noQuery,
-      response: { 200: { type: 'object', properties: { host: { type: 'string' }, renewing: { type: 'boolean' }, cluster: { type: ['string', 'null'] } } } },
+      response: { 200: { type: 'object', properties: { host: { type: 'string' }, renewing: { type: 'boolean' }, sinceRenewMs: { type: 'integer', description: 'How long ago this host last renewed its lease, ms' }, cluster: { type: ['string', 'null'] } } } },
     },
   }, async () => agent.cluster.peerView());
 }
