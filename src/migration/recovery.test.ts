@@ -90,6 +90,9 @@ const SOURCE: Row[] = [
   ['confirm, source runs again', fwd('confirm'), F({ destRunning: false }), 'manual', []],
   ['rollback finish after a cancel', back('finish', 'perform', true), F({ sourceRunning: false, qemuMigrationStatus: 'cancelled' }), 'roll-back',
     ['cancel-destination', 'resume-source', 'release'], { status: 'cancelled', awaitPeer: false }],
+  ['rollback of a failure after the stream completed, peer silent: may run the VM', back('finish', 'finish'), F({ sourceRunning: false, qemuMigrationStatus: 'completed', ...PEER_UNKNOWN }), 'wait'],
+  ['rollback of a cancel after the stream completed, peer silent: the cancel runs the copy', back('finish', 'finish', true), F({ sourceRunning: false, qemuMigrationStatus: 'completed', ...PEER_UNKNOWN }),
+    'roll-back', ['cancel-destination', 'resume-source', 'release'], { status: 'cancelled' }],
   ['rollback confirm from prepare', back('confirm', 'prepare'), F(), 'roll-back', ['cancel-destination', 'release'], { status: 'failed' }],
   ['rollback confirm from begin', back('confirm', 'begin'), F({ ...PEER_UNKNOWN }), 'roll-back', ['release']],
   ['rollback, source paused at pre-switchover', back('finish', 'perform'), F({ sourceRunning: false, qemuMigrationStatus: 'pre-switchover' }), 'roll-back',
@@ -216,7 +219,7 @@ test('after a completed stream the source runs its copy again only when the dest
   fc.assert(fc.property(state, facts, fc.boolean(), (s, f, cancelRequested) => {
     const d = recoveryAction('source', record('source', s), f, { cancelRequested });
     if (d.kind !== 'roll-back' || !d.steps.includes('resume-source')) return;
-    if (s.status !== 'running' || s.direction !== 'forward' || f.qemuMigrationStatus !== 'completed') return;
+    if (s.status !== 'running' || (s.direction === 'rollback' && s.cancelled) || f.qemuMigrationStatus !== 'completed') return;
     assert.ok(f.destRunning === false || cancelRequested, `resume-source with ${JSON.stringify({ s, f })}`);
   }), { numRuns: 5000 });
 });

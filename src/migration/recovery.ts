@@ -225,6 +225,11 @@ function recoverSource(s: Running, f: RecoveryFacts, opts: RecoveryOptions): Rec
     }
     return back(s, sourceBackSteps(s, f), 'The destination had not resumed the VM.', true);
   }
+  // Rolling back a failure after the stream completed: the same holds (the live path waits too,
+  // source.ts rollBack). A rollback of an operator's cancel runs the copy: that was the cancel's point.
+  if (s.direction === 'rollback' && !s.cancelled && f.qemuMigrationStatus === 'completed' && f.destRunning === 'unknown') {
+    return opts.cancelRequested ? cancelledWhileSilent(s, f) : wait('The stream had completed and the destination, which may run the VM, did not answer the roll-back.');
+  }
   const where = s.direction === 'forward' ? `in ${s.phase}` : `while rolling back from ${s.failedIn}`;
   return back(s, sourceBackSteps(s, f), `The source still owns the VM: the job stopped ${where}.`);
 }
