@@ -147,14 +147,19 @@ for (const point of POINTS) {
   }));
 }
 
-test('the destination goes silent right after it resumed the VM: the source keeps its copy paused until it answers, then lets go', track(async (t) => {
+/** A clean lab with a fresh 256 MiB VM `name` on h1 whose guest answers, and what it was before a move to h2. */
+async function freshVmOnH1(name: string): Promise<{ ip: string; uuid: string; b: Awaited<ReturnType<typeof beforeMove>> }> {
   await cleanLab();
-  const name = 'silent-dest';
   const created = await ferry<VmView>(['vm', 'create', name, '--host', 'h1', '--memory', '256M', '--json']);
   assert.equal(created.code, 0, created.stderr || created.stdout);
   const ip = created.json.ip;
   await waitGuest(LAB, ip);
-  const b = await beforeMove(LAB, name, 'h2');
+  return { ip, uuid: created.json.uuid, b: await beforeMove(LAB, name, 'h2') };
+}
+
+test('the destination goes silent right after it resumed the VM: the source keeps its copy paused until it answers, then lets go', track(async (t) => {
+  const name = 'silent-dest';
+  const { ip, uuid, b } = await freshVmOnH1(name);
   const h2Pid = (await labStatus(LAB)).hosts.find((h) => h.name === 'h2')?.agentPid;
   assert.ok(h2Pid);
   // h2's agent dies while it answers the source's `finish`, once its QEMU runs the VM.
@@ -169,7 +174,7 @@ test('the destination goes silent right after it resumed the VM: the source keep
     // gave up by then would have run its own copy again, beside the one on h2.
     await new Promise((r) => setTimeout(r, 55_000));
     const held = await agentGet<JobJson>(h1Socket, `/v1/migrations/${id}`);
-    t.diagnostic(`55 s after h2 went silent the job is ${held.status} in ${held.phase}; live QEMUs: ${qemuPids(created.json.uuid).length}`);
+    t.diagnostic(`55 s after h2 went silent the job is ${held.status} in ${held.phase}; live QEMUs: ${qemuPids(uuid).length}`);
     assert.equal(held.status, 'running', 'the source has not given up on a destination that may run the VM');
     assert.equal(held.phase, 'finish');
     const h1Vm = (await agentGet<VmView[]>(h1Socket, '/v1/vms')).find((v) => v.name === name);
@@ -193,13 +198,8 @@ test('the destination goes silent right after it resumed the VM: the source keep
 }));
 
 test('the destination host dies right after it resumed the VM and the source agent restarts: the source waits, paused, until an operator cancels, then runs its copy again', track(async (t) => {
-  await cleanLab();
   const name = 'dest-dies';
-  const created = await ferry<VmView>(['vm', 'create', name, '--host', 'h1', '--memory', '256M', '--json']);
-  assert.equal(created.code, 0, created.stderr || created.stdout);
-  const ip = created.json.ip;
-  await waitGuest(LAB, ip);
-  const b = await beforeMove(LAB, name, 'h2');
+  const { b } = await freshVmOnH1(name);
   const st = await labStatus(LAB);
   const h1Pid = st.hosts.find((h) => h.name === 'h1')?.agentPid;
   const h2Pid = st.hosts.find((h) => h.name === 'h2')?.agentPid;

@@ -98,11 +98,10 @@ export class ClusterNode {
     try { await this.lease?.revoke(); } finally { this.store.close(); }
   }
 
-  /** True while this host's lease was renewed recently (peers ask this when deciding to fence). */
-  renewing(): boolean { return Date.now() - this.lastRenewOk < this.config.leaseTtlSec * 1000 * 0.5; }
-
-  /** How long ago this host's lease was last renewed, ms (peers compare it with their own). */
+  /** How long ago this host's lease was last renewed, ms (peers deciding to fence compare it with their own). */
   sinceRenewMs(): number { return Date.now() - this.lastRenewOk; }
+  /** True while this host's lease was renewed within half a TTL. */
+  renewing(): boolean { return this.sinceRenewMs() < this.config.leaseTtlSec * 1000 * 0.5; }
 
   view(): NodeView {
     return {
@@ -329,7 +328,8 @@ export class ClusterNode {
       if (leftTo !== undefined) {
         // It moved away and the destination's hand-over has not landed: hand it over from here,
         // never start it again (the destination runs it).
-        await this.handOver(rec, rev, leftTo);
+        this.host.log.info({ vm: rec.name, to: leftTo }, 'handing an HA VM that moved away over to its new host');
+        await this.store.updateHa(movedTo(rec, leftTo, this.host.name), rev);
         continue;
       }
       if (!here?.running) {
@@ -349,11 +349,6 @@ export class ClusterNode {
       }
       if (rec.moveTo !== undefined) await this.failback(rec, rev);
     }
-  }
-
-  private async handOver(rec: HaRecord, rev: string, to: string): Promise<void> {
-    this.host.log.info({ vm: rec.name, to }, 'handing an HA VM that moved away over to its new host');
-    await this.store.updateHa(movedTo(rec, to, this.host.name), rev);
   }
 
   /**

@@ -215,21 +215,17 @@ function recoverSource(s: Running, f: RecoveryFacts, opts: RecoveryOptions): Rec
     return forward(FORWARD_SOURCE, 'The destination had confirmed that it resumed the VM.');
   }
   if (f.sourceQemuAlive === false) return sourceGone(s, f);
-  // The stream completed (finish, or perform with QEMU done before the agent wrote finish): the
-  // destination runs the VM as soon as it saw that, without waiting for finish. So the source runs
-  // its own copy only once the destination said it does not — or an operator cancelled, knowing
-  // the destination is gone for good.
-  if (s.direction === 'forward' && (s.phase === 'finish' || f.qemuMigrationStatus === 'completed')) {
-    if (f.destRunning === 'unknown') {
-      return opts.cancelRequested ? cancelledWhileSilent(s, f) : wait('The destination may have resumed the VM and did not answer.');
-    }
-    return back(s, sourceBackSteps(s, f), 'The destination had not resumed the VM.', true);
+  // The stream completed (finish, or perform with QEMU done before the agent wrote finish, or the
+  // rollback of a failure after that): the destination runs the VM as soon as it saw that, without
+  // waiting for finish. So the source runs its own copy only once the destination said it does not,
+  // or an operator cancelled, knowing the destination is gone for good (a cancel's own rollback
+  // runs the copy: that was its point; the live path waits the same way, source.ts).
+  const streamDone = f.qemuMigrationStatus === 'completed';
+  const forwardDone = s.direction === 'forward' && (s.phase === 'finish' || streamDone);
+  if ((forwardDone || (s.direction === 'rollback' && !s.cancelled && streamDone)) && f.destRunning === 'unknown') {
+    return opts.cancelRequested ? cancelledWhileSilent(s, f) : wait('The destination may have resumed the VM and did not answer.');
   }
-  // Rolling back a failure after the stream completed: the same holds (the live path waits too,
-  // source.ts rollBack). A rollback of an operator's cancel runs the copy: that was the cancel's point.
-  if (s.direction === 'rollback' && !s.cancelled && f.qemuMigrationStatus === 'completed' && f.destRunning === 'unknown') {
-    return opts.cancelRequested ? cancelledWhileSilent(s, f) : wait('The stream had completed and the destination, which may run the VM, did not answer the roll-back.');
-  }
+  if (forwardDone) return back(s, sourceBackSteps(s, f), 'The destination had not resumed the VM.', true);
   const where = s.direction === 'forward' ? `in ${s.phase}` : `while rolling back from ${s.failedIn}`;
   return back(s, sourceBackSteps(s, f), `The source still owns the VM: the job stopped ${where}.`);
 }

@@ -159,11 +159,9 @@ export class SourceRun {
       // would run twice. So it waits, paused, until the destination answers (or an operator
       // cancels the move, knowing the destination is gone for good).
       if (err.code === 'HOST_UNREACHABLE') {
-        this.h.log.warn({ job: id, destination: this.job.destination }, 'the stream completed but the destination does not answer; the VM stays paused here until it does, or until the move is cancelled');
         // Any answer will do, an error too: rollBack reads the destination's status itself.
-        const cancelled = await this.askUntilAnswered(() => this.peer.status(id), { tries: Infinity, pauseMs: UNANSWERED_RETRY_MS, signal: this.signal })
-          .then(() => false, (e2: unknown) => e2 instanceof FerryError && e2.code === 'ABORTED');
-        if (cancelled) return this.rollBack(new FerryError('ABORTED', 'The move was cancelled while the destination did not answer.'));
+        const answer = await this.whileSilent(() => this.peer.status(id), 'finish');
+        if (answer.error?.code === 'ABORTED') return this.rollBack(new FerryError('ABORTED', 'The move was cancelled while the destination did not answer.'));
       }
       // rollBack asks the destination's status first and goes forward if it owns the VM.
       return this.rollBack(err);
@@ -229,14 +227,18 @@ export class SourceRun {
         // The stream completed, so a destination that does not answer may run the VM (it resumes on
         // its own). Unless an operator cancelled (or this host was fenced), wait for its word, as
         // `finish` does; a cancel ends the wait.
+        let unheard = e;
         if (!cancelled && !fenced && e instanceof FerryError && e.code === 'HOST_UNREACHABLE' && (await this.streamDone())) {
-          this.h.log.warn({ job: id }, 'the stream completed and the destination does not answer the roll-back; the VM stays paused here until it does, or until the move is cancelled');
-          const answer = await this.askUntilAnswered(tell, { tries: Infinity, pauseMs: UNANSWERED_RETRY_MS, signal: this.signal }).then(() => undefined, (e2: unknown) => e2);
-          if (answer instanceof FerryError && answer.code === 'JOB_BAD_PHASE') return this.forwardAfterAll();
+          const answer = await this.whileSilent(tell, 'roll-back');
+          if (answer.error?.code === 'JOB_BAD_PHASE') return this.forwardAfterAll();
+          // Told at last (or cancelled): nothing left to ask in the background unless the cancel cut the asking short.
+          unheard = answer.error?.code === 'ABORTED' ? e : undefined;
         }
-        this.h.log.error({ err: e, job: id }, 'destination did not confirm its clean-up; asking again in the background');
-        // It still holds an incoming QEMU (and copied images): it must clean up once it hears us (invariant 2).
-        if (e instanceof FerryError && e.code === 'HOST_UNREACHABLE') retryInBackground(this.h, this.job, () => this.peer.cancel(id, error.message));
+        if (unheard !== undefined) {
+          this.h.log.error({ err: unheard, job: id }, 'destination did not confirm its clean-up; asking again in the background');
+          // It still holds an incoming QEMU (and copied images): it must clean up once it hears us (invariant 2).
+          if (unheard instanceof FerryError && unheard.code === 'HOST_UNREACHABLE') retryInBackground(this.h, this.job, () => this.peer.cancel(id, error.message));
+        }
       }
       this.h.jobs.enterPhase(id, 'confirm');
     }
@@ -258,6 +260,17 @@ export class SourceRun {
     await closeTunnel(tunnelName(id));
     await this.peer.confirm(id, { outcome: 'success', totals: this.h.jobs.get(id).totals })
       .catch((e: unknown) => this.h.log.warn({ err: e, job: id }, 'confirm not delivered; the destination ends its record on its own recovery'));
+  }
+
+  /**
+   * After the stream completed, with the destination silent: asks `fn` until it answers, the VM
+   * paused here (the destination may run it, having resumed on its own). Only an operator's cancel
+   * (ABORTED) ends the wait otherwise. Resolves with the answer or the error it ended with.
+   */
+  private async whileSilent<T>(fn: () => Promise<T>, step: string): Promise<{ value?: T; error?: FerryError }> {
+    this.h.log.warn({ job: this.job.id, destination: this.job.destination, step }, 'the stream completed but the destination does not answer; the VM stays paused here until it does, or until the move is cancelled');
+    return this.askUntilAnswered(fn, { tries: Infinity, pauseMs: UNANSWERED_RETRY_MS, signal: this.signal })
+      .then((value) => ({ value }), (e: unknown) => ({ error: toFerryError(e, 'MIGRATION_FAILED') }));
   }
 
   /** True when this host's QEMU says the stream completed (the destination may run the VM). */

@@ -71,15 +71,13 @@ const held = new Map<string, Held>();
  * `warn` hears why.
  */
 export async function holdQuickAck(address: string, warn: (msg: string, err?: unknown) => void): Promise<() => Promise<void>> {
-  const known = held.get(address);
-  if (known) {
-    known.count += 1;
-    await known.ready;
-    return once(() => release(address));
+  let entry = held.get(address);
+  if (entry) entry.count += 1;
+  else {
+    entry = { count: 1, table: undefined, ready: Promise.resolve() };
+    held.set(address, entry);
+    entry.ready = add(address, entry, warn);
   }
-  const entry: Held = { count: 1, table: undefined, ready: Promise.resolve() };
-  held.set(address, entry);
-  entry.ready = add(address, entry, warn);
   await entry.ready;
   return once(() => release(address));
 }
@@ -109,8 +107,11 @@ async function release(address: string): Promise<void> {
   entry.count -= 1;
   if (entry.count > 0) return;
   held.delete(address);
-  if (entry.table !== undefined) await tryTool('ip', ['route', 'del', `${address}/32`, 'table', entry.table, 'proto', QUICKACK_PROTO]);
+  if (entry.table !== undefined) await delRoute(address, entry.table);
 }
+
+/** Deletes this module's host route to `address` in `table` (only one of protocol QUICKACK_PROTO); false if there was none. */
+const delRoute = (address: string, table: string): Promise<boolean> => tryTool('ip', ['route', 'del', `${address}/32`, 'table', table, 'proto', QUICKACK_PROTO]);
 
 function once(fn: () => Promise<void>): () => Promise<void> {
   let done: Promise<void> | undefined;
@@ -128,7 +129,7 @@ export async function sweepQuickAck(): Promise<number> {
     for (const r of routes) {
       const quick = (r.metrics ?? []).some((m) => 'quickack' in m);
       if (!r.dst || r.dst.includes('/') || !quick || held.has(r.dst)) continue;
-      if (await tryTool('ip', ['route', 'del', `${r.dst}/32`, 'table', r.table ?? 'main', 'proto', QUICKACK_PROTO])) n += 1;
+      if (await delRoute(r.dst, r.table ?? 'main')) n += 1;
     }
     return n;
   } catch {
