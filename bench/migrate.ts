@@ -17,6 +17,7 @@ import { completionTimeoutMs, DEFAULT_POLICY } from '../src/migration/index.js';
 import { imageDir, repoRoot } from '../src/util/paths.js';
 import { runBaselineCase, type BaselineEnv } from './lib/baseline.js';
 import { measureSetupStalls } from './lib/setup-stall.js';
+import { measureTlsCreds } from './lib/tls-creds.js';
 import { ferry, load1 } from './lib/exec.js';
 import { runFerryCase } from './lib/ferry-case.js';
 import { benchMain, checkpoint, runFacts, writeResults } from './lib/harness.js';
@@ -133,6 +134,8 @@ benchMain('migrate', LAB, results, renderMarkdown, async (home) => {
   const port = { next: MIGRATION_PORT_BASE };
   log('QEMU set-up stall');
   runData.setupStalls = await measureSetupStalls(image, join(home, 'stall'), SIZES_MIB, SMOKE ? 1 : 2);
+  log('QEMU server TLS credentials');
+  runData.tlsCreds = await measureTlsCreds(SMOKE ? 2 : 6);
   await checkpoint(runData, write);
   for (const spec of LINKS) {
     runData.links.push(await runLink(spec, env, port));

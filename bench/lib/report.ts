@@ -8,6 +8,7 @@ import { median, n, range, spread } from './stats.js';
 import type { BenchRun, LinkRun, Row } from './types.js';
 import { tlsSection } from './tls-report.js';
 import { stallSection } from './stall-report.js';
+import { tlsCredsSection } from './tls-creds.js';
 
 const MiB = 1024 * 1024;
 
@@ -225,6 +226,7 @@ export function renderMarkdown(run: BenchRun): string {
     ...run.links.map(linkSection),
     tlsSection(run),
     stallSection(run.setupStalls, run.qemu),
+    tlsCredsSection(run.tlsCreds),
     observations(run),
     targets(run),
     '',

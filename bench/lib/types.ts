@@ -1,6 +1,7 @@
 /** The shapes the migration benchmark passes between its parts and keeps in its raw JSON. */
 import type { LinkSample } from './link.js';
 import type { SetupStall } from './setup-stall.js';
+import type { TlsCredsTimes } from './tls-creds.js';
 
 /** One cell of the matrix. */
 export interface CaseSpec {
@@ -83,6 +84,8 @@ export interface BenchRun {
   links: LinkRun[];
   /** QEMU's own stall at the start of a migration, measured before the cases (bench/lib/setup-stall.ts). */
   setupStalls?: SetupStall[];
+  /** object-add of QEMU's server TLS credentials with and without dh-params.pem (bench/lib/tls-creds.ts). */
+  tlsCreds?: TlsCredsTimes;
 }
 
 /** An empty row of a case, filled in by the runner. */

@@ -28,7 +28,7 @@ import { clusterHost, ranHere } from './cluster-host.js';
 import { askAddresses, IpAllocator, PEER_ASK_TIMEOUT_MS } from './ip-allocator.js';
 import { DEFAULT_POLICY, faultPoint, JobStore, MigrationService, PeerClient, summarize, type MigrationHost } from '../migration/index.js';
 import { FerryError } from '../errors/index.js';
-import { loadTls, type TlsMaterial } from '../security/index.js';
+import { ensureDhParams, loadTls, type TlsMaterial } from '../security/index.js';
 
 
 const run = promisify(execFile);
@@ -69,6 +69,12 @@ export class Agent {
   readonly cpuModels: CpuModelProbe;
   private constructor(readonly config: AgentConfig, readonly log: Logger, private readonly machine: string, private readonly qemuVersion: string) {
     this.tls = config.tls ? { material: loadTls(config.tls), dir: config.tls.dir } : undefined;
+    if (config.tls) {
+      // QEMU's TLS servers read it; without it each incoming move waits ~200 ms for GnuTLS to make parameters (dh-params.ts).
+      const dh = ensureDhParams(config.tls.dir);
+      if (dh.kind === 'written') log.info({ dir: config.tls.dir }, 'wrote dh-params.pem (RFC 7919 ffdhe3072) for QEMU\'s TLS servers');
+      if (dh.kind === 'failed') log.warn({ err: dh.error, dir: config.tls.dir }, 'could not write dh-params.pem: QEMU will generate Diffie-Hellman parameters for every incoming move (about 200 ms each)');
+    }
     this.db = openDb(join(config.stateDir, 'ferry.db'));
     this.cpuModels = new CpuModelProbe(() => this.accel(), qemuVersion, join(config.stateDir, 'cpu-models.json'));
     this.inv = new Inventory(this.db);

@@ -1,2 +1,3 @@
 export * from './pki.js';
 export * from './tls.js';
+export * from './dh-params.js';

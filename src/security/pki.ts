@@ -8,6 +8,7 @@
  * DIR/ca-cert.pem                        the CA's certificate
  * DIR/server-cert.pem  DIR/server-key.pem   the host's certificate and key (0600)
  * DIR/client-cert.pem  DIR/client-key.pem   the same certificate and key again (QEMU's client endpoint)
+ * DIR/dh-params.pem                      a published Diffie-Hellman group for QEMU's TLS servers (dh-params.ts)
  * ```
  *
  * The host certificate's subject is only `CN=<host>`, so the distinguished name QEMU reports for
@@ -18,6 +19,7 @@ import { randomBytes, X509Certificate } from 'node:crypto';
 import { join } from 'node:path';
 import { runTool } from '../qemu/index.js';
 import { FerryError } from '../errors/index.js';
+import { ensureDhParams } from './dh-params.js';
 
 /** File names in a CA folder. */
 export const CA_FILES = Object.freeze({ cert: 'ca-cert.pem', key: 'ca-key.pem' });
@@ -136,6 +138,8 @@ export async function issueHostCert(o: IssueOptions): Promise<HostTlsPaths> {
       writeFileSync(p(to), readFileSync(from), { mode });
       chmodSync(p(to), mode);
     }
+    const dh = ensureDhParams(o.outDir);
+    if (dh.kind === 'failed') throw dh.error;
   } finally {
     rmSync(tmp, { recursive: true, force: true });
   }
