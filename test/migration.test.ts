@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { labStatus } from '../src/lab/index.js';
-import type { VmView } from '../src/agent/views.js';
+import type { HostView, VmView } from '../src/agent/views.js';
 import { labSuite } from './support/suite.js';
 import { ferry, guestGet, processAlive, waitFor } from './support/cli.js';
 import {
@@ -132,6 +132,16 @@ test('a VM running its workload moves h1 → h2 → h1 → h2; one TCP connectio
     const routes = execFileSync('ip', ['netns', 'exec', h.namespace, 'ip', 'route', 'show', 'table', 'all', 'proto', '243'], { encoding: 'utf8' });
     assert.equal(routes.trim(), '', `${h.name} has no quick-ACK route left`);
   }
+  // h1 keeps the address of the VM that went to h2, and shows it; h2's of the move back ended when the VM came back.
+  const kept = async (h: string): Promise<HostView['addresses']['reservations']> => {
+    const r = await ferry<HostView>(['host', 'show', h, '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    return r.json.addresses.reservations;
+  };
+  assert.deepEqual((await kept('h1')).map(({ vm: name, uuid, ip, host }) => ({ name, uuid, ip, host })), [{ name: 'live', uuid: vm.uuid, ip: vm.ip, host: 'h2' }]);
+  assert.deepEqual(await kept('h2'), []);
+  const shown = await ferry(['host', 'show', 'h1']);
+  assert.match(shown.stdout, new RegExp(`live\\s+│\\s+${vm.ip.replace(/\./g, '\\.')}\\s+│\\s+h2`), shown.stdout);
   // The VM took an address of h1's range to h2: a VM created on h1 now must get another one.
   const t0 = Date.now();
   const other = await createVm('after', 'h1', '128M');

@@ -267,6 +267,10 @@ export class Agent {
       state: maintenance.state === 'active' ? 'ready' : maintenance.state, maintenance,
       pools: this.pools.list().map((p) => ({ name: p.name, path: p.path, sharedId: p.sharedId ?? null, ...poolSpace(p) })),
       settings: this.settings.get(),
+      addresses: {
+        rangeStart: this.config.vmNetwork.rangeStart, rangeEnd: this.config.vmNetwork.rangeEnd, prefixLength: this.config.vmNetwork.prefixLength,
+        reservations: this.ipam.kept().map(({ vm, uuid, ip, host, since }) => ({ vm, uuid, ip, host, since })),
+      },
     };
   }
 

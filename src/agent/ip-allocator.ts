@@ -99,6 +99,12 @@ export class IpAllocator {
     this.d.log.info({ vm: spec.name, ip: spec.ip, to }, 'address reserved for a VM that moved away');
   }
 
+  /** This host's reservations as they stand: one whose VM is back here ends first (`ferry host show`). */
+  kept(): Reservation[] {
+    this.settle(new Map());
+    return this.reservations.list();
+  }
+
   /** What GET /v1/peer/addresses answers: this host's VMs and its reservations. */
   book(): AddressesReply {
     const local = this.settle(new Map());

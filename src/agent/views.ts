@@ -23,6 +23,11 @@ export interface HostView {
   settings: HostSettings;
   /** Maintenance: `state` (active, draining, drained), the run under way, and where each drained VM went. */
   maintenance: MaintenanceView;
+  /**
+   * The range new VMs get addresses from, and the addresses this host keeps for VMs that moved
+   * away (`host`: where the VM went; docs/install.md, "VM addresses"): what `NO_FREE_IP` counts.
+   */
+  addresses: { rangeStart: string; rangeEnd: string; prefixLength: number; reservations: { vm: string; uuid: string; ip: string; host: string; since: string }[] };
 }
 
 export const toVmView = (r: VmRecord, host: string, incoming = false): VmView => ({

@@ -31,6 +31,16 @@ export const hostSchema = {
     } } },
     settings: { $ref: 'HostSettings#' },
     maintenance: { $ref: 'Maintenance#' },
+    addresses: {
+      type: 'object', description: 'The range new VMs get addresses from, and the addresses this host keeps for VMs that moved away (what NO_FREE_IP counts)',
+      properties: {
+        rangeStart: { type: 'string' }, rangeEnd: { type: 'string' }, prefixLength: { type: 'integer' },
+        reservations: { type: 'array', items: { type: 'object', properties: {
+          vm: { type: 'string' }, uuid: { type: 'string' }, ip: { type: 'string' },
+          host: { type: 'string', description: 'the host the VM went to' }, since: { type: 'string' },
+        } } },
+      },
+    },
   },
 } as const;
 

@@ -29,6 +29,9 @@ export function registerHost(program: Command): void {
       printTable(['POOL', 'PATH', 'SHARED', 'FREE', 'SIZE'], h.pools.map((p) => [p.name, p.path, p.sharedId, formatBytes(p.freeBytes), formatBytes(p.totalBytes)]));
       if (h.accelReason) process.stdout.write(`accelerator: ${h.accel} (${h.accelReason})\n`);
       printSettings(h.settings);
+      const a = h.addresses;
+      process.stdout.write(`VM addresses: ${a.rangeStart} – ${a.rangeEnd} (/${a.prefixLength}), ${a.reservations.length} kept for VMs that moved away\n`);
+      if (a.reservations.length > 0) printTable(['KEPT FOR VM', 'IP', 'MOVED TO', 'SINCE'], a.reservations.map((r) => [r.vm, r.ip, r.host, r.since]));
       const m = h.maintenance;
       if (m.state !== 'active' || m.vms.length > 0) {
         process.stdout.write(`maintenance: ${m.state}${m.since ? ` since ${m.since}` : ''}${m.running ? ` (${m.running.operation} running)` : ''}\n`);
