@@ -13,8 +13,11 @@
 // right after the switch-over (a 3 s hold of the source's agent gives the test the moment): it
 // fences the VM it runs; once its lease has been gone for the fence margin the source powers off
 // its own paused copy (older than the disks) and ends the move MIGRATION_FENCED; the cluster
-// restarts the VM from its disks; after the heal the destination ends its record as the source did
-// and forgets the VM.
+// restarts the VM from its disks, exactly once; after the heal the destination ends its record as the
+// source did and forgets the VM. Finally the destination is cut off from etcd only (blackhole routes
+// to the etcd members in its namespace; the hosts still reach each other): once it cannot renew its
+// lease it refuses an incoming move of the HA VM in prepare (CLUSTER_UNAVAILABLE), before anything
+// starts there, and the VM runs on in the same QEMU on the source.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { execFileSync } from 'node:child_process';
@@ -214,12 +217,16 @@ test('the destination is cut off right after the switch-over: it fences the VM, 
   const before = await haRecord('h1');
   const h2Free = await freeMemoryMiB('h2');
   const faults = join(labDir(LAB), 'h1', 'faults.json');
-  // h1 hangs 3 s right after its stream completed: h2 runs the VM by then, and is cut off meanwhile.
-  writeFileSync(faults, `${JSON.stringify({ 'source:finish': 'hold:3000' })}\n`);
+  // h1 hangs 4 s right after its stream completed: h2 runs the VM by then, and is cut off meanwhile.
+  // (Under 0.75 TTL − TTL/3 after h1's last renewal, so h1's own watchdog stays quiet.)
+  writeFileSync(faults, `${JSON.stringify({ 'source:finish': 'hold:4000' })}\n`);
   const mv = await ferry<{ id: string }>(['move', 'mf1', '--to', 'h2', '--no-wait', '--json']);
   assert.equal(mv.code, 0, mv.stderr || mv.stdout);
   const id = mv.json.id;
   await waitFor('h1\'s agent to hang after the switch-over', async () => !existsSync(faults), 120_000);
+  // h2 owns the VM in etcd from the moment it runs it: the restart below is then the manager's
+  // placement, the one way the cluster restarts a VM whose owner lost its lease, counted in the record.
+  await waitFor('h2 to own mf1 in etcd', async () => (await haRecord('h2'))?.owner === 'h2', 1_500);
   assert.equal((await suite.lab(['isolate', 'h2'])).code, 0);
   const t0 = Date.now();
   try {
@@ -255,9 +262,45 @@ test('the destination is cut off right after the switch-over: it fences the VM, 
   assert.equal(g.disk, 'ok', 'mf1\'s disk records verify: one writer at a time');
   const rec = await haRecord('h1');
   assert.equal(rec?.owner, 'h1');
-  assert.ok((rec?.restarts ?? 0) >= (before?.restarts ?? 0));
+  assert.equal(rec?.restarts, (before?.restarts ?? 0) + 1, 'the cluster restarted the VM exactly once');
   assert.equal(existsSync(runFolder(LAB, 'h2', 'mf1')), false, 'h2 has no run folder of mf1');
   assert.equal(await freeMemoryMiB('h2'), h2Free, 'h2\'s free memory is back to what it was');
   assert.doesNotMatch(await links('h2'), new RegExp(`${tapName(vm.uuid)}|${tunnelName(id)}`), 'h2 has neither the VM\'s tap nor the move\'s tunnel');
   assert.doesNotMatch(await links('h1'), new RegExp(tunnelName(id)), 'h1 has no tunnel of the move');
+}));
+
+test('a destination cut off from etcd refuses an incoming move of an HA VM in prepare (CLUSTER_UNAVAILABLE); the VM runs on, untouched, on the source', track(async (t) => {
+  await waitFor('both members', async () => (await agentStatus('h1')).members.length === 2, 60_000);
+  const src = await assertRunsOnce(LAB, 'mf1', 'h1');
+  const g0 = await guest(vm.ip);
+  const ns = (await host('h2')).namespace;
+  const etcd = ((await labStatus(LAB)).etcd ?? []).map((m) => new URL(m.url).hostname);
+  assert.equal(etcd.length, 3);
+  const route = (op: 'add' | 'del', a: string): void => { execFileSync('ip', ['netns', 'exec', ns, 'ip', 'route', op, 'blackhole', `${a}/32`], { stdio: 'ignore' }); };
+  try {
+    for (const a of etcd) route('add', a);
+    // h2's last renewal is at most TTL/3 old at the cut; it counts as not renewing half a TTL after it.
+    await new Promise((r) => setTimeout(r, (TTL_SEC * 0.5 + 2) * 1000));
+    const mv = await ferry<{ id: string }>(['move', 'mf1', '--to', 'h2', '--no-wait', '--json']);
+    assert.equal(mv.code, 0, mv.stderr || mv.stdout);
+    const sj = await waitFor('h1 to end the move', async () => { const j = await job('h1', mv.json.id); return j.status !== 'running' && j.status !== 'queued' ? j : undefined; }, 60_000);
+    t.diagnostic(`h1's job: ${sj.error?.code}: ${sj.error?.message}`);
+    assert.equal(sj.status, 'failed');
+    assert.equal(sj.error?.code, 'CLUSTER_UNAVAILABLE', sj.error?.message);
+    assert.match(sj.error?.message ?? '', /h2 has not renewed its cluster lease/);
+    assert.equal(sj.phase, 'prepare', 'refused in prepare');
+    // Nothing started on h2: no job record, no VM, no QEMU.
+    await assert.rejects(job('h2', mv.json.id), /404/, 'h2 recorded no job');
+    assert.equal((await vmsByHost(LAB)).get('h2')?.some((v) => v.name === 'mf1') ?? false, false, 'h2 has no mf1');
+  } finally {
+    for (const a of etcd) { try { route('del', a); } catch { /* not added */ } }
+  }
+  const on = await assertRunsOnce(LAB, 'mf1', 'h1');
+  assert.equal(on.pid, src.pid, 'the same QEMU runs the VM on the source');
+  assert.equal(on.vm.state, 'running');
+  assert.equal(qemuPids(vm.uuid).length, 1);
+  const g = await guest(vm.ip);
+  assert.equal(g.bootId, g0.bootId, 'the guest never rebooted');
+  assert.equal(g.disk, 'ok');
+  await waitFor('h2 to renew its lease again', async () => (await agentStatus('h1')).members.length === 2, 60_000);
 }));

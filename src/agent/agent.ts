@@ -25,6 +25,7 @@ import { ClusterLink } from './cluster-link.js';
 import type { LeaveResult } from './cluster-leave.js';
 import { ClusterDrains } from './cluster-drain.js';
 import { clusterHost, ranHere } from './cluster-host.js';
+import { WatchdogFeeder } from './watchdog.js';
 import { askAddresses, IpAllocator, PEER_ASK_TIMEOUT_MS } from './ip-allocator.js';
 import { DEFAULT_POLICY, faultPoint, JobStore, MigrationService, PeerClient, summarize, type MigrationHost } from '../migration/index.js';
 import { FerryError } from '../errors/index.js';
@@ -63,6 +64,8 @@ export class Agent {
   readonly ipam: IpAllocator;
   /** The host's certificate and QEMU TLS folder (config `tls`), read once at start. */
   private readonly tls: { material: TlsMaterial; dir: string } | undefined;
+  /** The fencing watchdog beside this agent (cluster mode): fed by the cluster node, asked by moves whether it powered their QEMU off. */
+  private readonly watchdog: WatchdogFeeder;
   private accelProbe?: Promise<AccelProbe>;
   private accelResult?: AccelProbe;
   /** The CPU models and machine types this host's QEMU offers (compatibility report, `vm create --cpu-model`). */
@@ -122,9 +125,10 @@ export class Agent {
       }
       this.bus.emit('migration.state', { ...summarize(j), role: j.role });
     });
+    this.watchdog = new WatchdogFeeder(config.stateDir, log);
     this.migrations = new MigrationService(this.migrationHost());
     this.cluster = new ClusterLink(this.db, clusterHost({
-      config, log, inv: this.inv, vms: this.vms, jobs: this.jobs, migrations: this.migrations, capacity: () => this.capacity(),
+      config, log, watchdog: this.watchdog, inv: this.inv, vms: this.vms, jobs: this.jobs, migrations: this.migrations, capacity: () => this.capacity(),
       inMaintenance: () => this.maintenance.state() !== 'active', migrationHost: () => this.migrationHost(),
       afterTick: (store, isManager) => this.drains.tick(store, isManager),
     }), log, config.etcdTls ?? config.tls);
@@ -156,7 +160,8 @@ export class Agent {
       convergence: { ...DEFAULT_POLICY, ...config.convergence },
       ...(this.tls ? { tls: this.tls } : {}),
       clusterSlots: { take: (job) => this.cluster.takeMigrationSlot(job), release: (job) => this.cluster.releaseMigrationSlot(job) },
-      cutOff: () => this.cluster.cutOff(),
+      watchdogFired: (vm, since) => this.watchdog.firedOn(vm, since),
+      haRefusal: () => this.cluster.haRefusal(),
       peerUrl: (host) => {
         const p = config.peers.find((x) => x.name === host);
         if (!p) throw new FerryError('UNKNOWN_HOST', `No host named "${host}" is a peer of ${config.hostName}.`);

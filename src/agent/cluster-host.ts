@@ -23,10 +23,12 @@ export interface ClusterHostParts {
   inMaintenance(): boolean;
   migrationHost(): MigrationHost;
   afterTick?: ClusterHost['afterTick'];
+  /** This host's fencing watchdog (the agent also asks it whether it powered off a move's QEMU). */
+  watchdog?: WatchdogFeeder;
 }
 
 export function clusterHost(a: ClusterHostParts): ClusterHost {
-  const watchdog = new WatchdogFeeder(a.config.stateDir, a.log);
+  const watchdog = a.watchdog ?? new WatchdogFeeder(a.config.stateDir, a.log);
   return {
     name: a.config.hostName,
     url: a.config.url,

@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
 import {
-  ClusterNode, DEFAULT_CLUSTER_MIGRATIONS, FENCE_AT, DEFAULT_FENCE_MARGIN_SEC, DEFAULT_LEASE_TTL_SEC, createConfig, quorum, readConfig,
+  ClusterNode, DEFAULT_CLUSTER_MIGRATIONS, DEFAULT_FENCE_MARGIN_SEC, DEFAULT_LEASE_TTL_SEC, createConfig, quorum, readConfig,
   type ClusterConfig, type ClusterHost, type EtcdTls, type FailbackPolicy, type HaRecord, type MemberRecord, type NodeView, type PeerLease, type QuorumView, type RestartPolicy,
 } from '../cluster/index.js';
 import { FerryError } from '../errors/index.js';
@@ -76,13 +76,15 @@ export class ClusterLink {
   get active(): ClusterNode | undefined { return this.node; }
 
   /**
-   * True while this member has gone FENCE_AT of its lease TTL without a renewal and does not hold
-   * (etcd lost for all): it powers off, or its watchdog does, every QEMU of an HA VM here.
+   * Why this member takes no HA VM now (an incoming move of one is refused in prepare), else null:
+   * its lease has not been renewed for half a TTL (cut off from etcd, or etcd lost quorum), so it
+   * would power the VM off (fencing) as soon as it ran here, or hold it where the cluster can
+   * neither see nor place it.
    */
-  cutOff(): boolean {
-    const v = this.node?.view();
-    if (!this.node || !v?.lastRenewAt || v.degraded !== null) return false;
-    return Date.now() - Date.parse(v.lastRenewAt) >= this.node.config.leaseTtlSec * 1000 * FENCE_AT;
+  haRefusal(): string | null {
+    const n = this.node;
+    if (!n || n.renewing()) return null;
+    return `Host ${this.host.name} has not renewed its cluster lease for ${Math.round(n.sinceRenewMs() / 1000)} s (cut off from etcd, or etcd has lost quorum), so it takes no HA VM now; move it elsewhere, or again once ${this.host.name} renews.`;
   }
 
   /** The credentials for etcd, read once; CONFIG_INVALID when a file cannot be read. */

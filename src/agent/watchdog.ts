@@ -121,6 +121,8 @@ export class WatchdogFeeder {
   private last = '';
   private ensuredAt = 0;
   private firstArm = true;
+  /** The last arm given: its deadline and the VMs it listed. */
+  private lastArm: { deadline: number; names: string[] } | undefined;
 
   constructor(private readonly stateDir: string, private readonly log: Logger,
     private readonly entry = fileURLToPath(new URL('./watchdog-main.js', import.meta.url))) {
@@ -138,6 +140,7 @@ export class WatchdogFeeder {
       this.firstArm = false;
       this.reportFired();
     }
+    this.lastArm = { deadline, names: vms.map((v) => v.name) };
     const key = JSON.stringify([deadline, vms]);
     // Rewritten when it changed, and when the file is gone (removed by hand, or a folder restored).
     if (key !== this.last || !existsSync(this.files.arm)) {
@@ -167,6 +170,18 @@ export class WatchdogFeeder {
     } finally {
       closeSync(out);
     }
+  }
+
+  /**
+   * True when the watchdog powered off the QEMU of `name` at or after `since` (epoch ms): its
+   * record says so, or the last arm listed the VM and its deadline has passed (the watchdog writes
+   * its record just after the kill, so a death seen at once may come before it).
+   */
+  firedOn(name: string, since: number): boolean {
+    const a = this.lastArm;
+    if (a && a.deadline <= Date.now() && a.names.includes(name)) return true;
+    const f = readJson<WatchdogFired>(this.files.fired, (x) => Array.isArray(x.killed) && typeof x.firedAt === 'number');
+    return f !== undefined && f.firedAt >= since && f.killed.includes(name);
   }
 
   /** What the watchdog powered off while no agent fed it, if it fired since the last look; the record is then moved aside. */

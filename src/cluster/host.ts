@@ -54,7 +54,9 @@ export interface ClusterHost {
   abandonIncoming?(name: string, why: string): Promise<void>;
   /**
    * Ends the move of `name` from this host whose stream completed (the destination lost its lease):
-   * the paused copy here is powered off, never resumed, and the job fails with MIGRATION_FENCED.
+   * the paused copy here is powered off, never resumed, and the job fails with MIGRATION_FENCED;
+   * unless the destination, asked first, answers that it runs the VM or rolled back without running
+   * it (then its word settles the move).
    */
   abandonOutgoing?(name: string, why: string): Promise<void>;
   /** Ends this host's record of a move that ran `name` here and lost it since, as its source ended it (asked over peer RPC). */

@@ -97,7 +97,7 @@ export function settleMoves(host: ClusterHost, entries: readonly HaEntry[], memb
     goneSince.set(`${s.vm}>${s.destination}`, since);
     if (now - since < marginMs) continue;
     const why = `The destination ${s.destination} lost its cluster lease after the switch-over of "${s.vm}", so it powered the VM off there (fencing); ${host.name} powered off its own copy, older than what ran there, and the cluster restarts the VM from its disks.`;
-    run(s.vm, `the destination ${s.destination} lost its cluster lease after the switch-over: powering off the paused copy here`, abandonOut && (() => abandonOut(s.vm, why)));
+    run(s.vm, `the destination ${s.destination} lost its cluster lease after the switch-over: asking it, then powering off the paused copy here unless it answers`, abandonOut && (() => abandonOut(s.vm, why)));
   }
   for (const v of local.filter((x) => x.lostArrivalFrom !== undefined)) {
     run(v.name, `the VM ran here after a move from ${v.lostArrivalFrom ?? '?'} and was powered off since: ending the move as its source did`, settle && (() => settle(v.name)));

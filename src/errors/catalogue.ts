@@ -92,7 +92,7 @@ export const CATALOGUE = {
   TOO_MANY_REQUESTS: spec(429, 'The token already has as many requests in flight as the agent allows; try again when one ends.', true),
   TOKEN_NOT_FOUND: spec(404, 'No API token with that id is known to the host.'),
   // Cluster (ferry cluster, HA)
-  CLUSTER_UNAVAILABLE: spec(503, 'etcd did not answer or has no quorum; the cluster places nothing until it does, and running VMs are left alone.', true),
+  CLUSTER_UNAVAILABLE: spec(503, 'etcd did not answer or has no quorum; the cluster places nothing until it does, and running VMs are left alone. Also answered by a member that cannot renew its cluster lease when asked to take an HA VM (an incoming move of one is refused in prepare, before anything starts).', true),
   CLUSTER_EXISTS: spec(409, 'A cluster of that name already exists in that etcd (join it), or the host is already in a cluster.'),
   CLUSTER_NOT_FOUND: spec(404, 'No cluster of that name exists in that etcd: create it first.'),
   NOT_IN_CLUSTER: spec(409, 'The host is not in a cluster: HA VMs and cluster status need `ferry cluster create` or `join` first; `ferry cluster leave` of a host that has left already, or never joined, answers this too.'),

@@ -45,16 +45,8 @@ export class DestinationSide {
   private readonly resumed = new Map<string, Promise<boolean>>();
   /** Storage slots held by incoming storage moves, released when the VM runs here or the move rolls back. */
   private readonly slots = new Map<string, () => void>();
-  /** Why a job ends whose incoming QEMU this host powered off (cluster fencing: MigrationService.fencing). */
-  private readonly fenced = new Map<string, FerryError>();
-
-  constructor(private readonly h: MigrationHost) {}
-
-  /** This host is about to power off the incoming QEMU of `jobId` (fencing): the job ends with `err`, not as a failed stream. */
-  fencing(jobId: string, err: FerryError): void {
-    const job = this.h.jobs.find(jobId);
-    if (job && !isTerminal(job.state) && !ownsVm(job)) this.fenced.set(jobId, err);
-  }
+  /** `fenced`: why a job ends whose incoming QEMU this host's fence powered off (MigrationService.fencing), else undefined. */
+  constructor(private readonly h: MigrationHost, private readonly fenced: (jobId: string) => FerryError | undefined = () => undefined) {}
 
   /**
    * Gives up a move into this host that has not run the VM here (its source lost its cluster lease,
@@ -90,6 +82,9 @@ export class DestinationSide {
     checkMigrationEnabled(this.h.settings(), this.h.name, 'incoming');
     const maintenance = this.h.inMaintenance?.() ?? null;
     if (maintenance) throw new FerryError('HOST_IN_MAINTENANCE', `Host ${this.h.name} is ${maintenance} for maintenance and takes no incoming moves.`);
+    // A host that cannot renew its lease would fence the VM as soon as it ran here: refused before anything starts.
+    const noHa = vm.ha ? this.h.haRefusal?.() ?? null : null;
+    if (noHa) throw new FerryError('CLUSTER_UNAVAILABLE', noHa);
     await this.supersedeUnclaimed(vm.name, req.source, req.jobId);
     if (this.h.inv.find(vm.name)) throw new FerryError('VM_EXISTS', `A VM named "${vm.name}" already exists on ${this.h.name}.`);
     this.h.checkCapacity(vm.memoryMiB);
@@ -192,8 +187,8 @@ export class DestinationSide {
   private incomingFailed(jobId: string, why: string): void {
     const job = this.h.jobs.find(jobId);
     if (!job || isTerminal(job.state) || ownsVm(job)) return;
-    // Fenced by the agent (marked first), or by its watchdog (this host is cut off from its cluster).
-    const err = this.fenced.get(jobId) ?? (this.h.cutOff?.() ? fencedError(this.h.name, job) : undefined) ?? new FerryError('MIGRATION_INCOMING_FAILED',
+    // Fenced by the agent (marked first), or by its watchdog; a QEMU that died otherwise failed, cut off or not.
+    const err = this.fenced(jobId) ?? (this.h.watchdogFired?.(job.vm, Date.parse(job.createdAt)) ? fencedError(this.h.name, job) : undefined) ?? new FerryError('MIGRATION_INCOMING_FAILED',
       `The incoming QEMU on ${this.h.name} ${why} before the VM ran there; ${this.h.name} cleaned up and the VM stays on ${job.source}.`);
     this.h.log.warn({ job: jobId, vm: job.vm, why }, 'the incoming migration failed; rolling back');
     if (job.state.status === 'running' && job.state.direction === 'forward') this.h.jobs.apply(jobId, { type: 'fail', error: { code: err.code, message: err.message } });
@@ -373,14 +368,13 @@ export class DestinationSide {
     await closeTunnel(tunnelName(jobId));
     await this.h.discardIncoming(job.vm, job.options.includeStorage).catch((e: unknown) => this.h.log.error({ err: e, job: jobId }, 'destination clean-up failed'));
     this.resumed.delete(jobId);
-    this.fenced.delete(jobId);
     this.freeSlot(jobId);
     this.h.jobs.apply(jobId, { type: 'end', status: cancelled ? 'cancelled' : 'failed', error: { code: err.code, message: err.message } });
   }
 }
 
 /** The destination owns the VM once it resumed it: forward `confirm`, or completed. */
-const ownsVm = (job: JobRecord): boolean =>
+export const ownsVm = (job: Pick<JobRecord, 'state'>): boolean =>
   job.state.status === 'completed' || (job.state.status === 'running' && job.state.direction === 'forward' && phaseOf(job.state) === 'confirm');
 
 function view(job: JobRecord): StatusReply['job'] {

@@ -23,11 +23,17 @@ export interface MigrationHost {
    */
   readonly clusterSlots?: { take(job: string): Promise<boolean>; release(job: string): Promise<void> };
   /**
-   * Cluster mode: true while this host has gone long enough without renewing its cluster lease that
-   * it fences (src/cluster/fencing.ts, FENCE_AT), so a QEMU of a move that dies now was powered off
-   * by the fence or the watchdog. Absent when standalone.
+   * Cluster mode: true when this host's fencing watchdog (src/agent/watchdog.ts) powered off the
+   * QEMU of `vm` at or after `since` (epoch ms), or was due to. The agent's own fence marks a move
+   * first (MigrationService.fencing); a QEMU that died otherwise was not fenced, cut off or not.
+   * Absent when standalone.
    */
-  cutOff?(): boolean;
+  watchdogFired?(vm: string, since: number): boolean;
+  /**
+   * Cluster mode: why this host takes no HA VM now (it has not renewed its cluster lease for half a
+   * TTL: cut off from etcd, or etcd lost quorum), else null. Absent when standalone.
+   */
+  haRefusal?(): string | null;
   /** This host's name. */
   readonly name: string;
   /** The address an incoming QEMU listens on (the host's migration network address). */

@@ -61,7 +61,8 @@ export class PeerClient {
   confirm(jobId: string, b: Body<ConfirmRequest>): Promise<ConfirmReply> { return this.post(jobId, 'confirm', b); }
   /** Clean-up on the destination is quick (kill QEMU, delete what prepare made): a short timeout. */
   cancel(jobId: string, reason: string): Promise<CancelReply> { return this.post(jobId, 'cancel', { reason }, CLEANUP_TIMEOUT_MS); }
-  status(jobId: string): Promise<StatusReply> { return this.call('GET', `${PEER_BASE}/${jobId}`, undefined, 10_000); }
+  /** 10 s unless `timeoutMs` says (the client's own timeout is not used: a peer answers its status at once or not at all). */
+  status(jobId: string, timeoutMs = 10_000): Promise<StatusReply> { return this.call('GET', `${PEER_BASE}/${jobId}`, undefined, timeoutMs); }
 
   /** POST /v1/peer/compare: the destination's problems with a move of this VM (no job). */
   compare(b: Omit<CompareRequest, 'protocol'>): Promise<CompareReply> {

@@ -3,13 +3,17 @@ import { isTerminal, phaseOf, summarize, type JobRecord, type JobSummary, type M
 import { closeTunnel, tunnelName, unpinMac } from '../qemu/index.js';
 import { tapName } from '../vm/index.js';
 import { freeMigrationSlots, type MigrationHost } from './host.js';
-import { DestinationSide } from './destination.js';
+import { DestinationSide, ownsVm } from './destination.js';
 import { peerClient } from './peer-client.js';
 import { SourceRun } from './source.js';
 import { recoverJobs, RecoveryWaits } from './recover.js';
 import { fencedError } from './fenced.js';
 import { assertCompatible } from './compatibility.js';
 import { checkMigrationEnabled, resolveMoveOptions } from './host-settings.js';
+import type { StatusReply } from './protocol.js';
+
+/** How long giving up a paused copy waits for the destination's word first (a cut-off one does not answer). */
+const GIVE_UP_ASK_MS = 3_000;
 
 /** A move request as the API receives it. */
 export interface MoveRequest { vm: string; destination: string; options: MoveOptions }
@@ -20,7 +24,7 @@ export interface MoveRequest { vm: string; destination: string; options: MoveOpt
  */
 export class MigrationService {
   readonly destination: DestinationSide;
-  private readonly running = new Map<string, { ctl: AbortController; done: Promise<JobRecord> }>();
+  private readonly running = new Map<string, { ctl: AbortController; done: Promise<JobRecord>; run: SourceRun }>();
   /** Moves waiting for a slot, each holding its VM's lock (so the VM cannot be stopped or moved twice meanwhile). */
   private readonly queued = new Map<string, { release: () => void }>();
   /** Jobs whose recovery after a restart waits for a silent peer (a cancel reaches them there). */
@@ -28,11 +32,13 @@ export class MigrationService {
   private pumping = false;
   private pumpAgain = false;
   private retry: NodeJS.Timeout | undefined;
-  /** Moves this host sends whose VM it powered off (fencing), with why they end. */
+  /** Moves (either end) whose QEMU this host powered off (fencing, giving up a paused copy), with why they end. */
   private readonly fenced = new Map<string, FerryError>();
 
   constructor(private readonly h: MigrationHost) {
-    this.destination = new DestinationSide(h);
+    this.destination = new DestinationSide(h, (id) => this.fenced.get(id));
+    // Dropped when the job ends, whoever ends it: a job under recovery has no run of this agent to do it.
+    h.jobs.onChange((c) => { if (c.kind === 'transition' && isTerminal(c.job.state)) this.fenced.delete(c.job.id); });
   }
 
   /**
@@ -122,13 +128,14 @@ export class MigrationService {
 
   private launch(job: JobRecord, release: () => void): void {
     const ctl = new AbortController();
-    // Fenced by the agent (marked first), or by its watchdog: the QEMU died while this host was cut off.
+    // Fenced by the agent (marked first), or by its watchdog; a QEMU that died otherwise was not fenced, cut off or not.
     const fenced = (): FerryError | undefined => this.fenced.get(job.id)
-      ?? (this.h.cutOff?.() && (this.h.qmp(job.vm)?.closed ?? true) ? fencedError(this.h.name, job) : undefined);
-    const done = new SourceRun(this.h, job, ctl.signal, fenced).run()
+      ?? (this.h.watchdogFired?.(job.vm, Date.parse(job.createdAt)) && (this.h.qmp(job.vm)?.closed ?? true) ? fencedError(this.h.name, job) : undefined);
+    const run = new SourceRun(this.h, job, ctl.signal, fenced);
+    const done = run.run()
       .catch((e: unknown) => { this.h.log.error({ err: e, job: job.id }, 'move crashed'); return this.h.jobs.get(job.id); })
       .finally(() => { release(); this.running.delete(job.id); this.fenced.delete(job.id); void this.h.clusterSlots?.release(job.id); void this.pump(); });
-    this.running.set(job.id, { ctl, done });
+    this.running.set(job.id, { ctl, done, run });
   }
 
   /**
@@ -138,9 +145,9 @@ export class MigrationService {
    */
   fencing(vm: string): void {
     const job = this.h.jobs.activeFor(vm);
-    if (!job || job.state.status !== 'running') return;
-    if (job.role === 'source') this.fenced.set(job.id, fencedError(this.h.name, job));
-    else this.destination.fencing(job.id, fencedError(this.h.name, job));
+    // A destination that runs the VM owns it: its move goes on to its end whatever happens to the VM.
+    if (!job || job.state.status !== 'running' || (job.role === 'destination' && ownsVm(job))) return;
+    this.fenced.set(job.id, fencedError(this.h.name, job));
   }
 
   /** Rolls back the move of `vm` into this host, which has not run it here, ending it with MIGRATION_FENCED and `why` (src/cluster/moving.ts). */
@@ -153,13 +160,25 @@ export class MigrationService {
    * Ends a move from this host whose stream completed but whose destination has lost its cluster
    * lease (src/cluster/moving.ts): the destination ran the VM, then powered it off (fencing), so
    * this host's copy, paused at the switch-over, is older than what ran there and must never run.
-   * `powerOff` kills it first; then the run, waiting for the destination, ends failed with
-   * MIGRATION_FENCED and `why`, and the cluster restarts the VM from its disks.
+   * The destination is asked first: one that answers that it runs the VM, or that it rolled back
+   * without running it, is left to the run, woken to ask it again (it goes forward, or runs its copy
+   * again), and nothing is powered off. Otherwise `powerOff` kills the copy; then the run ends
+   * failed with MIGRATION_FENCED and `why`, and the cluster restarts the VM from its disks.
    */
   async giveUpSent(vm: string, why: string, powerOff: () => Promise<void>): Promise<void> {
     const job = this.h.jobs.activeFor(vm);
     const run = job ? this.running.get(job.id) : undefined;
     if (!job || !run || job.role !== 'source' || !streamCompleted(job)) return;
+    const st = await peerClient(this.h, job.destination).status(job.id, GIVE_UP_ASK_MS).catch(() => undefined);
+    const word = destinationWord(st);
+    if (word !== 'lost') {
+      this.h.log.warn({ job: job.id, vm, destination: job.destination, word }, 'the destination lost its cluster lease but answers: its word decides the move, the paused copy is not powered off');
+      run.run.askAgain();
+      return;
+    }
+    // The asking took time: the run may have heard from the destination meanwhile.
+    const now = this.h.jobs.find(job.id);
+    if (!now || !streamCompleted(now) || this.running.get(job.id) !== run) return;
     this.fenced.set(job.id, new FerryError('MIGRATION_FENCED', why));
     await powerOff();
     run.ctl.abort();
@@ -171,20 +190,31 @@ export class MigrationService {
    * its record still waits for the source's `confirm`: ends it as the source's record ended. The
    * source gave up (failed: this host had lost its lease; giveUpSent) or went forward (completed,
    * its confirm lost). While the source's move runs or it does not answer, nothing changes: it asks
-   * this host's status and goes forward when it can.
+   * this host's status and goes forward when it can. A source that answers but has no record of the
+   * move lost its state: the move ends failed here with QEMU_GONE, as recovery ends a destination
+   * whose QEMU is gone after it took the VM over (recovery.ts), and the cluster restarts the VM.
    */
   async settleArrival(vm: string): Promise<void> {
     const job = this.h.jobs.activeFor(vm);
     if (job?.role !== 'destination') return;
-    const theirs = (await peerClient(this.h, job.source, 10_000).status(job.id).catch(() => undefined))?.job;
-    if (!theirs || theirs.status === 'running' || theirs.status === 'queued') return;
+    const reply = await peerClient(this.h, job.source, 10_000).status(job.id).catch(() => undefined);
+    const theirs = reply?.job;
+    if (!reply || theirs?.status === 'running' || theirs?.status === 'queued') return;
     await this.destination.serialized(job.id, async () => {
       const now = this.h.jobs.get(job.id);
       const q = this.h.qmp(vm);
       if (now.state.status !== 'running' || (q && !q.closed)) return;
-      this.h.log.warn({ job: job.id, vm, source: job.source, theirs: theirs.status }, 'the VM of a move ran here and was powered off since; the move ends as its source ended it');
-      this.h.jobs.apply(job.id, theirs.status === 'completed' ? { type: 'done' }
-        : { type: 'end', status: 'failed', error: theirs.error ?? { code: 'MIGRATION_FENCED', message: `The source ${job.source} ended the move of "${vm}".` } });
+      if (!theirs) {
+        // Its records were lost (a source never deletes one): nothing will end the move there. The
+        // recovery's rule for a destination whose QEMU is gone after it took the VM over: the VM is lost here.
+        const message = `The VM "${vm}" ran on ${this.h.name} after its move from ${job.source} and its QEMU there is gone since; ${job.source} has no record of the move (its state was lost), so ${this.h.name} ended it. The cluster restarts the VM where etcd says it belongs.`;
+        this.h.log.warn({ job: job.id, vm, source: job.source }, 'the VM of a move ran here and was powered off since, and the source has no record of the move: it ends here, the VM lost');
+        this.h.jobs.apply(job.id, { type: 'end', status: 'failed', error: { code: 'QEMU_GONE', message } });
+      } else {
+        this.h.log.warn({ job: job.id, vm, source: job.source, theirs: theirs.status }, 'the VM of a move ran here and was powered off since; the move ends as its source ended it');
+        this.h.jobs.apply(job.id, theirs.status === 'completed' ? { type: 'done' }
+          : { type: 'end', status: 'failed', error: theirs.error ?? { code: 'MIGRATION_FENCED', message: `The source ${job.source} ended the move of "${vm}".` } });
+      }
       const rec = this.h.inv.find(vm);
       if (rec) await unpinMac(rec.spec.mac, tapName(rec.spec.uuid));
       await closeTunnel(tunnelName(job.id));
@@ -239,6 +269,20 @@ export class MigrationService {
   recover(): Promise<void> {
     return recoverJobs(this.h, (job, fn) => (job.role === 'destination' ? this.destination.serialized(job.id, fn) : fn()), this.recoveryWaits);
   }
+}
+
+/**
+ * What a destination's `status` says of a move whose stream completed (giveUpSent): it runs the VM
+ * (the move goes forward); it rolled back without running it and holds no QEMU of it (its record
+ * ended before `confirm`: the source's paused copy is the VM); or `lost`: no answer, no record, a VM
+ * that ran there and is gone since, or one that may still run there.
+ */
+export function destinationWord(st: StatusReply | undefined): 'runs' | 'rolled-back' | 'lost' {
+  const j = st?.job;
+  if (!st || !j) return 'lost';
+  if ((j.status === 'completed' || (j.direction === 'forward' && j.phase === 'confirm')) && st.qemu.running) return 'runs';
+  if ((j.status === 'failed' || j.status === 'cancelled') && j.phase !== 'confirm' && !st.qemu.alive) return 'rolled-back';
+  return 'lost';
 }
 
 /** A source's move whose stream completed: the destination runs the VM (or did), the source waits for its word. */

@@ -29,6 +29,8 @@ export class SourceRun {
   private releaseSlot: (() => void) | undefined;
   /** A storage move's disk mirrors, once started (aborted on rollback). */
   private mirrors: DiskMirrors | undefined;
+  /** Drops the call to the destination that askUntilAnswered waits on now, so that it asks again at once. */
+  private wake: (() => void) | undefined;
 
   /** `fenced`: why the move ended when this host powered the VM off (cluster fencing; MigrationService.fencing), else undefined. */
   constructor(private readonly h: MigrationHost, private readonly job: JobRecord, private readonly signal: AbortSignal,
@@ -289,6 +291,12 @@ export class SourceRun {
   }
 
   /**
+   * The destination answers again (MigrationService.giveUpSent heard it): a call to it that waits
+   * for its timeout (up to a minute for a host that was cut off) is dropped and asked again now.
+   */
+  askAgain(): void { this.wake?.(); }
+
+  /**
    * Retries a peer call while the peer is unreachable (it may be restarting): `tries` times (30)
    * within `withinMs`, `pauseMs` apart (1 s); ABORTED once `signal` fires.
    */
@@ -297,7 +305,10 @@ export class SourceRun {
     for (let i = 1; ; i++) {
       if (o.signal?.aborted) throw new FerryError('ABORTED', 'The move was cancelled.');
       try {
-        return await untilAborted(fn(), o.signal);
+        return await untilAborted(new Promise<T>((resolve, reject) => {
+          this.wake = () => reject(new FerryError('HOST_UNREACHABLE', `Asking ${this.job.destination} again: it answers now.`));
+          fn().then(resolve, reject);
+        }), o.signal);
       } catch (e) {
         if (!(e instanceof FerryError) || e.code !== 'HOST_UNREACHABLE' || i >= (o.tries ?? 30) || Date.now() - t0 >= (o.withinMs ?? Infinity)) throw e;
         await new Promise((r) => setTimeout(r, o.pauseMs ?? 1000));
