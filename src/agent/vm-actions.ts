@@ -371,8 +371,7 @@ export class VmActions {
     const vm = this.d.inv.find(spec.name);
     if (vm?.pid) { this.d.sup.expect(spec.name); signalQemu(vm.pid, spec.uuid, 'SIGKILL'); await waitGone(vm.pid, spec.uuid, 10_000); }
     for (const d of spec.disks) await deleteImage(d.path);
-    await deleteTap(tapName(spec.uuid));
-    await rm(this.runDir(spec.name), { recursive: true, force: true });
+    await Promise.all([deleteTap(tapName(spec.uuid)), rm(this.runDir(spec.name), { recursive: true, force: true })]);
     this.d.inv.remove(spec.name);
   }
 }

@@ -353,8 +353,7 @@ export class DestinationSide {
   /** The source let go: normal learning for the VM's MAC again, and no tunnel. */
   private async endHandover(jobId: string, vm: string): Promise<void> {
     const rec = this.h.inv.find(vm);
-    if (rec) await unpinMac(rec.spec.mac, tapName(rec.spec.uuid));
-    await closeTunnel(tunnelName(jobId));
+    await Promise.all([rec ? unpinMac(rec.spec.mac, tapName(rec.spec.uuid)) : undefined, closeTunnel(tunnelName(jobId))]);
   }
 
   /** Kills the incoming QEMU, removes what prepare made and ends the record as failed or cancelled. */

@@ -259,9 +259,12 @@ export class SourceRun {
   private async letGo(): Promise<void> {
     const { id, vm } = this.job;
     await this.h.releaseSource(vm, deletesSourceDisks(this.job), this.job.destination);
-    await closeTunnel(tunnelName(id));
-    await this.peer.confirm(id, { outcome: 'success', totals: this.h.jobs.get(id).totals })
-      .catch((e: unknown) => this.h.log.warn({ err: e, job: id }, 'confirm not delivered; the destination ends its record on its own recovery'));
+    // The source QEMU is gone: the tunnel's end here and the destination's record can go at once.
+    await Promise.all([
+      closeTunnel(tunnelName(id)),
+      this.peer.confirm(id, { outcome: 'success', totals: this.h.jobs.get(id).totals })
+        .catch((e: unknown) => this.h.log.warn({ err: e, job: id }, 'confirm not delivered; the destination ends its record on its own recovery')),
+    ]);
   }
 
   /**

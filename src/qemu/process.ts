@@ -57,12 +57,17 @@ export function signalQemu(pid: number, uuid: string, signal: NodeJS.Signals): b
   }
 }
 
-/** Waits until the process is gone; false on timeout. */
+/**
+ * Waits until the process is gone; false on timeout. Looks every 10 ms for the first second (a
+ * QEMU told to quit is gone within tens of ms, and a move's confirm phase waits for it), then
+ * every 50 ms.
+ */
 export async function waitGone(pid: number, uuid: string, timeoutMs: number): Promise<boolean> {
-  const end = Date.now() + timeoutMs;
+  const start = Date.now();
+  const end = start + timeoutMs;
   while (Date.now() < end) {
     if (!isQemuAlive(pid, uuid)) return true;
-    await new Promise((r) => setTimeout(r, 50));
+    await new Promise((r) => setTimeout(r, Date.now() - start < 1000 ? 10 : 50));
   }
   return !isQemuAlive(pid, uuid);
 }
