@@ -157,6 +157,42 @@ async function freshVmOnH1(name: string): Promise<{ ip: string; uuid: string; b:
   return { ip, uuid: created.json.uuid, b: await beforeMove(LAB, name, 'h2') };
 }
 
+/**
+ * Moves `name` (fresh on h1) to h2 and loses h2 right after it resumed the VM: its agent dies at
+ * destination:finish-resumed, then the whole host goes, its QEMU that ran the VM too. Then the
+ * source's agent dies and comes back alone. The caller's `finally` removes the fault and brings the lab up.
+ */
+async function loseDestinationAfterResume(name: string, restartSource = true): Promise<{ id: string; h1Socket: string }> {
+  const st = await labStatus(LAB);
+  const h1Pid = st.hosts.find((h) => h.name === 'h1')?.agentPid;
+  const h2Pid = st.hosts.find((h) => h.name === 'h2')?.agentPid;
+  assert.ok(h1Pid && h2Pid);
+  armFault(LAB, 'h2', 'destination:finish-resumed');
+  const started = await ferry<{ id: string }>(['move', name, '--to', 'h2', '--no-wait', '--json']);
+  assert.equal(started.code, 0, started.stderr || started.stdout);
+  await waitFor('h2\'s agent died at destination:finish-resumed', async () => (processAlive(h2Pid) ? undefined : true), 60_000);
+  await killHost(LAB, 'h2');
+  if (restartSource) {
+    process.kill(h1Pid, 'SIGKILL');
+    await waitFor('h1\'s agent is gone', async () => (processAlive(h1Pid) ? undefined : true), 10_000);
+    await startAgent(findHost(LAB, 'h1').host, { entry: defaultAgentEntry(), timeoutMs: 30_000 });
+  }
+  return { id: started.json.id, h1Socket: st.hosts.find((h) => h.name === 'h1')?.socket ?? '' };
+}
+
+/** Brings h2 back (a rebooted host, its fault removed); resolves once its record of job `id` ended. */
+async function bringBackH2(id: string): Promise<{ theirs: JobJson; h2Socket: string }> {
+  rmSync(join(labDir(LAB), 'h2', 'faults.json'), { force: true });
+  const up = await lab(['up', '--json']);
+  assert.equal(up.code, 0, up.stderr);
+  const h2Socket = (await labStatus(LAB)).hosts.find((h) => h.name === 'h2')?.socket ?? '';
+  const theirs = await waitFor(`h2's record of ${id} ended`, async () => {
+    const j = await agentGet<JobJson>(h2Socket, `/v1/migrations/${id}`);
+    return ENDED(j.status) ? j : undefined;
+  }, 60_000);
+  return { theirs, h2Socket };
+}
+
 test('the destination goes silent right after it resumed the VM: the source keeps its copy paused until it answers, then lets go', track(async (t) => {
   const name = 'silent-dest';
   const { ip, uuid, b } = await freshVmOnH1(name);
@@ -200,22 +236,8 @@ test('the destination goes silent right after it resumed the VM: the source keep
 test('the destination host dies right after it resumed the VM and the source agent restarts: the source waits, paused, until an operator cancels, then runs its copy again', track(async (t) => {
   const name = 'dest-dies';
   const { b } = await freshVmOnH1(name);
-  const st = await labStatus(LAB);
-  const h1Pid = st.hosts.find((h) => h.name === 'h1')?.agentPid;
-  const h2Pid = st.hosts.find((h) => h.name === 'h2')?.agentPid;
-  assert.ok(h1Pid && h2Pid);
-  const h1Socket = st.hosts.find((h) => h.name === 'h1')?.socket ?? '';
-  armFault(LAB, 'h2', 'destination:finish-resumed');
   try {
-    const started = await ferry<{ id: string }>(['move', name, '--to', 'h2', '--no-wait', '--json']);
-    assert.equal(started.code, 0, started.stderr || started.stdout);
-    const id = started.json.id;
-    await waitFor('h2\'s agent died at destination:finish-resumed', async () => (processAlive(h2Pid) ? undefined : true), 60_000);
-    // The whole host goes: its QEMU, which ran the VM, too. Then the source's agent dies and comes back alone.
-    await killHost(LAB, 'h2');
-    process.kill(h1Pid, 'SIGKILL');
-    await waitFor('h1\'s agent is gone', async () => (processAlive(h1Pid) ? undefined : true), 10_000);
-    await startAgent(findHost(LAB, 'h1').host, { entry: defaultAgentEntry(), timeoutMs: 30_000 });
+    const { id, h1Socket } = await loseDestinationAfterResume(name);
     // Longer than the recovery's first tries: it must not have run the paused copy on its own.
     await new Promise((r) => setTimeout(r, 8_000));
     const held = await agentGet<JobJson>(h1Socket, `/v1/migrations/${id}`);
@@ -233,14 +255,7 @@ test('the destination host dies right after it resumed the VM and the source age
     assert.equal(job.status, 'cancelled');
     assert.equal(job.error?.code, 'MIGRATION_CANCELLED');
     // h2 comes back (a rebooted host): it cleans up its half and the VM runs once, on h1.
-    rmSync(join(labDir(LAB), 'h2', 'faults.json'), { force: true });
-    const up = await lab(['up', '--json']);
-    assert.equal(up.code, 0, up.stderr);
-    const h2Socket = (await labStatus(LAB)).hosts.find((h) => h.name === 'h2')?.socket ?? '';
-    const theirs = await waitFor(`h2's record of ${id} ended`, async () => {
-      const j = await agentGet<JobJson>(h2Socket, `/v1/migrations/${id}`);
-      return ENDED(j.status) ? j : undefined;
-    }, 60_000);
+    const { theirs } = await bringBackH2(id);
     t.diagnostic(`h2's record after its restart: ${theirs.status} ${theirs.error?.code ?? ''}`);
     await assertRolledBack(LAB, name, b);
   } finally {
@@ -249,3 +264,49 @@ test('the destination host dies right after it resumed the VM and the source age
     await ferry(['vm', 'delete', name]);
   }
 }));
+
+for (const restartSource of [true, false]) {
+  const how = restartSource ? 'both agents restart' : 'the source\'s agent waits, paused';
+  test(`the destination host dies right after it resumed the VM, ${how}, and the destination's recovery ends its record: the source keeps the VM stopped, neither resumed nor let go, and it boots from its disks`, track(async (t) => {
+    const name = restartSource ? 'dest-lost' : 'dest-lost-live';
+    const { ip, uuid } = await freshVmOnH1(name);
+    const h1Before = (await labStatus(LAB)).hosts.find((h) => h.name === 'h1')?.socket ?? '';
+    const disksBefore = (await agentGet<VmView[]>(h1Before, '/v1/vms')).find((v) => v.name === name)?.disks ?? [];
+    try {
+      const { id, h1Socket } = await loseDestinationAfterResume(name, restartSource);
+      await new Promise((r) => setTimeout(r, 4_000));
+      const held = await agentGet<JobJson>(h1Socket, `/v1/migrations/${id}`);
+      assert.equal(held.status, 'running', 'the source waits for a destination that may run the VM');
+      // h2 comes back (a rebooted host): its recovery ends its record, the VM lost there (QEMU_GONE).
+      const { theirs, h2Socket } = await bringBackH2(id);
+      t.diagnostic(`h2's record after its restart: ${theirs.status} ${theirs.error?.code ?? ''}: ${theirs.error?.message ?? ''}`);
+      assert.equal(theirs.status, 'failed');
+      assert.equal(theirs.error?.code, 'QEMU_GONE');
+      const job = await waitFor(`h1's record of ${id} ended`, async () => {
+        const j = await agentGet<JobJson>(h1Socket, `/v1/migrations/${id}`);
+        return ENDED(j.status) ? j : undefined;
+      }, 60_000);
+      t.diagnostic(`h1's record: ${job.status} ${job.error?.code ?? ''}: ${job.error?.message ?? ''}`);
+      assert.equal(job.status, 'failed');
+      assert.equal(job.error?.code, 'MIGRATION_LOST_ON_DESTINATION');
+      // Runs nowhere: the older copy on h1 was powered off, not resumed; h2 holds nothing of it.
+      assert.deepEqual(qemuPids(uuid), [], 'no QEMU of the VM on either host');
+      const kept = (await agentGet<VmView[]>(h1Socket, '/v1/vms')).find((v) => v.name === name);
+      assert.equal(kept?.state, 'stopped', 'the source keeps the VM, stopped');
+      assert.match(kept?.reason ?? '', /ran on h2 after the switch-over and was lost there.*its copy here on h1 was older and was not run\. Start it/);
+      assert.equal((await agentGet<VmView[]>(h2Socket, '/v1/vms')).find((v) => v.name === name), undefined, 'h2 lists no VM of that name');
+      assert.deepEqual(kept?.disks, disksBefore, 'the source keeps its disks');
+      for (const d of disksBefore) assert.ok(existsSync(d.path), `${d.path} is still there`);
+      // Started, it boots from its disks.
+      const start = await ferry(['vm', 'start', name]);
+      assert.equal(start.code, 0, start.stderr || start.stdout);
+      await waitGuest(LAB, ip);
+      assert.equal((await guestGet(LAB, ip, '/health')).trim(), 'ok', 'the guest booted from the disks on h1 answers');
+      await assertRunsOnce(LAB, name, 'h1');
+    } finally {
+      rmSync(join(labDir(LAB), 'h2', 'faults.json'), { force: true });
+      if (!(await labStatus(LAB)).hosts.every((h) => h.agentPid)) await lab(['up']);
+      await ferry(['vm', 'delete', name]);
+    }
+  }));
+}

@@ -173,6 +173,7 @@ export class Agent {
       startIncoming: (spec) => this.vms.startIncoming(spec),
       discardIncoming: (name, deleteDisks) => this.vms.discard(name, deleteDisks),
       releaseSource: (name, deleteDisks, destination) => this.vms.releaseMoved(name, destination, deleteDisks),
+      powerOffKept: (name, reason) => this.vms.powerOffKept(name, reason),
       pools: this.pools,
       takeStorageSlot: () => this.slots.tryTake('storage'),
       settings: () => this.settings.get(),

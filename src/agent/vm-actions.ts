@@ -279,6 +279,22 @@ export class VmActions {
     await this.destroy(deleteDisks ? vm.spec : { ...vm.spec, disks: [] });
   }
 
+  /**
+   * Source of a move whose destination ran the VM and lost it: quits the paused QEMU (its memory is
+   * older than what ran there, so it must not run), keeps the disks and the record, `stopped` with `reason`.
+   */
+  async powerOffKept(name: string, reason: string): Promise<void> {
+    const vm = this.d.inv.find(name);
+    if (!vm) return;
+    if (isActive(vm.state)) {
+      this.d.sup.expect(name);
+      await this.d.sup.qmp(name)?.execute('quit', undefined, { timeoutMs: 5000 }).catch(() => undefined);
+      if (vm.pid && !(await waitGone(vm.pid, vm.spec.uuid, 5000))) { signalQemu(vm.pid, vm.spec.uuid, 'SIGKILL'); await waitGone(vm.pid, vm.spec.uuid, 10_000); }
+      await deleteTap(tapName(vm.spec.uuid));
+    }
+    this.d.inv.apply(name, { type: 'stopped', reason }, null);
+  }
+
   /** Waits for the test guest's ready line on its serial log (bounded; a slow guest is not an error). */
   private async waitGuestReady(name: string, runDir: string, t0: number): Promise<void> {
     const serial = runFiles(runDir).serial;

@@ -19,6 +19,7 @@ import { exportDisks, stopExports } from './exports.js';
 import { createImage, deleteImage } from '../storage/index.js';
 import { checkJobSecret, hashJobSecret, newJobSecret } from './job-secret.js';
 import { fencedError } from './fenced.js';
+import { lostHereRefusal, ranHere, ranThenLost } from './lost-there.js';
 
 /**
  * How long a prepared job waits for the source's perform-ready, which the source sends right after
@@ -29,6 +30,8 @@ export const PREPARED_CLAIM_MS = 60_000;
 
 /** How long, after its incoming QEMU failed during perform, the destination waits for the source's cancel or finish before cleaning up itself. */
 const INCOMING_FAILED_GRACE_MS = 2_000;
+/** How long `status` waits for the job's chain when the VM was taken over here and its QEMU is gone. */
+const STATUS_CHAIN_WAIT_MS = 10_000;
 
 /**
  * The destination's side of a move: it answers the source's peer messages. Messages of one job
@@ -283,6 +286,7 @@ export class DestinationSide {
       const job = this.authorized(req.jobId, req.secret, req.outcome === 'failure');
       if (req.outcome === 'failure') {
         if (ownsVm(job)) throw new FerryError('JOB_BAD_PHASE', `The VM "${job.vm}" already runs on ${this.h.name}; the move can only complete.`);
+        if (ranThenLost(job)) throw new FerryError('JOB_BAD_PHASE', lostHereRefusal(job, this.h.name));
         await this.rollBack(req.jobId, new FerryError(req.error?.code ?? 'MIGRATION_FAILED', req.error?.message ?? 'The source failed the move.'));
         return { ...envelopeFor(req.jobId), resumed: false };
       }
@@ -325,7 +329,7 @@ export class DestinationSide {
     });
   }
 
-  /** Idempotent; refused once the VM runs here, because then this host owns it. */
+  /** Idempotent; refused once the VM runs here, because then this host owns it, and after it ran here and was lost. */
   cancel(jobId: string, reason: string, secret?: string): Promise<CancelReply> {
     return this.serial(jobId, async () => {
       if (!this.h.jobs.find(jobId)) return { ...envelopeFor(jobId), status: 'cancelled' as JobStatus };
@@ -333,13 +337,20 @@ export class DestinationSide {
       if (ownsVm(job)) {
         throw new FerryError('JOB_BAD_PHASE', `The VM "${job.vm}" already runs on ${this.h.name}; the move can only complete.`);
       }
+      if (ranThenLost(job)) throw new FerryError('JOB_BAD_PHASE', lostHereRefusal(job, this.h.name));
       if (!isTerminal(job.state)) await this.rollBack(jobId, new FerryError('MIGRATION_CANCELLED', reason), true);
       return { ...envelopeFor(jobId), status: this.h.jobs.get(jobId).state.status };
     });
   }
 
   async status(jobId: string): Promise<StatusReply> {
-    const job = this.h.jobs.find(jobId);
+    let job = this.h.jobs.find(jobId);
+    // Taken over, QEMU gone: a recovery in the job's chain may be about to end the record (answered first, the source would go forward).
+    const q0 = job ? this.h.qmp(job.vm) : undefined;
+    if (job?.role === 'destination' && job.state.status === 'running' && ownsVm(job) && (!q0 || q0.closed)) {
+      await Promise.race([this.chains.get(jobId), new Promise((r) => setTimeout(r, STATUS_CHAIN_WAIT_MS).unref())]);
+      job = this.h.jobs.find(jobId);
+    }
     const qmp = job ? this.h.qmp(job.vm) : undefined;
     const vm = job ? this.h.inv.find(job.vm) : undefined;
     const mig = qmp && !qmp.closed ? await qmp.execute('query-migrate', undefined, { timeoutMs: 5000 }).catch(() => undefined) : undefined;
@@ -383,5 +394,6 @@ function view(job: JobRecord): StatusReply['job'] {
     direction: s.status === 'running' ? s.direction : null,
     postcopy: s.status === 'running' && s.direction === 'forward' ? s.postcopy : false,
     ...('error' in s ? { error: s.error } : {}),
+    ...(job.role === 'destination' ? { ranHere: ranHere(job) } : {}),
   };
 }

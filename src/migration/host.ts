@@ -72,6 +72,11 @@ export interface MigrationHost {
    * after a storage move); the VM lives on `destination` now, and its address stays reserved here.
    */
   releaseSource(name: string, deleteDisks: boolean, destination: string): Promise<void>;
+  /**
+   * Source, when the destination ran the VM after the switch-over and lost it: quits the paused QEMU
+   * without running it, keeps the disks and the record, the VM `stopped` with `reason` (start boots it from its disks).
+   */
+  powerOffKept(name: string, reason: string): Promise<void>;
   /** This host's facts for a compatibility report: free memory, CPUs, machine types, its offer of `cpuModel`, its bridge. */
   hostFacts(cpuModel: string): Promise<HostFacts>;
   /** This host's migration settings now (they may change between moves). */

@@ -109,7 +109,7 @@ export const peerSchemas = {
   statusReply: message({
     job: {
       type: ['object', 'null'], additionalProperties: false, required: ['status', 'phase', 'direction', 'postcopy'],
-      properties: { status, phase: { type: 'string', enum: PHASES }, direction: { type: ['string', 'null'], maxLength: 16 }, postcopy: bool, error: jobErrorSchema },
+      properties: { status, phase: { type: 'string', enum: PHASES }, direction: { type: ['string', 'null'], maxLength: 16 }, postcopy: bool, error: jobErrorSchema, ranHere: bool },
     },
     qemu: obj({ alive: bool, running: bool, migrationStatus }, ['alive', 'running']),
   }, ['job', 'qemu']),

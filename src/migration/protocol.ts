@@ -165,6 +165,12 @@ export interface PeerJobView {
   postcopy: boolean;
   /** Why the job failed or is rolling back there (a reply field: absent from an older agent). */
   error?: JobError;
+  /**
+   * A destination's record: true once the VM ran there (it reached forward `confirm`), also after the
+   * record ended (its QEMU was lost since). Absent from a source's record and from an older agent,
+   * which is then read as before (from status, phase and direction alone).
+   */
+  ranHere?: boolean;
 }
 
 /** What a peer observes of the VM's QEMU on its side: the facts recovery needs. */

@@ -8,6 +8,8 @@ import { recoveryAction, type Fact, type RecoveryFacts, type RecoveryStep } from
 import { resumeHere } from './resume.js';
 import { closeTunnel, tunnelName, unpinMac } from '../qemu/index.js';
 import { tapName } from '../vm/index.js';
+import { destinationLostIt } from './lost-there.js';
+import type { EndEvent } from './job.js';
 
 const RETRY_MS = 2000;
 const MAX_ATTEMPTS = 60;
@@ -93,13 +95,14 @@ async function recoverOne(h: MigrationHost, job: JobRecord, attempt: number, inC
   const peerName = current.role === 'source' ? current.destination : current.source;
   const peer = peerClient(h, peerName, 10_000);
   const facts = await gather(h, current, peer);
-  const d = recoveryAction(current.role, current, facts, { cancelRequested: waits.cancelRequested(job.id) });
+  const decided = recoveryAction(current.role, current, facts, { cancelRequested: waits.cancelRequested(job.id) });
+  const d = decided.kind === 'none' || decided.kind === 'wait' ? decided : { ...decided, end: withKeptImages(h, current, decided.steps, decided.end) };
   h.log.info({ job: current.id, role: current.role, facts, decision: d }, 'recovering a move');
   if (d.kind === 'none') { waits.done(job.id); return; }
   if (d.kind === 'wait') { later(h, current, attempt, inChain, waits); return; }
   for (const s of d.steps) {
     try {
-      await runStep(h, current, peer, s);
+      await runStep(h, current, peer, s, d.end);
     } catch (e) {
       const unreachable = e instanceof FerryError && e.code === 'HOST_UNREACHABLE';
       if (d.awaitPeer && unreachable) { later(h, current, attempt, inChain, waits); return; }
@@ -138,6 +141,7 @@ async function gather(h: MigrationHost, job: JobRecord, peer: PeerClient): Promi
     ...(local.status ? { qemuMigrationStatus: local.status } : {}),
     ...(remote?.qemu.migrationStatus ? { peerMigrationStatus: remote.qemu.migrationStatus } : {}),
     ...(job.role === 'source' && remote?.job ? { destConfirmed: remote.job.status === 'completed' || (remote.job.direction === 'forward' && remote.job.phase === 'confirm') } : {}),
+    ...(job.role === 'source' && destinationLostIt(remote) ? { destLost: remote.job.error ? { message: remote.job.error.message } : {} } : {}),
   };
 }
 
@@ -151,7 +155,19 @@ async function qmpFacts(qmp: Qmp): Promise<{ alive: boolean; running: boolean; s
   }
 }
 
-async function runStep(h: MigrationHost, job: JobRecord, peer: PeerClient, step: RecoveryStep): Promise<void> {
+/**
+ * A destination that forgets a storage move's VM keeps its images (forget-destination): they may hold
+ * what the guest wrote after the switch-over. Logged, and named in the job's end for the source to quote.
+ */
+function withKeptImages(h: MigrationHost, job: JobRecord, steps: readonly RecoveryStep[], end: EndEvent): EndEvent {
+  if (job.role !== 'destination' || !job.options.includeStorage || !steps.includes('forget-destination') || end.status === 'completed') return end;
+  const paths = h.inv.find(job.vm)?.spec.disks.map((d) => d.path) ?? [];
+  if (paths.length === 0) return end;
+  h.log.warn({ job: job.id, vm: job.vm, images: paths }, 'the move\'s images stay on this host: they may hold what the guest wrote after the switch-over');
+  return { ...end, error: { ...end.error, message: `${end.error.message} Its images stay on ${h.name} at ${paths.join(', ')}.` } };
+}
+
+async function runStep(h: MigrationHost, job: JobRecord, peer: PeerClient, step: RecoveryStep, end: EndEvent): Promise<void> {
   const qmp = h.qmp(job.vm);
   switch (step) {
     case 'cancel-migration': await qmp?.execute('migrate_cancel'); return;
@@ -163,6 +179,7 @@ async function runStep(h: MigrationHost, job: JobRecord, peer: PeerClient, step:
       return;
     }
     case 'stop-source': await h.releaseSource(job.vm, deletesSourceDisks(job), job.destination); return;
+    case 'power-off-source': await h.powerOffKept(job.vm, end.status === 'completed' ? 'The move ended.' : end.error.message); return;
     case 'finish-destination': await peer.finish(job.id, { outcome: 'success' }); return;
     case 'confirm-destination': await peer.confirm(job.id, { outcome: 'success', totals: job.totals }); return;
     case 'kill-destination':

@@ -25,6 +25,7 @@ const SRC_UNKNOWN = { sourceQemuAlive: 'unknown', sourceRunning: 'unknown' } as 
 const FWD_SRC: RecoveryStep[] = ['stop-source', 'confirm-destination', 'release'];
 const FWD_DST: RecoveryStep[] = ['resume-destination', 'take-ownership', 'release'];
 const BACK_DST: RecoveryStep[] = ['kill-destination', 'clean-destination', 'release'];
+const LOST_SRC: RecoveryStep[] = ['power-off-source', 'release'];
 
 type Row = [name: string, state: JobState, facts: RecoveryFacts, kind: string, steps?: RecoveryStep[], extra?: { awaitPeer?: boolean; status?: string }];
 
@@ -97,6 +98,16 @@ const SOURCE: Row[] = [
   ['rollback confirm from begin', back('confirm', 'begin'), F({ ...PEER_UNKNOWN }), 'roll-back', ['release']],
   ['rollback, source paused at pre-switchover', back('finish', 'perform'), F({ sourceRunning: false, qemuMigrationStatus: 'pre-switchover' }), 'roll-back',
     ['cancel-migration', 'cancel-destination', 'resume-source', 'release']],
+  // The destination ran the VM and lost it (its record ended, `ranHere`): the older copy here neither runs nor goes.
+  ['finish, destination ran the VM and lost it', fwd('finish'), F({ sourceRunning: false, destQemuAlive: false, destLost: { message: 'Its QEMU is gone.' }, qemuMigrationStatus: 'completed' }),
+    'vm-lost', LOST_SRC],
+  ['perform, completed, destination ran the VM and lost it', fwd('perform'), F({ sourceRunning: false, destQemuAlive: false, destLost: {}, qemuMigrationStatus: 'completed' }), 'vm-lost', LOST_SRC],
+  ['rollback of a failure, destination ran the VM and lost it', back('finish', 'finish'), F({ sourceRunning: false, destQemuAlive: false, destLost: {}, qemuMigrationStatus: 'completed' }),
+    'vm-lost', LOST_SRC],
+  ['finish, destination lost it, source QEMU gone too: the VM stays, stopped', fwd('finish'), F({ sourceQemuAlive: false, sourceRunning: false, destQemuAlive: false, destLost: {} }),
+    'vm-lost', LOST_SRC],
+  ['post-copy completed, destination lost it', fwd('perform', true), F({ sourceRunning: false, destQemuAlive: false, destLost: {}, qemuMigrationStatus: 'completed' }), 'vm-lost', LOST_SRC],
+  ['finish, destination lost it, source runs again', back('confirm', 'finish', true), F({ destQemuAlive: false, destLost: {} }), 'roll-back', ['release']],
   ['completed', { status: 'completed' }, F(), 'none'],
   ['failed', { status: 'failed', failedIn: 'perform', error: err }, F(), 'none'],
   ['cancelled', { status: 'cancelled', failedIn: 'perform', error: err }, F(), 'none'],
@@ -124,7 +135,8 @@ const DESTINATION: Row[] = [
   ['confirm, source runs again', fwd('confirm'), F({ destRunning: false }), 'manual', []],
   ['confirm, source runs again, this copy gone (a cancel on the source)', fwd('confirm'), F({ destQemuAlive: false, destRunning: false }), 'roll-back',
     ['forget-destination', 'release'], { status: 'failed' }],
-  ['confirm, QEMU gone after take-over', fwd('confirm'), F({ sourceRunning: false, destQemuAlive: false, destRunning: false }), 'vm-lost', ['clean-destination', 'release']],
+  // The VM lost here: a storage move's images are kept (forget, not clean); the source keeps the VM stopped.
+  ['confirm, QEMU gone after take-over', fwd('confirm'), F({ sourceRunning: false, destQemuAlive: false, destRunning: false }), 'vm-lost', ['forget-destination', 'release']],
   ['both run', fwd('finish'), F({ destRunning: true }), 'manual', []],
   ['rollback finish', back('finish', 'perform'), F({ qemuMigrationStatus: 'failed' }), 'roll-back', BACK_DST, { status: 'failed' }],
   ['rollback after a cancel', back('confirm', 'prepare', true), F(), 'roll-back', BACK_DST, { status: 'cancelled' }],
@@ -188,6 +200,7 @@ const state: fc.Arbitrary<JobState> = fc.oneof(
 const facts = fc.record({
   sourceQemuAlive: fact, sourceRunning: fact, destQemuAlive: fact, destRunning: fact, qemuMigrationStatus: status, peerMigrationStatus: status,
   destConfirmed: fc.option(fc.boolean(), { nil: undefined }),
+  destLost: fc.option(fc.record({ message: fc.constant('Its QEMU is gone.') }), { nil: undefined }),
 }).map((f) => ({
   ...f,
   sourceRunning: f.sourceQemuAlive === false ? false : f.sourceRunning,
@@ -239,6 +252,30 @@ test('a source never rolls back by asking a destination that confirmed RESUME to
     if (d.kind !== 'roll-back') return;
     assert.ok(!d.steps.includes('cancel-destination'), `cancel-destination with ${JSON.stringify({ s, f })}: ${d.reason}`);
   }), { numRuns: 5000 });
+});
+
+test('a destination that ran the VM and lost it: the source neither resumes its older copy, nor lets go, nor asks the destination to clean up', () => {
+  fc.assert(fc.property(state, facts, fc.boolean(), (s, f, cancelRequested) => {
+    const d = recoveryAction('source', record('source', s), { ...f, destLost: { message: 'Its QEMU is gone.' } }, { cancelRequested });
+    if (d.kind === 'none') return;
+    assert.notEqual(d.kind, 'wait', 'the destination answered: nothing to wait for');
+    if (d.kind === 'wait') return;
+    for (const step of ['resume-source', 'stop-source', 'finish-destination', 'cancel-destination'] as const) {
+      assert.ok(!d.steps.includes(step), `${step} with ${JSON.stringify({ s, f })}: ${d.reason}`);
+    }
+    if (f.sourceRunning !== true && f.destRunning !== true) {
+      assert.deepEqual(d.steps, ['power-off-source', 'release']);
+      assert.ok(d.end.status === 'failed' && d.end.error.code === 'MIGRATION_LOST_ON_DESTINATION');
+      assert.match(d.end.error.message, /ran on h2 after the switch-over and was lost there \(h2: Its QEMU is gone\); its copy here on h1 was older and was not run\. Start it/);
+    }
+  }), { numRuns: 5000 });
+});
+
+test('after a storage move the source\'s reason says that the destination kept its newer images', () => {
+  const r = { ...record('source', fwd('finish')), options: { includeStorage: true } };
+  const d = recoveryAction('source', r, F({ sourceRunning: false, destQemuAlive: false, destLost: { message: 'Gone. Its images stay on h2 at /p/web.qcow2.' }, qemuMigrationStatus: 'completed' }));
+  assert.ok(d.kind === 'vm-lost' && d.end.status === 'failed');
+  assert.match(d.end.error.message, /Its images stay on h2 at \/p\/web\.qcow2\).*as of the switch-over; h2 kept its newer images/);
 });
 
 test('a waiting recovery never gives up: every 2 s for 2 minutes, then every 15 s', () => {

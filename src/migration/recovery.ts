@@ -13,6 +13,7 @@
  */
 import type { MigrationStatus } from '../qmp/index.js';
 import type { EndEvent, ForwardState, JobError, JobRecord, JobRole, Phase, RollbackState } from './job.js';
+import { LOST_THERE_CODE, lostThereMessage } from './lost-there.js';
 
 /** An observation that may be missing (the peer agent did not answer). */
 export type Fact = boolean | 'unknown';
@@ -34,6 +35,12 @@ export interface RecoveryFacts {
    * `completed`), from its `status` reply. Its QEMU may have gone since; it owns the VM anyway.
    */
   destConfirmed?: boolean;
+  /**
+   * Source only: the destination's record ended after the VM ran there (its `status` says `ranHere`
+   * and failed or cancelled; lost-there.ts), with the destination's own message. Absent otherwise,
+   * and from an older destination.
+   */
+  destLost?: { message?: string };
 }
 
 /** The actions a decision is made of, to be run in the order given. */
@@ -49,6 +56,11 @@ export type RecoveryStep =
   | 'resume-source'
   /** Source: quit QEMU, delete the source disks after a storage move, drop the VM from the inventory. */
   | 'stop-source'
+  /**
+   * Source, the VM having run on the destination and been lost there: quit the paused QEMU without
+   * running it, keep the disks and the VM, `stopped` with the decision's message as the reason.
+   */
+  | 'power-off-source'
   /** Source → peer `finish` (success): the destination resumes and takes the VM. */
   | 'finish-destination'
   /** Source → peer `confirm` (success): the source let go; the destination ends its record. */
@@ -192,7 +204,25 @@ function sourceBackSteps(s: Running, f: RecoveryFacts): RecoveryStep[] {
   return steps;
 }
 
-function recoverSource(s: Running, f: RecoveryFacts, opts: RecoveryOptions): RecoveryDecision {
+/**
+ * Source side when the destination ran the VM and lost it since: the copy here is older than what
+ * ran there. It must not run (stale memory on disks written there since), and the source must not
+ * let go (the destination holds no record any more): powered off, the VM kept here, stopped.
+ */
+function keptStopped(job: JobRecord, s: Running, f: RecoveryFacts, theirs: string | undefined): RecoveryDecision {
+  // Facts that disagree (its record ended, yet it runs a guest): nothing automatic is safe.
+  if (f.destRunning === true) return manual('The destination\'s record of the move ended after the VM ran there, yet it runs the guest; Ferry stopped nothing.');
+  if (f.sourceRunning === true) return back(s, ['release'], 'The source runs its copy again; the destination had run the VM and lost it.');
+  const message = lostThereMessage(job, theirs);
+  return {
+    kind: 'vm-lost', steps: ['power-off-source', 'release'], awaitPeer: false, end: { type: 'end', status: 'failed', error: { code: LOST_THERE_CODE, message } },
+    reason: 'The destination ran the VM after the switch-over and lost it; the older copy here is powered off and the VM kept, stopped.',
+  };
+}
+
+function recoverSource(job: JobRecord, s: Running, f: RecoveryFacts, opts: RecoveryOptions): RecoveryDecision {
+  // First: every other rule would resume the copy here, or let it go, or ask the destination forever.
+  if (f.destLost) return keptStopped(job, s, f, f.destLost.message);
   const postcopyFlag = s.direction === 'forward' && s.postcopy;
   if ((f.qemuMigrationStatus !== undefined && POSTCOPY.has(f.qemuMigrationStatus)) || (postcopyFlag && f.sourceRunning !== true)) {
     return sourcePostcopy(f);
@@ -251,8 +281,9 @@ function recoverDestination(s: Running, f: RecoveryFacts): RecoveryDecision {
       if (f.destQemuAlive === false) return back(s, ['forget-destination', 'release'], 'The source runs the VM again and this host\'s copy is gone.');
       return manual('The source runs the VM again after this host had taken it over.');
     }
+    // A storage move's images are kept (the only copy of what the guest wrote since the switch-over); the source keeps the VM stopped.
     return f.destQemuAlive === false
-      ? lost(['clean-destination', 'release'], 'The VM\'s QEMU on the destination is gone after it had taken the VM over.')
+      ? lost(['forget-destination', 'release'], 'The VM\'s QEMU on the destination is gone after it had taken the VM over.')
       : forward(FORWARD_DEST, 'This host had confirmed that it resumed the VM.');
   }
   return destIdle(s, f);
@@ -277,5 +308,5 @@ export function recoveryAction(role: JobRole, persisted: JobRecord, facts: Recov
     sourceRunning: facts.sourceQemuAlive === false ? false : facts.sourceRunning,
     destRunning: facts.destQemuAlive === false ? false : facts.destRunning,
   };
-  return role === 'source' ? recoverSource(s, f, opts) : recoverDestination(s, f);
+  return role === 'source' ? recoverSource(persisted, s, f, opts) : recoverDestination(s, f);
 }

@@ -15,6 +15,7 @@ import type { NbdTarget } from './protocol.js';
 import { diskFactsOf, parseNbdUri } from './storage.js';
 import { BridgeBatch, closeTunnel, openTunnel, tunnelName, tunnelVni } from '../qemu/index.js';
 import { addTlsCreds } from '../security/index.js';
+import { destinationLostIt, LOST_THERE_CODE, lostThereMessage, rollBackWord } from './lost-there.js';
 
 /**
  * Drives one move from the source, phase by phase (DESIGN.md): each phase is persisted before its
@@ -197,11 +198,13 @@ export class SourceRun {
       // The destination's QEMU failed first (our QEMU then only saw the stream break): its reason is the job's.
       const theirs = st?.job?.error;
       if ((theirs?.code === 'MIGRATION_INCOMING_FAILED' || theirs?.code === 'MIGRATION_FENCED') && err.code !== 'ABORTED' && err.code !== 'MIGRATION_CANCELLED') err = new FerryError(theirs.code, theirs.message);
-      const destOwns = st?.job && (st.job.status === 'completed' || (st.job.direction === 'forward' && st.job.phase === 'confirm'));
-      if (destOwns && st?.qemu.running) {
+      const word = rollBackWord(st, this.fenced() !== undefined);
+      if (word === 'forward') {
         this.h.log.warn({ job: id }, 'the destination already runs the VM; rolling forward');
         return this.forwardAfterAll();
       }
+      // It ran the VM and lost it: the copy here is older than what ran there (lost-there.ts).
+      if (word === 'keep-stopped') return this.keepStopped(st?.job?.error?.message);
     }
     // This host powered the VM off (its cluster lease lapsed): that, not the broken stream, is why.
     const fenced = this.fenced();
@@ -225,14 +228,14 @@ export class SourceRun {
         else await this.askUntilAnswered(tell, { tries: 5, withinMs: 15_000 });
       } catch (e) {
         // The destination refuses because it already runs the VM: resuming here would run it twice.
-        if (e instanceof FerryError && e.code === 'JOB_BAD_PHASE') return this.forwardAfterAll();
+        if (e instanceof FerryError && e.code === 'JOB_BAD_PHASE') return this.afterRefusal();
         // The stream completed, so a destination that does not answer may run the VM (it resumes on
         // its own). Unless an operator cancelled (or this host was fenced), wait for its word, as
         // `finish` does; a cancel ends the wait.
         let unheard = e;
         if (!cancelled && !fenced && e instanceof FerryError && e.code === 'HOST_UNREACHABLE' && (await this.streamDone())) {
           const answer = await this.whileSilent(tell, 'roll-back');
-          if (answer.error?.code === 'JOB_BAD_PHASE') return this.forwardAfterAll();
+          if (answer.error?.code === 'JOB_BAD_PHASE') return this.afterRefusal();
           // Told at last (or cancelled): nothing left to ask in the background unless the cancel cut the asking short.
           unheard = answer.error?.code === 'ABORTED' ? e : undefined;
         }
@@ -247,6 +250,29 @@ export class SourceRun {
     await closeTunnel(tunnelName(id));
     await this.resumeSource();
     return this.h.jobs.apply(id, { type: 'done' });
+  }
+
+  /**
+   * The destination refused to clean up its half: it runs the VM (forward), or its record ended after
+   * the VM ran there (then the VM stays here, stopped; it was lost there).
+   */
+  private async afterRefusal(): Promise<JobRecord> {
+    const st = await this.peer.status(this.job.id).catch(() => undefined);
+    return destinationLostIt(st) ? this.keepStopped(st.job.error?.message) : this.forwardAfterAll();
+  }
+
+  /**
+   * The destination ran the VM after the switch-over and lost it: the paused copy here is older than
+   * what ran there, so it is powered off without running; the disks and the VM stay here, stopped, with
+   * the reason. Neither resume (stale memory on newer disks) nor let go (the destination holds no record).
+   */
+  private async keepStopped(theirs: string | undefined): Promise<JobRecord> {
+    const { id, vm } = this.job;
+    const message = lostThereMessage(this.job, theirs);
+    this.h.log.error({ job: id, vm, destination: this.job.destination }, 'the destination ran the VM and lost it; the older copy here is powered off and the VM kept, stopped');
+    await this.h.powerOffKept(vm, message);
+    await closeTunnel(tunnelName(id));
+    return this.h.jobs.apply(id, { type: 'end', status: 'failed', error: { code: LOST_THERE_CODE, message } });
   }
 
   private async forwardAfterAll(): Promise<JobRecord> {

@@ -67,7 +67,7 @@ export class Inventory {
   apply(name: string, event: VmEvent, pid?: number | null): VmRecord {
     const cur = this.get(name);
     const to = step(cur.state, event);
-    const reason = event.type === 'crashed' ? event.reason : null;
+    const reason = event.type === 'crashed' ? event.reason : event.type === 'stopped' ? event.reason ?? null : null;
     const newPid = pid !== undefined ? pid : (to === 'stopped' || to === 'failed' ? null : cur.pid);
     this.db.prepare('UPDATE vms SET state = ?, pid = ?, reason = ?, updated_at = ? WHERE name = ?')
       .run(to, newPid, reason, new Date().toISOString(), name);

@@ -6,7 +6,8 @@ export type VmState = 'running' | 'stopped' | 'migrating' | 'paused' | 'failed';
 /** What happens to a VM; the one step function below moves the state. */
 export type VmEvent =
   | { type: 'started' }
-  | { type: 'stopped' }
+  /** `reason`: why the VM is stopped, when something other than a user stopped it (shown until it starts again). */
+  | { type: 'stopped'; reason?: string }
   | { type: 'paused' }
   | { type: 'resumed' }
   | { type: 'migration-began' }
