@@ -4,8 +4,8 @@
 // and the guest is intact. Each case has its own VM.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, rmdirSync, rmSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { findHost, killHost, labStatus } from '../src/lab/index.js';
 import { defaultAgentEntry, startAgent } from '../src/lab/agents.js';
 import { labDir } from '../src/util/paths.js';
@@ -148,9 +148,9 @@ for (const point of POINTS) {
 }
 
 /** A clean lab with a fresh 256 MiB VM `name` on h1 whose guest answers, and what it was before a move to h2. */
-async function freshVmOnH1(name: string): Promise<{ ip: string; uuid: string; b: Awaited<ReturnType<typeof beforeMove>> }> {
+async function freshVmOnH1(name: string, extra: string[] = []): Promise<{ ip: string; uuid: string; b: Awaited<ReturnType<typeof beforeMove>> }> {
   await cleanLab();
-  const created = await ferry<VmView>(['vm', 'create', name, '--host', 'h1', '--memory', '256M', '--json']);
+  const created = await ferry<VmView>(['vm', 'create', name, '--host', 'h1', '--memory', '256M', ...extra, '--json']);
   assert.equal(created.code, 0, created.stderr || created.stdout);
   const ip = created.json.ip;
   await waitGuest(LAB, ip);
@@ -162,13 +162,13 @@ async function freshVmOnH1(name: string): Promise<{ ip: string; uuid: string; b:
  * destination:finish-resumed, then the whole host goes, its QEMU that ran the VM too. Then the
  * source's agent dies and comes back alone. The caller's `finally` removes the fault and brings the lab up.
  */
-async function loseDestinationAfterResume(name: string, restartSource = true): Promise<{ id: string; h1Socket: string }> {
+async function loseDestinationAfterResume(name: string, restartSource = true, moveArgs: string[] = []): Promise<{ id: string; h1Socket: string }> {
   const st = await labStatus(LAB);
   const h1Pid = st.hosts.find((h) => h.name === 'h1')?.agentPid;
   const h2Pid = st.hosts.find((h) => h.name === 'h2')?.agentPid;
   assert.ok(h1Pid && h2Pid);
   armFault(LAB, 'h2', 'destination:finish-resumed');
-  const started = await ferry<{ id: string }>(['move', name, '--to', 'h2', '--no-wait', '--json']);
+  const started = await ferry<{ id: string }>(['move', name, '--to', 'h2', ...moveArgs, '--no-wait', '--json']);
   assert.equal(started.code, 0, started.stderr || started.stdout);
   await waitFor('h2\'s agent died at destination:finish-resumed', async () => (processAlive(h2Pid) ? undefined : true), 60_000);
   await killHost(LAB, 'h2');
@@ -265,15 +265,16 @@ test('the destination host dies right after it resumed the VM and the source age
   }
 }));
 
-for (const restartSource of [true, false]) {
-  const how = restartSource ? 'both agents restart' : 'the source\'s agent waits, paused';
+for (const [restartSource, storage] of [[true, false], [false, false], [true, true]] as const) {
+  const how = `${restartSource ? 'both agents restart' : 'the source\'s agent waits, paused'}${storage ? ' (a storage move)' : ''}`;
   test(`the destination host dies right after it resumed the VM, ${how}, and the destination's recovery ends its record: the source keeps the VM stopped, neither resumed nor let go, and it boots from its disks`, track(async (t) => {
-    const name = restartSource ? 'dest-lost' : 'dest-lost-live';
-    const { ip, uuid } = await freshVmOnH1(name);
+    const name = `dest-lost${restartSource ? '' : '-live'}${storage ? '-st' : ''}`;
+    const { ip, uuid } = await freshVmOnH1(name, storage ? ['--disk', '64M'] : []);
+    let keptOnH2: string[] = [];
     const h1Before = (await labStatus(LAB)).hosts.find((h) => h.name === 'h1')?.socket ?? '';
     const disksBefore = (await agentGet<VmView[]>(h1Before, '/v1/vms')).find((v) => v.name === name)?.disks ?? [];
     try {
-      const { id, h1Socket } = await loseDestinationAfterResume(name, restartSource);
+      const { id, h1Socket } = await loseDestinationAfterResume(name, restartSource, storage ? ['--include-storage'] : []);
       await new Promise((r) => setTimeout(r, 4_000));
       const held = await agentGet<JobJson>(h1Socket, `/v1/migrations/${id}`);
       assert.equal(held.status, 'running', 'the source waits for a destination that may run the VM');
@@ -297,13 +298,22 @@ for (const restartSource of [true, false]) {
       assert.equal((await agentGet<VmView[]>(h2Socket, '/v1/vms')).find((v) => v.name === name), undefined, 'h2 lists no VM of that name');
       assert.deepEqual(kept?.disks, disksBefore, 'the source keeps its disks');
       for (const d of disksBefore) assert.ok(existsSync(d.path), `${d.path} is still there`);
+      if (storage) {
+        // h2 kept its newer images, names them, and h1's reason points there.
+        keptOnH2 = /Its images stay on h2 at (.+)\.$/.exec(theirs.error?.message ?? '')?.[1]?.split(', ') ?? [];
+        assert.ok(keptOnH2.length > 0 && keptOnH2.every((p) => existsSync(p)), `h2 kept its images: ${theirs.error?.message ?? ''}`);
+        assert.match(kept?.reason ?? '', /as of the switch-over; h2 kept its newer images/);
+      }
       // Started, it boots from its disks.
       const start = await ferry(['vm', 'start', name]);
       assert.equal(start.code, 0, start.stderr || start.stdout);
       await waitGuest(LAB, ip);
       assert.equal((await guestGet(LAB, ip, '/health')).trim(), 'ok', 'the guest booted from the disks on h1 answers');
+      if (storage) assert.equal((await guestGet(LAB, ip, '/disk/verify', 20)).trim(), 'ok', 'its disk records verify');
       await assertRunsOnce(LAB, name, 'h1');
     } finally {
+      // The images h2 kept: the lab leaves nothing behind (their folder only if it is left empty).
+      for (const p of keptOnH2) { rmSync(p, { force: true }); try { rmdirSync(dirname(p)); } catch { /* not empty */ } }
       rmSync(join(labDir(LAB), 'h2', 'faults.json'), { force: true });
       if (!(await labStatus(LAB)).hosts.every((h) => h.agentPid)) await lab(['up']);
       await ferry(['vm', 'delete', name]);

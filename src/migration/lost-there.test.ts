@@ -9,6 +9,8 @@ import { openDb } from '../util/db.js';
 import { JobStore, MigrationService, type JobRecord, type MigrationHost, type Phase } from './index.js';
 import { hashJobSecret } from './job-secret.js';
 import { destinationLostIt, lostThereMessage, ranHere, ranThenLost, rollBackWord } from './lost-there.js';
+import { withKeptImages } from './recover.js';
+import { recoveryAction, type RecoveryFacts } from './recovery.js';
 import { envelopeFor, type PeerJobView, type StatusReply } from './protocol.js';
 
 const ERR = { code: 'QEMU_GONE', message: 'The VM\'s QEMU on the destination is gone after it had taken the VM over.' } as const;
@@ -100,5 +102,36 @@ describe('ranHere and ranThenLost of a record', () => {
     const m = lostThereMessage(job, 'Gone. Its images stay on h2 at /p/web.qcow2.');
     assert.match(m, /^The VM "web" ran on h2 after the switch-over and was lost there \(h2: Gone\. Its images stay on h2 at \/p\/web\.qcow2\); its copy here on h1 was older and was not run\. Start it \(ferry vm start web\) to boot it from its disks\. The disks here are as of the switch-over; h2 kept its newer images/);
     assert.doesNotMatch(lostThereMessage({ ...job, options: { includeStorage: false } }), /images/);
+  });
+});
+
+describe('the destination\'s recovery: the VM lost after it ran there', () => {
+  const facts: RecoveryFacts = { sourceQemuAlive: true, sourceRunning: false, destQemuAlive: false, destRunning: false };
+  const run = (includeStorage: boolean): { steps: readonly string[]; message: string; logged: unknown[] } => {
+    const jobs = store('confirm', false);
+    const job = { ...jobs.get('m1'), options: { includeStorage } };
+    const logged: unknown[] = [];
+    const h = {
+      name: 'h2', log: { warn: (o: unknown) => logged.push(o) },
+      inv: { find: () => ({ spec: { disks: [{ path: '/pools/default/v/v-disk0.qcow2' }] } }) },
+    } as unknown as MigrationHost;
+    const d = recoveryAction('destination', job, facts);
+    assert.ok(d.kind === 'vm-lost', d.reason);
+    const end = withKeptImages(h, job, d.steps, d.end);
+    assert.ok(end.status === 'failed' && end.error.code === 'QEMU_GONE');
+    return { steps: d.steps, message: end.error.message, logged };
+  };
+
+  it('keeps a storage move\'s images (forget, not clean), logs them and names them in the job\'s message', () => {
+    const r = run(true);
+    assert.deepEqual(r.steps, ['forget-destination', 'release']);
+    assert.match(r.message, /Its images stay on h2 at \/pools\/default\/v\/v-disk0\.qcow2\.$/);
+    assert.deepEqual((r.logged[0] as { images: string[] }).images, ['/pools/default/v/v-disk0.qcow2']);
+  });
+
+  it('names no images when the move copied none (a shared pool)', () => {
+    const r = run(false);
+    assert.doesNotMatch(r.message, /images/);
+    assert.deepEqual(r.logged, []);
   });
 });

@@ -159,7 +159,7 @@ async function qmpFacts(qmp: Qmp): Promise<{ alive: boolean; running: boolean; s
  * A destination that forgets a storage move's VM keeps its images (forget-destination): they may hold
  * what the guest wrote after the switch-over. Logged, and named in the job's end for the source to quote.
  */
-function withKeptImages(h: MigrationHost, job: JobRecord, steps: readonly RecoveryStep[], end: EndEvent): EndEvent {
+export function withKeptImages(h: MigrationHost, job: JobRecord, steps: readonly RecoveryStep[], end: EndEvent): EndEvent {
   if (job.role !== 'destination' || !job.options.includeStorage || !steps.includes('forget-destination') || end.status === 'completed') return end;
   const paths = h.inv.find(job.vm)?.spec.disks.map((d) => d.path) ?? [];
   if (paths.length === 0) return end;
