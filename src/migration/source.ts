@@ -11,7 +11,7 @@ import { localAddresses } from './networks.js';
 import { retryInBackground } from './recover.js';
 import { DiskMirrors } from '../storage/index.js';
 import type { Qmp } from '../qmp/index.js';
-import type { NbdTarget } from './protocol.js';
+import type { NbdTarget, StatusReply } from './protocol.js';
 import { diskFactsOf, parseNbdUri } from './storage.js';
 import { BridgeBatch, closeTunnel, openTunnel, tunnelName, tunnelVni } from '../qemu/index.js';
 import { addTlsCreds } from '../security/index.js';
@@ -257,7 +257,10 @@ export class SourceRun {
    * the VM ran there (then the VM stays here, stopped; it was lost there).
    */
   private async afterRefusal(): Promise<JobRecord> {
-    const st = await this.peer.status(this.job.id).catch(() => undefined);
+    const ask = (): Promise<StatusReply> => this.peer.status(this.job.id);
+    // Which of the two decides whether the disks here go: until it says, the VM stays paused here (an
+    // operator's cancel ends the wait and goes forward, as a refusal always did).
+    const st = await ask().catch(() => undefined) ?? (await this.whileSilent(ask, 'status after a refused clean-up')).value;
     return destinationLostIt(st) ? this.keepStopped(st.job.error?.message) : this.forwardAfterAll();
   }
 
