@@ -47,6 +47,13 @@ const host = async (name: string): Promise<{ socket: string; namespace: string }
 };
 const agentStatus = async (on: string): Promise<ClusterStatus> => agentGet<ClusterStatus>((await host(on)).socket, '/v1/cluster', 5_000);
 const haRecord = async (on: string): Promise<ClusterStatus['haVms'][number] | undefined> => (await agentStatus(on)).haVms.find((v) => v.name === 'mf1');
+/**
+ * Until a host renews its lease again after an earlier test cut it off or hung its agent, it refuses
+ * incoming moves of HA VMs (CLUSTER_UNAVAILABLE): a test's move waits for that first.
+ */
+const renewsAgain = async (on: string): Promise<void> => {
+  await waitFor(`${on} to renew its cluster lease`, async () => (await agentStatus(on).catch(() => undefined))?.node.renewing === true, (TTL_SEC + 20) * 1000);
+};
 const job = async (on: string, id: string): Promise<JobSummary> => agentGet<JobSummary>((await host(on)).socket, `/v1/migrations/${id}`, 5_000);
 const links = async (on: string): Promise<string> => execFileSync('ip', ['netns', 'exec', (await host(on)).namespace, 'ip', '-o', 'link', 'show'], { encoding: 'utf8' });
 
@@ -134,6 +141,7 @@ test('the destination of a move is cut off mid-perform: it fences its incoming Q
   const src = await assertRunsOnce(LAB, 'mf1', 'h2');
   const h1Free = await freeMemoryMiB('h1');
   assert.equal((await guestGet(LAB, vm.ip, '/dirty?mbps=4')).trim(), 'ok');
+  await renewsAgain('h1');
   const mv = await ferry<{ id: string }>(['move', 'mf1', '--to', 'h1', '--max-bandwidth', '1M/s', '--no-wait', '--json']);
   assert.equal(mv.code, 0, mv.stderr || mv.stdout);
   const id = mv.json.id;
@@ -180,6 +188,7 @@ test('the source\'s agent hangs right after the switch-over: the destination own
   assert.equal((await guestGet(LAB, vm.ip, '/dirty?mbps=0')).trim(), 'ok');
   const faults = join(labDir(LAB), 'h2', 'faults.json');
   writeFileSync(faults, `${JSON.stringify({ 'source:finish': `hold:${(TTL_SEC + MARGIN_SEC + 10) * 1000}` })}\n`);
+  await renewsAgain('h1');
   const mv = await ferry<{ id: string }>(['move', 'mf1', '--to', 'h1', '--no-wait', '--json']);
   assert.equal(mv.code, 0, mv.stderr || mv.stdout);
   await waitFor('h2\'s agent to hang after the switch-over', async () => !existsSync(faults), 120_000);
@@ -220,6 +229,7 @@ test('the destination is cut off right after the switch-over: it fences the VM, 
   // h1 hangs 4 s right after its stream completed: h2 runs the VM by then, and is cut off meanwhile.
   // (Under 0.75 TTL − TTL/3 after h1's last renewal, so h1's own watchdog stays quiet.)
   writeFileSync(faults, `${JSON.stringify({ 'source:finish': 'hold:4000' })}\n`);
+  await renewsAgain('h2');
   const mv = await ferry<{ id: string }>(['move', 'mf1', '--to', 'h2', '--no-wait', '--json']);
   assert.equal(mv.code, 0, mv.stderr || mv.stdout);
   const id = mv.json.id;
