@@ -199,7 +199,8 @@ export class MigrationService {
     if (job?.role !== 'destination') return;
     const reply = await peerClient(this.h, job.source, 10_000).status(job.id).catch(() => undefined);
     const theirs = reply?.job;
-    if (!reply || theirs?.status === 'running' || theirs?.status === 'queued') return;
+    // Only a reply about this job counts; "no record" only when it says so (job: null), not when the field is missing.
+    if (!reply || reply.jobId !== job.id || theirs === undefined || theirs?.status === 'running' || theirs?.status === 'queued') return;
     await this.destination.serialized(job.id, async () => {
       const now = this.h.jobs.get(job.id);
       const q = this.h.qmp(vm);

@@ -15,7 +15,7 @@ import { openDb } from '../util/db.js';
 import { JobStore, MigrationService, type JobRecord, type MigrationHost, type StatusReply } from './index.js';
 
 /** What the stub peer answers about job `m1` ('silent': it drops the connection). */
-let answer: Pick<StatusReply, 'job' | 'qemu'> | 'silent' = 'silent';
+let answer: Partial<Pick<StatusReply, 'job' | 'qemu' | 'jobId'>> | 'silent' = 'silent';
 let server: Server;
 let url = '';
 
@@ -60,6 +60,22 @@ describe('settleArrival', () => {
       await service.settleArrival('v');
       const s = jobs.get('m1').state;
       assert.equal(`${s.status}${'error' in s ? ` ${s.error.code}` : ''}`, c.want);
+    });
+  }
+});
+
+describe('settleArrival reads "no record" only from a reply about this job that says so', () => {
+  const qemu = { alive: false, running: false };
+  const cases: { name: string; reply: Partial<Pick<StatusReply, 'job' | 'qemu' | 'jobId'>> }[] = [
+    { name: 'a reply about another job: nothing changes', reply: { jobId: 'm2', job: null, qemu } },
+    { name: 'a reply without the job field: nothing changes', reply: { qemu } },
+  ];
+  for (const c of cases) {
+    it(c.name, async () => {
+      answer = c.reply;
+      const { jobs, service } = destination(false);
+      await service.settleArrival('v');
+      assert.equal(jobs.get('m1').state.status, 'running');
     });
   }
 });
