@@ -273,9 +273,7 @@ export class VmActions {
     const vm = this.d.inv.find(name);
     if (!vm) return;
     this.d.ipam.left(vm.spec, to);
-    this.d.sup.expect(name);
-    await this.d.sup.qmp(name)?.execute('quit', undefined, { timeoutMs: 5000 }).catch(() => undefined);
-    if (vm.pid && !(await waitGone(vm.pid, vm.spec.uuid, 5000))) signalQemu(vm.pid, vm.spec.uuid, 'SIGKILL');
+    await this.quitQemu(vm);
     await this.destroy(deleteDisks ? vm.spec : { ...vm.spec, disks: [] });
   }
 
@@ -287,12 +285,17 @@ export class VmActions {
     const vm = this.d.inv.find(name);
     if (!vm) return;
     if (isActive(vm.state)) {
-      this.d.sup.expect(name);
-      await this.d.sup.qmp(name)?.execute('quit', undefined, { timeoutMs: 5000 }).catch(() => undefined);
-      if (vm.pid && !(await waitGone(vm.pid, vm.spec.uuid, 5000))) { signalQemu(vm.pid, vm.spec.uuid, 'SIGKILL'); await waitGone(vm.pid, vm.spec.uuid, 10_000); }
+      await this.quitQemu(vm);
       await deleteTap(tapName(vm.spec.uuid));
     }
     this.d.inv.apply(name, { type: 'stopped', reason }, null);
+  }
+
+  /** Quits a VM's QEMU over QMP (expected by the supervisor), killing it if it is not gone within 5 s. */
+  private async quitQemu(vm: VmRecord): Promise<void> {
+    this.d.sup.expect(vm.spec.name);
+    await this.d.sup.qmp(vm.spec.name)?.execute('quit', undefined, { timeoutMs: 5000 }).catch(() => undefined);
+    if (vm.pid && !(await waitGone(vm.pid, vm.spec.uuid, 5000))) { signalQemu(vm.pid, vm.spec.uuid, 'SIGKILL'); await waitGone(vm.pid, vm.spec.uuid, 10_000); }
   }
 
   /** Waits for the test guest's ready line on its serial log (bounded; a slow guest is not an error). */

@@ -19,7 +19,7 @@ import { exportDisks, stopExports } from './exports.js';
 import { createImage, deleteImage } from '../storage/index.js';
 import { checkJobSecret, hashJobSecret, newJobSecret } from './job-secret.js';
 import { fencedError } from './fenced.js';
-import { lostHereRefusal, ranHere, ranThenLost } from './lost-there.js';
+import { lostHereRefusal, ownsVm, ranHere, ranThenLost } from './lost-there.js';
 
 /**
  * How long a prepared job waits for the source's perform-ready, which the source sends right after
@@ -382,10 +382,6 @@ export class DestinationSide {
     this.h.jobs.apply(jobId, { type: 'end', status: cancelled ? 'cancelled' : 'failed', error: { code: err.code, message: err.message } });
   }
 }
-
-/** The destination owns the VM once it resumed it: forward `confirm`, or completed. */
-export const ownsVm = (job: Pick<JobRecord, 'state'>): boolean =>
-  job.state.status === 'completed' || (job.state.status === 'running' && job.state.direction === 'forward' && phaseOf(job.state) === 'confirm');
 
 function view(job: JobRecord): StatusReply['job'] {
   const s = job.state;

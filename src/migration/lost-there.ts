@@ -14,6 +14,13 @@ import type { PeerJobView, StatusReply } from './protocol.js';
 /** The catalogue code a move ends with when its destination ran the VM and lost it. */
 export const LOST_THERE_CODE = 'MIGRATION_LOST_ON_DESTINATION' as const;
 
+/** The destination owns the VM once it resumed it: forward `confirm`, or completed. */
+export const ownsVm = (job: Pick<JobRecord, 'state'>): boolean =>
+  job.state.status === 'completed' || (job.state.status === 'running' && job.state.direction === 'forward' && phaseOf(job.state) === 'confirm');
+
+/** The same read from a peer's `status` reply: its record says the VM runs there (or did, if its QEMU is gone). */
+export const confirmedIn = (j: PeerJobView): boolean => j.status === 'completed' || (j.direction === 'forward' && j.phase === 'confirm');
+
 /**
  * A destination's record that ended after the VM ran there: it reached forward `confirm` (only a VM
  * that ran there gets there; a move that turns back never enters it), then failed or was cancelled.
@@ -23,8 +30,7 @@ export const ranThenLost = (job: Pick<JobRecord, 'state' | 'role'>): boolean =>
 
 /** A destination's record says the VM ran there: forward `confirm`, completed, or ended after that. */
 export const ranHere = (job: Pick<JobRecord, 'state' | 'role'>): boolean =>
-  job.role === 'destination' && (job.state.status === 'completed' || ranThenLost(job)
-    || (job.state.status === 'running' && job.state.direction === 'forward' && phaseOf(job.state) === 'confirm'));
+  job.role === 'destination' && (ownsVm(job) || ranThenLost(job));
 
 /**
  * From a destination's `status` reply: its record ended after the VM ran there. Only the reply's
@@ -43,7 +49,7 @@ export type RollBackWord = 'forward' | 'keep-stopped' | 'back';
  */
 export function rollBackWord(st: StatusReply | undefined, fenced: boolean): RollBackWord {
   const j = st?.job;
-  if (j && (j.status === 'completed' || (j.direction === 'forward' && j.phase === 'confirm')) && st.qemu.running) return 'forward';
+  if (j && confirmedIn(j) && st.qemu.running) return 'forward';
   if (!fenced && destinationLostIt(st)) return 'keep-stopped';
   return 'back';
 }

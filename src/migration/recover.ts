@@ -8,7 +8,7 @@ import { recoveryAction, type Fact, type RecoveryFacts, type RecoveryStep } from
 import { resumeHere } from './resume.js';
 import { closeTunnel, tunnelName, unpinMac } from '../qemu/index.js';
 import { tapName } from '../vm/index.js';
-import { destinationLostIt } from './lost-there.js';
+import { confirmedIn, destinationLostIt } from './lost-there.js';
 import type { EndEvent } from './job.js';
 
 const RETRY_MS = 2000;
@@ -140,7 +140,7 @@ async function gather(h: MigrationHost, job: JobRecord, peer: PeerClient): Promi
     sourceQemuAlive: src.alive, sourceRunning: src.running, destQemuAlive: dst.alive, destRunning: dst.running,
     ...(local.status ? { qemuMigrationStatus: local.status } : {}),
     ...(remote?.qemu.migrationStatus ? { peerMigrationStatus: remote.qemu.migrationStatus } : {}),
-    ...(job.role === 'source' && remote?.job ? { destConfirmed: remote.job.status === 'completed' || (remote.job.direction === 'forward' && remote.job.phase === 'confirm') } : {}),
+    ...(job.role === 'source' && remote?.job ? { destConfirmed: confirmedIn(remote.job) } : {}),
     ...(job.role === 'source' && destinationLostIt(remote) ? { destLost: remote.job.error ? { message: remote.job.error.message } : {} } : {}),
   };
 }

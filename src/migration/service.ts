@@ -3,7 +3,8 @@ import { isTerminal, phaseOf, summarize, type JobRecord, type JobSummary, type M
 import { closeTunnel, tunnelName, unpinMac } from '../qemu/index.js';
 import { tapName } from '../vm/index.js';
 import { freeMigrationSlots, type MigrationHost } from './host.js';
-import { DestinationSide, ownsVm } from './destination.js';
+import { DestinationSide } from './destination.js';
+import { confirmedIn, ownsVm } from './lost-there.js';
 import { peerClient } from './peer-client.js';
 import { SourceRun } from './source.js';
 import { recoverJobs, RecoveryWaits } from './recover.js';
@@ -281,7 +282,7 @@ export class MigrationService {
 export function destinationWord(st: StatusReply | undefined): 'runs' | 'rolled-back' | 'lost' {
   const j = st?.job;
   if (!st || !j) return 'lost';
-  if ((j.status === 'completed' || (j.direction === 'forward' && j.phase === 'confirm')) && st.qemu.running) return 'runs';
+  if (confirmedIn(j) && st.qemu.running) return 'runs';
   if ((j.status === 'failed' || j.status === 'cancelled') && j.phase !== 'confirm' && !st.qemu.alive) return 'rolled-back';
   return 'lost';
 }
