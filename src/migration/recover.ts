@@ -4,12 +4,13 @@ import type { MigrationStatus, Qmp } from '../qmp/index.js';
 import { isTerminal, type JobRecord } from './job.js';
 import type { MigrationHost } from './host.js';
 import { peerClient, type PeerClient } from './peer-client.js';
-import { recoveryAction, type Fact, type RecoveryFacts, type RecoveryStep } from './recovery.js';
+import { afterFinishRefused, recoveryAction, type EndingDecision, type Fact, type RecoveryFacts, type RecoveryStep } from './recovery.js';
 import { resumeHere } from './resume.js';
 import { closeTunnel, tunnelName, unpinMac } from '../qemu/index.js';
 import { tapName } from '../vm/index.js';
 import { confirmedIn, destinationLostIt } from './lost-there.js';
 import type { EndEvent } from './job.js';
+import type { FinishReply } from './protocol.js';
 
 const RETRY_MS = 2000;
 const MAX_ATTEMPTS = 60;
@@ -100,23 +101,37 @@ async function recoverOne(h: MigrationHost, job: JobRecord, attempt: number, inC
   h.log.info({ job: current.id, role: current.role, facts, decision: d }, 'recovering a move');
   if (d.kind === 'none') { waits.done(job.id); return; }
   if (d.kind === 'wait') { later(h, current, attempt, inChain, waits); return; }
+  if (await carryOut(h, current, peer, d, facts, () => later(h, current, attempt, inChain, waits))) waits.done(current.id);
+}
+
+/**
+ * Runs a decision's steps and ends the job with its `end` (true); false after `retry`, when a step
+ * must be tried again later. A destination that answers `finish-destination` with `resumed: false` replaces
+ * the rest of the decision (recovery.ts, afterFinishRefused).
+ */
+async function carryOut(h: MigrationHost, current: JobRecord, peer: PeerClient, d: EndingDecision, facts: RecoveryFacts, retry: () => void): Promise<boolean> {
   for (const s of d.steps) {
     try {
-      await runStep(h, current, peer, s, d.end);
+      const refused = await runStep(h, current, peer, s, d.end);
+      if (refused) {
+        const instead = afterFinishRefused(current, facts, refused.error);
+        h.log.warn({ job: current.id, decision: instead }, 'the destination could not resume the VM');
+        return carryOut(h, current, peer, instead, facts, retry);
+      }
     } catch (e) {
       const unreachable = e instanceof FerryError && e.code === 'HOST_UNREACHABLE';
-      if (d.awaitPeer && unreachable) { later(h, current, attempt, inChain, waits); return; }
+      if (d.awaitPeer && unreachable) { retry(); return false; }
       // The destination refused the cancel of a roll-back: it runs the VM now. Decide again from what
       // it says (its record in confirm then rolls the move forward). Not for a VM lost anyway: the
       // destination's refusal would come back the same, forever.
-      if (d.kind === 'roll-back' && s === 'cancel-destination' && e instanceof FerryError && e.code === 'JOB_BAD_PHASE') { later(h, current, attempt, inChain, waits); return; }
+      if (d.kind === 'roll-back' && s === 'cancel-destination' && e instanceof FerryError && e.code === 'JOB_BAD_PHASE') { retry(); return false; }
       // The peer's clean-up must still happen when it comes back (invariant 2): keep asking.
       if (unreachable && s === 'cancel-destination') retryInBackground(h, current, () => peer.cancel(current.id, 'The source rolled the move back.'));
       else h.log.warn({ job: current.id, step: s, err: e }, 'recovery step failed; going on');
     }
   }
   h.jobs.apply(current.id, d.end);
-  waits.done(current.id);
+  return true;
 }
 
 /** Retries a peer call every few seconds for a while (the peer may be restarting, or cut off). */
@@ -167,7 +182,8 @@ export function withKeptImages(h: MigrationHost, job: JobRecord, steps: readonly
   return { ...end, error: { ...end.error, message: `${end.error.message} Its images stay on ${h.name} at ${paths.join(', ')}.` } };
 }
 
-async function runStep(h: MigrationHost, job: JobRecord, peer: PeerClient, step: RecoveryStep, end: EndEvent): Promise<void> {
+/** Runs one step; a `finish-destination` the destination answered `resumed: false` returns its reply. */
+async function runStep(h: MigrationHost, job: JobRecord, peer: PeerClient, step: RecoveryStep, end: EndEvent): Promise<FinishReply | undefined> {
   const qmp = h.qmp(job.vm);
   switch (step) {
     case 'cancel-migration': await qmp?.execute('migrate_cancel'); return;
@@ -180,7 +196,10 @@ async function runStep(h: MigrationHost, job: JobRecord, peer: PeerClient, step:
     }
     case 'stop-source': await h.releaseSource(job.vm, deletesSourceDisks(job), job.destination); return;
     case 'power-off-source': await h.powerOffKept(job.vm, end.status === 'completed' ? 'The move ended.' : end.error.message); return;
-    case 'finish-destination': await peer.finish(job.id, { outcome: 'success' }); return;
+    case 'finish-destination': {
+      const reply = await peer.finish(job.id, { outcome: 'success' });
+      return reply.resumed ? undefined : reply;
+    }
     case 'confirm-destination': await peer.confirm(job.id, { outcome: 'success', totals: job.totals }); return;
     case 'kill-destination':
     case 'clean-destination': if (h.inv.find(job.vm)) await h.discardIncoming(job.vm, job.options.includeStorage); return;

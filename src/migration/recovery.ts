@@ -110,6 +110,9 @@ export type RecoveryDecision =
   /** No automatic step is safe (both hosts run the guest, or post-copy broke): fail and tell the operator. */
   | Resolution<'manual'>;
 
+/** A decision that ends the job. */
+export type EndingDecision = Exclude<RecoveryDecision, { kind: 'none' } | { kind: 'wait' }>;
+
 type Running = ForwardState | RollbackState;
 
 /** Outgoing QEMU states in which a migrate_cancel still has something to cancel. */
@@ -135,7 +138,7 @@ function back(s: Running, steps: readonly RecoveryStep[], reason: string, awaitP
   return { kind: 'roll-back', steps, awaitPeer, end: { type: 'end', status, error }, reason };
 }
 
-function lost(steps: readonly RecoveryStep[], reason: string): RecoveryDecision {
+function lost(steps: readonly RecoveryStep[], reason: string): EndingDecision {
   return { kind: 'vm-lost', steps, awaitPeer: false, end: { type: 'end', status: 'failed', error: { code: 'QEMU_GONE', message: reason } }, reason };
 }
 
@@ -287,6 +290,27 @@ function recoverDestination(s: Running, f: RecoveryFacts): RecoveryDecision {
       : forward(FORWARD_DEST, 'This host had confirmed that it resumed the VM.');
   }
   return destIdle(s, f);
+}
+
+/**
+ * What the source does when the destination answers a `finish-destination` with `resumed: false`:
+ * it rolled back (its QEMU went away, or could not run the VM), so no host holds the running VM any
+ * more, and going on with the decision would end the move `completed` with the VM running nowhere.
+ * - The source's QEMU is gone (its usual case): the VM is lost, kept here with its disks, stopped.
+ * - It still holds a paused copy (post-copy completed): the guest ran on the destination, so the copy
+ *   here is older; as after any loss there, it is powered off without running and the VM kept.
+ */
+export function afterFinishRefused(job: JobRecord, facts: RecoveryFacts, theirs: JobError | undefined): EndingDecision {
+  if (facts.sourceQemuAlive === true) {
+    return {
+      kind: 'vm-lost', steps: ['power-off-source', 'release'], awaitPeer: false,
+      end: { type: 'end', status: 'failed', error: { code: LOST_THERE_CODE, message: lostThereMessage(job, theirs?.message) } },
+      reason: 'The destination ran the VM in post-copy and could not resume it again; the older copy here is powered off and the VM kept, stopped.',
+    };
+  }
+  const why = theirs ? ` (${job.destination}: ${theirs.message.replace(/\.$/, '')})` : '';
+  return lost(['release'], `The VM's QEMU is gone on the source and ${job.destination} could not resume its complete copy${why}; `
+    + `no host runs "${job.vm}". It stays on ${job.source}, stopped: start it (ferry vm start ${job.vm}) to boot it from its disks.`);
 }
 
 /**
