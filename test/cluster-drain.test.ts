@@ -136,6 +136,16 @@ const errorCode = (r: { code: number; json: unknown }): string | undefined => (r
 test('the drained h2 leaves the cluster: down, a member removes its records; back, it leaves by itself; h3\'s VMs run on', track(async (t) => {
   const t0 = Date.now();
   assert.equal(errorCode(await ferry(['cluster', 'leave', 'h3', '--json'])), 'HOST_NOT_DRAINED', 'h3 is in service (it runs VMs and owns d1)');
+  // h2 gets an HA VM the cluster does not restart (restart never), stopped by a user, then is drained again.
+  assert.equal((await ferry(['host', 'resume', 'h2', '--json'])).code, 0);
+  await waitFor('h2 back in service', async () => (await hostShow('h2')).state === 'ready', 30_000);
+  const s1 = await ferry<VmView>(['vm', 'create', 's1', '--host', 'h2', '--memory', '160M', '--disk', '64M', '--pool', 'shared', '--ha', '--restart', 'never', '--json']);
+  assert.equal(s1.code, 0, s1.stderr || s1.stdout);
+  await waitGuest(LAB, s1.json.ip);
+  const s1Boot = (await guestGet(LAB, s1.json.ip, '/boot-id', 5)).trim();
+  assert.equal((await ferry(['vm', 'stop', 's1', '--json'])).code, 0);
+  assert.equal((await ferry(['host', 'drain', 'h2', '--json'])).code, 0);
+  await waitFor('h2 drained', async () => (await hostShow('h2')).state === 'drained', 60_000);
   // h2's agent dies (h2 runs no VM). While its lease lives, only h2 itself could leave.
   const pid = (await labStatus(LAB)).hosts.find((h) => h.name === 'h2')?.agentPid;
   assert.ok(pid, 'h2 has an agent');
@@ -146,23 +156,35 @@ test('the drained h2 leaves the cluster: down, a member removes its records; bac
   assert.deepEqual(before.drains.map((d) => `${d.host} ${d.state}`), ['h2 drained'], 'etcd keeps the drain record of h2, which is gone');
   const gone = await ferry<LeaveResult>(['cluster', 'leave', 'h2', '--json']);
   assert.equal(gone.code, 0, gone.stderr || gone.stdout);
-  assert.deepEqual({ ...gone.json, by: '' }, { cluster: 'lab', host: 'h2', by: '', self: false, drainRemoved: true, homes: [] });
-  assert.notEqual(gone.json.by, 'h2');
+  const taker = gone.json.by;
+  assert.deepEqual({ ...gone.json, by: '' }, { cluster: 'lab', host: 'h2', by: '', self: false, drainRemoved: true, homes: [], handedOver: [{ vm: 's1', from: 'h2', to: taker }] });
+  assert.notEqual(taker, 'h2');
   const after = await status();
   assert.deepEqual(after.drains, []);
   assert.deepEqual(after.members.map((m) => m.name).sort(), ['h1', 'h3']);
   assert.ok(after.haVms.every((v) => v.owner !== 'h2' && v.home !== 'h2'), 'no HA record names h2');
+  // The member that took s1 over recorded it, stopped; a user starts it there, from its disk on the shared pool.
+  await waitFor(`s1 recorded on ${taker}`, async () => (await ferry<VmView>(['vm', 'show', 's1', '--json'])).json?.host === taker, 15_000);
+  const started = await ferry<VmView>(['vm', 'start', 's1', '--json']);
+  assert.equal(started.code, 0, started.stderr || started.stdout);
+  await waitGuest(LAB, s1.json.ip);
+  assert.notEqual((await guestGet(LAB, s1.json.ip, '/boot-id', 5)).trim(), s1Boot, 's1 booted anew on its new host');
+  assert.equal((await guestGet(LAB, s1.json.ip, '/disk/verify', 5)).trim(), 'ok', 'from the disk it had on h2');
   // h2 comes back: it rejoins the cluster it remembers, drained (its own state), and leaves by itself.
   assert.equal((await suite.lab(['up', '--json'])).code, 0);
   await waitFor('h2 a member again', async () => (await status()).members.some((m) => m.name === 'h2'), 30_000);
   assert.equal((await hostShow('h2')).state, 'drained');
+  // h2 forgets its stale copy of s1, which another member owns now (its disk stays: it is that member's).
+  await waitFor('h2 forgot s1', async () => !(await ferry<VmView[]>(['vm', 'list', '--json'])).json.some((v) => v.name === 's1' && v.host === 'h2'), 30_000);
   const self = await ferry<LeaveResult>(['cluster', 'leave', 'h2', '--json']);
   assert.equal(self.code, 0, self.stderr || self.stdout);
-  assert.deepEqual(self.json, { cluster: 'lab', host: 'h2', by: 'h2', self: true, drainRemoved: false, homes: [] });
+  assert.deepEqual(self.json, { cluster: 'lab', host: 'h2', by: 'h2', self: true, drainRemoved: false, homes: [], handedOver: [] });
   const last = await status();
   assert.deepEqual([last.members.map((m) => m.name).sort(), last.drains], [['h1', 'h3'], []], 'h2 is no member: its lease was revoked');
   assert.equal(errorCode(await ferry(['cluster', 'status', '--host', 'h2', '--json'])), 'NOT_IN_CLUSTER', 'h2 is standalone');
   assert.equal(errorCode(await ferry(['cluster', 'leave', 'h2', '--json'])), 'NOT_IN_CLUSTER', 'leaving twice');
   t.diagnostic(`the leaves took ${((Date.now() - t0) / 1000).toFixed(1)} s, h2's lease expiry and agent restart included`);
   await runOnce(() => 'h3');
+  await assertRunsOnce(LAB, 's1', taker);
+  assert.equal((await guestGet(LAB, s1.json.ip, '/disk/verify', 5)).trim(), 'ok');
 }));

@@ -43,7 +43,7 @@ function startNode(name: string, more: Partial<ClusterHost> = {}): ClusterNode {
     name, url: `https://${name}`, log: pino({ level: 'silent' }),
     facts: () => ({ memoryMiB: 1024, freeMemoryMiB: 512, cpus: 2, maintenance: false }),
     localHa: () => [{ name: 'v1', running: name === 'h1', busy: false, qemu: name === 'h1' }, { name: 'v3', running: name === 'h3', busy: false, qemu: name === 'h3' }],
-    startHa: () => Promise.resolve(), fence: () => Promise.resolve(), forget: () => Promise.resolve(),
+    startHa: () => Promise.resolve(), fence: () => Promise.resolve(), forget: () => Promise.resolve(), define: () => Promise.resolve(),
     arrivedFrom: () => undefined, leftTo: () => undefined, peerLeases: () => Promise.resolve([]), moveVm: () => Promise.resolve(),
     ...more,
   };
@@ -120,7 +120,7 @@ test('a member leaves by itself: drain record gone, homes rewritten, lease revok
   const t0 = Date.now();
   const r = await leave('h2', 'h2');
   t.diagnostic(`h2 left in ${Date.now() - t0} ms`);
-  assert.deepEqual(r, { cluster: 'leave', host: 'h2', by: 'h2', self: true, drainRemoved: true, homes: [{ vm: 'v1', from: 'h2', to: 'h1' }] });
+  assert.deepEqual(r, { cluster: 'leave', host: 'h2', by: 'h2', self: true, drainRemoved: true, homes: [{ vm: 'v1', from: 'h2', to: 'h1' }], handedOver: [] });
   assert.deepEqual(forgotten, ['h2']);
   assert.deepEqual(await members(), ['h1', 'h3'], 'the member key went with the revoked lease, at once');
   assert.deepEqual((await store.drains()).map((d) => d.host), []);
@@ -143,7 +143,7 @@ test('a member takes out a host whose lease is gone; the last member cannot leav
   await h3.revoke();
   nodes.delete('h3');
   const r = await leave('h1', 'h3');
-  assert.deepEqual(r, { cluster: 'leave', host: 'h3', by: 'h1', self: false, drainRemoved: false, homes: [{ vm: 'v1', from: 'h3', to: 'h1' }, { vm: 'v3', from: 'h3', to: 'h1' }] });
+  assert.deepEqual(r, { cluster: 'leave', host: 'h3', by: 'h1', self: false, drainRemoved: false, homes: [{ vm: 'v1', from: 'h3', to: 'h1' }, { vm: 'v3', from: 'h3', to: 'h1' }], handedOver: [] });
   assert.deepEqual((await store.haEntries()).map((e) => `${e.rec.name}:${e.rec.owner}/${e.rec.home}`).sort(), ['v1:h1/h1', 'v3:h1/h1']);
   await assert.rejects(leave('h1', 'h3'), isCode('NOT_IN_CLUSTER'));
   // h1 is the only member left: it may not leave, and takes part again.
@@ -178,4 +178,28 @@ test('while a leave decides, the node feeds the watchdog and keeps its last rene
   await waitFor('h4 ticks again', () => Promise.resolve(ticks > t1), 5_000);
   assert.ok(h4.renewing());
   assert.ok((await members()).includes('h4'));
+});
+
+test('a member takes out a dead host that owned HA VMs nobody restarts: they are handed over to it, stopped; it records them and starts none', async () => {
+  const defined: string[] = [];
+  const started: string[] = [];
+  const h5 = startNode('h5', {
+    define: (spec) => { defined.push(spec.name); return Promise.resolve(); },
+    startHa: (spec) => { started.push(spec.name); return Promise.resolve(); },
+  });
+  await waitFor('h5 a member', async () => (await members()).includes('h5') && h5.renewing(), 15_000);
+  // h6 never comes back: one VM a user stopped there, one with restart never that ran there.
+  await store.createHa(rec('st1', 'h6', 'h6', { state: 'stopped' }));
+  await store.createHa(rec('nv1', 'h6', 'h6', { restart: 'never', failback: 'immediate' }));
+  const r = await leave('h5', 'h6');
+  assert.deepEqual(r.handedOver, [{ vm: 'nv1', from: 'h6', to: 'h5' }, { vm: 'st1', from: 'h6', to: 'h5' }]);
+  assert.deepEqual(r.homes, [], 'their homes changed with the hand-over, not as a rehome');
+  await waitFor('h5 took both over', async () => (await store.haEntries()).filter((e) => ['st1', 'nv1'].includes(e.rec.name)).every((e) => e.rec.handedOverFrom === undefined), 10_000);
+  assert.deepEqual(defined.sort(), ['nv1', 'st1'], 'h5 recorded each VM once');
+  const after = (await store.haEntries()).filter((e) => ['st1', 'nv1'].includes(e.rec.name)).map((e) => `${e.rec.name}:${e.rec.owner}/${e.rec.home}/${e.rec.state}`).sort();
+  assert.deepEqual(after, ['nv1:h5/h5/stopped', 'st1:h5/h5/stopped']);
+  await new Promise((res) => setTimeout(res, 2_500));
+  assert.deepEqual(started, [], 'nothing was started: a user starts them');
+  assert.deepEqual(defined.sort(), ['nv1', 'st1'], 'and the next ticks recorded nothing again');
+  await assert.rejects(leave('h5', 'h6'), isCode('NOT_IN_CLUSTER'), 'nothing of h6 is left');
 });

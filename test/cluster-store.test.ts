@@ -43,7 +43,7 @@ const rec = (name: string, owner: string): HaRecord => ({
 const fakeHost = (name: string, over: Partial<ClusterHost> = {}): ClusterHost => ({
   name, url: `https://${name}`, log: pino({ level: 'silent' }),
   facts: () => ({ memoryMiB: 1024, freeMemoryMiB: 512, cpus: 2, maintenance: false }),
-  localHa: () => [], startHa: () => Promise.resolve(), fence: () => Promise.resolve(), forget: () => Promise.resolve(),
+  localHa: () => [], startHa: () => Promise.resolve(), fence: () => Promise.resolve(), forget: () => Promise.resolve(), define: () => Promise.resolve(),
   arrivedFrom: () => undefined, leftTo: () => undefined, peerLeases: () => Promise.resolve([]), moveVm: () => Promise.resolve(),
   ...over,
 });

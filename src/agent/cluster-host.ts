@@ -78,6 +78,7 @@ export function clusterHost(a: ClusterHostParts): ClusterHost {
     }), renewedAt),
     lastRenewal: () => watchdog.lastRenewal(),
     forget: (name) => a.vms.discard(name, false),
+    define: (spec) => a.vms.startHa(spec, false),
     moveHoldsSlot: (job) => a.migrations.holds(job),
     moveVm: async (name, to) => { await a.migrations.start({ vm: name, destination: to, options: { includeStorage: false } }); },
     ...(a.afterTick ? { afterTick: a.afterTick } : {}),

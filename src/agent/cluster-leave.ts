@@ -34,6 +34,8 @@ export interface LeaveResult {
   drainRemoved: boolean;
   /** HA records that named the host as home (or failback target): their home before and after. */
   homes: { vm: string; from: string; to: string }[];
+  /** HA VMs the host, gone for good, owned and nobody restarts: the member that owns them now, stopped. */
+  handedOver: { vm: string; from: string; to: string }[];
 }
 
 /** The agent's parts a leave uses. */
@@ -69,7 +71,7 @@ async function facts(p: LeaveParts, host: string): Promise<LeaveFacts> {
   const drain = drains.find((d) => d.host === host);
   const self = host === p.host;
   return {
-    cluster: p.node.config.name, host, self, members: members.map((m) => m.name), ha,
+    cluster: p.node.config.name, host, by: p.host, self, members: members.map((m) => m.name), ha,
     ...(drain ? { drain: { rev: drain.rev, running: parseDrainRecord(drain.value)?.running ?? null } } : {}),
     ...(self ? local(p) : {}),
   };
@@ -82,10 +84,12 @@ async function write(p: LeaveParts, host: string): Promise<LeaveResult> {
   for (let i = 0; i < ATTEMPTS; i++) {
     const d = decideLeave(await facts(p, host));
     if (!d.ok) throw d.error;
-    if (!(await node.store.removeHost(host, d.plan, !self))) continue;
+    const { handOver, ...plan } = d.plan;
+    if (!(await node.store.removeHost(host, { ...plan, rehome: [...plan.rehome, ...handOver] }, !self))) continue;
     return {
       cluster: node.config.name, host, by: p.host, self, drainRemoved: d.plan.deleteDrainRev !== undefined,
-      homes: d.plan.rehome.map((e) => ({ vm: e.rec.name, from: e.from, to: e.rec.home })),
+      homes: plan.rehome.map((e) => ({ vm: e.rec.name, from: e.from, to: e.rec.home })),
+      handedOver: handOver.map((e) => ({ vm: e.rec.name, from: e.from, to: e.rec.owner })),
     };
   }
   throw new FerryError('CLUSTER_RECORDS_CHANGING', `The cluster's records of ${host} kept changing while the leave wrote them (${ATTEMPTS} tries); try again.`);

@@ -169,12 +169,14 @@ export class VmActions {
   /**
    * Cluster mode: starts an HA VM this host was given (its host failed, or it crashed here with
    * its host), recording it first when this host has not seen it. Not refused by maintenance:
-   * the cluster places nothing on a host in maintenance.
+   * the cluster places nothing on a host in maintenance. `start` false: only records it, stopped (an
+   * HA VM handed over by a leave, its owner gone for good).
    */
-  async startHa(spec: VmSpec): Promise<void> {
-    await this.withLock(spec.name, 'an HA restart', async () => {
+  async startHa(spec: VmSpec, start = true): Promise<void> {
+    await this.withLock(spec.name, start ? 'an HA restart' : 'taking over an HA VM', async () => {
       const vm = this.d.inv.find(spec.name);
-      if (vm && isActive(vm.state)) return;
+      if (!start && !vm) this.d.inv.insert(spec);
+      if (!start || (vm && isActive(vm.state))) return;
       this.checkMemory(spec.memoryMiB);
       if (!vm) this.d.inv.insert(spec);
       try {

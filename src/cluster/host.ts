@@ -63,6 +63,8 @@ export interface ClusterHost {
   settleArrival?(name: string): Promise<void>;
   /** Forgets a VM here without touching its disks (another host owns it now). */
   forget(name: string): Promise<void>;
+  /** Records a VM here, stopped, if it is not yet (an HA VM handed over by a leave); starts nothing. */
+  define(spec: VmSpec): Promise<void>;
   /** The source of the last completed move that brought this VM here, if the VM's last move here was one. */
   arrivedFrom(name: string): string | undefined;
   /** The destination of the last completed move that took this VM away, if the VM's last move here was one. */

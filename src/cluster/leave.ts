@@ -6,7 +6,10 @@
  * another member asks for a host that holds no lease any more (powered off for good). Etcd keeps
  * no list of members: a host is "in the cluster" while it holds a lease, and it leaves traces that
  * outlive the lease: its drain record (`drains/H`) and HA records naming it as `home` (where
- * failback returns a VM) or `moveTo`. Leaving removes those traces; it never touches a VM.
+ * failback returns a VM) or `moveTo`. Leaving removes those traces. A host gone for good may also
+ * still own HA VMs the cluster does not restart (stopped by a user, or `--restart never`): those are
+ * handed over, stopped, to a live member (their home when it is one, else the member that asks), as
+ * a failover cluster moves an evicted node's offline roles. Leaving never starts or stops a VM.
  */
 import { FerryError } from '../errors/index.js';
 import type { HaEntry, HaRecord } from './model.js';
@@ -16,6 +19,8 @@ export interface LeaveFacts {
   cluster: string;
   /** The host to take out. */
   host: string;
+  /** The member whose agent decides (`host` itself with `self`); absent: the first other live member. */
+  by?: string;
   /** True when `host`'s own agent decides (it then revokes its lease and forgets the cluster). */
   self: boolean;
   /** The hosts that hold a lease now (member keys). */
@@ -42,6 +47,8 @@ export interface LeavePlan {
   deleteDrainRev?: string;
   /** HA records that named the host as home (or as failback target), with their new value. */
   rehome: { rec: HaRecord; rev: string; from: string }[];
+  /** HA VMs the host (gone for good) owned and nobody restarts: given, stopped, to a live member. */
+  handOver: { rec: HaRecord; rev: string; from: string }[];
 }
 
 export type LeaveDecision = { ok: true; plan: LeavePlan } | { ok: false; error: FerryError };
@@ -53,15 +60,19 @@ const restartable = (r: HaRecord): boolean => r.restart === 'always' && r.state 
 
 function refuse(error: FerryError): LeaveDecision { return { ok: false, error }; }
 
-/** Why `host`, which holds no lease, still owns HA VMs, and what the operator can do. */
-function ownedByDead(host: string, owned: readonly HaRecord[]): string {
-  const waiting = owned.filter(restartable).map((r) => r.name);
-  const stuck = owned.filter((r) => !restartable(r)).map((r) => `${r.name} (${r.state === 'stopped' ? 'stopped' : 'restart never'})`);
-  const parts = [
-    ...(waiting.length > 0 ? [`the cluster has not restarted ${list(waiting)} elsewhere yet (wait for \`ferry cluster status\` to show them on another host, or make room for them)`] : []),
-    ...(stuck.length > 0 ? [`nobody restarts ${list(stuck)}`] : []),
-  ];
-  return `${host} still owns HA VMs in etcd: ${parts.join('; ')}.`;
+/** Why `host`, which holds no lease, still owns HA VMs the cluster is to restart, and what the operator can do. */
+function ownedByDead(host: string, waiting: readonly HaRecord[]): string {
+  return `${host} still owns HA VMs in etcd: the cluster has not restarted ${list(waiting.map((r) => r.name))} elsewhere yet `
+    + '(wait for `ferry cluster status` to show them on another host, or make room for them).';
+}
+
+/** The record of a VM handed over, stopped, from `host` (gone for good) to `to`. */
+function handedOver(r: HaRecord, host: string, to: string): HaRecord {
+  const { moveTo: _m, failbackAt: _f, failedOn: _o, ...rest } = r;
+  return {
+    ...rest, owner: to, home: r.home === host ? to : r.home, state: 'stopped', handedOverFrom: host,
+    note: `handed over, stopped, from ${host}, which left the cluster; start it on ${to} (ferry vm start ${r.name})`,
+  };
 }
 
 /**
@@ -90,8 +101,8 @@ export function localRefusal(host: string, cluster: string, f: LocalFacts, owned
  * Decides a leave. Refusals, in this order, change nothing: `host` unknown to the cluster
  * (NOT_IN_CLUSTER), alive but asked of another host (MEMBER_ALIVE), the only live member
  * (CLUSTER_LAST_MEMBER), a drain or resume of it running (DRAIN_IN_PROGRESS), with `self` the host
- * not drained (HOST_NOT_DRAINED), VMs running on it, HA VMs defined on it or HA VMs it owns
- * (HOST_NOT_EMPTY). A host without a lease need not be drained: its agent runs nothing the
+ * not drained (HOST_NOT_DRAINED), VMs running on it, HA VMs defined on it or, for a host without a
+ * lease, HA VMs it owns that the cluster is still to restart elsewhere (HOST_NOT_EMPTY). A host without a lease need not be drained: its agent runs nothing the
  * cluster could place, start or move onto it (a member key back fails the transaction's guard).
  */
 export function decideLeave(f: LeaveFacts): LeaveDecision {
@@ -117,13 +128,19 @@ export function decideLeave(f: LeaveFacts): LeaveDecision {
     const why = localRefusal(host, cluster, f, owned);
     if (why) return refuse(why);
   }
-  if (owned.length > 0) return refuse(new FerryError('HOST_NOT_EMPTY', ownedByDead(host, owned)));
-  const rehome = f.ha.filter((e) => e.rec.home === host || e.rec.moveTo === host).map(({ rec, rev }) => {
+  // Past the self check, `host` holds no lease: what the cluster restarts must be restarted first.
+  const waiting = owned.filter(restartable);
+  if (waiting.length > 0) return refuse(new FerryError('HOST_NOT_EMPTY', ownedByDead(host, waiting)));
+  const others = f.members.filter((m) => m !== host);
+  const taker = f.by !== undefined && others.includes(f.by) ? f.by : others[0] ?? host;
+  const handOver = f.ha.filter((e) => e.rec.owner === host).map(({ rec, rev }) => (
+    { rec: handedOver(rec, host, others.includes(rec.home) ? rec.home : taker), rev, from: host }));
+  const rehome = f.ha.filter((e) => e.rec.owner !== host && (e.rec.home === host || e.rec.moveTo === host)).map(({ rec, rev }) => {
     const { moveTo, ...rest } = rec;
     // Its home is where it runs now (failback has nowhere else to go); a failback asked for
     // towards the host that leaves is dropped.
     const keep = moveTo !== undefined && moveTo !== host ? { moveTo } : {};
     return { rec: { ...rest, ...keep, home: rec.home === host ? rec.owner : rec.home }, rev, from: rec.home };
   });
-  return { ok: true, plan: { ...(f.drain ? { deleteDrainRev: f.drain.rev } : {}), rehome } };
+  return { ok: true, plan: { ...(f.drain ? { deleteDrainRev: f.drain.rev } : {}), rehome, handOver } };
 }

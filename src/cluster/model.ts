@@ -76,6 +76,12 @@ export interface HaRecord {
   restarts: number;
   /** Hosts where the cluster's last starts of it failed, since it last ran; the manager places it elsewhere. */
   failedOn?: string[];
+  /**
+   * Set by `ferry cluster leave` of a host gone for good that owned this VM, stopped and not to be
+   * restarted by the cluster: the host it names left, and `owner` took the VM over. The owner records
+   * the VM locally (stopped, to be started there by a user) and clears this field.
+   */
+  handedOverFrom?: string;
   updatedAt: string;
 }
 

@@ -7,7 +7,8 @@
 import type { Lease } from 'etcd3';
 import { FerryError } from '../errors/index.js';
 import { fenceDecision, watchdogDeadline } from './fencing.js';
-import { FAILBACK_RETRY_MS, managerTick, type ManagerMemory } from './manager.js';
+import { managerTick, type ManagerMemory } from './manager.js';
+import { adopt, failback, type OwnerParts } from './owner.js';
 import { fenceTargets, settleMoves } from './moving.js';
 import { clearFailures, DEFAULT_CLUSTER_MIGRATIONS, movedTo, ran, type ClusterConfig, type FailbackPolicy, type HaEntry, type HaRecord, type RestartPolicy } from './model.js';
 import { ClusterStore, type EtcdTls } from './store.js';
@@ -19,8 +20,6 @@ export type { ClusterHost, LocalHaVm, NodeView } from './host.js';
 const TICK_MS = 1_000;
 /** Every how many ticks this host looks for cluster-wide slots it holds in vain. */
 const SWEEP_SLOTS_EVERY = 5;
-/** How soon a failback refused for a passing reason before its move started is asked again. */
-const FAILBACK_RETRY_SOON_MS = 15_000;
 const PUBLISH_EVERY_MS = 3_000;
 const FENCE_CHECK_MS = 500;
 
@@ -165,6 +164,10 @@ export class ClusterNode {
   async releaseMigrationSlot(job: string): Promise<void> { await this.store.releaseSlot(job); }
 
   /** Read, change, write guarded by revision; retried a few times when someone else wrote in between. */
+  private owner(): OwnerParts {
+    return { store: this.store, host: this.host, update: (name, change) => this.update(name, change) };
+  }
+
   private async update(name: string, change: (r: HaRecord) => HaRecord | undefined, holder?: { host: string; lease: string }): Promise<boolean> {
     for (let i = 0; i < 5; i++) {
       const e = await this.store.haEntry(name);
@@ -320,6 +323,10 @@ export class ClusterNode {
         }
         continue;
       }
+      if (rec.handedOverFrom !== undefined) {
+        await adopt(this.owner(), rec, rev, here !== undefined);
+        continue;
+      }
       if (rec.state === 'stopped' || rec.state === 'failed') continue;
       // Not for a VM the manager placed here since ('placing'): it came back after leaving, e.g.
       // moved home by a failback whose host died since. Handing it over again would undo the
@@ -347,7 +354,7 @@ export class ClusterNode {
         await this.store.updateHa({ ...rec, state: 'running' }, rev);
         continue; // the revision changed: a failback waits for the next tick's read
       }
-      if (rec.moveTo !== undefined) await this.failback(rec, rev);
+      if (rec.moveTo !== undefined) await failback(this.owner(), rec, rev);
     }
   }
 
@@ -374,26 +381,6 @@ export class ClusterNode {
       const note = `start on ${this.host.name} failed: ${e instanceof Error ? e.message : String(e)}`;
       const failedOn = [...new Set([...(rec.failedOn ?? []), this.host.name])];
       await this.update(rec.name, (r) => (r.owner === this.host.name ? { ...r, state: 'failed', note, failedOn } : undefined));
-    }
-  }
-
-  private async failback(rec: HaRecord, rev: string): Promise<void> {
-    const to = rec.moveTo ?? rec.home;
-    const { moveTo: _done, ...rest } = rec;
-    if (!(await this.store.updateHa({ ...rest, failbackAt: Date.now() }, rev))) return;
-    if (to === this.host.name) return;
-    this.host.log.info({ vm: rec.name, to }, 'failback: moving an HA VM home');
-    try {
-      await this.host.moveVm(rec.name, to);
-    } catch (e) {
-      // Refused before it started for a passing reason (an error the catalogue marks retryable: a
-      // busy VM, a host that did not answer…): ask again soon, not after the wait meant for a move
-      // that may still run. Other refusals (an incompatible host, moves disabled) wait 2 minutes.
-      const passing = e instanceof FerryError && e.retryable;
-      this.host.log.warn({ vm: rec.name, to, err: e }, `failback move did not start; the manager asks again in ${passing ? FAILBACK_RETRY_SOON_MS / 1000 : FAILBACK_RETRY_MS / 1000} s`);
-      if (!passing) return;
-      await this.update(rec.name, (r) => (r.owner === this.host.name && r.failbackAt !== undefined ? { ...r, failbackAt: Date.now() - FAILBACK_RETRY_MS + FAILBACK_RETRY_SOON_MS } : undefined))
-        .catch((err: unknown) => this.host.log.warn({ vm: rec.name, err }, 'could not ask for the failback again'));
     }
   }
 }

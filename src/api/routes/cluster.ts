@@ -27,7 +27,7 @@ const leaveParams = {
 } as const;
 
 const leaveReply = {
-  type: 'object', required: ['cluster', 'host', 'by', 'self', 'drainRemoved', 'homes'],
+  type: 'object', required: ['cluster', 'host', 'by', 'self', 'drainRemoved', 'homes', 'handedOver'],
   properties: {
     cluster: { type: 'string' }, host: { type: 'string' },
     by: { type: 'string', description: 'The host whose agent made the change: the host itself, or a member removing a host that holds no lease.' },
@@ -35,6 +35,10 @@ const leaveReply = {
     drainRemoved: { type: 'boolean', description: 'etcd held a drain record of the host, now deleted.' },
     homes: {
       type: 'array', description: 'HA records that named the host as home (or failback target), with their home before and after.',
+      items: { type: 'object', properties: { vm: { type: 'string' }, from: { type: 'string' }, to: { type: 'string' } } },
+    },
+    handedOver: {
+      type: 'array', description: 'HA VMs the host, gone for good, owned and the cluster does not restart (stopped, or restart never): the member that owns them now, stopped, to be started there.',
       items: { type: 'object', properties: { vm: { type: 'string' }, from: { type: 'string' }, to: { type: 'string' } } },
     },
   },

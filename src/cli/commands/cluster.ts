@@ -71,6 +71,7 @@ function printLeave(r: LeaveResult): void {
     r.self ? `${r.host}'s agent revoked its lease and is standalone now` : `${r.by} removed the records of ${r.host}, which holds no lease`,
     r.drainRemoved ? 'its drain record is deleted' : 'etcd had no drain record of it',
     r.homes.length > 0 ? `new homes: ${r.homes.map((h) => `${h.vm} ${h.from} → ${h.to}`).join(', ')}` : 'no HA VM had it as home',
+    ...((r.handedOver ?? []).length > 0 ? [`handed over, stopped (start them there): ${r.handedOver.map((h) => `${h.vm} → ${h.to}`).join(', ')}`] : []),
   ];
   process.stdout.write(`${r.host} left cluster ${r.cluster}: ${what.join('; ')}\n`);
 }

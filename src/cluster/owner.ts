@@ -1,0 +1,51 @@
+/**
+ * What the owner of an HA VM does, beside starting it (node.ts): a failback the manager asked for,
+ * and taking over a stopped VM a leave handed to it. Run from the node's loop, one at a time.
+ */
+import { FerryError } from '../errors/index.js';
+import { FAILBACK_RETRY_MS } from './manager.js';
+import type { HaRecord } from './model.js';
+import type { ClusterStore } from './store.js';
+import type { ClusterHost } from './host.js';
+
+/** How soon a failback refused for a passing reason before its move started is asked again. */
+const FAILBACK_RETRY_SOON_MS = 15_000;
+
+/** The node's parts these use: its store, its host, and its read-change-write of one record. */
+export interface OwnerParts {
+  store: ClusterStore;
+  host: ClusterHost;
+  update(name: string, change: (r: HaRecord) => HaRecord | undefined): Promise<boolean>;
+}
+
+/** Moves an HA VM this host owns to where the manager asked (`moveTo`), marking the attempt first. */
+export async function failback({ store, host, update }: OwnerParts, rec: HaRecord, rev: string): Promise<void> {
+  const to = rec.moveTo ?? rec.home;
+  const { moveTo: _done, ...rest } = rec;
+  if (!(await store.updateHa({ ...rest, failbackAt: Date.now() }, rev))) return;
+  if (to === host.name) return;
+  host.log.info({ vm: rec.name, to }, 'failback: moving an HA VM home');
+  try {
+    await host.moveVm(rec.name, to);
+  } catch (e) {
+    // Refused before it started for a passing reason (an error the catalogue marks retryable: a
+    // busy VM, a host that did not answer…): ask again soon, not after the wait meant for a move
+    // that may still run. Other refusals (an incompatible host, moves disabled) wait 2 minutes.
+    const passing = e instanceof FerryError && e.retryable;
+    host.log.warn({ vm: rec.name, to, err: e }, `failback move did not start; the manager asks again in ${passing ? FAILBACK_RETRY_SOON_MS / 1000 : FAILBACK_RETRY_MS / 1000} s`);
+    if (!passing) return;
+    await update(rec.name, (r) => (r.owner === host.name && r.failbackAt !== undefined ? { ...r, failbackAt: Date.now() - FAILBACK_RETRY_MS + FAILBACK_RETRY_SOON_MS } : undefined))
+      .catch((err: unknown) => host.log.warn({ vm: rec.name, err }, 'could not ask for the failback again'));
+  }
+}
+
+/**
+ * An HA VM a leave handed over to this host, stopped (its owner left the cluster for good): records
+ * it here, unless it is already, so that a user can start it; then clears the mark, guarded by the
+ * revision read (a write in between: the next tick sees the mark again, and recording is idempotent).
+ */
+export async function adopt({ store, host }: OwnerParts, rec: HaRecord, rev: string, known: boolean): Promise<void> {
+  if (!known) await host.define(rec.spec);
+  const { handedOverFrom: from, ...rest } = rec;
+  if (await store.updateHa(rest, rev)) host.log.info({ vm: rec.name, from }, 'took over a stopped HA VM from a host that left the cluster');
+}
