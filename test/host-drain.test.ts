@@ -4,7 +4,8 @@
 // with INSUFFICIENT_MEMORY, leaves h1 draining and exits non-zero; `--force` stops the third and
 // h1 is drained; the drained h1 refuses a new VM, starting a VM and an incoming move; `ferry host
 // resume h1 --failback` starts the stopped VM again and moves the other two back. Then h1's agent
-// is killed during a drain: h1 stays draining, and draining again continues.
+// is killed during a drain: h1 stays draining, and draining again continues. Last, a resume while a
+// drain runs stops it: its moves are cancelled and --force stops none of those VMs.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { HostView, VmView } from '../src/agent/views.js';
@@ -134,4 +135,31 @@ test('the agent restarts mid-drain: h1 stays draining, and draining again contin
   for (const n of ['da', 'db']) { const g = guests.get(n); assert.ok(g); await assertGuestIntact(LAB, g.ip, g.before); }
   assert.equal((await ferry(['host', 'resume', 'h1', '--json'])).code, 0);
   for (const n of ['da', 'db', 'big', 'ballast']) assert.equal((await ferry(['vm', 'delete', n])).code, 0);
+}));
+
+test('a resume while the drain runs stops it: moves not past their switch-over are cancelled, --force stops none of those VMs, h1 is back in service', track(async (t) => {
+  for (const n of ['ra', 'rb', 'rc']) await createVm(n, 'h1', '160M');
+  assert.equal((await ferry(['host', 'settings', 'h1', '--max-migrations', '1', '--json'])).code, 0);
+  const r = await ferry<DrainJson>(['host', 'drain', 'h1', '--force', '--no-wait', '--json']);
+  assert.equal(r.code, 0, r.stderr || r.stdout);
+  await waitFor('a drain move under way', async () => (await hostShow('h1')).maintenance.vms.some((e) => e.status === 'moving' && e.jobId), 60_000);
+  const back = await ferry<DrainJson>(['host', 'resume', 'h1', '--json']);
+  assert.equal(back.code, 0, back.stderr || back.stdout);
+  assert.equal(back.json.state, 'active');
+  const ledger = statusOf(back.json);
+  t.diagnostic(`ledger after the resume: ${JSON.stringify(ledger)}`);
+  const kept = back.json.vms.filter((e) => e.status === 'blocked');
+  assert.ok(kept.length >= 1, 'at least the queued moves were cancelled');
+  for (const e of back.json.vms) {
+    assert.ok(e.status === 'moved' || (e.status === 'blocked' && e.error?.code === 'MIGRATION_CANCELLED'), `${e.vm}: ${e.status} ${e.error?.code ?? ''}`);
+    await assertRunsOnce(LAB, e.vm, e.status === 'moved' ? 'h2' : 'h1');
+    const g = guests.get(e.vm);
+    assert.ok(g);
+    await assertGuestIntact(LAB, g.ip, g.before);
+  }
+  const h1 = await hostShow('h1');
+  assert.equal(h1.state, 'ready');
+  assert.equal(h1.maintenance.running, null);
+  assert.ok((await ferry(['vm', 'create', 'rd', '--host', 'h1', '--memory', '128M', '--json'])).code === 0, 'h1 takes new VMs again');
+  for (const n of ['ra', 'rb', 'rc', 'rd']) assert.equal((await ferry(['vm', 'delete', n])).code, 0);
 }));

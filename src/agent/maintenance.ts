@@ -89,6 +89,8 @@ export interface MaintenanceDeps {
 }
 
 const POLL_MS = 1000;
+/** How long a resume waits for the drain it stops to end. */
+const STOP_DRAIN_MS = 60_000;
 
 /** The agent's drain, resume and maintenance admission. */
 export class HostMaintenance {
@@ -180,6 +182,7 @@ export class HostMaintenance {
    * (with failback) brings moved VMs back. In a cluster the drain record leaves etcd first.
    */
   async resume(opts: { failback: boolean }): Promise<MaintenanceView> {
+    await this.stopDrain();
     if (this.d.cluster?.active()) {
       this.refuseIfRunning();
       // The record as etcd last had it: this host's copy may be a tick behind the manager's last writes.
@@ -193,6 +196,31 @@ export class HostMaintenance {
       return new FerryError('FAILBACK_INCOMPLETE', `${this.d.host} is back in service, but ${out.failed.length} VM${out.failed.length === 1 ? '' : 's'} did not come back: ${lines(out.failed)}.`);
     });
     return this.view();
+  }
+
+  /**
+   * A resume while a drain runs stops the drain first, as resuming a node that drains does in
+   * Hyper-V: every move of the drain not yet past its switch-over is cancelled (the VM keeps running
+   * here; the ledger says `blocked`, MIGRATION_CANCELLED, and `--force` stops none of them), a move
+   * past it completes, and the resume goes on once the run has ended (in a cluster: once the
+   * manager wrote its end). DRAIN_IN_PROGRESS when it has not ended within a minute.
+   */
+  private async stopDrain(): Promise<void> {
+    const drainRuns = (): boolean => (this.running ?? this.clusterRuns()?.running)?.operation === 'drain';
+    if (!drainRuns()) return;
+    this.d.log.info({ host: this.d.host }, 'resume during a drain: cancelling the drain\'s moves');
+    const asked = new Set<string>();
+    const deadline = Date.now() + STOP_DRAIN_MS;
+    while (drainRuns()) {
+      if (Date.now() > deadline) this.refuseIfRunning();
+      // Again each round: a queued move gets its job id in the ledger once it is created.
+      for (const e of this.store.entries()) {
+        if (e.status !== 'moving' || !e.jobId || asked.has(e.jobId)) continue;
+        asked.add(e.jobId);
+        try { this.d.migrations.cancel(e.jobId); } catch (err) { this.d.log.info({ vm: e.vm, job: e.jobId, err }, 'a drain move could not be cancelled; it completes'); }
+      }
+      await new Promise((r) => setTimeout(r, 200));
+    }
   }
 
   private refuseIfRunning(): void {

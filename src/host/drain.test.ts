@@ -10,7 +10,7 @@ import type { PlacementHost } from './placement.js';
 const quiet = { info: () => undefined, warn: () => undefined };
 
 /** A two-host world in memory: h1 (drained) and h2; moves and stops change where VMs are. */
-function world(vms: HostVm[], h2FreeMiB: number, opts: { failMove?: string } = {}) {
+function world(vms: HostVm[], h2FreeMiB: number, opts: { failMove?: string; failCode?: 'MIGRATION_FAILED' | 'MIGRATION_CANCELLED' } = {}) {
   const store = new MaintenanceStore(openDb(':memory:'));
   const here = new Map(vms.map((v) => [v.name, { ...v }]));
   const there = new Map<string, HostVm>();
@@ -26,7 +26,7 @@ function world(vms: HostVm[], h2FreeMiB: number, opts: { failMove?: string } = {
     move: async (vm, host, onJob) => {
       onJob(`job-${vm}`);
       moves.push(`${vm}→${host}`);
-      if (vm === opts.failMove) throw new FerryError('MIGRATION_FAILED', `The move of "${vm}" failed.`);
+      if (vm === opts.failMove) throw new FerryError(opts.failCode ?? 'MIGRATION_FAILED', `The move of "${vm}" failed.`);
       const v = here.get(vm);
       if (!v) throw new FerryError('VM_NOT_FOUND', 'gone.');
       here.delete(vm);
@@ -108,4 +108,14 @@ test('drain: a fatal error (a manager that lost its post) ends the run at once; 
   assert.deepEqual(stopped, [], 'no VM is stopped by a run that ended fatally');
   assert.deepEqual(w.store.entries().filter((e) => e.vm === 'a').map((e) => e.status), ['moving'], 'a stays moving for the next run to settle');
   assert.equal(w.here.get('a')?.state, 'running');
+});
+
+test('drain --force stops a VM whose move failed, but not one whose move an operator cancelled (a resume during the drain): that one stays running here', async () => {
+  for (const [code, end] of [['MIGRATION_FAILED', 'stopped'], ['MIGRATION_CANCELLED', 'running']] as const) {
+    const w = world([vm('a'), vm('c')], 4096, { failMove: 'c', failCode: code });
+    const out = await drainHost(w.deps, { force: true });
+    assert.equal(w.here.get('c')?.state, end, code);
+    assert.equal(out.state, end === 'stopped' ? 'drained' : 'draining', code);
+    assert.deepEqual(w.store.entries().map((e) => [e.vm, e.status]), [['a', 'moved'], ['c', end === 'stopped' ? 'stopped' : 'blocked']], code);
+  }
 });

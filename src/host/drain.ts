@@ -134,12 +134,16 @@ async function moveOne(d: DrainDeps, p: Placement): Promise<void> {
   }
 }
 
-/** `--force`: stops each VM that could not move and marks it, so that resume starts it again. */
+/**
+ * `--force`: stops each VM that could not move and marks it, so that resume starts it again. Not a
+ * VM whose move an operator cancelled (MIGRATION_CANCELLED; a resume during the drain does that):
+ * it was kept here on purpose.
+ */
 async function stopBlocked(d: DrainDeps): Promise<void> {
   const here = new Map((await d.vms()).map((v) => [v.name, v]));
   for (const e of d.ledger.entries()) {
     const v = here.get(e.vm);
-    if (e.status !== 'blocked' || !v || !ACTIVE_STATES.has(v.state)) continue;
+    if (e.status !== 'blocked' || !v || !ACTIVE_STATES.has(v.state) || e.error?.code === 'MIGRATION_CANCELLED') continue;
     try {
       await d.stop(e.vm);
       d.log.info({ host: d.host, vm: e.vm, reason: e.error?.code }, 'drain --force: stopped a VM that could not move');
