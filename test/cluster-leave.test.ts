@@ -184,22 +184,36 @@ test('a member takes out a dead host that owned HA VMs nobody restarts: they are
   const defined: string[] = [];
   const started: string[] = [];
   const h5 = startNode('h5', {
-    define: (spec) => { defined.push(spec.name); return Promise.resolve(); },
+    define: (spec) => {
+      if (spec.name === 'dup1') return Promise.reject(new FerryError('VM_EXISTS', 'Another VM named "dup1" is on h5 (uuid other).'));
+      defined.push(spec.name);
+      return Promise.resolve();
+    },
     startHa: (spec) => { started.push(spec.name); return Promise.resolve(); },
   });
   await waitFor('h5 a member', async () => (await members()).includes('h5') && h5.renewing(), 15_000);
   // h6 never comes back: one VM a user stopped there, one with restart never that ran there.
   await store.createHa(rec('st1', 'h6', 'h6', { state: 'stopped' }));
   await store.createHa(rec('nv1', 'h6', 'h6', { restart: 'never', failback: 'immediate' }));
+  // And one whose name h5 already uses for another VM.
+  await store.createHa(rec('dup1', 'h6', 'h6', { state: 'stopped' }));
   const r = await leave('h5', 'h6');
-  assert.deepEqual(r.handedOver, [{ vm: 'nv1', from: 'h6', to: 'h5' }, { vm: 'st1', from: 'h6', to: 'h5' }]);
+  assert.deepEqual(r.handedOver, [{ vm: 'dup1', from: 'h6', to: 'h5' }, { vm: 'nv1', from: 'h6', to: 'h5' }, { vm: 'st1', from: 'h6', to: 'h5' }]);
+  const t0 = Date.now();
+  await new Promise((res) => setTimeout(res, 1_500));
+  assert.deepEqual(defined, [], 'h5 records nothing within the fence margin (4 s here): a cut-off h6 may still be stopping its copies');
   assert.deepEqual(r.homes, [], 'their homes changed with the hand-over, not as a rehome');
   await waitFor('h5 took both over', async () => (await store.haEntries()).filter((e) => ['st1', 'nv1'].includes(e.rec.name)).every((e) => e.rec.handedOverFrom === undefined), 10_000);
+  assert.ok(Date.now() - t0 >= cfg.fenceMarginSec * 1000, `taken over ${Date.now() - t0} ms after the leave`);
   assert.deepEqual(defined.sort(), ['nv1', 'st1'], 'h5 recorded each VM once');
+  const dup = (await store.haEntry('dup1'))?.rec;
+  assert.equal(dup?.handedOverFrom, 'h6', 'a name taken here keeps the mark');
+  assert.match(dup?.note ?? '', /h5, which could not record it: Another VM named "dup1"/);
   const after = (await store.haEntries()).filter((e) => ['st1', 'nv1'].includes(e.rec.name)).map((e) => `${e.rec.name}:${e.rec.owner}/${e.rec.home}/${e.rec.state}`).sort();
   assert.deepEqual(after, ['nv1:h5/h5/stopped', 'st1:h5/h5/stopped']);
   await new Promise((res) => setTimeout(res, 2_500));
   assert.deepEqual(started, [], 'nothing was started: a user starts them');
   assert.deepEqual(defined.sort(), ['nv1', 'st1'], 'and the next ticks recorded nothing again');
   await assert.rejects(leave('h5', 'h6'), isCode('NOT_IN_CLUSTER'), 'nothing of h6 is left');
+  await store.deleteHa('dup1');
 });

@@ -175,6 +175,7 @@ export class VmActions {
   async startHa(spec: VmSpec, start = true): Promise<void> {
     await this.withLock(spec.name, start ? 'an HA restart' : 'taking over an HA VM', async () => {
       const vm = this.d.inv.find(spec.name);
+      if (vm && vm.spec.uuid !== spec.uuid) throw new FerryError('VM_EXISTS', `Another VM named "${spec.name}" is on ${this.d.config.hostName} (uuid ${vm.spec.uuid}).`);
       if (!start && !vm) this.d.inv.insert(spec);
       if (!start || (vm && isActive(vm.state))) return;
       this.checkMemory(spec.memoryMiB);

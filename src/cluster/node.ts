@@ -41,6 +41,7 @@ export class ClusterNode {
   private members: { name: string; url: string }[] = [];
   /** HA VMs this node is starting now, and those whose move it settles (moving.ts). */
   private readonly starting = new Set<string>();
+  private readonly handOversSeen = new Map<string, number>();
   private readonly settling = { busy: new Set<string>(), goneSince: new Map<string, number>() };
   private degraded: string | null = null;
   private readonly memory: ManagerMemory = { deadSince: new Map(), electedAt: 0, aliveSince: new Map(), strandedSince: new Map() };
@@ -165,7 +166,10 @@ export class ClusterNode {
 
   /** Read, change, write guarded by revision; retried a few times when someone else wrote in between. */
   private owner(): OwnerParts {
-    return { store: this.store, host: this.host, update: (name, change) => this.update(name, change) };
+    return {
+      store: this.store, host: this.host, update: (name, change) => this.update(name, change),
+      fenceMarginMs: this.config.fenceMarginSec * 1000, handOversSeen: this.handOversSeen,
+    };
   }
 
   private async update(name: string, change: (r: HaRecord) => HaRecord | undefined, holder?: { host: string; lease: string }): Promise<boolean> {
@@ -324,7 +328,7 @@ export class ClusterNode {
         continue;
       }
       if (rec.handedOverFrom !== undefined) {
-        await adopt(this.owner(), rec, rev, here !== undefined);
+        await adopt(this.owner(), rec, rev, here !== undefined).catch((e: unknown) => this.host.log.warn({ vm: rec.name, err: e }, 'taking over a handed-over HA VM failed'));
         continue;
       }
       if (rec.state === 'stopped' || rec.state === 'failed') continue;

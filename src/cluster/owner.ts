@@ -16,6 +16,10 @@ export interface OwnerParts {
   store: ClusterStore;
   host: ClusterHost;
   update(name: string, change: (r: HaRecord) => HaRecord | undefined): Promise<boolean>;
+  /** The cluster's fence margin, ms: how late a cut-off host may still stop its VMs after its lease is gone. */
+  fenceMarginMs: number;
+  /** When this node first saw each hand-over mark (its own clock). */
+  handOversSeen: Map<string, number>;
 }
 
 /** Moves an HA VM this host owns to where the manager asked (`moveTo`), marking the attempt first. */
@@ -43,9 +47,27 @@ export async function failback({ store, host, update }: OwnerParts, rec: HaRecor
  * An HA VM a leave handed over to this host, stopped (its owner left the cluster for good): records
  * it here, unless it is already, so that a user can start it; then clears the mark, guarded by the
  * revision read (a write in between: the next tick sees the mark again, and recording is idempotent).
+ * Not before the fence margin has passed since this host first saw the mark, as the manager waits
+ * before a restart: a cut-off former owner may be late in stopping its copy. A VM of that name that
+ * is another one (VM_EXISTS) keeps the mark, and the record says why.
  */
-export async function adopt({ store, host }: OwnerParts, rec: HaRecord, rev: string, known: boolean): Promise<void> {
-  if (!known) await host.define(rec.spec);
+export async function adopt(p: OwnerParts, rec: HaRecord, rev: string, known: boolean): Promise<void> {
+  const { store, host } = p;
+  const first = p.handOversSeen.get(rec.name) ?? Date.now();
+  p.handOversSeen.set(rec.name, first);
+  if (Date.now() - first < p.fenceMarginMs) return;
+  try {
+    if (!known) await host.define(rec.spec);
+  } catch (e) {
+    const why = e instanceof Error ? e.message : String(e);
+    host.log.warn({ vm: rec.name, err: e }, 'could not take over a stopped HA VM handed over by a leave');
+    const note = `handed over from ${rec.handedOverFrom ?? '?'} to ${host.name}, which could not record it: ${why}`;
+    if (rec.note !== note) await store.updateHa({ ...rec, note }, rev);
+    return;
+  }
   const { handedOverFrom: from, ...rest } = rec;
-  if (await store.updateHa(rest, rev)) host.log.info({ vm: rec.name, from }, 'took over a stopped HA VM from a host that left the cluster');
+  if (await store.updateHa(rest, rev)) {
+    p.handOversSeen.delete(rec.name);
+    host.log.info({ vm: rec.name, from }, 'took over a stopped HA VM from a host that left the cluster');
+  }
 }

@@ -19,7 +19,7 @@ import { exportDisks, stopExports } from './exports.js';
 import { createImage, deleteImage } from '../storage/index.js';
 import { checkJobSecret, hashJobSecret, newJobSecret } from './job-secret.js';
 import { fencedError } from './fenced.js';
-import { LOST_THERE_CODE, lostHereRefusal, ownsVm, ranHere, ranThenLost } from './lost-there.js';
+import { lostHereRefusal, ownsVm, ranHere, ranThenLost } from './lost-there.js';
 
 /**
  * How long a prepared job waits for the source's perform-ready, which the source sends right after
@@ -296,7 +296,7 @@ export class DestinationSide {
         return { ...envelopeFor(req.jobId), resumed: true };
       }
       // Said as such, for the source to quote: it keeps the VM stopped (recovery.ts, afterFinishRefused).
-      if (ranThenLost(job)) return { ...envelopeFor(req.jobId), resumed: false, error: { code: LOST_THERE_CODE, message: lostHereRefusal(job, this.h.name) } };
+      if (ranThenLost(job) && 'error' in job.state) return { ...envelopeFor(req.jobId), resumed: false, error: job.state.error };
       const err = new FerryError('MIGRATION_FAILED', `The destination ${this.h.name} could not resume "${job.vm}".`);
       await this.rollBack(req.jobId, err);
       return { ...envelopeFor(req.jobId), resumed: false, error: err.toJSON() };

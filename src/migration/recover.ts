@@ -125,6 +125,9 @@ async function carryOut(h: MigrationHost, current: JobRecord, peer: PeerClient, 
       // it says (its record in confirm then rolls the move forward). Not for a VM lost anyway: the
       // destination's refusal would come back the same, forever.
       if (d.kind === 'roll-back' && s === 'cancel-destination' && e instanceof FerryError && e.code === 'JOB_BAD_PHASE') { retry(); return false; }
+      // Any other error of the destination's resume: whether the VM runs there is not known; going on
+      // would end the move completed. Decide again from what it says next.
+      if (s === 'finish-destination') { h.log.warn({ job: current.id, err: e }, 'the destination did not answer its resume; deciding again'); retry(); return false; }
       // The peer's clean-up must still happen when it comes back (invariant 2): keep asking.
       if (unreachable && s === 'cancel-destination') retryInBackground(h, current, () => peer.cancel(current.id, 'The source rolled the move back.'));
       else h.log.warn({ job: current.id, step: s, err: e }, 'recovery step failed; going on');

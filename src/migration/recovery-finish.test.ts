@@ -19,7 +19,7 @@ test('a refused finish with the source QEMU gone: the VM is lost, kept stopped o
   assert.deepEqual(d.steps, ['release']);
   assert.equal(d.end.status, 'failed');
   assert.equal(d.end.status === 'failed' && d.end.error.code, 'QEMU_GONE');
-  assert.match(d.end.status === 'failed' ? d.end.error.message : '', /h2 could not resume its complete copy \(h2: The destination h2 could not resume "v"\); no host runs "v"\. It stays on h1, stopped: start it/);
+  assert.match(d.end.status === 'failed' ? d.end.error.message : '', /h2 could not resume its complete copy \(h2: The destination h2 could not resume "v"\); no host runs "v"\. It stays on h1, not running: start it/);
 });
 
 test('a refused finish while the source still holds a paused copy (post-copy completed): the copy is powered off without running, the VM kept', () => {
@@ -28,8 +28,10 @@ test('a refused finish while the source still holds a paused copy (post-copy com
   assert.equal(d.end.status === 'failed' && d.end.error.code, LOST_THERE_CODE);
 });
 
+type Answer = 'resumed' | 'refused' | 'error';
+
 /** A destination agent on loopback that answers `status` as holding the complete, paused VM, and `finish` as told. */
-async function destination(resumed: boolean): Promise<{ server: Server; url: string; finishes: unknown[] }> {
+async function destination(answer: Answer): Promise<{ server: Server; url: string; finishes: unknown[] }> {
   const finishes: unknown[] = [];
   const body = async (req: IncomingMessage): Promise<unknown> => {
     let s = '';
@@ -46,6 +48,12 @@ async function destination(resumed: boolean): Promise<{ server: Server; url: str
       }
       if (req.method === 'POST' && req.url === `${PEER_BASE}/m1/finish`) {
         finishes.push(await body(req));
+        if (answer === 'error') {
+          res.statusCode = 500;
+          res.end(JSON.stringify({ error: { code: 'QEMU_ERROR', message: 'The QEMU monitor failed.' } }));
+          return;
+        }
+        const resumed = answer === 'resumed';
         res.end(JSON.stringify({ ...envelope, resumed, ...(resumed ? {} : { error: { code: 'MIGRATION_FAILED', message: 'The destination h2 could not resume "v".' } }) }));
         return;
       }
@@ -61,8 +69,8 @@ const servers: Server[] = [];
 after(() => { for (const s of servers) s.close(); });
 
 /** A source job in finish whose QEMU is gone, recovered against `dest`. */
-async function recoverAgainst(resumed: boolean): Promise<{ jobs: JobStore; finishes: unknown[] }> {
-  const dest = await destination(resumed);
+async function recoverAgainst(answer: Answer): Promise<{ jobs: JobStore; finishes: unknown[]; service: MigrationService }> {
+  const dest = await destination(answer);
   servers.push(dest.server);
   const jobs = new JobStore(openDb(':memory:'));
   jobs.create(job);
@@ -72,12 +80,13 @@ async function recoverAgainst(resumed: boolean): Promise<{ jobs: JobStore; finis
     name: 'h1', log: pino({ level: 'silent' }), jobs, inv: { find: () => undefined },
     peerUrl: () => dest.url, qmp: () => undefined,
   } as unknown as MigrationHost;
-  await new MigrationService(h).recover();
-  return { jobs, finishes: dest.finishes };
+  const service = new MigrationService(h);
+  await service.recover();
+  return { jobs, finishes: dest.finishes, service };
 }
 
 test('recovery: the destination holds the complete VM but answers finish with resumed: false; the move fails QEMU_GONE instead of completing with the VM nowhere', async () => {
-  const { jobs, finishes } = await recoverAgainst(false);
+  const { jobs, finishes } = await recoverAgainst('refused');
   assert.equal(finishes.length, 1, 'the source asked the destination to resume the VM once');
   const s = jobs.get('m1').state;
   assert.equal(s.status, 'failed');
@@ -86,7 +95,13 @@ test('recovery: the destination holds the complete VM but answers finish with re
 });
 
 test('recovery: the same destination answering resumed: true takes the VM, and the move completes', async () => {
-  const { jobs, finishes } = await recoverAgainst(true);
+  const { jobs, finishes } = await recoverAgainst('resumed');
   assert.equal(finishes.length, 1);
   assert.equal(jobs.get('m1').state.status, 'completed');
+});
+
+test('recovery: a destination whose resume fails with an error (not an answer) leaves the move undecided, to be decided again; never completed', async () => {
+  const { jobs, finishes } = await recoverAgainst('error');
+  assert.equal(finishes.length, 1);
+  assert.equal(jobs.get('m1').state.status, 'running', 'the recovery asks again later');
 });

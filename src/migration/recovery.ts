@@ -310,7 +310,7 @@ export function afterFinishRefused(job: JobRecord, facts: RecoveryFacts, theirs:
   }
   const why = theirs ? ` (${job.destination}: ${theirs.message.replace(/\.$/, '')})` : '';
   return lost(['release'], `The VM's QEMU is gone on the source and ${job.destination} could not resume its complete copy${why}; `
-    + `no host runs "${job.vm}". It stays on ${job.source}, stopped: start it (ferry vm start ${job.vm}) to boot it from its disks.`);
+    + `no host runs "${job.vm}". It stays on ${job.source}, not running: start it (ferry vm start ${job.vm}) to boot it from its disks.`);
 }
 
 /**
