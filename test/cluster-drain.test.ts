@@ -3,7 +3,8 @@
 // shared pool, two of one anti-affinity group). `ferry host drain h2` (asking h2's agent, as
 // standalone) is recorded in etcd and run by h1: the VMs end on h1 and h3, each running once
 // with the same boot id, the group apart, the HA record following; `host resume --failback`
-// brings them back from the same ledger. Then h1's agent is killed (SIGKILL) mid-drain, with a
+// brings them back from the same ledger; a resume while the manager drains h2 stops the drain.
+// Then h1's agent is killed (SIGKILL) mid-drain, with a
 // ballast VM on h1 so that every move goes to h3: the next manager finishes the drain. Last, the
 // drained h2 leaves the cluster (`ferry cluster leave`): with its agent down, another member
 // removes its drain record; back and rejoined, h2 leaves by itself; h3's VMs run on untouched.
@@ -94,6 +95,29 @@ test('drain through the manager: h2\'s VMs move to h1 and h3, each once, h2 drai
   await runOnce(() => 'h2');
   assert.equal((await hostShow('h2')).state, 'ready');
   assert.equal((await status()).haVms.find((v) => v.name === 'd1')?.owner, 'h2');
+}));
+
+test('a resume while the manager drains h2 stops the drain: the moves not past their switch-over are cancelled, --force stops none of those VMs', track(async (t) => {
+  assert.equal((await ferry(['host', 'settings', 'h2', '--max-migrations', '1', '--json'])).code, 0);
+  const r = await ferry<MaintenanceView>(['host', 'drain', 'h2', '--force', '--no-wait', '--json']);
+  assert.equal(r.code, 0, r.stderr || r.stdout);
+  await waitFor('a drain move under way', async () => (await hostShow('h2')).maintenance.vms.some((e) => e.status === 'moving' && e.jobId), 60_000);
+  const back = await ferry<MaintenanceView>(['host', 'resume', 'h2', '--json']);
+  assert.equal(back.code, 0, back.stderr || back.stdout);
+  t.diagnostic(`ledger after the resume: ${JSON.stringify(ledger(back.json))}`);
+  assert.ok(back.json.vms.some((e) => e.status === 'blocked'), 'at least the queued moves were cancelled');
+  const h2 = await hostShow('h2');
+  assert.equal(h2.state, 'ready');
+  assert.equal(h2.maintenance.running, null);
+  assert.deepEqual((await status()).drains, [], 'the drain record left etcd');
+  for (const e of back.json.vms) {
+    assert.ok(e.status === 'moved' || (e.status === 'blocked' && e.error?.code === 'MIGRATION_CANCELLED'), `${e.vm}: ${e.status} ${e.error?.code ?? ''}`);
+    await assertRunsOnce(LAB, e.vm, e.status === 'moved' ? e.destination ?? '' : 'h2');
+    assert.equal(await bootId(e.vm), boot.get(e.vm), `${e.vm} never rebooted`);
+    // Back to h2 for the next test.
+    if (e.status === 'moved') assert.equal((await ferry(['move', e.vm, '--to', 'h2', '--json'])).code, 0);
+  }
+  await runOnce(() => 'h2');
 }));
 
 test('the manager\'s agent is killed mid-drain: the next manager finishes it', track(async (t) => {

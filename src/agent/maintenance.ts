@@ -200,7 +200,7 @@ export class HostMaintenance {
 
   /**
    * A resume while a drain runs stops the drain first, as resuming a node that drains does in
-   * Hyper-V: every move of the drain not yet past its switch-over is cancelled (the VM keeps running
+   * Hyper-V: every move out of this host not yet past its switch-over is cancelled (the VM keeps running
    * here; the ledger says `blocked`, MIGRATION_CANCELLED, and `--force` stops none of them), a move
    * past it completes, and the resume goes on once the run has ended (in a cluster: once the
    * manager wrote its end). DRAIN_IN_PROGRESS when it has not ended within a minute.
@@ -213,11 +213,13 @@ export class HostMaintenance {
     const deadline = Date.now() + STOP_DRAIN_MS;
     while (drainRuns()) {
       if (Date.now() > deadline) this.refuseIfRunning();
-      // Again each round: a queued move gets its job id in the ledger once it is created.
-      for (const e of this.store.entries()) {
-        if (e.status !== 'moving' || !e.jobId || asked.has(e.jobId)) continue;
-        asked.add(e.jobId);
-        try { this.d.migrations.cancel(e.jobId); } catch (err) { this.d.log.info({ vm: e.vm, job: e.jobId, err }, 'a drain move could not be cancelled; it completes'); }
+      // Every move out of this host, again each round: the drain starts its moves over time (in a
+      // cluster the manager asks for them, and this host's copy of the ledger is a second behind).
+      for (const r of this.d.inv.list()) {
+        const job = this.d.jobs.activeFor(r.spec.name);
+        if (job?.role !== 'source' || asked.has(job.id)) continue;
+        asked.add(job.id);
+        try { this.d.migrations.cancel(job.id); } catch (err) { this.d.log.info({ vm: r.spec.name, job: job.id, err }, 'a move could not be cancelled; it completes'); }
       }
       await new Promise((r) => setTimeout(r, 200));
     }
