@@ -132,7 +132,7 @@ export interface FinishReply extends Envelope {
   error?: JobError;
 }
 
-/** source → destination: the source stopped its QEMU (success) or resumed the VM (failure). */
+/** source → destination: the source lets go, stopping its QEMU as it sends this (success), or resumed the VM (failure). */
 export interface ConfirmRequest extends Envelope, JobAuth {
   outcome: 'success' | 'failure';
   totals: JobTotals;

@@ -284,13 +284,16 @@ export class SourceRun {
     return this.h.jobs.apply(id, { type: 'end', status: 'completed' });
   }
 
-  /** The destination runs the VM: stop it here, close the tunnel, tell the destination. */
+  /**
+   * The destination runs the VM: stop it here and close the tunnel, while the destination is told.
+   * `confirm` goes out as the stop begins, not after it: this `confirm` phase is persisted, so a
+   * restart here stops the paused copy all the same (recovery.ts), and the copy, paused since the
+   * switch-over, sends nothing the destination's ending hand-over (the MAC pin) would have to stop.
+   */
   private async letGo(): Promise<void> {
     const { id, vm } = this.job;
-    await this.h.releaseSource(vm, deletesSourceDisks(this.job), this.job.destination);
-    // The source QEMU is gone: the tunnel's end here and the destination's record can go at once.
     await Promise.all([
-      closeTunnel(tunnelName(id)),
+      this.h.releaseSource(vm, deletesSourceDisks(this.job), this.job.destination).then(() => closeTunnel(tunnelName(id))),
       this.peer.confirm(id, { outcome: 'success', totals: this.h.jobs.get(id).totals })
         .catch((e: unknown) => this.h.log.warn({ err: e, job: id }, 'confirm not delivered; the destination ends its record on its own recovery')),
     ]);
