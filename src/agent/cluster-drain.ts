@@ -286,7 +286,9 @@ export class ClusterDrains {
 
   private async doStep(req: DrainStepRequest): Promise<DrainStepReply> {
     const base = { protocol: PROTOCOL_VERSION };
+    const stop = this.p.maintenance.drainStop;
     if (req.action === 'stop') {
+      stop.admit('stop', req.vm);
       await this.p.stopVm(req.vm);
       return base;
     }
@@ -296,7 +298,13 @@ export class ClusterDrains {
     if (req.action === 'compare') return { ...base, incompatibilities: (await compareMove(this.p.migrationHost(), { vm: req.vm, destination, options })).incompatibilities };
     // The move a manager that died asked for is the move this one asks for.
     const active = this.p.jobs.activeFor(req.vm);
-    if (active?.role === 'source' && active.destination === destination) return { ...base, jobId: active.id };
-    return { ...base, jobId: (await this.p.migrations.start({ vm: req.vm, destination, options })).id };
+    if (active?.role === 'source' && active.destination === destination) {
+      stop.started(active.id);
+      return { ...base, jobId: active.id };
+    }
+    stop.admit('move', req.vm);
+    const job = await this.p.migrations.start({ vm: req.vm, destination, options });
+    stop.started(job.id);
+    return { ...base, jobId: job.id };
   }
 }

@@ -17,6 +17,7 @@ import {
 } from '../migration/index.js';
 import { isActive, type Inventory, type VmState } from '../vm/index.js';
 import type { Db } from '../util/index.js';
+import { DrainStop } from './drain-stop.js';
 
 /** What one host tells another about itself for a drain's placement (GET /v1/peer/host). */
 export interface PeerHostSummary {
@@ -95,6 +96,8 @@ const STOP_DRAIN_MS = 60_000;
 /** The agent's drain, resume and maintenance admission. */
 export class HostMaintenance {
   readonly store: MaintenanceStore;
+  /** What a resume during a drain uses to stop it; the cluster's drain steps on this host consult it too. */
+  readonly drainStop: DrainStop;
   private running: MaintenanceRun | null = null;
   private lastRun: MaintenanceRun | null = null;
   /** In a cluster: the runs of this host's drain record in etcd (the manager runs the drain). */
@@ -102,6 +105,7 @@ export class HostMaintenance {
 
   constructor(private readonly d: MaintenanceDeps) {
     this.store = new MaintenanceStore(d.db);
+    this.drainStop = new DrainStop(d.host, d.jobs);
     this.remote = this.store.remoteRuns<Pick<MaintenanceView, 'running' | 'lastRun'>>();
   }
 
@@ -200,29 +204,18 @@ export class HostMaintenance {
 
   /**
    * A resume while a drain runs stops the drain first, as resuming a node that drains does in
-   * Hyper-V: every move out of this host not yet past its switch-over is cancelled (the VM keeps running
-   * here; the ledger says `blocked`, MIGRATION_CANCELLED, and `--force` stops none of them), a move
-   * past it completes, and the resume goes on once the run has ended (in a cluster: once the
-   * manager wrote its end). DRAIN_IN_PROGRESS when it has not ended within a minute.
+   * Hyper-V (drain-stop.ts): the drain's moves not yet at their stream's end are cancelled (the VM
+   * keeps running here, `blocked` MIGRATION_CANCELLED), one past it completes, and this host refuses
+   * the drain's further moves and `--force` stops; the resume goes on once the run has ended (in a
+   * cluster: once the manager wrote its end). DRAIN_IN_PROGRESS when it has not ended within a minute.
    */
   private async stopDrain(): Promise<void> {
     const drainRuns = (): boolean => (this.running ?? this.clusterRuns()?.running)?.operation === 'drain';
     if (!drainRuns()) return;
-    this.d.log.info({ host: this.d.host }, 'resume during a drain: cancelling the drain\'s moves');
-    const asked = new Set<string>();
-    const deadline = Date.now() + STOP_DRAIN_MS;
-    while (drainRuns()) {
-      if (Date.now() > deadline) this.refuseIfRunning();
-      // Every move out of this host, again each round: the drain starts its moves over time (in a
-      // cluster the manager asks for them, and this host's copy of the ledger is a second behind).
-      for (const r of this.d.inv.list()) {
-        const job = this.d.jobs.activeFor(r.spec.name);
-        if (job?.role !== 'source' || asked.has(job.id)) continue;
-        asked.add(job.id);
-        try { this.d.migrations.cancel(job.id); } catch (err) { this.d.log.info({ vm: r.spec.name, job: job.id, err }, 'a move could not be cancelled; it completes'); }
-      }
-      await new Promise((r) => setTimeout(r, 200));
-    }
+    this.d.log.info({ host: this.d.host }, 'resume during a drain: stopping the drain');
+    await this.drainStop.stop(drainRuns, (id) => {
+      try { this.d.migrations.cancel(id); } catch (err) { this.d.log.info({ job: id, err }, 'a drain move could not be cancelled; it completes'); }
+    }, () => this.refuseIfRunning(), STOP_DRAIN_MS);
   }
 
   private refuseIfRunning(): void {
@@ -293,12 +286,14 @@ export class HostMaintenance {
       hosts: async () => (await this.peerSummaries()).map(({ name, summary }) => placementHost(name, summary)),
       compare: async (vm, host) => (await compareMove(this.d.migrationHost(), { vm, destination: host, options: { includeStorage: false } })).incompatibilities,
       move: async (vm, host, onJob) => {
+        this.drainStop.admit('move', vm);
         const job = await this.d.migrations.start({ vm, destination: host, options: { includeStorage: false } });
+        this.drainStop.started(job.id);
         onJob(job.id);
         const end = await jobEnd(this.d.jobs, job.id);
         if (end.state.status !== 'completed') throw jobError(end);
       },
-      stop: async (vm) => { await this.d.stopVm(vm); },
+      stop: async (vm) => { this.drainStop.admit('stop', vm); await this.d.stopVm(vm); },
     };
   }
 

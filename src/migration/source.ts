@@ -285,15 +285,18 @@ export class SourceRun {
   }
 
   /**
-   * The destination runs the VM: stop it here and close the tunnel, while the destination is told.
-   * `confirm` goes out as the stop begins, not after it: this `confirm` phase is persisted, so a
-   * restart here stops the paused copy all the same (recovery.ts), and the copy, paused since the
-   * switch-over, sends nothing the destination's ending hand-over (the MAC pin) would have to stop.
+   * The destination runs the VM: stop it here, close the tunnel and tell the destination, all at
+   * once. `confirm` and the tunnel need not wait for the stop: this `confirm` phase is persisted, so
+   * a restart here stops the paused copy all the same (recovery.ts), and the copy, paused since the
+   * switch-over, sends nothing the hand-over (the MAC pin, the tunnel) would have to carry or stop.
+   * The tunnel closes with the destination's end, so no frame goes into a tunnel whose far end is
+   * gone while QEMU quits (up to seconds) or a storage move's source disks are deleted.
    */
   private async letGo(): Promise<void> {
     const { id, vm } = this.job;
     await Promise.all([
-      this.h.releaseSource(vm, deletesSourceDisks(this.job), this.job.destination).then(() => closeTunnel(tunnelName(id))),
+      this.h.releaseSource(vm, deletesSourceDisks(this.job), this.job.destination),
+      closeTunnel(tunnelName(id)),
       this.peer.confirm(id, { outcome: 'success', totals: this.h.jobs.get(id).totals })
         .catch((e: unknown) => this.h.log.warn({ err: e, job: id }, 'confirm not delivered; the destination ends its record on its own recovery')),
     ]);
