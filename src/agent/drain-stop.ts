@@ -7,7 +7,11 @@
 import { FerryError } from '../errors/index.js';
 import { isTerminal, phaseOf, type JobRecord, type JobStore } from '../migration/index.js';
 
-/** A move a resume may still cancel: not yet started, or before its stream completed, and not in post-copy. */
+/**
+ * A move a resume may still cancel: queued, or running forward before `finish` and not in post-copy.
+ * One that is switching over (perform, QEMU told to send the last state) refuses the cancel itself
+ * (MigrationService.cancel) and completes.
+ */
 export function cancellable(job: JobRecord): boolean {
   const s = job.state;
   if (s.status === 'queued') return true;
@@ -15,14 +19,15 @@ export function cancellable(job: JobRecord): boolean {
 }
 
 export class DrainStop {
-  private stopping = false;
+  /** How many resumes are stopping the drain now (two may wait at once; the last to end admits again). */
+  private stopping = 0;
   private readonly moves = new Set<string>();
 
   constructor(private readonly host: string, private readonly jobs: JobStore) {}
 
   /** Throws MIGRATION_CANCELLED while a resume stops the drain: the drain moves and stops nothing more here. */
   admit(action: 'move' | 'stop', vm: string): void {
-    if (this.stopping) throw new FerryError('MIGRATION_CANCELLED', `${this.host} is resuming, which stopped its drain: "${vm}" stays here, running (no ${action}).`);
+    if (this.stopping > 0) throw new FerryError('MIGRATION_CANCELLED', `${this.host} is resuming, which stopped its drain: "${vm}" stays here, running (no ${action}).`);
   }
 
   /** A move the drain started here (its job id). */
@@ -42,7 +47,7 @@ export class DrainStop {
    * the run has ended; throws what `late()` throws past `deadlineMs`.
    */
   async stop(runs: () => boolean, cancel: (id: string) => void, late: () => void, deadlineMs: number): Promise<void> {
-    this.stopping = true;
+    this.stopping++;
     const deadline = Date.now() + deadlineMs;
     const asked = new Set<string>();
     try {
@@ -57,7 +62,7 @@ export class DrainStop {
         await new Promise((r) => setTimeout(r, 200));
       }
     } finally {
-      this.stopping = false;
+      this.stopping--;
     }
   }
 }

@@ -58,7 +58,7 @@ export const CATALOGUE = {
   MIGRATION_NOT_FOUND: spec(404, 'No migration job with that id is known to the host.'),
   MIGRATION_FAILED: spec(500, 'The move failed; the sentence says in which phase and where the VM runs now.'),
   MIGRATION_TIMEOUT: spec(504, 'The move did not complete within its completion timeout and was aborted; the VM keeps running on the source.'),
-  MIGRATION_CANCELLED: spec(409, 'The move was cancelled before switch-over; the VM keeps running on the source.'),
+  MIGRATION_CANCELLED: spec(409, 'The move was cancelled before switch-over (by an operator, or by a resume that stopped a drain; such a resume also answers the drain\'s further moves and stops with it); the VM keeps running on the source.'),
   SAME_HOST: spec(400, 'The destination is the host the VM already runs on.'),
   HOST_UNREACHABLE: spec(503, 'The peer host\'s agent did not answer a migration request.', true),
   JOB_BAD_PHASE: spec(409, 'The migration job is not in a phase that allows the step (for example cancelling after switch-over).'),

@@ -36,6 +36,12 @@ export interface PerformInput {
    * state (a storage move settles its disk mirrors here). A failure cancels the migration.
    */
   beforeContinue?: () => Promise<void>;
+  /**
+   * Told as QEMU is told to send the last state (`migrate-continue`): from then on the move is not
+   * cancelled any more (the stream ends within moments and the destination resumes the VM as it sees
+   * it end), and an abort is ignored until the stream has ended.
+   */
+  onContinue?: () => void;
 }
 
 const SAMPLE_WINDOW = 64;
@@ -63,7 +69,12 @@ export async function perform(p: PerformInput): Promise<MigrationInfo> {
   await qmp.execute('migrate-set-parameters', { ...s.parameters, ...tlsParameters(p.tls, 'source') });
   let wake: () => void = () => undefined;
   let settleError: unknown;
+  let continued = false;
   const proceed = (): void => {
+    // Cancelled while the disks settled: the rollback cancels the migration instead.
+    if (p.signal.aborted) return;
+    continued = true;
+    p.onContinue?.();
     void qmp.execute('migrate-continue', { state: 'pre-switchover' })
       .catch((e: unknown) => p.log.warn({ err: e, job: p.jobId }, 'migrate-continue failed'));
   };
@@ -99,7 +110,7 @@ export async function perform(p: PerformInput): Promise<MigrationInfo> {
     const samples: ProgressSample[] = [];
     let lastWrite = 0;
     for (;;) {
-      if (inp.signal.aborted) throw new FerryError('ABORTED', 'The move was cancelled.');
+      if (inp.signal.aborted && !continued) throw new FerryError('ABORTED', 'The move was cancelled.');
       const info = await qmp.execute('query-migrate', undefined, { timeoutMs: 10_000 });
       const sample = sampleFromInfo(info, Date.now());
       const prev = samples.at(-1);

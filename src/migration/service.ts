@@ -254,6 +254,11 @@ export class MigrationService {
     if (!r || job.role !== 'source') {
       throw new FerryError('JOB_BAD_PHASE', `The move ${id} is driven by its source host ${job.source}; cancel it there.`);
     }
+    // The stream's last state is on its way: the destination resumes the VM as it sees it end. A
+    // silent destination is then a matter for finish, where a cancel ends the wait (source.ts).
+    if (r.run.switchingOver && phaseOf(job.state) === 'perform') {
+      throw new FerryError('JOB_BAD_PHASE', `The move ${id} is switching over and completes in moments; cancel it again if its destination then does not answer.`);
+    }
     r.ctl.abort();
     return job;
   }

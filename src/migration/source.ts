@@ -23,6 +23,8 @@ import { destinationLostIt, LOST_THERE_CODE, lostThereMessage, rollBackWord } fr
  * cleans up, the source resumes the VM where it was. Resolves with the ended record.
  */
 export class SourceRun {
+  /** QEMU was told to send the last state: a cancel in perform is refused from then on (MigrationService.cancel). */
+  switchingOver = false;
   private readonly peer: PeerClient;
 
   private readonly policy: ConvergencePolicy;
@@ -100,6 +102,7 @@ export class SourceRun {
         jobs: this.h.jobs, log: this.h.log, signal: this.signal, ...(tls ? { tls } : {}),
         onProgress: (p) => this.h.emit('migration.progress', { id, vm, ...p }),
         ...(batch ? { cutover: this.cutover(spec.mac, tunnel, batch) } : {}),
+        onContinue: () => { this.switchingOver = true; },
         ...(mirrors ? { beforeContinue: () => mirrors.settle().then((t) => { this.h.log.info({ job: id, ...t }, 'disk mirrors settled at pre-switchover'); }) } : {}),
       }).finally(() => Promise.all([releaseRoute?.(), batch?.close().then((err) => { if (err) this.h.log.warn({ job: id, err }, 'bridge reported errors'); })]));
     } catch (e) {
