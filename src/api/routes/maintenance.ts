@@ -35,7 +35,7 @@ export function maintenanceRoutes(app: FastifyInstance, agent: Agent): void {
   app.post<{ Body: { failback?: boolean } | undefined }>('/v1/host/resume', {
     schema: {
       tags: ['host'], response: accepted,
-      summary: 'Leave maintenance: the host takes VMs again at once; in the background, the VMs a forced drain stopped start again and, with failback, the VMs the drain moved away come back',
+      summary: 'Leave maintenance: a drain still running is stopped first (its moves not yet switching over are cancelled, its VMs stay here; at most a minute, else DRAIN_IN_PROGRESS); the host takes VMs again at once; in the background, the VMs a forced drain stopped start again and, with failback, the VMs the drain moved away come back',
       body: { type: ['object', 'null'], additionalProperties: false, properties: { failback: { type: 'boolean', description: 'Move the drained VMs back here.' } } },
     },
   }, async (req, reply) => reply.code(202).send(await agent.maintenance.resume({ failback: req.body?.failback ?? false })));
