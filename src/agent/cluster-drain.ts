@@ -302,9 +302,6 @@ export class ClusterDrains {
       stop.started(active.id);
       return { ...base, jobId: active.id };
     }
-    stop.admit('move', req.vm);
-    const job = await this.p.migrations.start({ vm: req.vm, destination, options });
-    stop.started(job.id);
-    return { ...base, jobId: job.id };
+    return { ...base, jobId: (await stop.move(req.vm, () => this.p.migrations.start({ vm: req.vm, destination, options }))).id };
   }
 }

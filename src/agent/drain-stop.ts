@@ -30,7 +30,15 @@ export class DrainStop {
     if (this.stopping > 0) throw new FerryError('MIGRATION_CANCELLED', `${this.host} is resuming, which stopped its drain: "${vm}" stays here, running (no ${action}).`);
   }
 
-  /** A move the drain started here (its job id). */
+  /** Starts a move of the drain here (`start`), unless a resume stops the drain, and remembers it. */
+  async move(vm: string, start: () => Promise<JobRecord>): Promise<JobRecord> {
+    this.admit('move', vm);
+    const job = await start();
+    this.started(job.id);
+    return job;
+  }
+
+  /** A move the drain started here, or adopted (its job id). */
   started(id: string): void {
     for (const m of this.moves) {
       const j = this.jobs.find(m);

@@ -122,7 +122,7 @@ export class HostMaintenance {
   view(): MaintenanceView {
     const r = this.store.get();
     return {
-      state: r.state, since: r.since, force: r.force, running: this.running ?? this.clusterRuns()?.running ?? null,
+      state: r.state, since: r.since, force: r.force, running: this.current(),
       lastRun: this.clusterRuns()?.lastRun ?? this.lastRun, vms: this.store.entries(),
     };
   }
@@ -210,7 +210,7 @@ export class HostMaintenance {
    * cluster: once the manager wrote its end). DRAIN_IN_PROGRESS when it has not ended within a minute.
    */
   private async stopDrain(): Promise<void> {
-    const drainRuns = (): boolean => (this.running ?? this.clusterRuns()?.running)?.operation === 'drain';
+    const drainRuns = (): boolean => this.current()?.operation === 'drain';
     if (!drainRuns()) return;
     this.d.log.info({ host: this.d.host }, 'resume during a drain: stopping the drain');
     await this.drainStop.stop(drainRuns, (id) => {
@@ -218,8 +218,13 @@ export class HostMaintenance {
     }, () => this.refuseIfRunning(), STOP_DRAIN_MS);
   }
 
+  /** The run under way: this agent's own, or in a cluster the manager's as this host's drain record says. */
+  private current(): MaintenanceRun | null {
+    return this.running ?? this.clusterRuns()?.running ?? null;
+  }
+
   private refuseIfRunning(): void {
-    const r = this.running ?? this.clusterRuns()?.running;
+    const r = this.current();
     if (r) throw new FerryError('DRAIN_IN_PROGRESS', `A ${r.operation} of ${this.d.host} is already running (since ${r.startedAt}); wait for it to end.`);
   }
 
@@ -286,9 +291,7 @@ export class HostMaintenance {
       hosts: async () => (await this.peerSummaries()).map(({ name, summary }) => placementHost(name, summary)),
       compare: async (vm, host) => (await compareMove(this.d.migrationHost(), { vm, destination: host, options: { includeStorage: false } })).incompatibilities,
       move: async (vm, host, onJob) => {
-        this.drainStop.admit('move', vm);
-        const job = await this.d.migrations.start({ vm, destination: host, options: { includeStorage: false } });
-        this.drainStop.started(job.id);
+        const job = await this.drainStop.move(vm, () => this.d.migrations.start({ vm, destination: host, options: { includeStorage: false } }));
         onJob(job.id);
         const end = await jobEnd(this.d.jobs, job.id);
         if (end.state.status !== 'completed') throw jobError(end);

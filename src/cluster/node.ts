@@ -164,7 +164,7 @@ export class ClusterNode {
 
   async releaseMigrationSlot(job: string): Promise<void> { await this.store.releaseSlot(job); }
 
-  /** Read, change, write guarded by revision; retried a few times when someone else wrote in between. */
+  /** What owner.ts (failback, taking over a handed-over VM) uses of this node. */
   private owner(): OwnerParts {
     return {
       store: this.store, host: this.host, update: (name, change) => this.update(name, change),
@@ -172,6 +172,7 @@ export class ClusterNode {
     };
   }
 
+  /** Read, change, write guarded by revision; retried a few times when someone else wrote in between. */
   private async update(name: string, change: (r: HaRecord) => HaRecord | undefined, holder?: { host: string; lease: string }): Promise<boolean> {
     for (let i = 0; i < 5; i++) {
       const e = await this.store.haEntry(name);

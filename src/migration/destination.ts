@@ -285,8 +285,7 @@ export class DestinationSide {
       this.h.fault('destination:finish');
       const job = this.authorized(req.jobId, req.secret, req.outcome === 'failure');
       if (req.outcome === 'failure') {
-        if (ownsVm(job)) throw new FerryError('JOB_BAD_PHASE', `The VM "${job.vm}" already runs on ${this.h.name}; the move can only complete.`);
-        if (ranThenLost(job)) throw new FerryError('JOB_BAD_PHASE', lostHereRefusal(job, this.h.name));
+        this.refuseTurningBack(job);
         await this.rollBack(req.jobId, new FerryError(req.error?.code ?? 'MIGRATION_FAILED', req.error?.message ?? 'The source failed the move.'));
         return { ...envelopeFor(req.jobId), resumed: false };
       }
@@ -336,13 +335,16 @@ export class DestinationSide {
     return this.serial(jobId, async () => {
       if (!this.h.jobs.find(jobId)) return { ...envelopeFor(jobId), status: 'cancelled' as JobStatus };
       const job = this.authorized(jobId, secret, true);
-      if (ownsVm(job)) {
-        throw new FerryError('JOB_BAD_PHASE', `The VM "${job.vm}" already runs on ${this.h.name}; the move can only complete.`);
-      }
-      if (ranThenLost(job)) throw new FerryError('JOB_BAD_PHASE', lostHereRefusal(job, this.h.name));
+      this.refuseTurningBack(job);
       if (!isTerminal(job.state)) await this.rollBack(jobId, new FerryError('MIGRATION_CANCELLED', reason), true);
       return { ...envelopeFor(jobId), status: this.h.jobs.get(jobId).state.status };
     });
+  }
+
+  /** JOB_BAD_PHASE for a rollback (finish failure, cancel) once the VM runs here, or ran here and was lost. */
+  private refuseTurningBack(job: JobRecord): void {
+    if (ownsVm(job)) throw new FerryError('JOB_BAD_PHASE', `The VM "${job.vm}" already runs on ${this.h.name}; the move can only complete.`);
+    if (ranThenLost(job)) throw new FerryError('JOB_BAD_PHASE', lostHereRefusal(job, this.h.name));
   }
 
   async status(jobId: string): Promise<StatusReply> {

@@ -120,14 +120,16 @@ async function carryOut(h: MigrationHost, current: JobRecord, peer: PeerClient, 
       }
     } catch (e) {
       const unreachable = e instanceof FerryError && e.code === 'HOST_UNREACHABLE';
-      if (d.awaitPeer && unreachable) { retry(); return false; }
-      // The destination refused the cancel of a roll-back: it runs the VM now. Decide again from what
-      // it says (its record in confirm then rolls the move forward). Not for a VM lost anyway: the
-      // destination's refusal would come back the same, forever.
-      if (d.kind === 'roll-back' && s === 'cancel-destination' && e instanceof FerryError && e.code === 'JOB_BAD_PHASE') { retry(); return false; }
-      // Any other error of the destination's resume: whether the VM runs there is not known; going on
-      // would end the move completed. Decide again from what it says next.
-      if (s === 'finish-destination') { h.log.warn({ job: current.id, err: e }, 'the destination did not answer its resume; deciding again'); retry(); return false; }
+      // Decide again later, from what the peer says then: a peer step that must be acknowledged went
+      // unheard; the destination refused the cancel of a roll-back (it runs the VM now, and its record
+      // in confirm then rolls the move forward; not for a VM lost anyway, whose refusal would come back
+      // the same forever); or its resume failed otherwise (going on would end the move completed).
+      const refusedCancel = d.kind === 'roll-back' && s === 'cancel-destination' && e instanceof FerryError && e.code === 'JOB_BAD_PHASE';
+      if ((d.awaitPeer && unreachable) || refusedCancel || s === 'finish-destination') {
+        h.log.warn({ job: current.id, step: s, err: e }, 'recovery step not done; deciding again later');
+        retry();
+        return false;
+      }
       // The peer's clean-up must still happen when it comes back (invariant 2): keep asking.
       if (unreachable && s === 'cancel-destination') retryInBackground(h, current, () => peer.cancel(current.id, 'The source rolled the move back.'));
       else h.log.warn({ job: current.id, step: s, err: e }, 'recovery step failed; going on');

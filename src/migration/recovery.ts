@@ -216,10 +216,14 @@ function keptStopped(job: JobRecord, s: Running, f: RecoveryFacts, theirs: strin
   // Facts that disagree (its record ended, yet it runs a guest): nothing automatic is safe.
   if (f.destRunning === true) return manual('The destination\'s record of the move ended after the VM ran there, yet it runs the guest; Ferry stopped nothing.');
   if (f.sourceRunning === true) return back(s, ['release'], 'The source runs its copy again; the destination had run the VM and lost it.');
-  const message = lostThereMessage(job, theirs);
+  return poweredOffHere(job, theirs, 'The destination ran the VM after the switch-over and lost it; the older copy here is powered off and the VM kept, stopped.');
+}
+
+/** The VM ran on the destination and was lost there: the older copy here is powered off unrun, the VM kept (MIGRATION_LOST_ON_DESTINATION). */
+function poweredOffHere(job: JobRecord, theirs: string | undefined, reason: string): EndingDecision {
   return {
-    kind: 'vm-lost', steps: ['power-off-source', 'release'], awaitPeer: false, end: { type: 'end', status: 'failed', error: { code: LOST_THERE_CODE, message } },
-    reason: 'The destination ran the VM after the switch-over and lost it; the older copy here is powered off and the VM kept, stopped.',
+    kind: 'vm-lost', steps: ['power-off-source', 'release'], awaitPeer: false,
+    end: { type: 'end', status: 'failed', error: { code: LOST_THERE_CODE, message: lostThereMessage(job, theirs) } }, reason,
   };
 }
 
@@ -302,11 +306,7 @@ function recoverDestination(s: Running, f: RecoveryFacts): RecoveryDecision {
  */
 export function afterFinishRefused(job: JobRecord, facts: RecoveryFacts, theirs: JobError | undefined): EndingDecision {
   if (facts.sourceQemuAlive === true) {
-    return {
-      kind: 'vm-lost', steps: ['power-off-source', 'release'], awaitPeer: false,
-      end: { type: 'end', status: 'failed', error: { code: LOST_THERE_CODE, message: lostThereMessage(job, theirs?.message) } },
-      reason: 'The destination ran the VM in post-copy and could not resume it again; the older copy here is powered off and the VM kept, stopped.',
-    };
+    return poweredOffHere(job, theirs?.message, 'The destination ran the VM in post-copy and could not resume it again; the older copy here is powered off and the VM kept, stopped.');
   }
   const why = theirs ? ` (${job.destination}: ${theirs.message.replace(/\.$/, '')})` : '';
   return lost(['release'], `The VM's QEMU is gone on the source and ${job.destination} could not resume its complete copy${why}; `
