@@ -183,7 +183,9 @@ test('while a leave decides, the node feeds the watchdog and keeps its last rene
 test('a member takes out a dead host that owned HA VMs nobody restarts: they are handed over to it, stopped; it records them and starts none', async () => {
   const defined: string[] = [];
   const started: string[] = [];
+  // h5 has the most free memory of the live members, so the hand-over places the VMs there.
   const h5 = startNode('h5', {
+    facts: () => ({ memoryMiB: 8192, freeMemoryMiB: 4096, cpus: 2, maintenance: false }),
     define: (spec) => {
       if (spec.name === 'dup1') return Promise.reject(new FerryError('VM_EXISTS', 'Another VM named "dup1" is on h5 (uuid other).'));
       defined.push(spec.name);

@@ -71,7 +71,7 @@ async function facts(p: LeaveParts, host: string): Promise<LeaveFacts> {
   const drain = drains.find((d) => d.host === host);
   const self = host === p.host;
   return {
-    cluster: p.node.config.name, host, by: p.host, self, members: members.map((m) => m.name), ha,
+    cluster: p.node.config.name, host, by: p.host, self, members, ha,
     ...(drain ? { drain: { rev: drain.rev, running: parseDrainRecord(drain.value)?.running ?? null } } : {}),
     ...(self ? local(p) : {}),
   };

@@ -13,6 +13,8 @@ function clusterHost(db = openDb(':memory:')) {
   const m = new HostMaintenance({
     db, host: 'h2', log: pino({ level: 'silent' }), emit: (_t: string, d: unknown) => events.push(d),
     peers: () => [], inv: { list: () => [] }, jobs: { activeFor: () => undefined },
+    // A resume during a run stops it and waits for its end; this fake etcd's run ends only by hand.
+    stopDrainMs: 300,
     cluster: {
       active: () => true,
       request: async (r: DrainRecord) => {

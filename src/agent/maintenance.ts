@@ -87,11 +87,13 @@ export interface MaintenanceDeps {
   emit: (type: string, data: Record<string, unknown>) => void;
   /** Cluster mode; absent or inactive on a standalone host. */
   cluster?: MaintenanceCluster;
+  /** How long a resume waits for the drain it stops to end (default {@link STOP_DRAIN_MS}). */
+  stopDrainMs?: number;
 }
 
 const POLL_MS = 1000;
 /** How long a resume waits for the drain it stops to end. */
-const STOP_DRAIN_MS = 60_000;
+export const STOP_DRAIN_MS = 60_000;
 
 /** The agent's drain, resume and maintenance admission. */
 export class HostMaintenance {
@@ -215,7 +217,7 @@ export class HostMaintenance {
     this.d.log.info({ host: this.d.host }, 'resume during a drain: stopping the drain');
     await this.drainStop.stop(drainRuns, (id) => {
       try { this.d.migrations.cancel(id); } catch (err) { this.d.log.info({ job: id, err }, 'a drain move could not be cancelled; it completes'); }
-    }, () => this.refuseIfRunning(), STOP_DRAIN_MS);
+    }, () => this.refuseIfRunning(), this.d.stopDrainMs ?? STOP_DRAIN_MS);
   }
 
   /** The run under way: this agent's own, or in a cluster the manager's as this host's drain record says. */

@@ -8,11 +8,15 @@
  * outlive the lease: its drain record (`drains/H`) and HA records naming it as `home` (where
  * failback returns a VM) or `moveTo`. Leaving removes those traces. A host gone for good may also
  * still own HA VMs the cluster does not restart (stopped by a user, or `--restart never`): those are
- * handed over, stopped, to a live member (their home when it is one, else the member that asks), as
- * a failover cluster moves an evicted node's offline roles. Leaving never starts or stops a VM.
+ * handed over, stopped, to a live member, as a failover cluster moves an evicted node's offline
+ * roles: placed like a restart ({@link placeRestarts}: outside maintenance, with room for the VM,
+ * away from its anti-affinity group, most free memory), their home first when it qualifies; when no
+ * member qualifies, their home if it is live, else the member that asks, and the record says why.
+ * Leaving never starts or stops a VM.
  */
 import { FerryError } from '../errors/index.js';
-import type { HaEntry, HaRecord } from './model.js';
+import type { HaEntry, HaRecord, MemberRecord } from './model.js';
+import { groupsOnLive, placeRestarts } from './placement.js';
 
 /** What etcd and the asking agent know when a leave of `host` is decided. */
 export interface LeaveFacts {
@@ -23,8 +27,8 @@ export interface LeaveFacts {
   by?: string;
   /** True when `host`'s own agent decides (it then revokes its lease and forgets the cluster). */
   self: boolean;
-  /** The hosts that hold a lease now (member keys). */
-  members: readonly string[];
+  /** The hosts that hold a lease now (member keys), as they last described themselves. */
+  members: readonly MemberRecord[];
   /** `host`'s drain record, if etcd has one: its revision and the run it asks for (null when none runs). */
   drain?: { rev: string; running: { operation: string; startedAt: string } | null };
   ha: readonly HaEntry[];
@@ -66,13 +70,28 @@ function ownedByDead(host: string, waiting: readonly HaRecord[]): string {
     + '(wait for `ferry cluster status` to show them on another host, or make room for them).';
 }
 
-/** The record of a VM handed over, stopped, from `host` (gone for good) to `to`. */
-function handedOver(r: HaRecord, host: string, to: string): HaRecord {
+/** The record of a VM handed over, stopped, from `host` (gone for good) to `to`; `why`: why `to` though it does not qualify. */
+function handedOver(r: HaRecord, host: string, to: string, why?: string): HaRecord {
   const { moveTo: _m, failbackAt: _f, failedOn: _o, ...rest } = r;
+  const unfit = why === undefined ? '' : ` (${why}, so it went to ${to === r.home ? 'its home' : 'the member that asked'})`;
   return {
     ...rest, owner: to, home: r.home === host ? to : r.home, state: 'stopped', handedOverFrom: host,
-    note: `handed over, stopped, from ${host}, which left the cluster; start it on ${to} (ferry vm start ${r.name})`,
+    note: `handed over, stopped, from ${host}, which left the cluster; start it on ${to} (ferry vm start ${r.name})${unfit}`,
   };
+}
+
+/** Where each HA VM `host` owned goes (see the file's comment), with the record it gets there. */
+function handOvers(f: LeaveFacts, owned: readonly HaEntry[], others: readonly MemberRecord[]): LeavePlan['handOver'] {
+  const names = others.map((m) => m.name);
+  const alive = new Set(names);
+  const fallback = f.by !== undefined && alive.has(f.by) ? f.by : names[0] ?? f.host;
+  const placed = new Map(placeRestarts(owned.map((e) => e.rec), others, groupsOnLive(f.ha.map((e) => e.rec), alive), undefined, (r) => r.home)
+    .map((p) => [p.vm, p]));
+  return owned.map(({ rec, rev }) => {
+    const p = placed.get(rec.name);
+    const to = p?.to ?? (alive.has(rec.home) ? rec.home : fallback);
+    return { rec: handedOver(rec, f.host, to, p?.to === null ? p.reason : undefined), rev, from: f.host };
+  });
 }
 
 /**
@@ -109,14 +128,15 @@ export function decideLeave(f: LeaveFacts): LeaveDecision {
   const { host, cluster } = f;
   const records = f.ha.map((e) => e.rec);
   const named = records.some((r) => r.owner === host || r.home === host || r.moveTo === host);
-  const alive = f.members.includes(host);
+  const alive = f.members.some((m) => m.name === host);
   if (!f.self && !alive && f.drain === undefined && !named) {
     return refuse(new FerryError('NOT_IN_CLUSTER', `${host} is not a member of the cluster ${cluster}: it holds no lease, and etcd keeps no drain or HA VM of it; there is nothing to remove (it has left already, or never joined).`));
   }
   if (!f.self && alive) {
     return refuse(new FerryError('MEMBER_ALIVE', `${host} still holds its lease in the cluster ${cluster} (its agent runs), so only ${host} itself can leave: ask it (\`ferry cluster leave ${host}\` does when its agent answers), or stop its agent after a drain and try again once its lease has expired.`));
   }
-  if (!f.members.some((m) => m !== host)) {
+  const others = f.members.filter((m) => m.name !== host);
+  if (others.length === 0) {
     return refuse(new FerryError('CLUSTER_LAST_MEMBER', `${host} is the only live member of the cluster ${cluster}: nobody would be left to run its HA VMs or manage it.`));
   }
   const run = f.drain?.running ?? f.localRun ?? null;
@@ -131,10 +151,7 @@ export function decideLeave(f: LeaveFacts): LeaveDecision {
   // Past the self check, `host` holds no lease: what the cluster restarts must be restarted first.
   const waiting = owned.filter(restartable);
   if (waiting.length > 0) return refuse(new FerryError('HOST_NOT_EMPTY', ownedByDead(host, waiting)));
-  const others = f.members.filter((m) => m !== host);
-  const taker = f.by !== undefined && others.includes(f.by) ? f.by : others[0] ?? host;
-  const handOver = f.ha.filter((e) => e.rec.owner === host).map(({ rec, rev }) => (
-    { rec: handedOver(rec, host, others.includes(rec.home) ? rec.home : taker), rev, from: host }));
+  const handOver = handOvers(f, f.ha.filter((e) => e.rec.owner === host), others);
   const rehome = f.ha.filter((e) => e.rec.owner !== host && (e.rec.home === host || e.rec.moveTo === host)).map(({ rec, rev }) => {
     const { moveTo, ...rest } = rec;
     // Its home is where it runs now (failback has nowhere else to go); a failback asked for

@@ -5,7 +5,7 @@
  * so a manager that lost its post in between, or a host claiming the VM, makes the write fail
  * instead of placing a VM twice.
  */
-import { failbacks, failedStarts, orphans, placeRestarts, stranded, triedHosts } from './placement.js';
+import { failbacks, failedStarts, groupsOnLive, orphans, placeRestarts, stranded, triedHosts } from './placement.js';
 import { clearFailures, type HaEntry } from './model.js';
 import type { ClusterStore } from './store.js';
 
@@ -43,11 +43,7 @@ export async function managerTick(store: ClusterStore, entries: HaEntry[], mem: 
   // does not know when the lease went, so it waits the margin from its election too.
   const margin = store.config.fenceMarginSec * 1000;
   const ready = orphans(records, alive).filter((r) => now - (mem.deadSince.get(r.owner) ?? now) >= margin && now - mem.electedAt >= margin);
-  const groupsOn = new Map<string, Set<string>>();
-  for (const r of records) {
-    if (!alive.has(r.owner) || r.spec.group === undefined) continue;
-    groupsOn.set(r.owner, (groupsOn.get(r.owner) ?? new Set()).add(r.spec.group));
-  }
+  const groupsOn = groupsOnLive(records, alive);
   const rev = new Map(entries.map((e) => [e.rec.name, e]));
   // The VMs of dead hosts, and those whose start failed on a live owner (a host that cannot reach
   // the disk, lacks room…), placed together: room and groups counted across them all.

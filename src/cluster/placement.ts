@@ -14,12 +14,23 @@ export function orphans(records: readonly HaRecord[], alive: ReadonlySet<string>
   return records.filter((r) => !alive.has(r.owner) && r.restart === 'always' && r.state !== 'stopped');
 }
 
+/** Which anti-affinity groups each live host holds, from the HA records it owns. */
+export function groupsOnLive(records: readonly HaRecord[], alive: ReadonlySet<string>): Map<string, Set<string>> {
+  const groupsOn = new Map<string, Set<string>>();
+  for (const r of records) {
+    if (!alive.has(r.owner) || r.spec.group === undefined) continue;
+    groupsOn.set(r.owner, (groupsOn.get(r.owner) ?? new Set()).add(r.spec.group));
+  }
+  return groupsOn;
+}
+
 /**
  * Places `vms` on `members`. `groupsOn` tells which anti-affinity groups already run on each host
- * (from the HA records of live owners).
+ * (from the HA records of live owners). `excluded` names hosts a VM must not go to; `preferred`, a
+ * host that wins over more free memory when it fits and clashes no more than the others.
  */
 export function placeRestarts(vms: readonly HaRecord[], members: readonly MemberRecord[], groupsOn: ReadonlyMap<string, ReadonlySet<string>>,
-  excluded: (r: HaRecord) => ReadonlySet<string> = () => new Set()): Placement[] {
+  excluded: (r: HaRecord) => ReadonlySet<string> = () => new Set(), preferred: (r: HaRecord) => string | undefined = () => undefined): Placement[] {
   const free = new Map(members.filter((m) => !m.maintenance).map((m) => [m.name, m.freeMemoryMiB]));
   const groups = new Map([...groupsOn].map(([h, g]) => [h, new Set(g)]));
   const order = [...vms].sort((a, b) => b.priority - a.priority || a.name.localeCompare(b.name));
@@ -33,7 +44,9 @@ export function placeRestarts(vms: readonly HaRecord[], members: readonly Member
       return { vm: r.name, to: null, reason: skip.size > 0 ? `its start failed on ${[...skip].join(', ')}; ${why} among the others` : why };
     }
     const clash = (h: string): number => (r.spec.group !== undefined && groups.get(h)?.has(r.spec.group) ? 1 : 0);
-    fits.sort(([ha, fa], [hb, fb]) => clash(ha) - clash(hb) || fb - fa || ha.localeCompare(hb));
+    const first = preferred(r);
+    const pref = (h: string): number => (h === first ? 0 : 1);
+    fits.sort(([ha, fa], [hb, fb]) => clash(ha) - clash(hb) || pref(ha) - pref(hb) || fb - fa || ha.localeCompare(hb));
     const [to] = fits[0] as [string, number];
     free.set(to, (free.get(to) ?? 0) - need);
     if (r.spec.group !== undefined) {
