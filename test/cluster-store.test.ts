@@ -156,13 +156,29 @@ test('a user\'s start claims the HA record first: refused when another host owns
   await store.createHa({ ...rec('us1', 'h4'), state: 'failed', failedOn: ['h4', 'h5'] });
   await store.createHa(rec('us2', 'h5'));
   const node = new ClusterNode({ ...cfg, leaseTtlSec: 5, fenceMarginSec: 4 }, host);
-  await assert.rejects(node.claimForStart('us2'), isCode('VM_BAD_STATE'));
+  const disksHere = (): undefined => undefined;
+  await assert.rejects(node.claimForStart(rec('us2', 'h4').spec, disksHere), isCode('VM_BAD_STATE'));
   assert.equal((await store.haEntry('us2'))?.rec.owner, 'h5', 'nothing changed');
-  await node.claimForStart('us1');
+  await node.claimForStart(rec('us1', 'h4').spec, disksHere);
   const r = (await store.haEntry('us1'))?.rec;
   assert.equal(r?.state, 'placing', 'the manager no longer places it elsewhere');
   assert.equal(r?.failedOn, undefined);
-  await node.claimForStart('not-ha');
+  node.store.close();
+});
+
+test('a user\'s start of an HA VM whose record is gone: registered again, owned here, when its disks are here; refused as a stale copy when one is gone', async () => {
+  const node = new ClusterNode({ ...cfg, leaseTtlSec: 5, fenceMarginSec: 4 }, fakeHost('h4'));
+  const gone = rec('gone1', 'h4').spec;
+  await assert.rejects(node.claimForStart(gone, () => '/pools/shared/gone1-0.qcow2'), (e: unknown) =>
+    isCode('VM_BAD_STATE')(e) && /no record in the cluster and its disk \/pools\/shared\/gone1-0\.qcow2 is gone.*ferry vm delete gone1/.test((e as Error).message));
+  assert.equal(await store.haEntry('gone1'), undefined, 'a stale copy registers nothing');
+  const back = { ...rec('back1', 'h4').spec, uuid: 'uuid-back1' };
+  await node.claimForStart(back, () => undefined);
+  const r = (await store.haEntry('back1'))?.rec;
+  assert.deepEqual([r?.owner, r?.home, r?.state, r?.restart, r?.failback, r?.priority, r?.spec.uuid], ['h4', 'h4', 'placing', 'always', 'none', 0, 'uuid-back1']);
+  assert.match(r?.note ?? '', /registered again by a user's start on h4: its record was missing/);
+  await node.claimForStart(back, () => undefined);
+  assert.equal((await store.haEntry('back1'))?.rec.owner, 'h4', 'a second start claims the record as usual');
   node.store.close();
 });
 

@@ -4,7 +4,7 @@
  * hooks VM actions and moves call so etcd follows what happens here. Standalone hosts have no node
  * and every hook is a no-op.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
 import {
   ClusterNode, DEFAULT_CLUSTER_MIGRATIONS, DEFAULT_FENCE_MARGIN_SEC, DEFAULT_LEASE_TTL_SEC, createConfig, quorum, readConfig,
@@ -214,7 +214,9 @@ export class ClusterLink {
   }
 
   async registered(spec: VmSpec, policy: HaPolicy): Promise<void> { await this.require().register(spec, policy); }
-  async claimForStart(spec: VmSpec): Promise<void> { if (spec.ha) await this.node?.claimForStart(spec.name); }
+  async claimForStart(spec: VmSpec): Promise<void> {
+    if (spec.ha) await this.node?.claimForStart(spec, () => spec.disks.find((d) => !existsSync(d.path))?.path);
+  }
   async started(spec: VmSpec): Promise<void> { if (spec.ha) await this.node?.setState(spec.name, 'running'); }
   async stopped(spec: VmSpec): Promise<void> { if (spec.ha) await this.node?.setState(spec.name, 'stopped'); }
   async deleted(spec: VmSpec): Promise<void> { if (spec.ha) await this.node?.unregister(spec.name); }

@@ -8,9 +8,9 @@ import type { Lease } from 'etcd3';
 import { FerryError } from '../errors/index.js';
 import { fenceDecision, watchdogDeadline } from './fencing.js';
 import { managerTick, type ManagerMemory } from './manager.js';
-import { adopt, failback, type OwnerParts } from './owner.js';
+import { adopt, claimForStart, failback, type OwnerParts } from './owner.js';
 import { fenceTargets, settleMoves } from './moving.js';
-import { clearFailures, DEFAULT_CLUSTER_MIGRATIONS, movedTo, ran, type ClusterConfig, type FailbackPolicy, type HaEntry, type HaRecord, type RestartPolicy } from './model.js';
+import { DEFAULT_CLUSTER_MIGRATIONS, movedTo, ran, type ClusterConfig, type FailbackPolicy, type HaEntry, type HaRecord, type RestartPolicy } from './model.js';
 import { ClusterStore, type EtcdTls } from './store.js';
 import type { ClusterHost, NodeView } from './host.js';
 import type { VmSpec } from '../vm/index.js';
@@ -123,23 +123,8 @@ export class ClusterNode {
     await this.update(name, (r) => (r.owner === this.host.name ? (state === 'running' ? ran(r) : { ...r, state }) : undefined));
   }
 
-  /**
-   * A user's start of an HA VM here: claims its record first (owner this host, `placing`, failed
-   * starts forgotten), guarded by revision, so that the manager does not give it to another host
-   * while this one boots it. VM_BAD_STATE when another host owns it; VM_BUSY when the record kept
-   * changing.
-   */
-  async claimForStart(name: string): Promise<void> {
-    let owner: string | undefined;
-    const claimed = await this.update(name, (r) => {
-      owner = r.owner;
-      if (r.owner !== this.host.name) return undefined;
-      return { ...clearFailures(r), state: 'placing', note: `started by a user on ${this.host.name}` };
-    });
-    if (claimed || owner === undefined) return;
-    if (owner !== this.host.name) throw new FerryError('VM_BAD_STATE', `The HA VM "${name}" runs on ${owner} now (the cluster restarted it there); start it there.`);
-    throw new FerryError('VM_BUSY', `The cluster record of "${name}" kept changing while this start claimed it; try again.`);
-  }
+  /** A user's start of an HA VM here: see owner.ts {@link claimForStart}. */
+  async claimForStart(spec: VmSpec, missingDisk: () => string | undefined): Promise<void> { await claimForStart(this.owner(), spec, missingDisk); }
 
   /**
    * After a move to this host ran the VM here: this host owns it now, and it is its new home. Only

@@ -1,10 +1,12 @@
 /**
  * What the owner of an HA VM does, beside starting it (node.ts): a failback the manager asked for,
- * and taking over a stopped VM a leave handed to it. Run from the node's loop, one at a time.
+ * taking over a stopped VM a leave handed to it (both run from the node's loop, one at a time), and
+ * claiming the record for a user's start.
  */
 import { FerryError } from '../errors/index.js';
 import { FAILBACK_RETRY_MS } from './manager.js';
-import type { HaRecord } from './model.js';
+import { clearFailures, type HaRecord } from './model.js';
+import type { VmSpec } from '../vm/index.js';
 import type { ClusterStore } from './store.js';
 import type { ClusterHost } from './host.js';
 
@@ -69,5 +71,44 @@ export async function adopt(p: OwnerParts, rec: HaRecord, rev: string, known: bo
   if (await store.updateHa(rest, rev)) {
     p.handOversSeen.delete(rec.name);
     host.log.info({ vm: rec.name, from }, 'took over a stopped HA VM from a host that left the cluster');
+  }
+}
+
+/**
+ * A user's start of an HA VM here: claims its record first (owner this host, `placing`, failed
+ * starts forgotten), guarded by revision, so that the manager does not give it to another host
+ * while this one boots it. VM_BAD_STATE when another host owns it; VM_BUSY when the record kept
+ * changing.
+ *
+ * An HA VM defined here whose record is gone was deleted from another host while this one was
+ * away, or lost with etcd's data. Its copy here is registered again, owned here with the default
+ * policies, as at its creation, unless one of its disks is gone (`missingDisk`): then the copy is
+ * stale and VM_BAD_STATE says so. A VM of the same name registered meanwhile elsewhere wins the
+ * guarded create (VM_BUSY, and the next start sees its owner).
+ */
+export async function claimForStart({ store, host, update }: OwnerParts, spec: VmSpec, missingDisk: () => string | undefined): Promise<void> {
+  let owner: string | undefined;
+  const claimed = await update(spec.name, (r) => {
+    owner = r.owner;
+    if (r.owner !== host.name) return undefined;
+    return { ...clearFailures(r), state: 'placing', note: `started by a user on ${host.name}` };
+  });
+  if (claimed) return;
+  if (owner !== undefined && owner !== host.name) throw new FerryError('VM_BAD_STATE', `The HA VM "${spec.name}" runs on ${owner} now (the cluster restarted it there); start it there.`);
+  if (owner !== undefined) throw new FerryError('VM_BUSY', `The cluster record of "${spec.name}" kept changing while this start claimed it; try again.`);
+  const gone = missingDisk();
+  if (gone !== undefined) {
+    throw new FerryError('VM_BAD_STATE', `The HA VM "${spec.name}" has no record in the cluster and its disk ${gone} is gone: it was deleted on another host while ${host.name} was away, and this copy is stale. \`ferry vm delete ${spec.name}\` removes it here.`);
+  }
+  const now = new Date().toISOString();
+  host.log.warn({ vm: spec.name }, 'an HA VM defined here had no cluster record: registering it again, owned here, for a user\'s start');
+  try {
+    await store.createHa({
+      name: spec.name, spec, owner: host.name, home: host.name, priority: 0, restart: 'always', failback: 'none', state: 'placing', restarts: 0, updatedAt: now,
+      note: `registered again by a user's start on ${host.name}: its record was missing (default priority, restart and failback)`,
+    });
+  } catch (e) {
+    if (e instanceof FerryError && e.code === 'VM_EXISTS') throw new FerryError('VM_BUSY', `An HA VM named "${spec.name}" was registered in the cluster while this start claimed it; try again.`);
+    throw e;
   }
 }
