@@ -180,7 +180,7 @@ test('the drained h2 leaves the cluster: down, a member removes its records; bac
   assert.deepEqual(before.drains.map((d) => `${d.host} ${d.state}`), ['h2 drained'], 'etcd keeps the drain record of h2, which is gone');
   const gone = await ferry<LeaveResult>(['cluster', 'leave', 'h2', '--json']);
   assert.equal(gone.code, 0, gone.stderr || gone.stdout);
-  // s1 goes, stopped, to the live member with the most free memory (h1 or h3), whichever wrote the leave.
+  // s1 goes, stopped, to the live member with the most free memory (h1 or h3), not necessarily the one that wrote the leave.
   const taker = gone.json.handedOver[0]?.to ?? '';
   assert.deepEqual({ ...gone.json, by: '' }, { cluster: 'lab', host: 'h2', by: '', self: false, drainRemoved: true, homes: [], handedOver: [{ vm: 's1', from: 'h2', to: taker }] });
   assert.ok(['h1', 'h3'].includes(taker) && ['h1', 'h3'].includes(gone.json.by), `${taker} took s1, ${gone.json.by} wrote the leave`);

@@ -180,7 +180,7 @@ test('while a leave decides, the node feeds the watchdog and keeps its last rene
   assert.ok((await members()).includes('h4'));
 });
 
-test('a member takes out a dead host that owned HA VMs nobody restarts: they are handed over to it, stopped; it records them and starts none', async () => {
+test('a member takes out a dead host that owned HA VMs nobody restarts: they are handed over, stopped, to the member with the most room, not the one that asks; it records them and starts none', async () => {
   const defined: string[] = [];
   const started: string[] = [];
   // h5 has the most free memory of the live members, so the hand-over places the VMs there.
@@ -199,7 +199,7 @@ test('a member takes out a dead host that owned HA VMs nobody restarts: they are
   await store.createHa(rec('nv1', 'h6', 'h6', { restart: 'never', failback: 'immediate' }));
   // And one whose name h5 already uses for another VM.
   await store.createHa(rec('dup1', 'h6', 'h6', { state: 'stopped' }));
-  const r = await leave('h5', 'h6');
+  const r = await leave('h1', 'h6'); // h1 asks; h5, with the most free memory, takes them
   assert.deepEqual(r.handedOver, [{ vm: 'dup1', from: 'h6', to: 'h5' }, { vm: 'nv1', from: 'h6', to: 'h5' }, { vm: 'st1', from: 'h6', to: 'h5' }]);
   const t0 = Date.now();
   await new Promise((res) => setTimeout(res, 1_500));

@@ -15,8 +15,9 @@
  * same change, guarded also by H's member key still being absent.
  *
  * The change: H's drain record goes; each HA record whose home was H gets its current host as its
- * home (a failback asked for towards H is dropped). A refusal changes nothing; so does a guard that
- * failed, after which the agent reads and decides again.
+ * home (a failback asked for towards H is dropped); for an H gone for good, the HA VMs it owned that
+ * nobody restarts are handed over, stopped, to live members (src/cluster/leave.ts). A refusal
+ * changes nothing; so does a guard that failed, after which the agent reads and decides again.
  */
 import { decideLeave, localRefusal, type ClusterNode, type LeaveFacts } from '../cluster/index.js';
 import { FerryError } from '../errors/index.js';

@@ -93,7 +93,7 @@ export interface MaintenanceDeps {
 
 const POLL_MS = 1000;
 /** How long a resume waits for the drain it stops to end. */
-export const STOP_DRAIN_MS = 60_000;
+const STOP_DRAIN_MS = 60_000;
 
 /** The agent's drain, resume and maintenance admission. */
 export class HostMaintenance {

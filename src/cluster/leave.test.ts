@@ -85,8 +85,8 @@ test('a dead host\'s HA VMs that nobody restarts are handed over, stopped, place
 
 test('a hand-over counts room as it places, skips members in maintenance and keeps an anti-affinity group apart', () => {
   const stopped = (name: string, o: Partial<HaRecord> = {}): HaEntry => rec(name, { owner: 'h2', home: 'h2', state: 'stopped', ...o });
-  const to = (members: MemberRecord[], ha: HaEntry[], by?: string): (string | undefined)[] => {
-    const d = decideLeave({ ...base, self: false, members, ha, ...(by ? { by } : {}) });
+  const to = (members: MemberRecord[], ha: HaEntry[]): (string | undefined)[] => {
+    const d = decideLeave({ ...base, self: false, members, ha });
     assert.ok(d.ok);
     return d.plan.handOver.map((e) => e.rec.owner);
   };
@@ -100,15 +100,40 @@ test('a hand-over counts room as it places, skips members in maintenance and kee
   assert.deepEqual(to([member('h1', 2000), member('h3', 500)], [grouped('db1', 'h1', 'running'), grouped('db2', 'h2')]), ['h3'], 'away from db1');
 });
 
-test('a hand-over nobody has room for goes home if it is live, else to the member that asks, and the record says why', () => {
-  const ha = [rec('a', { owner: 'h2', home: 'h3', state: 'stopped' }), rec('b', { owner: 'h2', home: 'h2', state: 'stopped' })];
-  const d = decideLeave({ ...base, self: false, by: 'h1', members: [member('h1', 100), member('h3', 2000, true)], ha });
+test('a hand-over nobody has room for still goes somewhere: a member outside maintenance first (home, asker, most free memory), and the note says why', () => {
+  const stopped = (name: string, home: string): HaEntry => rec(name, { owner: 'h2', home, state: 'stopped' });
+  const handOver = (members: MemberRecord[], ha: HaEntry[], by?: string): [string, string][] => {
+    const d = decideLeave({ ...base, self: false, members, ha, ...(by ? { by } : {}) });
+    assert.ok(d.ok);
+    return d.plan.handOver.map((e) => [e.rec.owner, /\(([^()]*)\)$/.exec(e.rec.note ?? '')?.[1] ?? '']);
+  };
+  assert.deepEqual(handOver([member('h1', 100), member('h3', 50)], [stopped('a', 'h3'), stopped('b', 'h2')], 'h1'), [
+    ['h3', 'no live host outside maintenance has 256 MiB free, so it went to its home'],
+    ['h1', 'no live host outside maintenance has 256 MiB free, so it went to the member that asked'],
+  ]);
+  assert.deepEqual(handOver([member('h1', 100), member('h3', 2000, true)], [stopped('a', 'h3')], 'h1'), [
+    ['h1', 'no live host outside maintenance has 256 MiB free, so it went to the member that asked'],
+  ], 'not to its home in maintenance, where it could not be started');
+  assert.deepEqual(handOver([member('h1', 2000, true), member('h3', 100), member('h4', 200)], [stopped('b', 'h2')], 'h1'), [
+    ['h4', 'no live host outside maintenance has 256 MiB free, so it went to the member with the most free memory'],
+  ], 'nor to the asker in maintenance');
+  assert.deepEqual(handOver([member('h1', 2000, true), member('h3', 2000, true)], [stopped('a', 'h3'), stopped('b', 'h2')], 'h1'), [
+    ['h3', 'no live host outside maintenance, so it went to its home'],
+    ['h1', 'no live host outside maintenance, so it went to the member that asked'],
+  ], 'all in maintenance');
+  assert.deepEqual(handOver([member('h1', 0), member('h3', 10)], [stopped('n1', 'h2')]), [
+    ['h3', 'no live host outside maintenance has 256 MiB free, so it went to the member with the most free memory'],
+  ], 'without the asking member');
+});
+
+test('a handed-over VM\'s home that holds its anti-affinity group loses to a member that does not', () => {
+  const grouped = (name: string, owner: string, home: string, state: HaRecord['state']): HaEntry => {
+    const e = rec(name, { owner, home, state });
+    return { ...e, rec: { ...e.rec, spec: { ...e.rec.spec, group: 'db' } } };
+  };
+  const d = decideLeave({ ...base, self: false, by: 'h1', members: [member('h1', 2000), member('h3', 500)], ha: [grouped('db1', 'h1', 'h1', 'running'), grouped('db2', 'h2', 'h1', 'stopped')] });
   assert.ok(d.ok);
-  assert.deepEqual(d.plan.handOver.map((e) => e.rec.owner), ['h3', 'h1']);
-  assert.match(d.plan.handOver[0]?.rec.note ?? '', /start it on h3 \(ferry vm start a\) \(no live host has 256 MiB free, so it went to its home\)/);
-  assert.match(d.plan.handOver[1]?.rec.note ?? '', /\(no live host has 256 MiB free, so it went to the member that asked\)/);
-  const byOlder = decideLeave({ ...base, self: false, members: [member('h3', 0), member('h1', 0)], ha: [rec('n1', { owner: 'h2', home: 'h2', restart: 'never' })] });
-  assert.equal(byOlder.ok && byOlder.plan.handOver[0]?.rec.owner, 'h3', 'without the asking member: the first other live member');
+  assert.deepEqual(d.plan.handOver.map((e) => [e.rec.name, e.rec.owner, e.rec.home]), [['db2', 'h3', 'h1']], 'its home stays h1 (failback goes there)');
 });
 
 test('a leave deletes the drain record and gives each VM whose home was the host its current host as home', () => {

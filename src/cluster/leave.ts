@@ -10,8 +10,8 @@
  * still own HA VMs the cluster does not restart (stopped by a user, or `--restart never`): those are
  * handed over, stopped, to a live member, as a failover cluster moves an evicted node's offline
  * roles: placed like a restart ({@link placeRestarts}: outside maintenance, with room for the VM,
- * away from its anti-affinity group, most free memory), their home first when it qualifies; when no
- * member qualifies, their home if it is live, else the member that asks, and the record says why.
+ * preferring a member without its anti-affinity group, most free memory), their home first when it
+ * qualifies; when none does, {@link fallback}, and the record says why.
  * Leaving never starts or stops a VM.
  */
 import { FerryError } from '../errors/index.js';
@@ -73,24 +73,40 @@ function ownedByDead(host: string, waiting: readonly HaRecord[]): string {
 /** The record of a VM handed over, stopped, from `host` (gone for good) to `to`; `why`: why `to` though it does not qualify. */
 function handedOver(r: HaRecord, host: string, to: string, why?: string): HaRecord {
   const { moveTo: _m, failbackAt: _f, failedOn: _o, ...rest } = r;
-  const unfit = why === undefined ? '' : ` (${why}, so it went to ${to === r.home ? 'its home' : 'the member that asked'})`;
   return {
     ...rest, owner: to, home: r.home === host ? to : r.home, state: 'stopped', handedOverFrom: host,
-    note: `handed over, stopped, from ${host}, which left the cluster; start it on ${to} (ferry vm start ${r.name})${unfit}`,
+    note: `handed over, stopped, from ${host}, which left the cluster; start it on ${to} (ferry vm start ${r.name})${why === undefined ? '' : ` (${why})`}`,
   };
+}
+
+/**
+ * Where a VM that no member qualifies for goes anyway (a stopped VM uses no memory): a member
+ * outside maintenance first, where a user can start it once there is room (its home, the member
+ * that asks, the one with the most free memory), else its home, the member that asks, the first.
+ */
+function fallback(r: HaRecord, others: readonly MemberRecord[], by: string | undefined): { to: string; which: string } {
+  const open = others.filter((m) => !m.maintenance).sort((a, b) => b.freeMemoryMiB - a.freeMemoryMiB || a.name.localeCompare(b.name));
+  const pick = (ms: readonly MemberRecord[]): { to: string; which: string } | undefined => {
+    if (ms.some((m) => m.name === r.home)) return { to: r.home, which: 'its home' };
+    if (by !== undefined && ms.some((m) => m.name === by)) return { to: by, which: 'the member that asked' };
+    const first = ms[0];
+    return first ? { to: first.name, which: ms === open ? 'the member with the most free memory' : 'the first live member' } : undefined;
+  };
+  return pick(open) ?? pick(others) ?? { to: r.home, which: 'its home' };
 }
 
 /** Where each HA VM `host` owned goes (see the file's comment), with the record it gets there. */
 function handOvers(f: LeaveFacts, owned: readonly HaEntry[], others: readonly MemberRecord[]): LeavePlan['handOver'] {
-  const names = others.map((m) => m.name);
-  const alive = new Set(names);
-  const fallback = f.by !== undefined && alive.has(f.by) ? f.by : names[0] ?? f.host;
+  const alive = new Set(others.map((m) => m.name));
+  // Room is counted across this leave's VMs only: a batch decided again after a failed guard
+  // counts the VMs already handed over as the members report them, not as placed here.
   const placed = new Map(placeRestarts(owned.map((e) => e.rec), others, groupsOnLive(f.ha.map((e) => e.rec), alive), undefined, (r) => r.home)
     .map((p) => [p.vm, p]));
   return owned.map(({ rec, rev }) => {
     const p = placed.get(rec.name);
-    const to = p?.to ?? (alive.has(rec.home) ? rec.home : fallback);
-    return { rec: handedOver(rec, f.host, to, p?.to === null ? p.reason : undefined), rev, from: f.host };
+    if (p && p.to !== null) return { rec: handedOver(rec, f.host, p.to), rev, from: f.host };
+    const { to, which } = fallback(rec, others, f.by);
+    return { rec: handedOver(rec, f.host, to, `${p?.reason ?? 'not placed'}, so it went to ${which}`), rev, from: f.host };
   });
 }
 

@@ -23,7 +23,7 @@ describe('orphans', () => {
 });
 
 describe('placeRestarts', () => {
-  const cases: { name: string; vms: HaRecord[]; members: MemberRecord[]; groups?: [string, string[]][]; want: (string | null)[] }[] = [
+  const cases: { name: string; vms: HaRecord[]; members: MemberRecord[]; groups?: [string, string[]][]; prefer?: string; want: (string | null)[] }[] = [
     { name: 'most free memory wins', vms: [vm('a')], members: [member('h2', 500), member('h3', 900)], want: ['h3'] },
     { name: 'placed memory counts at once', vms: [vm('a', { mem: 600 }), vm('b', { mem: 600 })], members: [member('h2', 1000), member('h3', 700)], want: ['h2', 'h3'] },
     { name: 'higher priority first when room is short', vms: [vm('low', { mem: 600 }), vm('high', { mem: 600, priority: 10 })], members: [member('h2', 700)], want: [null, 'h2'] },
@@ -31,17 +31,22 @@ describe('placeRestarts', () => {
     { name: 'anti-affinity beats free memory', vms: [vm('a', { group: 'db' })], members: [member('h2', 900), member('h3', 300)], groups: [['h2', ['db']]], want: ['h3'] },
     { name: 'anti-affinity yields when only one host fits', vms: [vm('a', { group: 'db' })], members: [member('h2', 900), member('h3', 100)], groups: [['h2', ['db']]], want: ['h2'] },
     { name: 'two of one group spread', vms: [vm('a', { group: 'web' }), vm('b', { group: 'web' })], members: [member('h2', 2000), member('h3', 1000)], want: ['h2', 'h3'] },
+    { name: 'a preferred host beats more free memory', vms: [vm('a')], members: [member('h2', 300), member('h3', 900)], prefer: 'h2', want: ['h2'] },
+    { name: 'a preferred host that holds the group loses to one that does not', vms: [vm('a', { group: 'db' })], members: [member('h2', 900), member('h3', 300)], groups: [['h2', ['db']]], prefer: 'h2', want: ['h3'] },
+    { name: 'a preferred host wins when every host holds the group', vms: [vm('a', { group: 'db' })], members: [member('h2', 300), member('h3', 900)], groups: [['h2', ['db']], ['h3', ['db']]], prefer: 'h2', want: ['h2'] },
+    { name: 'a preferred host without room is passed over', vms: [vm('a', { mem: 600 })], members: [member('h2', 500), member('h3', 900)], prefer: 'h2', want: ['h3'] },
+    { name: 'a preferred host in maintenance is passed over', vms: [vm('a')], members: [member('h2', 900, true), member('h3', 300)], prefer: 'h2', want: ['h3'] },
   ];
   for (const c of cases) {
     it(c.name, () => {
-      const got = placeRestarts(c.vms, c.members, new Map((c.groups ?? []).map(([h, g]) => [h, new Set(g)])));
+      const got = placeRestarts(c.vms, c.members, new Map((c.groups ?? []).map(([h, g]) => [h, new Set(g)])), undefined, () => c.prefer);
       const byVm = new Map(got.map((p) => [p.vm, p.to]));
       assert.deepEqual(c.vms.map((v) => byVm.get(v.name)), c.want);
     });
   }
   it('says why a VM found no host', () => {
     const [p] = placeRestarts([vm('a', { mem: 2048 })], [member('h2', 100)], new Map());
-    assert.ok(p && p.to === null && /2048 MiB free/.test(p.reason));
+    assert.ok(p && p.to === null && /no live host outside maintenance has 2048 MiB free/.test(p.reason));
   });
 });
 

@@ -40,7 +40,7 @@ export function placeRestarts(vms: readonly HaRecord[], members: readonly Member
     const open = [...free].filter(([h]) => !skip.has(h));
     const fits = open.filter(([, mib]) => mib >= need);
     if (fits.length === 0) {
-      const why = open.length === 0 ? 'no live host outside maintenance' : `no live host has ${need} MiB free`;
+      const why = open.length === 0 ? 'no live host outside maintenance' : `no live host outside maintenance has ${need} MiB free`;
       return { vm: r.name, to: null, reason: skip.size > 0 ? `its start failed on ${[...skip].join(', ')}; ${why} among the others` : why };
     }
     const clash = (h: string): number => (r.spec.group !== undefined && groups.get(h)?.has(r.spec.group) ? 1 : 0);
