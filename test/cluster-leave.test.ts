@@ -42,7 +42,7 @@ function startNode(name: string, more: Partial<ClusterHost> = {}): ClusterNode {
   const host: ClusterHost = {
     name, url: `https://${name}`, log: pino({ level: 'silent' }),
     facts: () => ({ memoryMiB: 1024, freeMemoryMiB: 512, cpus: 2, maintenance: false }),
-    localHa: () => [{ name: 'v1', running: name === 'h1', busy: false, qemu: name === 'h1' }, { name: 'v3', running: name === 'h3', busy: false, qemu: name === 'h3' }],
+    localHa: () => [{ name: 'v1', uuid: 'v1', running: name === 'h1', busy: false, qemu: name === 'h1' }, { name: 'v3', uuid: 'v3', running: name === 'h3', busy: false, qemu: name === 'h3' }],
     startHa: () => Promise.resolve(), fence: () => Promise.resolve(), forget: () => Promise.resolve(), define: () => Promise.resolve(),
     arrivedFrom: () => undefined, leftTo: () => undefined, peerLeases: () => Promise.resolve([]), moveVm: () => Promise.resolve(),
     ...more,

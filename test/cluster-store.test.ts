@@ -116,7 +116,7 @@ test('a failback refused before its move started is asked again soon, not after 
   await store.createHa({ ...rec('fb1', 'h7'), home: 'h8', failback: 'immediate', moveTo: 'h8' });
   const asked: string[] = [];
   const host = fakeHost('h7', {
-    localHa: () => [{ name: 'fb1', running: true, busy: false, qemu: true }],
+    localHa: () => [{ name: 'fb1', uuid: 'fb1', running: true, busy: false, qemu: true }],
     moveVm: (name, to) => { asked.push(`${name} → ${to}`); return Promise.reject(new FerryError('VM_BUSY', 'busy')); },
   });
   const node = new ClusterNode({ ...cfg, leaseTtlSec: 5, fenceMarginSec: 4 }, host);
@@ -156,30 +156,47 @@ test('a user\'s start claims the HA record first: refused when another host owns
   await store.createHa({ ...rec('us1', 'h4'), state: 'failed', failedOn: ['h4', 'h5'] });
   await store.createHa(rec('us2', 'h5'));
   const node = new ClusterNode({ ...cfg, leaseTtlSec: 5, fenceMarginSec: 4 }, host);
-  const disksHere = (): undefined => undefined;
-  await assert.rejects(node.claimForStart(rec('us2', 'h4').spec, disksHere), isCode('VM_BAD_STATE'));
+  await assert.rejects(node.claimForStart(rec('us2', 'h4').spec), (e: unknown) => isCode('VM_BAD_STATE')(e) && /runs on h5 now/.test((e as Error).message));
   assert.equal((await store.haEntry('us2'))?.rec.owner, 'h5', 'nothing changed');
-  await node.claimForStart(rec('us1', 'h4').spec, disksHere);
+  await node.claimForStart(rec('us1', 'h4').spec);
   const r = (await store.haEntry('us1'))?.rec;
   assert.equal(r?.state, 'placing', 'the manager no longer places it elsewhere');
   assert.equal(r?.failedOn, undefined);
   node.store.close();
 });
 
-test('a user\'s start of an HA VM whose record is gone: registered again, owned here, when its disks are here; refused as a stale copy when one is gone', async () => {
+test('a user\'s start of an HA VM the cluster does not know (no record, or the record is another VM of that name) is refused and writes nothing', async () => {
   const node = new ClusterNode({ ...cfg, leaseTtlSec: 5, fenceMarginSec: 4 }, fakeHost('h4'));
-  const gone = rec('gone1', 'h4').spec;
-  await assert.rejects(node.claimForStart(gone, () => '/pools/shared/gone1-0.qcow2'), (e: unknown) =>
-    isCode('VM_BAD_STATE')(e) && /no record in the cluster and its disk \/pools\/shared\/gone1-0\.qcow2 is gone.*ferry vm delete gone1/.test((e as Error).message));
-  assert.equal(await store.haEntry('gone1'), undefined, 'a stale copy registers nothing');
-  const back = { ...rec('back1', 'h4').spec, uuid: 'uuid-back1' };
-  await node.claimForStart(back, () => undefined);
-  const r = (await store.haEntry('back1'))?.rec;
-  assert.deepEqual([r?.owner, r?.home, r?.state, r?.restart, r?.failback, r?.priority, r?.spec.uuid], ['h4', 'h4', 'placing', 'always', 'none', 0, 'uuid-back1']);
-  assert.match(r?.note ?? '', /registered again by a user's start on h4: its record was missing/);
-  await node.claimForStart(back, () => undefined);
-  assert.equal((await store.haEntry('back1'))?.rec.owner, 'h4', 'a second start claims the record as usual');
+  await assert.rejects(node.claimForStart(rec('gone1', 'h4').spec), (e: unknown) =>
+    isCode('VM_BAD_STATE')(e) && /no record in the cluster.*does not start a copy the cluster does not know.*ferry vm delete gone1. forgets this copy here and keeps its disks/.test((e as Error).message));
+  assert.equal(await store.haEntry('gone1'), undefined, 'nothing registered');
+  await store.createHa({ ...rec('same1', 'h4'), state: 'stopped' });
+  const other = { ...rec('same1', 'h4').spec, uuid: 'uuid-other' };
+  await assert.rejects(node.claimForStart(other), (e: unknown) =>
+    isCode('VM_BAD_STATE')(e) && /Another VM named "same1" \(uuid same1\) is registered in the cluster, owned by h4; this copy on h4 \(uuid uuid-other\) is not it/.test((e as Error).message));
+  assert.equal((await store.haEntry('same1'))?.rec.state, 'stopped', 'the record is untouched');
   node.store.close();
+});
+
+test('a local VM of an HA record\'s name with another uuid is never taken for its copy: not fenced or forgotten for an owner elsewhere', async () => {
+  await store.createHa(rec('twin1', 'h5'));
+  await store.createHa(rec('twin2', 'h5'));
+  const fenced: string[] = [];
+  const forgotten: string[] = [];
+  const node = new ClusterNode({ ...cfg, leaseTtlSec: 5, fenceMarginSec: 4 }, {
+    ...fakeHost('h4'),
+    localHa: () => [{ name: 'twin1', uuid: 'uuid-mine', running: true, busy: false, qemu: true }, { name: 'twin2', uuid: 'uuid-mine2', running: false, busy: false, qemu: false }],
+    fence: (names) => { fenced.push(...names); return Promise.resolve(); },
+    forget: (name) => { forgotten.push(name); return Promise.resolve(); },
+  });
+  node.start();
+  try {
+    await waitFor('h4 a member', async () => (await store.members()).some((m) => m.name === 'h4') && node.renewing(), 10_000);
+    await new Promise((r) => setTimeout(r, 2_500));
+    assert.deepEqual([fenced, forgotten], [[], []], 'the running twin1 and the stopped twin2 here are other VMs than h5\'s');
+  } finally {
+    await node.stop();
+  }
 });
 
 test('a destination writes its ownership only while the lease it held when it saw the VM run lives: a write that lands after that lease is gone changes nothing', async () => {

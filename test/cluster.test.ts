@@ -2,15 +2,18 @@
 // One lab, tests in order: status; refusals; power loss of the manager's host (HA restart, new
 // manager, failback); a host cut off (fencing, restart, heal); an agent dead while its QEMUs live
 // (the watchdog fences); a restart that fails on its host (placed elsewhere); etcd losing quorum
-// (nothing placed, nothing stopped).
+// (nothing placed, nothing stopped); an HA VM whose record is gone (not started, deleted keeping its disk).
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ClusterStatus } from '../src/agent/cluster-link.js';
 import type { VmView } from '../src/agent/views.js';
 import { labStatus } from '../src/lab/index.js';
+import { switchNsName } from '../src/lab/plan.js';
+import { hostTlsPaths } from '../src/security/pki.js';
+import { clusterKeys } from '../src/cluster/model.js';
 import { labDir } from '../src/util/paths.js';
 import { ferry, guestGet, processAlive, waitFor } from './support/cli.js';
 import { agentGet, assertRunsOnce, qemuPids, vmsByHost } from './support/invariants.js';
@@ -227,4 +230,27 @@ test('etcd loses quorum: nothing is placed, running VMs are left alone, status s
   assert.equal(healed.members.length, 2);
   const after = await Promise.all([assertRunsOnce(LAB, 'ha1'), assertRunsOnce(LAB, 'ha2')]);
   assert.deepEqual(after.map((p) => p.pid), before.map((p) => p.pid), 'still the same QEMUs');
+}));
+
+test('an HA VM whose record is gone from etcd is not started (another host may own that name); deleting it keeps its disk', track(async () => {
+  const on = await assertRunsOnce(LAB, 'ha2');
+  const disk = ha2.disks[0]?.path ?? '';
+  assert.ok(disk, 'ha2 has a disk on the shared pool');
+  assert.equal((await ferry(['vm', 'stop', 'ha2', '--json'])).code, 0);
+  // Its record vanishes, as when another host deleted the VM while this one was away.
+  const etcd = (await labStatus(LAB)).etcd ?? [];
+  const tls = hostTlsPaths(join(labDir(LAB), on.host, 'tls'));
+  execFileSync('ip', ['netns', 'exec', switchNsName(LAB), 'etcdctl', '--endpoints', etcd.map((m) => m.url).join(','),
+    '--cacert', tls.caCert, '--cert', tls.cert, '--key', tls.key, 'del', clusterKeys('lab').haVm('ha2')], { env: { ...process.env, ETCDCTL_API: '3' } });
+  await waitFor('ha2 gone from the cluster status', async () => !(await status()).haVms.some((v) => v.name === 'ha2'), 15_000);
+  const start = await ferry<{ error?: { code: string; message: string } }>(['vm', 'start', 'ha2', '--json']);
+  assert.equal(start.json?.error?.code, 'VM_BAD_STATE', start.stdout);
+  assert.match(start.json?.error?.message ?? '', /no record in the cluster/);
+  assert.equal(qemuPids(on.vm.uuid).length, 0, 'nothing started');
+  assert.ok(!(await status()).haVms.some((v) => v.name === 'ha2'), 'nothing registered');
+  const del = await ferry(['vm', 'delete', 'ha2', '--json']);
+  assert.equal(del.code, 0, del.stderr || del.stdout);
+  assert.ok(existsSync(disk), 'the disk is kept: it may be another VM\'s now');
+  assert.ok(!(await vmsByHost(LAB)).get(on.host)?.some((v) => v.name === 'ha2'), 'the copy is forgotten');
+  rmSync(disk, { force: true });
 }));

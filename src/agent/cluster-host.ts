@@ -41,6 +41,7 @@ export function clusterHost(a: ClusterHostParts): ClusterHost {
       const job = a.jobs.activeFor(v.spec.name);
       return {
         name: v.spec.name,
+        uuid: v.spec.uuid,
         running: isActive(v.state) && v.state !== 'migrating',
         // A VM in a move (either end) or under another action is left to that action.
         busy: v.state === 'migrating' || a.vms.isBusy(v.spec.name) || job !== undefined,

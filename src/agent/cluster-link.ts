@@ -4,7 +4,7 @@
  * hooks VM actions and moves call so etcd follows what happens here. Standalone hosts have no node
  * and every hook is a no-op.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
 import {
   ClusterNode, DEFAULT_CLUSTER_MIGRATIONS, DEFAULT_FENCE_MARGIN_SEC, DEFAULT_LEASE_TTL_SEC, createConfig, quorum, readConfig,
@@ -214,14 +214,16 @@ export class ClusterLink {
   }
 
   async registered(spec: VmSpec, policy: HaPolicy): Promise<void> { await this.require().register(spec, policy); }
-  async claimForStart(spec: VmSpec): Promise<void> {
-    if (spec.ha) await this.node?.claimForStart(spec, () => spec.disks.find((d) => !existsSync(d.path))?.path);
-  }
+  async claimForStart(spec: VmSpec): Promise<void> { if (spec.ha) await this.node?.claimForStart(spec); }
   async started(spec: VmSpec): Promise<void> { if (spec.ha) await this.node?.setState(spec.name, 'running'); }
   async stopped(spec: VmSpec): Promise<void> { if (spec.ha) await this.node?.setState(spec.name, 'stopped'); }
   async deleted(spec: VmSpec): Promise<void> { if (spec.ha) await this.node?.unregister(spec.name); }
   async movedHere(spec: VmSpec, from: string): Promise<void> { if (spec.ha) await this.node?.tookOver(spec.name, from); }
-  async owner(spec: VmSpec): Promise<string | null> { return this.node ? (await this.node.store.haEntry(spec.name))?.rec.owner ?? null : null; }
+  async owner(spec: VmSpec): Promise<string | null | undefined> {
+    if (!this.node) return null;
+    const rec = (await this.node.store.haEntry(spec.name))?.rec;
+    return rec?.spec.uuid === spec.uuid ? rec.owner : undefined;
+  }
 
   /** Its live members and its HA VMs' addresses, for a new VM's address (ip-allocator.ts); null standalone. Throws CLUSTER_UNAVAILABLE. */
   async addressSources(): Promise<{ members: { name: string; url: string }[]; haIps: string[] } | null> {

@@ -2,9 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FerryError } from '../errors/index.js';
-import {
-  Inventory, isActive, macFromUuid, newUuid, tapName, validateCreate, type CreateVmInput, type VmRecord, type VmSpec,
-} from '../vm/index.js';
+import { Inventory, isActive, macFromUuid, newUuid, tapName, validateCreate, type CreateVmInput, type VmRecord, type VmSpec } from '../vm/index.js';
 import { createImage, deleteImage, poolSpace, type Pools } from '../storage/index.js';
 import { ensureTap, deleteTap, startQemu, signalQemu, waitGone, runFiles, ramTrimFor, type Accel } from '../qemu/index.js';
 import { findImage, guestKernelArgs, GUEST_READY_MARKER } from '../image/index.js';
@@ -44,12 +42,12 @@ export interface ClusterHooks {
   /** Throws NOT_IN_CLUSTER or HA_NEEDS_SHARED_STORAGE unless an HA VM can be created here. */
   checkHa(disksShared: boolean): void;
   registered(spec: VmSpec, policy: { priority?: number; restart?: 'always' | 'never'; failback?: 'none' | 'immediate' }): Promise<void>;
-  /** A user's start: claims the HA VM's record for this host first (VM_BAD_STATE when another host owns it). */
+  /** A user's start: claims the HA VM's record for this host first (VM_BAD_STATE when another host owns it, or the cluster has no record of it). */
   claimForStart(spec: VmSpec): Promise<void>;
   started(spec: VmSpec): Promise<void>;
   stopped(spec: VmSpec): Promise<void>;
-  /** The host etcd says owns this HA VM (null: no cluster or no record); throws CLUSTER_UNAVAILABLE when etcd does not answer. */
-  owner(spec: VmSpec): Promise<string | null>;
+  /** The host etcd says owns this HA VM (null: no cluster; undefined: no record of it, or another VM's); throws CLUSTER_UNAVAILABLE when etcd does not answer. */
+  owner(spec: VmSpec): Promise<string | null | undefined>;
   deleted(spec: VmSpec): Promise<void>;
 }
 
@@ -374,12 +372,12 @@ export class VmActions {
   async delete(name: string): Promise<void> {
     await this.withLock(name, 'delete', async () => {
       const vm = this.d.inv.get(name);
-      const owner = vm.spec.ha ? await this.d.cluster?.owner(vm.spec) : null;
-      if (owner && owner !== this.d.config.hostName) {
-        // A stale copy of an HA VM another host runs now: stop and forget it here, keep its disks and
-        // its record; its address stays reserved here as for a VM that moved away.
+      const owner = vm.spec.ha && this.d.cluster ? await this.d.cluster.owner(vm.spec) : null;
+      if (owner !== null && owner !== this.d.config.hostName) {
+        // A stale copy of an HA VM another host runs now (its address stays reserved here as for a VM that
+        // moved away), or one the cluster has no record of: stop, forget it here, keep disks and records.
         if (isActive(vm.state)) await this.stopLocked(name, { force: true });
-        this.d.ipam.left(vm.spec, owner);
+        if (owner !== undefined) this.d.ipam.left(vm.spec, owner);
         await this.destroy({ ...vm.spec, disks: [] });
         return;
       }

@@ -11,6 +11,8 @@ import type { ClusterStore } from './store.js';
 /** A local VM as the cluster cares about it. */
 export interface LocalHaVm {
   name: string;
+  /** Its uuid: a local VM is the copy of an HA record only when the uuids match. */
+  uuid: string;
   /** Runs here, not in a move. */
   running: boolean;
   /** In a move (either end) or under another action: left to that action. */

@@ -5,7 +5,7 @@ import type { ClusterHost, LocalHaVm } from './host.js';
 import type { HaEntry, HaRecord } from './model.js';
 import { fenceTargets, settleMoves, strandedIncoming, strandedOutgoing, type SettleMemory } from './moving.js';
 
-const vm = (name: string, o: Partial<LocalHaVm> = {}): LocalHaVm => ({ name, running: false, busy: false, qemu: false, ...o });
+const vm = (name: string, o: Partial<LocalHaVm> = {}): LocalHaVm => ({ name, uuid: name, running: false, busy: false, qemu: false, ...o });
 const entry = (name: string, owner: string): HaEntry => ({
   rev: '1',
   rec: { name, owner, home: owner, priority: 0, restart: 'always', failback: 'none', state: 'running', restarts: 0, updatedAt: '', spec: {} as HaRecord['spec'] },

@@ -124,7 +124,7 @@ export class ClusterNode {
   }
 
   /** A user's start of an HA VM here: see owner.ts {@link claimForStart}. */
-  async claimForStart(spec: VmSpec, missingDisk: () => string | undefined): Promise<void> { await claimForStart(this.owner(), spec, missingDisk); }
+  async claimForStart(spec: VmSpec): Promise<void> { await claimForStart(this.owner(), spec); }
 
   /**
    * After a move to this host ran the VM here: this host owns it now, and it is its new home. Only
@@ -292,7 +292,14 @@ export class ClusterNode {
   private async reconcile(entries: HaEntry[]): Promise<void> {
     const local = new Map(this.host.localHa().map((v) => [v.name, v]));
     for (const { rec, rev } of entries) {
-      const here = local.get(rec.name);
+      const named = local.get(rec.name);
+      // A VM of that name here that is another VM (another uuid: a record lost and the name used
+      // again) is never this record's copy: not fenced, forgotten or taken for it.
+      const here = named?.uuid === rec.spec.uuid ? named : undefined;
+      if (named && !here && rec.owner !== this.host.name) {
+        this.host.log.warn({ vm: rec.name, owner: rec.owner, uuid: named.uuid, recorded: rec.spec.uuid }, 'an HA VM of this name here is another VM than the cluster\'s record: left alone');
+        continue;
+      }
       // A move from the owner ran the VM here (its job may still wait for the source's confirm) and
       // the hand-over to etcd has not landed yet: before the busy check, so that a source cut off
       // after the switch-over cannot leave the VM to the manager's restart while it runs here.

@@ -77,38 +77,27 @@ export async function adopt(p: OwnerParts, rec: HaRecord, rev: string, known: bo
 /**
  * A user's start of an HA VM here: claims its record first (owner this host, `placing`, failed
  * starts forgotten), guarded by revision, so that the manager does not give it to another host
- * while this one boots it. VM_BAD_STATE when another host owns it; VM_BUSY when the record kept
- * changing.
- *
- * An HA VM defined here whose record is gone was deleted from another host while this one was
- * away, or lost with etcd's data. Its copy here is registered again, owned here with the default
- * policies, as at its creation, unless one of its disks is gone (`missingDisk`): then the copy is
- * stale and VM_BAD_STATE says so. A VM of the same name registered meanwhile elsewhere wins the
- * guarded create (VM_BUSY, and the next start sees its owner).
+ * while this one boots it. VM_BAD_STATE when another host owns it, when the record is another VM's
+ * of the same name (another uuid), or when there is no record: the VM was deleted on another host
+ * while this one was away, or the cluster's data was lost, and this host does not start a copy the
+ * cluster does not know (another host may run, or own, a VM of that name on the same disks).
+ * VM_BUSY when the record kept changing.
  */
-export async function claimForStart({ store, host, update }: OwnerParts, spec: VmSpec, missingDisk: () => string | undefined): Promise<void> {
-  let owner: string | undefined;
+export async function claimForStart({ host, update }: OwnerParts, spec: VmSpec): Promise<void> {
+  let found: HaRecord | undefined;
   const claimed = await update(spec.name, (r) => {
-    owner = r.owner;
-    if (r.owner !== host.name) return undefined;
+    found = r;
+    if (r.owner !== host.name || r.spec.uuid !== spec.uuid) return undefined;
     return { ...clearFailures(r), state: 'placing', note: `started by a user on ${host.name}` };
   });
   if (claimed) return;
-  if (owner !== undefined && owner !== host.name) throw new FerryError('VM_BAD_STATE', `The HA VM "${spec.name}" runs on ${owner} now (the cluster restarted it there); start it there.`);
-  if (owner !== undefined) throw new FerryError('VM_BUSY', `The cluster record of "${spec.name}" kept changing while this start claimed it; try again.`);
-  const gone = missingDisk();
-  if (gone !== undefined) {
-    throw new FerryError('VM_BAD_STATE', `The HA VM "${spec.name}" has no record in the cluster and its disk ${gone} is gone: it was deleted on another host while ${host.name} was away, and this copy is stale. \`ferry vm delete ${spec.name}\` removes it here.`);
+  const r = found as HaRecord | undefined;
+  if (r === undefined) {
+    throw new FerryError('VM_BAD_STATE', `The HA VM "${spec.name}" has no record in the cluster: it was deleted on another host while ${host.name} was away, or the cluster's data was lost. ${host.name} does not start a copy the cluster does not know (another host may run or own a VM of that name); \`ferry vm delete ${spec.name}\` forgets this copy here and keeps its disks.`);
   }
-  const now = new Date().toISOString();
-  host.log.warn({ vm: spec.name }, 'an HA VM defined here had no cluster record: registering it again, owned here, for a user\'s start');
-  try {
-    await store.createHa({
-      name: spec.name, spec, owner: host.name, home: host.name, priority: 0, restart: 'always', failback: 'none', state: 'placing', restarts: 0, updatedAt: now,
-      note: `registered again by a user's start on ${host.name}: its record was missing (default priority, restart and failback)`,
-    });
-  } catch (e) {
-    if (e instanceof FerryError && e.code === 'VM_EXISTS') throw new FerryError('VM_BUSY', `An HA VM named "${spec.name}" was registered in the cluster while this start claimed it; try again.`);
-    throw e;
+  if (r.spec.uuid !== spec.uuid) {
+    throw new FerryError('VM_BAD_STATE', `Another VM named "${spec.name}" (uuid ${r.spec.uuid}) is registered in the cluster, owned by ${r.owner}; this copy on ${host.name} (uuid ${spec.uuid}) is not it and does not start.`);
   }
+  if (r.owner !== host.name) throw new FerryError('VM_BAD_STATE', `The HA VM "${spec.name}" runs on ${r.owner} now (the cluster restarted it there); start it there.`);
+  throw new FerryError('VM_BUSY', `The cluster record of "${spec.name}" kept changing while this start claimed it; try again.`);
 }
