@@ -4,9 +4,9 @@ import { cpus as osCpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { Logger } from 'pino';
-import { Inventory, isActive, type VmRecord } from '../vm/index.js';
+import { Inventory, isActive, tapName, type VmRecord } from '../vm/index.js';
 import { Pools, poolSpace } from '../storage/index.js';
-import { CpuModelProbe, QEMU_BIN, holdQuickAck, sweepQuickAck, isQemuAlive, needsRamTrim, parseQemuVersion, resolveAccel, runFiles, type Accel, type AccelProbe } from '../qemu/index.js';
+import { CpuModelProbe, QEMU_BIN, holdQuickAck, sweepLinks, sweepQuickAck, tunnelName, isQemuAlive, needsRamTrim, parseQemuVersion, resolveAccel, runFiles, type Accel, type AccelProbe } from '../qemu/index.js';
 import { findImage, GUEST_READY_MARKER } from '../image/index.js';
 import { openDb, readPidFile, type Db } from '../util/index.js';
 import type { AgentConfig } from './config.js';
@@ -195,6 +195,10 @@ export class Agent {
     await agent.adopt();
     agent.cluster.resume();
     void sweepQuickAck().then((n) => { if (n > 0) log.info({ routes: n }, 'removed quick-ACK routes left by an earlier run'); });
+    // Before the API serves: a tap made for a VM created from now on is never taken for a leftover.
+    const keep = new Set([...agent.inv.list().map((v) => tapName(v.spec.uuid)), ...agent.jobs.active().map((j) => tunnelName(j.id))]);
+    await sweepLinks(keep).then((gone) => { if (gone.length > 0) log.info({ links: gone }, 'removed taps and tunnels left by an earlier run'); },
+      (e: unknown) => log.warn({ err: e }, 'could not look for taps and tunnels left by an earlier run'));
     void agent.migrations.recover().catch((e: unknown) => log.error({ err: e }, 'migration recovery failed'));
     return agent;
   }

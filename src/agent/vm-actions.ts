@@ -391,7 +391,8 @@ export class VmActions {
     const vm = this.d.inv.find(spec.name);
     if (vm?.pid) { this.d.sup.expect(spec.name); signalQemu(vm.pid, spec.uuid, 'SIGKILL'); await waitGone(vm.pid, spec.uuid, 10_000); }
     for (const d of spec.disks) await deleteImage(d.path);
-    await Promise.all([deleteTap(tapName(spec.uuid)), rm(this.runDir(spec.name), { recursive: true, force: true })]);
+    void deleteTap(tapName(spec.uuid)); // a new tap of that name waits for it (qemu/links.ts)
+    await rm(this.runDir(spec.name), { recursive: true, force: true });
     this.d.inv.remove(spec.name);
   }
 }

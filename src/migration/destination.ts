@@ -1,6 +1,7 @@
 import { FerryError, toFerryError } from '../errors/index.js';
 import type { Qmp } from '../qmp/index.js';
-import { closeTunnel, openTunnel, pinMac, tunnelName, unpinMac } from '../qemu/index.js';
+import { closeTunnel, pinMac, tunnelName, unpinMac } from '../qemu/index.js';
+import { startIncomingWithTunnel } from './incoming.js';
 import { tapName } from '../vm/index.js';
 import { isTerminal, phaseOf, type JobRecord, type JobStatus } from './job.js';
 import { freeMigrationSlots, type MigrationHost } from './host.js';
@@ -109,13 +110,7 @@ export class DestinationSide {
       this.h.fault('destination:prepare');
       if (plan.copies.length > 0) this.slots.set(req.jobId, this.h.takeStorageSlot());
       for (const c of plan.copies) await createImage(c.destinationPath, c.sizeBytes);
-      const qmp = await this.h.startIncoming(plan.spec);
-      if (req.handover) {
-        await openTunnel(tunnelName(req.jobId), req.handover.vni, this.h.migrationAddress, req.handover.sourceAddress, this.h.bridge);
-        // Pinned now, so that the redirect at switch-over is one local step on the source. Only
-        // frames the source tunnels here (or a switch floods) reach this bridge for the VM's MAC.
-        await pinMac(vm.mac, tapName(vm.uuid));
-      }
+      const qmp = await startIncomingWithTunnel(this.h, req, plan.spec);
       const s = destinationSettings({ ...DEFAULT_POLICY, allowPostcopy: req.options.allowPostcopy ?? false }, req.options.performance);
       await qmp.execute('migrate-set-capabilities', { capabilities: s.capabilities });
       // Encrypted: QEMU verifies the caller's certificate and admits only the source host's (tls-authz).
@@ -365,10 +360,11 @@ export class DestinationSide {
     };
   }
 
-  /** The source let go: normal learning for the VM's MAC again, and no tunnel. */
+  /** The source let go: normal learning for the VM's MAC again, and no tunnel (deleted in the background, qemu/links.ts). */
   private async endHandover(jobId: string, vm: string): Promise<void> {
     const rec = this.h.inv.find(vm);
-    await Promise.all([rec ? unpinMac(rec.spec.mac, tapName(rec.spec.uuid)) : undefined, closeTunnel(tunnelName(jobId))]);
+    void closeTunnel(tunnelName(jobId));
+    if (rec) await unpinMac(rec.spec.mac, tapName(rec.spec.uuid));
   }
 
   /** Kills the incoming QEMU, removes what prepare made and ends the record as failed or cancelled. */

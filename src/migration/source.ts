@@ -293,13 +293,14 @@ export class SourceRun {
    * a restart here stops the paused copy all the same (recovery.ts), and the copy, paused since the
    * switch-over, sends nothing the hand-over (the MAC pin, the tunnel) would have to carry or stop.
    * The tunnel closes with the destination's end, so no frame goes into a tunnel whose far end is
-   * gone while QEMU quits (up to seconds) or a storage move's source disks are deleted.
+   * gone while QEMU quits (up to seconds) or a storage move's source disks are deleted. The job does
+   * not wait for the tunnel's deletion, which only frees its name (qemu/links.ts).
    */
   private async letGo(): Promise<void> {
     const { id, vm } = this.job;
+    void closeTunnel(tunnelName(id));
     await Promise.all([
       this.h.releaseSource(vm, deletesSourceDisks(this.job), this.job.destination),
-      closeTunnel(tunnelName(id)),
       this.peer.confirm(id, { outcome: 'success', totals: this.h.jobs.get(id).totals })
         .catch((e: unknown) => this.h.log.warn({ err: e, job: id }, 'confirm not delivered; the destination ends its record on its own recovery')),
     ]);

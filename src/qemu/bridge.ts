@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { deleteLinkSoon } from './links.js';
 import { runTool, tryTool } from './run.js';
 
 const cmd = (bin: string, args: string[]): Promise<void> => runTool(bin, args, 'MIGRATION_FAILED');
@@ -23,10 +24,8 @@ export async function openTunnel(name: string, vni: number, local: string, remot
   await cmd('ip', ['link', 'set', name, 'up']);
 }
 
-/** Removes a tunnel (its pinned entries go with it); missing is fine. */
-export async function closeTunnel(name: string): Promise<void> {
-  await tryTool('ip', ['link', 'del', name]);
-}
+/** Removes a tunnel (its pinned entries go with it); missing is fine. The promise may be left running (links.ts). */
+export const closeTunnel = (name: string): Promise<void> => deleteLinkSoon(name);
 
 /**
  * Pins the MAC to a bridge port: `static` so it does not age, `sticky` so frames that still come
