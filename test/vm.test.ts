@@ -1,9 +1,12 @@
 // Integration: the VM lifecycle on real QEMU in a 2-host lab, driven through the CLI as a user would.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { labStatus } from '../src/lab/index.js';
+import { nsName } from '../src/lab/plan.js';
+import { tapName } from '../src/vm/index.js';
 import type { VmView } from '../src/agent/views.js';
 import { labSuite } from './support/suite.js';
 import { ferry, guestGet, processAlive, waitFor } from './support/cli.js';
@@ -28,8 +31,13 @@ test('create a VM: running with an IP, answering from the client namespace', tra
   assert.equal((await guestGet(LAB, vm.ip, '/disk/verify')).trim(), 'ok');
 }));
 
-test('SIGKILL of the agent: the VM keeps running with the same PID and is adopted again', track(async () => {
+test('SIGKILL of the agent: the VM keeps running with the same PID and is adopted again; the restarted agent deletes taps and tunnels nobody uses', track(async () => {
   const before1 = await show('t1');
+  // What an agent killed while it deleted a tap and a tunnel in the background leaves (src/qemu/links.ts).
+  const ns = nsName(LAB, 'h1');
+  const links = (): string => execFileSync('ip', ['netns', 'exec', ns, 'ip', '-br', 'link', 'show'], { encoding: 'utf8' });
+  execFileSync('ip', ['netns', 'exec', ns, 'ip', 'tuntap', 'add', 'dev', 'fy00000000ab', 'mode', 'tap']);
+  execFileSync('ip', ['netns', 'exec', ns, 'ip', 'link', 'add', 'fyx00000000ab', 'type', 'bridge']);
   const bootId = (await guestGet(LAB, before1.ip, '/boot-id')).trim();
   const c1 = Number(await guestGet(LAB, before1.ip, '/counter'));
   const st = await labStatus(LAB);
@@ -46,6 +54,8 @@ test('SIGKILL of the agent: the VM keeps running with the same PID and is adopte
   const c2 = Number(await guestGet(LAB, after1.ip, '/counter'));
   assert.ok(c2 > c1, `counter kept growing (${c1} → ${c2})`);
   assert.equal((await guestGet(LAB, after1.ip, '/boot-id')).trim(), bootId);
+  await waitFor('the leftover tap and tunnel deleted', async () => !/fyx?00000000ab/.test(links()), 10_000);
+  assert.match(links(), new RegExp(tapName(after1.uuid)), 't1\'s own tap is kept');
 }));
 
 test('bad input gets its documented code and leaves nothing behind', track(async () => {

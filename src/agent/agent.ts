@@ -195,12 +195,19 @@ export class Agent {
     await agent.adopt();
     agent.cluster.resume();
     void sweepQuickAck().then((n) => { if (n > 0) log.info({ routes: n }, 'removed quick-ACK routes left by an earlier run'); });
-    // Before the API serves: a tap made for a VM created from now on is never taken for a leftover.
-    const keep = new Set([...agent.inv.list().map((v) => tapName(v.spec.uuid)), ...agent.jobs.active().map((j) => tunnelName(j.id))]);
-    await sweepLinks(keep).then((gone) => { if (gone.length > 0) log.info({ links: gone }, 'removed taps and tunnels left by an earlier run'); },
-      (e: unknown) => log.warn({ err: e }, 'could not look for taps and tunnels left by an earlier run'));
     void agent.migrations.recover().catch((e: unknown) => log.error({ err: e }, 'migration recovery failed'));
     return agent;
+  }
+
+  /**
+   * Deletes the taps and tunnels an earlier ferryd left on this host (qemu/links.ts): those of no VM
+   * it knows and no unfinished move, judged after the listing. ferryd's own start only: agents in
+   * tests share their namespace with whatever else runs there.
+   */
+  async sweepLinks(): Promise<void> {
+    const keep = (name: string): boolean => this.inv.list().some((v) => tapName(v.spec.uuid) === name) || this.jobs.active().some((j) => tunnelName(j.id) === name);
+    await sweepLinks(keep).then((gone) => { if (gone.length > 0) this.log.info({ links: gone }, 'removing taps and tunnels left by an earlier run'); },
+      (e: unknown) => this.log.warn({ err: e }, 'could not look for taps and tunnels left by an earlier run'));
   }
 
   /** The accelerator for new QEMUs, probed once in the background and then cached per host and kernel. */

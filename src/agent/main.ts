@@ -23,6 +23,7 @@ process.on('unhandledRejection', (err) => {
 mkdirSync(config.stateDir, { recursive: true });
 
 const agent = await Agent.create(config, log);
+await agent.sweepLinks();
 // With a certificate the TCP listener is HTTPS; peer routes then need a peer's certificate (src/api/peer-auth.ts).
 const app = await buildApi(agent, config.tls ? { https: serverTlsOptions(loadTls(config.tls)) } : {});
 if (!config.tls) log.warn('the agent config has no tls: the API is plain HTTP, peer RPC is unauthenticated and moves cannot be encrypted');

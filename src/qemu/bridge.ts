@@ -17,7 +17,7 @@ export const tunnelVni = (jobId: string): number => (parseInt(jobId.replace(/-/g
  * with the hosts' normal uplinks.
  */
 export async function openTunnel(name: string, vni: number, local: string, remote: string, bridge: string): Promise<void> {
-  await tryTool('ip', ['link', 'del', name]);
+  await deleteLinkSoon(name);
   await cmd('ip', ['link', 'add', name, 'type', 'vxlan', 'id', String(vni), 'local', local, 'remote', remote, 'dstport', '4789', 'nolearning']);
   await cmd('ip', ['link', 'set', name, 'master', bridge]);
   await cmd('bridge', ['link', 'set', 'dev', name, 'learning', 'off', 'flood', 'off', 'mcast_flood', 'off', 'bcast_flood', 'off']);

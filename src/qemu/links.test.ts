@@ -29,11 +29,13 @@ test('a tap deleted in the background is made again only once its deletion ended
     await tap.ensureTap('fy00000000aa', 'br0');
     await deleting;
     const after = names();
+    const made = JSON.parse(execFileSync('ip', ['-j', 'link', 'show', 'fy00000000aa']).toString())[0];
     await links.deleteLinkSoon('fy00000000aa');
     await links.deleteLinkSoon('fy00000000aa'); // missing is fine
-    console.log(JSON.stringify({ after, end: names() }));
-  `) as { after: string[]; end: string[] };
+    console.log(JSON.stringify({ after, end: names(), master: made.master, up: made.flags.includes('UP') }));
+  `) as { after: string[]; end: string[]; master: string; up: boolean };
   assert.ok(out.after.includes('fy00000000aa'), 'the new tap is there: the deletion ran before it, not after');
+  assert.deepEqual([out.master, out.up], ['br0', true], 'on the bridge and up');
   assert.ok(!out.end.includes('fy00000000aa'));
 });
 
@@ -43,7 +45,9 @@ test('an agent that starts deletes the Ferry taps and tunnels an earlier run lef
     for (const n of ['fy00000000aa', 'fy00000000bb']) ip('tuntap', 'add', 'dev', n, 'mode', 'tap');
     for (const [i, n] of ['fyx0000000001', 'fyx0000000002'].entries()) ip('link', 'add', n, 'type', 'vxlan', 'id', String(7 + i), 'local', '127.0.0.1', 'remote', '127.0.0.2', 'dstport', '4789');
     for (const n of ['fyzzz', 'keepme']) ip('link', 'add', n, 'type', 'bridge');
-    const gone = await links.sweepLinks(new Set(['fy00000000bb', 'fyx0000000002']));
+    const keep = new Set(['fy00000000bb', 'fyx0000000002']);
+    const gone = await links.sweepLinks((n) => keep.has(n));
+    for (const n of gone) await links.linkDeleted(n);
     console.log(JSON.stringify({ gone: gone.sort(), left: names() }));
   `) as { gone: string[]; left: string[] };
   assert.deepEqual(out.gone, ['fy00000000aa', 'fyx0000000001']);

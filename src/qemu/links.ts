@@ -37,13 +37,15 @@ export async function linkDeleted(name: string): Promise<void> {
 const FERRY_LINK = /^fyx?[0-9a-f]{10}$/;
 
 /**
- * Deletes this host's Ferry taps and tunnels that are not in `keep` (the taps of the VMs it knows
- * and the tunnels of its moves under way): what an agent that stopped during a background deletion
- * left. Resolves with their names once they are gone.
+ * Deletes this host's Ferry taps and tunnels for which `keep` says no (not a VM's it knows, not a
+ * move's under way): what an agent that stopped during a background deletion left. `keep` is asked
+ * right after the listing, with no wait in between, so a VM or move recorded before that is kept,
+ * and a tap made for one recorded later waits for the deletion (ensureTap). Resolves once the
+ * deletions are under way, with their names.
  */
-export async function sweepLinks(keep: ReadonlySet<string>): Promise<string[]> {
-  const { stdout } = await exec('ip', ['-j', 'link', 'show']);
-  const names = (JSON.parse(stdout) as { ifname?: string }[]).map((l) => l.ifname ?? '').filter((n) => FERRY_LINK.test(n) && !keep.has(n));
-  await Promise.all(names.map(deleteLinkSoon));
+export async function sweepLinks(keep: (name: string) => boolean): Promise<string[]> {
+  const { stdout } = await exec('ip', ['-br', '-j', 'link', 'show'], { timeout: 10_000, maxBuffer: 64 * 1024 * 1024 });
+  const names = (JSON.parse(stdout) as { ifname?: string }[]).map((l) => l.ifname ?? '').filter((n) => FERRY_LINK.test(n) && !keep(n));
+  for (const n of names) void deleteLinkSoon(n);
   return names;
 }
