@@ -165,8 +165,10 @@ export function targets(run: BenchRun): string {
   const per = (link: string, xs: Placed[], f: (x: Placed) => number | null): string => `${link} ${range(xs.filter((x) => x.l.link === link).map(f), 1)}`;
   const links = run.links.map((l) => l.link);
   out.push(`3. Total time within 1.3× of bytes sent / raw link throughput: ${verdict(q.length > 0 && q.every((v) => v !== null && v <= 1.3))}. `
-    + `Over ${done.length} completed Ferry moves the ratio is ${links.map((k) => per(k, done, (x) => idealRatio(x.r, rawBps(x.l)))).join(', ')} `
-    + `(${q.filter((v) => v === null || v > 1.3).length} above 1.3); the perform phase alone gives ${range(perf, 1)}. `
+    + `Over ${done.length} completed Ferry moves the ratio is ${links.map((k) => {
+      const on = done.filter((x) => x.l.link === k).map((x) => idealRatio(x.r, rawBps(x.l)));
+      return `${per(k, done, (x) => idealRatio(x.r, rawBps(x.l)))} (${on.filter((v) => v === null || v > 1.3).length} of ${on.length} above 1.3, max ${n(Math.max(...on.map((v) => v ?? Infinity)), 2)})`;
+    }).join(', ')}; the perform phase alone gives ${range(perf, 1)}. `
     + `Baseline (QEMU's total-time): ${links.map((k) => per(k, br, (x) => idealRatio(x.r, rawBps(x.l)))).join(', ')}.`);
 
   const ohBad = done.filter((x) => x.r.overheadMs === null || x.r.overheadMs >= 1500);
