@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ClusterStatus } from '../src/agent/cluster-link.js';
 import type { VmView } from '../src/agent/views.js';
@@ -252,5 +252,11 @@ test('an HA VM whose record is gone from etcd is not started (another host may o
   assert.equal(del.code, 0, del.stderr || del.stdout);
   assert.ok(existsSync(disk), 'the disk is kept: it may be another VM\'s now');
   assert.ok(!(await vmsByHost(LAB)).get(on.host)?.some((v) => v.name === 'ha2'), 'the copy is forgotten');
+  // A new VM of that name does not overwrite the kept disk.
+  const mtime = statSync(disk).mtimeMs;
+  const again = await ferry<{ error?: { code: string } }>(['vm', 'create', 'ha2', '--host', 'h1', '--memory', '160M', '--disk', '64M', '--pool', 'shared', '--ha', '--json']);
+  assert.equal(again.json?.error?.code, 'DISK_EXISTS', again.stdout);
+  assert.equal(statSync(disk).mtimeMs, mtime, 'the kept disk is untouched');
+  assert.ok(!(await status()).haVms.some((v) => v.name === 'ha2'), 'nothing registered');
   rmSync(disk, { force: true });
 }));

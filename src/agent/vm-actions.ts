@@ -113,6 +113,10 @@ export class VmActions {
     if (v.diskSizeBytes !== undefined && v.diskSizeBytes > poolSpace(pool).freeBytes) {
       throw new FerryError('INSUFFICIENT_DISK', `The pool "${pool.name}" has no room for a disk of ${v.diskSizeBytes} bytes.`);
     }
+    const diskPath = this.d.pools.imagePath(pool, v.name, 0);
+    if (v.diskSizeBytes !== undefined && existsSync(diskPath)) {
+      throw new FerryError('DISK_EXISTS', `A disk image already exists at ${diskPath} (a VM of that name deleted with its disks kept, or another host's); Ferry does not overwrite it: move it away, or pick another name.`);
+    }
     await this.d.checkCpuModel(v.cpuModel ?? DEFAULT_CPU_MODEL);
     if (v.ha) {
       if (!this.d.cluster) throw new FerryError('NOT_IN_CLUSTER', 'An HA VM needs a cluster: run `ferry cluster create` or `join` first.');
@@ -324,15 +328,6 @@ export class VmActions {
       if (vm.spec.ha && isActive(vm.state)) await this.d.cluster?.stopped(vm.spec);
       return this.stopLocked(name, opts);
     });
-  }
-
-  /** Refuses an action on a stale copy of an HA VM that another host owns now (the cluster restarted it there). */
-  private async checkOwner(spec: VmSpec, what: string): Promise<void> {
-    if (!spec.ha) return;
-    const owner = await this.d.cluster?.owner(spec);
-    if (owner && owner !== this.d.config.hostName) {
-      throw new FerryError('VM_BAD_STATE', `The HA VM "${spec.name}" runs on ${owner} now (the cluster restarted it there); ${what} it there.`);
-    }
   }
 
   /** Fencing: SIGKILL at once, whatever holds the VM, recorded as stopped; the cluster record is left as it is. */

@@ -30,7 +30,7 @@ export const CATALOGUE = {
   INSUFFICIENT_MEMORY: spec(409, 'The host does not have that much memory free for VMs.'),
   INSUFFICIENT_DISK: spec(507, 'The storage pool does not have room for the disk.'),
   STORAGE_NOT_SHARED: spec(409, 'A disk of the VM is on storage the destination does not share; move it with --include-storage.'),
-  DISK_EXISTS: spec(409, 'A disk image already exists where the move or storage move would create one.'),
+  DISK_EXISTS: spec(409, 'A disk image already exists where a new VM, a move or a storage move would create one; Ferry never overwrites it.'),
   NO_FREE_IP: spec(409, 'Every address of the host\'s VM range is held by a VM (here, on a peer, or an HA VM of the cluster) or reserved for a VM that moved away.'),
   UNKNOWN_HOST: spec(404, 'No host of that name is in the current context or lab.'),
   // Lab and CLI context
