@@ -113,10 +113,6 @@ export class VmActions {
     if (v.diskSizeBytes !== undefined && v.diskSizeBytes > poolSpace(pool).freeBytes) {
       throw new FerryError('INSUFFICIENT_DISK', `The pool "${pool.name}" has no room for a disk of ${v.diskSizeBytes} bytes.`);
     }
-    const diskPath = this.d.pools.imagePath(pool, v.name, 0);
-    if (v.diskSizeBytes !== undefined && existsSync(diskPath)) {
-      throw new FerryError('DISK_EXISTS', `A disk image already exists at ${diskPath} (a VM of that name deleted with its disks kept, or another host's); Ferry does not overwrite it: move it away, or pick another name.`);
-    }
     await this.d.checkCpuModel(v.cpuModel ?? DEFAULT_CPU_MODEL);
     if (v.ha) {
       if (!this.d.cluster) throw new FerryError('NOT_IN_CLUSTER', 'An HA VM needs a cluster: run `ferry cluster create` or `join` first.');
@@ -148,7 +144,9 @@ export class VmActions {
       boot: (({ kernel, initrd }) => ({ kernel, initrd }))(findImage(this.d.config.imageDir)),
     };
     if (v.diskSizeBytes !== undefined) {
-      spec.disks.push({ path: this.d.pools.imagePath(pool, v.name, 0), sizeBytes: v.diskSizeBytes, pool: pool.name, format: 'qcow2' });
+      const path = this.d.pools.imagePath(pool, v.name, 0);
+      if (existsSync(path)) throw new FerryError('DISK_EXISTS', `A disk image already exists at ${path} (a VM of that name deleted with its disks kept, or another host's); Ferry does not overwrite it: move it away, or pick another name.`);
+      spec.disks.push({ path, sizeBytes: v.diskSizeBytes, pool: pool.name, format: 'qcow2' });
     }
     if (spec.ha) await this.d.cluster?.registered(spec, { priority: v.haPriority, restart: v.haRestart, failback: v.haFailback });
     this.d.inv.insert(spec);

@@ -86,21 +86,21 @@ function handedOver(r: HaRecord, host: string, to: string, why?: string): HaReco
  */
 function fallback(r: HaRecord, others: readonly MemberRecord[], by: string | undefined): { to: string; which: string } {
   const open = others.filter((m) => !m.maintenance).sort((a, b) => b.freeMemoryMiB - a.freeMemoryMiB || a.name.localeCompare(b.name));
-  const pick = (ms: readonly MemberRecord[]): { to: string; which: string } | undefined => {
+  const pick = (ms: readonly MemberRecord[], firstIs: string): { to: string; which: string } | undefined => {
     if (ms.some((m) => m.name === r.home)) return { to: r.home, which: 'its home' };
     if (by !== undefined && ms.some((m) => m.name === by)) return { to: by, which: 'the member that asked' };
     const first = ms[0];
-    return first ? { to: first.name, which: ms === open ? 'the member with the most free memory' : 'the first live member' } : undefined;
+    return first ? { to: first.name, which: firstIs } : undefined;
   };
-  return pick(open) ?? pick(others) ?? { to: r.home, which: 'its home' };
+  return pick(open, 'the member with the most free memory') ?? pick(others, 'the first live member') ?? { to: r.home, which: 'its home' };
 }
 
 /** Where each HA VM `host` owned goes (see the file's comment), with the record it gets there. */
-function handOvers(f: LeaveFacts, owned: readonly HaEntry[], others: readonly MemberRecord[]): LeavePlan['handOver'] {
+function handOvers(f: LeaveFacts, records: readonly HaRecord[], owned: readonly HaEntry[], others: readonly MemberRecord[]): LeavePlan['handOver'] {
   const alive = new Set(others.map((m) => m.name));
   // Room is counted across this leave's VMs only: a batch decided again after a failed guard
   // counts the VMs already handed over as the members report them, not as placed here.
-  const placed = new Map(placeRestarts(owned.map((e) => e.rec), others, groupsOnLive(f.ha.map((e) => e.rec), alive), undefined, (r) => r.home)
+  const placed = new Map(placeRestarts(owned.map((e) => e.rec), others, groupsOnLive(records, alive), undefined, (r) => r.home)
     .map((p) => [p.vm, p]));
   return owned.map(({ rec, rev }) => {
     const p = placed.get(rec.name);
@@ -167,7 +167,7 @@ export function decideLeave(f: LeaveFacts): LeaveDecision {
   // Past the self check, `host` holds no lease: what the cluster restarts must be restarted first.
   const waiting = owned.filter(restartable);
   if (waiting.length > 0) return refuse(new FerryError('HOST_NOT_EMPTY', ownedByDead(host, waiting)));
-  const handOver = handOvers(f, f.ha.filter((e) => e.rec.owner === host), others);
+  const handOver = handOvers(f, records, f.ha.filter((e) => e.rec.owner === host), others);
   const rehome = f.ha.filter((e) => e.rec.owner !== host && (e.rec.home === host || e.rec.moveTo === host)).map(({ rec, rev }) => {
     const { moveTo, ...rest } = rec;
     // Its home is where it runs now (failback has nowhere else to go); a failback asked for

@@ -19,7 +19,7 @@ export async function startIncomingWithTunnel(h: MigrationHost, req: PrepareRequ
   const { handover } = req;
   const opening = handover && openTunnel(tunnelName(req.jobId), handover.vni, h.migrationAddress, handover.sourceAddress, h.bridge)
     .then(() => undefined, (e: unknown) => e);
-  const started = await Promise.resolve().then(() => h.startIncoming(spec)).then((qmp) => ({ qmp }), (e: unknown) => ({ e }));
+  const started = await h.startIncoming(spec).then((qmp) => ({ qmp }), (e: unknown) => ({ e }));
   const tunnelError = await opening;
   if ('e' in started) {
     if (tunnelError !== undefined) h.log.warn({ job: req.jobId, err: tunnelError }, 'the hand-over tunnel did not open either');

@@ -6,11 +6,7 @@
  * of the same name is created only once its deletion ended (tap.ts ensureTap waits for it), and an
  * agent that starts deletes those an earlier run left ({@link sweepLinks}).
  */
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
-import { tryTool } from './run.js';
-
-const exec = promisify(execFile);
+import { ipJson, tryTool } from './run.js';
 
 /** Deletions under way, by device name. */
 const deleting = new Map<string, Promise<void>>();
@@ -44,8 +40,7 @@ const FERRY_LINK = /^fyx?[0-9a-f]{10}$/;
  * deletions are under way, with their names.
  */
 export async function sweepLinks(keep: (name: string) => boolean): Promise<string[]> {
-  const { stdout } = await exec('ip', ['-br', '-j', 'link', 'show'], { timeout: 10_000, maxBuffer: 64 * 1024 * 1024 });
-  const names = (JSON.parse(stdout) as { ifname?: string }[]).map((l) => l.ifname ?? '').filter((n) => FERRY_LINK.test(n) && !keep(n));
+  const names = ((await ipJson(['-br', 'link', 'show'])) as { ifname?: string }[]).map((l) => l.ifname ?? '').filter((n) => FERRY_LINK.test(n) && !keep(n));
   for (const n of names) void deleteLinkSoon(n);
   return names;
 }

@@ -1,8 +1,4 @@
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
-import { tryTool } from './run.js';
-
-const exec = promisify(execFile);
+import { ipJson, runTool, tryTool } from './run.js';
 
 /**
  * Quick ACKs towards a migration peer, for as long as a move streams to it.
@@ -60,7 +56,6 @@ export function quickAckRouteArgs(address: string, route: RouteFacts): string[] 
     ...(route.prefsrc ? ['src', route.prefsrc] : []), ...metrics, 'table', route.table ?? 'main', 'proto', QUICKACK_PROTO, 'quickack', '1'];
 }
 
-const ipJson = async (args: string[]): Promise<unknown> => JSON.parse((await exec('ip', ['-d', '-j', ...args])).stdout || '[]') as unknown;
 
 interface Held { count: number; table: string | undefined; ready: Promise<void> }
 const held = new Map<string, Held>();
@@ -84,14 +79,14 @@ export async function holdQuickAck(address: string, warn: (msg: string, err?: un
 
 async function add(address: string, entry: Held, warn: (msg: string, err?: unknown) => void): Promise<void> {
   try {
-    const [route] = (await ipJson(['route', 'get', address])) as RouteFacts[];
+    const [route] = (await ipJson(['-d', 'route', 'get', address])) as RouteFacts[];
     const args = route ? quickAckRouteArgs(address, route) : undefined;
     if (args) {
       const table = route?.table ?? 'main';
-      const existing = (await ipJson(['route', 'show', `${address}/32`, 'table', table])) as { protocol?: string }[];
+      const existing = (await ipJson(['-d', 'route', 'show', `${address}/32`, 'table', table])) as { protocol?: string }[];
       // A host route someone else made stays as it is.
       if (existing.every((r) => r.protocol === QUICKACK_PROTO)) {
-        await exec('ip', args);
+        await runTool('ip', args, 'MIGRATION_FAILED');
         entry.table = table;
       }
     }
@@ -124,7 +119,7 @@ function once(fn: () => Promise<void>): () => Promise<void> {
  */
 export async function sweepQuickAck(): Promise<number> {
   try {
-    const routes = (await ipJson(['route', 'show', 'table', 'all', 'proto', QUICKACK_PROTO])) as { dst?: string; table?: string; metrics?: Record<string, unknown>[] }[];
+    const routes = (await ipJson(['-d', 'route', 'show', 'table', 'all', 'proto', QUICKACK_PROTO])) as { dst?: string; table?: string; metrics?: Record<string, unknown>[] }[];
     let n = 0;
     for (const r of routes) {
       const quick = (r.metrics ?? []).some((m) => 'quickack' in m);
