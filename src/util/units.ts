@@ -22,6 +22,16 @@ export function parseSize(input: string | number): number {
 
 export const MiB = 1024 * 1024;
 
+/**
+ * Parses a VM's memory size into MiB: `256M`, `1G`, or a bare number, which means MiB as in
+ * QEMU's `-m 256` (256 bytes of RAM is never what was meant). Throws INVALID_SIZE.
+ */
+export function parseMemoryMiB(input: string): number {
+  const bytes = parseSize(/^\s*\d+\s*$/.test(input) ? `${input.trim()}M` : input);
+  if (bytes % MiB !== 0) throw new FerryError('INVALID_SIZE', `The memory size "${input}" is not a whole number of MiB; give it as e.g. 256M or 1G.`);
+  return bytes / MiB;
+}
+
 /** Formats bytes for people: 1.5 GiB, 256 MiB, 12 KiB. */
 export function formatBytes(n: number): string {
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { FerryError } from '../../errors/index.js';
-import { formatBytes, parseSize, MiB } from '../../util/index.js';
+import { formatBytes, parseMemoryMiB, parseSize } from '../../util/index.js';
 import type { VmView } from '../../agent/views.js';
 import { api, everyHost, hostOf } from '../client.js';
 import { printJson, printTable, run } from '../output.js';
@@ -33,7 +33,7 @@ export function registerVm(program: Command): void {
 
   vm.command('create <name>').description('create and start a VM')
     .requiredOption('--host <host>', 'host to create it on')
-    .requiredOption('--memory <size>', 'memory, e.g. 256M')
+    .requiredOption('--memory <size>', 'memory, e.g. 256M or 1G (a bare number is MiB)')
     .option('--cpus <n>', 'vCPUs', '1')
     .option('--cpu-model <model>', 'named CPU model (a baseline lets the VM move between hosts)')
     .option('--disk <size>', 'add a disk of that size, e.g. 1G')
@@ -47,12 +47,11 @@ export function registerVm(program: Command): void {
     .action((name: string, o: { host: string; memory: string; cpus: string; cpuModel?: string; disk?: string; pool: string; ha?: boolean; group?: string; priority?: string; restart?: string; failback?: string; json?: boolean }) =>
       run(o.json, async () => {
         const host = hostOf(o.host);
-        const memoryBytes = parseSize(o.memory);
-        if (memoryBytes % MiB !== 0) throw new FerryError('INVALID_SIZE', `The memory size "${o.memory}" is not a whole number of MiB.`);
+        const memoryMiB = parseMemoryMiB(o.memory);
         const cpus = Number(o.cpus);
         if (!Number.isInteger(cpus)) throw new FerryError('INVALID_CPUS', `The vCPU count "${o.cpus}" is not a whole number.`);
         const body = {
-          name, memoryMiB: memoryBytes / MiB, cpus, ...(o.cpuModel ? { cpuModel: o.cpuModel } : {}),
+          name, memoryMiB, cpus, ...(o.cpuModel ? { cpuModel: o.cpuModel } : {}),
           ...(o.disk ? { diskSizeBytes: parseSize(o.disk), diskPool: o.pool } : {}), ...(o.ha ? { ha: true } : {}), ...(o.group ? { group: o.group } : {}),
           ...(o.priority !== undefined ? { haPriority: Number(o.priority) } : {}), ...(o.restart ? { haRestart: o.restart } : {}), ...(o.failback ? { haFailback: o.failback } : {}),
         };
