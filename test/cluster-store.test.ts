@@ -199,6 +199,35 @@ test('a local VM of an HA record\'s name with another uuid is never taken for it
   }
 });
 
+test('a move\'s arrival, a user\'s stop and a delete change only the record of that very VM (its uuid), never another VM\'s of the same name', async () => {
+  await store.createHa(rec('id1', 'h1'));
+  const h1 = store.lease();
+  await store.putMember(h1, { name: 'h1', url: 'https://h1', memoryMiB: 1024, freeMemoryMiB: 512, cpus: 2, maintenance: false, updatedAt: '' });
+  const node = new ClusterNode({ ...cfg, leaseTtlSec: 5, fenceMarginSec: 4 }, fakeHost('h3'));
+  node.start();
+  try {
+    await waitFor('h3 a member', async () => (await store.members()).some((m) => m.name === 'h3') && node.renewing(), 10_000);
+    const before = await store.haEntry('id1');
+    const other = { name: 'id1', uuid: 'uuid-other' };
+    await node.tookOver(other, 'h1');
+    await node.setState(other, 'stopped');
+    await node.unregister(other);
+    assert.equal((await store.haEntry('id1'))?.rev, before?.rev, 'another VM named id1 wrote nothing');
+    const mine = { name: 'id1', uuid: 'id1' };
+    await node.tookOver(mine, 'h1');
+    assert.equal((await store.haEntry('id1'))?.rec.owner, 'h3');
+    await node.setState(mine, 'stopped');
+    assert.equal((await store.haEntry('id1'))?.rec.state, 'stopped');
+    await node.unregister(other);
+    assert.ok(await store.haEntry('id1'), 'still there after another VM\'s delete');
+    await node.unregister(mine);
+    assert.equal(await store.haEntry('id1'), undefined, 'gone after its own VM\'s delete');
+  } finally {
+    await node.stop();
+    await h1.revoke();
+  }
+});
+
 test('a destination writes its ownership only while the lease it held when it saw the VM run lives: a write that lands after that lease is gone changes nothing', async () => {
   await store.createHa(rec('to1', 'h1'));
   await store.createHa(rec('to2', 'h1'));
@@ -206,7 +235,7 @@ test('a destination writes its ownership only while the lease it held when it sa
   node.start();
   try {
     await waitFor('h3 a member', async () => (await store.members()).some((m) => m.name === 'h3'), 10_000);
-    await node.tookOver('to1', 'h1');
+    await node.tookOver({ name: 'to1', uuid: 'to1' }, 'h1');
     assert.equal((await store.haEntry('to1'))?.rec.owner, 'h3', 'with its lease alive, the destination owns the VM');
     // No more ticks (no new lease), then h3's lease goes (as it expires while h3 is cut off or
     // stalled: its fence or watchdog powers the VM off, its source gives up, the cluster restarts
@@ -217,7 +246,7 @@ test('a destination writes its ownership only while the lease it held when it sa
     await store.client.leaseClient.leaseRevoke({ ID: id });
     assert.equal((await store.members()).some((m) => m.name === 'h3'), false);
     const before = await store.haEntry('to2');
-    await node.tookOver('to2', 'h1');
+    await node.tookOver({ name: 'to2', uuid: 'to2' }, 'h1');
     const after = await store.haEntry('to2');
     assert.equal(after?.rec.owner, 'h1', 'the record still names the source, which runs the VM again');
     assert.equal(after?.rev, before?.rev, 'nothing was written');

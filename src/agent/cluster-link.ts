@@ -215,10 +215,10 @@ export class ClusterLink {
 
   async registered(spec: VmSpec, policy: HaPolicy): Promise<void> { await this.require().register(spec, policy); }
   async claimForStart(spec: VmSpec): Promise<void> { if (spec.ha) await this.node?.claimForStart(spec); }
-  async started(spec: VmSpec): Promise<void> { if (spec.ha) await this.node?.setState(spec.name, 'running'); }
-  async stopped(spec: VmSpec): Promise<void> { if (spec.ha) await this.node?.setState(spec.name, 'stopped'); }
-  async deleted(spec: VmSpec): Promise<void> { if (spec.ha) await this.node?.unregister(spec.name); }
-  async movedHere(spec: VmSpec, from: string): Promise<void> { if (spec.ha) await this.node?.tookOver(spec.name, from); }
+  async started(spec: VmSpec): Promise<void> { if (spec.ha) await this.node?.setState(spec, 'running'); }
+  async stopped(spec: VmSpec): Promise<void> { if (spec.ha) await this.node?.setState(spec, 'stopped'); }
+  async deleted(spec: VmSpec): Promise<void> { if (spec.ha) await this.node?.unregister(spec); }
+  async movedHere(spec: VmSpec, from: string): Promise<void> { if (spec.ha) await this.node?.tookOver(spec, from); }
   async owner(spec: VmSpec): Promise<string | null | undefined> {
     if (!this.node) return null;
     const rec = (await this.node.store.haEntry(spec.name))?.rec;

@@ -8,7 +8,7 @@ import { fenceTargets, settleMoves, strandedIncoming, strandedOutgoing, type Set
 const vm = (name: string, o: Partial<LocalHaVm> = {}): LocalHaVm => ({ name, uuid: name, running: false, busy: false, qemu: false, ...o });
 const entry = (name: string, owner: string): HaEntry => ({
   rev: '1',
-  rec: { name, owner, home: owner, priority: 0, restart: 'always', failback: 'none', state: 'running', restarts: 0, updatedAt: '', spec: {} as HaRecord['spec'] },
+  rec: { name, owner, home: owner, priority: 0, restart: 'always', failback: 'none', state: 'running', restarts: 0, updatedAt: '', spec: { uuid: name } as HaRecord['spec'] },
 });
 
 describe('fenceTargets: every HA VM with a QEMU here, whatever it does', () => {
@@ -30,6 +30,7 @@ describe('strandedIncoming: moves into this host whose source holds no lease', (
     { name: 'the source lost its lease: give up', local: [vm('a', { qemu: true, busy: true, incomingFrom: 'h1' })], entries: [entry('a', 'h1')], want: ['a from h1'] },
     { name: 'the manager placed it here meanwhile: give up too (this host starts it once the move is gone)', local: [vm('a', { qemu: true, busy: true, incomingFrom: 'h1' })], entries: [entry('a', 'h2')], want: ['a from h1'] },
     { name: 'not an HA VM in etcd: not the cluster\'s business', local: [vm('a', { qemu: true, busy: true, incomingFrom: 'h1' })], entries: [], want: [] },
+    { name: 'the record is another VM of that name (another uuid): not this VM\'s business', local: [vm('a', { uuid: 'other', qemu: true, busy: true, incomingFrom: 'h1' })], entries: [entry('a', 'h1')], want: [] },
     { name: 'the VM ran here already (not incoming): never given up', local: [vm('a', { qemu: true, running: true, busy: true })], entries: [entry('a', 'h1')], want: [] },
     { name: 'the source of a move from here: not this rule', local: [vm('a', { qemu: true, busy: true })], entries: [entry('a', 'h2')], want: [] },
   ];
@@ -44,6 +45,7 @@ describe('strandedOutgoing: moves from this host whose stream completed and whos
     { name: 'the destination never wrote its ownership: the same', local: [vm('a', { qemu: true, busy: true, sentTo: 'h2' })], entries: [entry('a', 'h1')], want: ['a to h2'] },
     { name: 'a move still copying (no completed stream): not this rule', local: [vm('a', { qemu: true, busy: true })], entries: [entry('a', 'h1')], want: [] },
     { name: 'not an HA VM in etcd', local: [vm('a', { qemu: true, busy: true, sentTo: 'h2' })], entries: [], want: [] },
+    { name: 'the record is another VM of that name (another uuid)', local: [vm('a', { uuid: 'other', qemu: true, busy: true, sentTo: 'h2' })], entries: [entry('a', 'h2')], want: [] },
   ];
   for (const c of cases) it(c.name, () => assert.deepEqual(strandedOutgoing(c.local, c.entries, members).map((s) => `${s.vm} to ${s.destination}`), c.want));
 });

@@ -21,6 +21,12 @@
 import type { ClusterHost, LocalHaVm } from './host.js';
 import type { HaEntry } from './model.js';
 
+/** Whether a local VM is the copy of one of the records (the same name and uuid). */
+function recorded(entries: readonly HaEntry[]): (v: LocalHaVm) => boolean {
+  const ids = new Set(entries.map((e) => `${e.rec.name}/${e.rec.spec.uuid}`));
+  return (v) => ids.has(`${v.name}/${v.uuid}`);
+}
+
 /** The HA VMs a fence powers off and the watchdog covers: each one with a QEMU here, whatever that QEMU does. */
 export function fenceTargets(local: readonly LocalHaVm[]): string[] {
   return local.filter((v) => v.qemu).map((v) => v.name);
@@ -35,8 +41,8 @@ export interface StrandedMove { vm: string; source: string }
  * exist only while their host's lease lives).
  */
 export function strandedIncoming(local: readonly LocalHaVm[], entries: readonly HaEntry[], members: ReadonlySet<string>): StrandedMove[] {
-  const ha = new Set(entries.map((e) => e.rec.name));
-  return local.flatMap((v) => (v.incomingFrom !== undefined && ha.has(v.name) && !members.has(v.incomingFrom)
+  const ha = recorded(entries);
+  return local.flatMap((v) => (v.incomingFrom !== undefined && ha(v) && !members.has(v.incomingFrom)
     ? [{ vm: v.name, source: v.incomingFrom }] : []));
 }
 
@@ -48,8 +54,8 @@ export function strandedIncoming(local: readonly LocalHaVm[], entries: readonly 
  * is cut off, and the VM runs nowhere.
  */
 export function strandedOutgoing(local: readonly LocalHaVm[], entries: readonly HaEntry[], members: ReadonlySet<string>): { vm: string; destination: string }[] {
-  const ha = new Set(entries.map((e) => e.rec.name));
-  return local.flatMap((v) => (v.sentTo !== undefined && ha.has(v.name) && !members.has(v.sentTo) ? [{ vm: v.name, destination: v.sentTo }] : []));
+  const ha = recorded(entries);
+  return local.flatMap((v) => (v.sentTo !== undefined && ha(v) && !members.has(v.sentTo) ? [{ vm: v.name, destination: v.sentTo }] : []));
 }
 
 /**

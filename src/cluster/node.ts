@@ -15,6 +15,9 @@ import { ClusterStore, type EtcdTls } from './store.js';
 import type { ClusterHost, NodeView } from './host.js';
 import type { VmSpec } from '../vm/index.js';
 
+/** Which VM: a record belongs to a local VM only when both name and uuid match. */
+type VmId = Pick<VmSpec, 'name' | 'uuid'>;
+
 export type { ClusterHost, LocalHaVm, NodeView } from './host.js';
 
 const TICK_MS = 1_000;
@@ -118,9 +121,12 @@ export class ClusterNode {
     });
   }
 
-  /** Sets an HA VM's state after a user's start or stop on this host (a stopped one is never restarted). */
-  async setState(name: string, state: HaRecord['state']): Promise<void> {
-    await this.update(name, (r) => (r.owner === this.host.name ? (state === 'running' ? ran(r) : { ...r, state }) : undefined));
+  /**
+   * Sets an HA VM's state after a user's start or stop on this host (a stopped one is never
+   * restarted). Only a record of this VM (its uuid) that this host owns changes.
+   */
+  async setState(vm: VmId, state: HaRecord['state']): Promise<void> {
+    await this.update(vm.name, (r) => (r.owner === this.host.name && r.spec.uuid === vm.uuid ? (state === 'running' ? ran(r) : { ...r, state }) : undefined));
   }
 
   /** A user's start of an HA VM here: see owner.ts {@link claimForStart}. */
@@ -132,14 +138,20 @@ export class ClusterNode {
    * does not date the decision): a write held up past that lease's expiry would land after this
    * host fenced the VM and its source restarted it, and this host would start it a second time.
    */
-  async tookOver(name: string, from: string): Promise<void> {
+  async tookOver(vm: VmId, from: string): Promise<void> {
     const lease = this.lease;
     if (!lease) return; // no lease: the next tick's reconcile hands it over, if the VM still runs here
     const holder = { host: this.host.name, lease: await lease.grant() };
-    await this.update(name, (r) => (r.owner === from || r.owner === this.host.name ? movedTo(r, this.host.name, from) : undefined), holder);
+    await this.update(vm.name, (r) => (r.spec.uuid === vm.uuid && (r.owner === from || r.owner === this.host.name) ? movedTo(r, this.host.name, from) : undefined), holder);
   }
 
-  async unregister(name: string): Promise<void> { await this.store.deleteHa(name); }
+  /** Removes the record of a deleted HA VM: only its own (its uuid), not another VM's of that name. */
+  async unregister(vm: VmId): Promise<void> {
+    for (let i = 0; i < 5; i++) {
+      const e = await this.store.haEntry(vm.name);
+      if (!e || e.rec.spec.uuid !== vm.uuid || await this.store.deleteHa(vm.name, e.rev)) return;
+    }
+  }
 
   /** A cluster-wide slot for a live move this host sends (false: the cluster's limit is reached, or etcd is away). */
   async takeMigrationSlot(job: string): Promise<boolean> {
@@ -304,7 +316,7 @@ export class ClusterNode {
       // the hand-over to etcd has not landed yet: before the busy check, so that a source cut off
       // after the switch-over cannot leave the VM to the manager's restart while it runs here.
       if (rec.owner !== this.host.name && here?.running && this.host.arrivedFrom(rec.name) === rec.owner) {
-        await this.tookOver(rec.name, rec.owner);
+        await this.tookOver(rec.spec, rec.owner);
         continue;
       }
       if (here?.busy || this.starting.has(rec.name)) continue;

@@ -263,8 +263,15 @@ export class ClusterStore {
     return true;
   }
 
-  async deleteHa(vm: string): Promise<void> {
-    await guard('removing an HA VM', () => this.client.delete().key(this.keys.haVm(vm)).exec());
+  /** Removes an HA VM's record; with `rev`, only if it is still that revision (false when it changed). */
+  async deleteHa(vm: string, rev?: string): Promise<boolean> {
+    const key = this.keys.haVm(vm);
+    if (rev === undefined) {
+      await guard('removing an HA VM', () => this.client.delete().key(key).exec());
+      return true;
+    }
+    const r = await guard('removing an HA VM', () => this.client.if(key, 'Mod', '==', rev).then(this.client.delete().key(key)).commit());
+    return r.succeeded;
   }
 }
 
