@@ -4,9 +4,9 @@
 // standalone) is recorded in etcd and run by h1: the VMs end on h1 and h3, each running once
 // with the same boot id, the group apart, the HA record following; `host resume --failback`
 // brings them back from the same ledger; a resume while the manager drains h2 stops the drain.
-// Then h1, the manager, loses power (`lab kill-host`) while a drain move goes to it: the moves to
-// h3 go on, the one to h1 fails and leaves its VM on h2, and the next manager plans it anew (to
-// h3) and finishes the drain. Last, the
+// Then h1, the manager, loses power (`lab kill-host`) while a drain move goes to it: that move
+// fails and leaves its VM on h2, and the next manager plans it anew (to h3) and finishes the
+// drain. Last, the
 // drained h2 leaves the cluster (`ferry cluster leave`): with its agent down, another member
 // removes its drain record; back and rejoined, h2 leaves by itself; h3's VMs run on untouched.
 import { test } from 'node:test';
@@ -48,6 +48,9 @@ async function hostShow(name: string): Promise<HostView> {
   return r.json;
 }
 
+/** The error code of a CLI run with --json that failed. */
+const errorCode = (r: { code: number; json: unknown }): string | undefined => (r.code === 0 ? undefined : (r.json as { error?: { code?: string } } | undefined)?.error?.code);
+
 const ledger = (m: MaintenanceView): Record<string, string> => Object.fromEntries(m.vms.map((e) => [e.vm, `${e.status} ${e.destination ?? ''}`.trim()]));
 const bootId = async (vm: string): Promise<string> => (await guestGet(LAB, ip.get(vm) ?? '', '/boot-id', 5)).trim();
 
@@ -71,6 +74,18 @@ test('drain through the manager: h2\'s VMs move to h1 and h3, each once, h2 drai
   await mk('d2', ['--group', 'web']);
   await mk('d3', ['--group', 'web']);
   for (const vm of VMS) { await waitGuest(LAB, ip.get(vm) ?? ''); boot.set(vm, await bootId(vm)); }
+
+  // `vm set`: an HA VM's policies change in its etcd record; a plain VM has none; a group comes and goes.
+  type SetJson = { vm: VmView; ha: { priority: number; restart: string; failback: string } | null };
+  const set = await ferry<SetJson>(['vm', 'set', 'd1', '--priority', '7', '--restart', 'never', '--json']);
+  assert.equal(set.code, 0, set.stderr || set.stdout);
+  assert.deepEqual(set.json.ha, { priority: 7, restart: 'never', failback: 'none' });
+  const d1 = (await status()).haVms.find((v) => v.name === 'd1');
+  assert.deepEqual([d1?.priority, d1?.restart, d1?.failback], [7, 'never', 'none'], 'the cluster holds the new policies');
+  assert.equal((await ferry(['vm', 'set', 'd1', '--priority', '0', '--restart', 'always', '--json'])).code, 0);
+  assert.equal(errorCode(await ferry(['vm', 'set', 'd2', '--priority', '1', '--json'])), 'VM_NOT_HA');
+  assert.equal((await ferry<SetJson>(['vm', 'set', 'd3', '--no-group', '--json'])).json.vm.group, null);
+  assert.equal((await ferry<SetJson>(['vm', 'set', 'd3', '--group', 'web', '--json'])).json.vm.group, 'web');
 
   const manager = (await status()).manager;
   const t0 = Date.now();
@@ -121,26 +136,34 @@ test('a resume while the manager drains h2 stops the drain: the moves not past t
   await runOnce(() => 'h2');
 }));
 
-test('the manager\'s host loses power while a drain move goes to it: moves elsewhere go on, the next manager plans that VM anew', track(async (t) => {
-  // A ballast of no group leaves h1 less free memory than h3, so d1 goes to h3 and the group web
-  // is split: one of d2/d3 goes to h1, the manager. h2 moves one VM at a time, capped so that
-  // each move takes a few seconds; h1 loses power (agent, QEMUs) while the move to it runs.
+test('the manager\'s host loses power while a drain move goes to it: the move fails, its VM stays on h2, and the next manager plans it anew', track(async (t) => {
+  // A ballast of no group leaves h1 less free memory than h3, so d1 and d2 go to h3 and the group
+  // web sends d3 to h1, the manager. h2 moves one VM at a time at 20 MiB/s; d3's guest dirties
+  // memory faster than that, so its move stays in perform until h1 loses power (agent, QEMUs).
   assert.equal((await ferry(['vm', 'create', 'ballast', '--host', 'h1', '--memory', '4608M', '--json'])).code, 0);
   assert.equal((await ferry(['host', 'settings', 'h2', '--max-migrations', '1', '--max-bandwidth', '20M/s', '--json'])).code, 0);
   assert.equal((await status()).manager, 'h1');
+  assert.equal((await guestGet(LAB, ip.get('d3') ?? '', '/dirty?mbps=40')).trim(), 'ok');
   const r = await ferry<MaintenanceView>(['host', 'drain', 'h2', '--no-wait', '--json']);
   assert.equal(r.code, 0, r.stderr || r.stdout);
   assert.equal(r.json.state, 'draining');
   assert.equal(r.json.running?.operation, 'drain');
-  const toH1 = await waitFor('the move to h1 in its perform phase', async () => {
-    const e = (await hostShow('h2')).maintenance.vms.find((x) => x.destination === 'h1' && x.status === 'moving' && x.jobId);
+  const toH1 = await waitFor('d3\'s move to h1 in its perform phase', async () => {
+    const e = (await hostShow('h2')).maintenance.vms.find((x) => x.vm === 'd3' && x.status === 'moving' && x.jobId);
     if (!e?.jobId) return undefined;
+    assert.equal(e.destination, 'h1', 'the group web sends d3 to h1');
     const j = await ferry<{ status: string; phase: string }>(['migration', 'show', e.jobId, '--json']);
-    return j.json?.status === 'running' && j.json.phase === 'perform' ? e : undefined;
+    return j.json?.status === 'running' && j.json.phase === 'perform' ? { ...e, jobId: e.jobId } : undefined;
   }, 90_000);
-  t.diagnostic(`${toH1.vm} is moving to h1 (job ${toH1.jobId ?? ''}); ledger ${JSON.stringify(ledger((await hostShow('h2')).maintenance))}`);
   const t0 = Date.now();
   assert.equal((await suite.lab(['kill-host', 'h1'])).code, 0);
+  t.diagnostic(`h1 lost power while d3 moved to it (job ${toH1.jobId}); ledger then ${JSON.stringify(ledger((await hostShow('h2')).maintenance))}`);
+  assert.equal((await guestGet(LAB, ip.get('d3') ?? '', '/dirty?mbps=0')).trim(), 'ok', 'd3 still runs on h2');
+  const failed = await waitFor('d3\'s move to h1 ended', async () => {
+    const j = await ferry<{ status: string; error?: { code: string } }>(['migration', 'show', toH1.jobId, '--json']);
+    return j.json?.status === 'failed' || j.json?.status === 'completed' ? j.json : undefined;
+  }, 60_000);
+  assert.equal(failed.status, 'failed', `the move to the dead host failed: ${JSON.stringify(failed.error)}`);
   const done = await waitFor('h2 drained, its run ended', async () => {
     const h = await hostShow('h2');
     return h.maintenance.running === null ? h : undefined;
@@ -151,7 +174,7 @@ test('the manager\'s host loses power while a drain move goes to it: moves elsew
   assert.ok(drainRunners('h2', true).includes(s.manager ?? ''), 'the new manager took the drain up where the dead one left it');
   assert.equal(done.state, 'drained');
   assert.equal(done.maintenance.lastRun?.error, null);
-  assert.deepEqual(ledger(done.maintenance), { d1: 'moved h3', d2: 'moved h3', d3: 'moved h3' }, `${toH1.vm}, on its way to h1, was placed anew on h3`);
+  assert.deepEqual(ledger(done.maintenance), { d1: 'moved h3', d2: 'moved h3', d3: 'moved h3' }, 'd3, on its way to h1, was placed anew on h3');
   assert.equal(s.haVms.find((v) => v.name === 'd1')?.owner, 'h3');
   assert.equal((await ferry(['host', 'settings', 'h2', '--max-bandwidth', 'none', '--json'])).code, 0);
   // h1 back (rebooted: its ballast did not survive), so that every host answers for the invariant.
@@ -159,9 +182,6 @@ test('the manager\'s host loses power while a drain move goes to it: moves elsew
   await runOnce(() => 'h3');
   assert.equal((await ferry(['vm', 'delete', 'ballast', '--json'])).code, 0);
 }));
-
-/** The error code of a CLI run with --json that failed. */
-const errorCode = (r: { code: number; json: unknown }): string | undefined => (r.code === 0 ? undefined : (r.json as { error?: { code?: string } } | undefined)?.error?.code);
 
 test('the drained h2 leaves the cluster: down, a member removes its records; back, it leaves by itself; h3\'s VMs run on', track(async (t) => {
   const t0 = Date.now();

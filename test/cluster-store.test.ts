@@ -203,19 +203,22 @@ test('a move\'s arrival, a user\'s stop and a delete change only the record of t
   await store.createHa(rec('id1', 'h1'));
   const h1 = store.lease();
   await store.putMember(h1, { name: 'h1', url: 'https://h1', memoryMiB: 1024, freeMemoryMiB: 512, cpus: 2, maintenance: false, updatedAt: '' });
-  const node = new ClusterNode({ ...cfg, leaseTtlSec: 5, fenceMarginSec: 4 }, fakeHost('h3'));
+  // id1 is busy here (in a move), so the node's own ticks leave its record alone.
+  const node = new ClusterNode({ ...cfg, leaseTtlSec: 5, fenceMarginSec: 4 }, fakeHost('h3', { localHa: () => [{ name: 'id1', uuid: 'id1', running: false, busy: true, qemu: true }] }));
   node.start();
   try {
     await waitFor('h3 a member', async () => (await store.members()).some((m) => m.name === 'h3') && node.renewing(), 10_000);
-    const before = await store.haEntry('id1');
     const other = { name: 'id1', uuid: 'uuid-other' };
-    await node.tookOver(other, 'h1');
-    await node.setState(other, 'stopped');
-    await node.unregister(other);
-    assert.equal((await store.haEntry('id1'))?.rev, before?.rev, 'another VM named id1 wrote nothing');
     const mine = { name: 'id1', uuid: 'id1' };
+    const before = await store.haEntry('id1');
+    await node.tookOver(other, 'h1');
+    assert.equal((await store.haEntry('id1'))?.rev, before?.rev, 'another VM named id1 arriving wrote nothing');
     await node.tookOver(mine, 'h1');
     assert.equal((await store.haEntry('id1'))?.rec.owner, 'h3');
+    const owned = await store.haEntry('id1');
+    await node.setState(other, 'stopped');
+    await node.unregister(other);
+    assert.equal((await store.haEntry('id1'))?.rev, owned?.rev, 'another VM named id1 stopped or deleted here wrote nothing');
     await node.setState(mine, 'stopped');
     assert.equal((await store.haEntry('id1'))?.rec.state, 'stopped');
     await node.unregister(other);

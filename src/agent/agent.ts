@@ -15,6 +15,7 @@ import { Supervisor } from './supervisor.js';
 import { VmActions } from './vm-actions.js';
 import { Slots } from './slots.js';
 import { StorageMover } from './storage-move.js';
+import { setVmSettings, type HaPolicies, type VmSettingsInput } from './vm-settings.js';
 import { HostSettingsStore, settingsDefaults } from './settings-store.js';
 import { TokenStore } from './tokens.js';
 import { AuditLog } from './audit.js';
@@ -266,6 +267,14 @@ export class Agent {
       }
       this.inv.apply(vm.spec.name, { type: 'crashed', reason: 'QEMU was gone when the agent started' }, null);
     }
+  }
+
+  /** `ferry vm set` (src/agent/vm-settings.ts). */
+  setVm(name: string, input: VmSettingsInput): Promise<{ vm: VmRecord; ha: HaPolicies | null }> {
+    return setVmSettings({
+      inv: this.inv, lockVm: (n, what) => this.vms.tryLock(n, what), moving: (n) => this.jobs.activeFor(n) !== undefined,
+      changeHa: (spec, c) => this.cluster.changeHa(spec, c),
+    }, name, input);
   }
 
   vmView(r: VmRecord): VmView {

@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
 import {
   ClusterNode, DEFAULT_CLUSTER_MIGRATIONS, DEFAULT_FENCE_MARGIN_SEC, DEFAULT_LEASE_TTL_SEC, createConfig, quorum, readConfig,
-  type ClusterConfig, type ClusterHost, type EtcdTls, type FailbackPolicy, type HaRecord, type MemberRecord, type NodeView, type PeerLease, type QuorumView, type RestartPolicy,
+  type ClusterConfig, type ClusterHost, type EtcdTls, type FailbackPolicy, type HaChange, type HaRecord, type MemberRecord, type NodeView, type PeerLease, type QuorumView, type RestartPolicy,
 } from '../cluster/index.js';
 import { FerryError } from '../errors/index.js';
 import { leaveCluster, type LeaveParts, type LeaveResult } from './cluster-leave.js';
@@ -215,6 +215,8 @@ export class ClusterLink {
 
   async registered(spec: VmSpec, policy: HaPolicy): Promise<void> { await this.require().register(spec, policy); }
   async claimForStart(spec: VmSpec): Promise<void> { if (spec.ha) await this.node?.claimForStart(spec); }
+  /** `ferry vm set` of an HA VM: its record's policies and group (NOT_IN_CLUSTER standalone). */
+  async changeHa(spec: VmSpec, c: HaChange): Promise<HaRecord> { return this.require().changeHa(spec, c); }
   async started(spec: VmSpec): Promise<void> { if (spec.ha) await this.node?.setState(spec, 'running'); }
   async stopped(spec: VmSpec): Promise<void> { if (spec.ha) await this.node?.setState(spec, 'stopped'); }
   async deleted(spec: VmSpec): Promise<void> { if (spec.ha) await this.node?.unregister(spec); }

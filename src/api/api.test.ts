@@ -63,7 +63,7 @@ test('host view and the OpenAPI document describe every route', async () => {
   assert.equal(h.freeMemoryMiB, 1024);
   const doc = (await inject({ method: 'GET', url: '/openapi.json' })).json<{ openapi: string; paths: Record<string, Record<string, unknown>> }>();
   assert.match(doc.openapi, /^3\./);
-  for (const [path, method] of [['/v1/vms', 'get'], ['/v1/vms', 'post'], ['/v1/vms/{name}', 'get'], ['/v1/vms/{name}', 'delete'],
+  for (const [path, method] of [['/v1/vms', 'get'], ['/v1/vms', 'post'], ['/v1/vms/{name}', 'get'], ['/v1/vms/{name}', 'patch'], ['/v1/vms/{name}', 'delete'],
     ['/v1/vms/{name}/start', 'post'], ['/v1/vms/{name}/stop', 'post'], ['/v1/host', 'get'], ['/v1/peer/ping', 'get'], ['/v1/events', 'get']] as const) {
     assert.ok(doc.paths[path]?.[method], `${method.toUpperCase()} ${path} is in /openapi.json`);
   }
@@ -113,4 +113,45 @@ test('host settings: GET, partial PUT answering all of them, bad values refused,
   }
   const reset = await inject({ method: 'PUT', url: '/v1/host/settings', payload: { incomingEnabled: true, networks: [] } });
   assert.equal(reset.json<{ incomingEnabled: boolean }>().incomingEnabled, true);
+});
+
+test('PATCH /v1/vms/{name} (vm set): a group changes; bad input, HA policies of a VM that is not HA, a busy VM and a standalone HA VM are refused and change nothing', async () => {
+  const base = { memoryMiB: 128, cpus: 1, cpuModel: 'qemu64', machine: 'q35', mac: '52:54:00:00:00:09', ip: '10.77.1.9', prefixLength: 16, disks: [] };
+  agent.inv.insert({ ...base, name: 'plain', uuid: 'u-plain', ha: false, group: 'web' });
+  agent.inv.insert({ ...base, name: 'hav', uuid: 'u-hav', ha: true });
+  const patch = (name: string, body: unknown) => inject({ method: 'PATCH', url: `/v1/vms/${name}`, payload: body as object });
+  try {
+    const ok = await patch('plain', { group: 'db' });
+    assert.equal(ok.statusCode, 200, ok.body);
+    assert.deepEqual([ok.json<{ vm: { group: string }; ha: unknown }>().vm.group, ok.json<{ ha: unknown }>().ha], ['db', null]);
+    const none = await patch('plain', { group: null });
+    assert.equal(none.json<{ vm: { group: string | null } }>().vm.group, null, 'null takes it out of its group');
+    assert.equal(agent.inv.get('plain').spec.group, undefined);
+    const cases: [string, unknown, number, string][] = [
+      ['plain', {}, 400, 'INVALID_INPUT'],
+      ['plain', { group: 'Bad_Name' }, 400, 'INVALID_NAME'],
+      ['plain', { haPriority: 5000 }, 400, 'INVALID_INPUT'],
+      ['plain', { haRestart: 'sometimes' }, 400, 'INVALID_INPUT'],
+      ['plain', { memoryMiB: 512 }, 400, 'INVALID_INPUT'],
+      ['plain', { group: 'x', haPriority: 3 }, 409, 'VM_NOT_HA'],
+      ['hav', { haPriority: 3, group: 'web' }, 409, 'NOT_IN_CLUSTER'],
+      ['ghost', { group: 'x' }, 404, 'VM_NOT_FOUND'],
+    ];
+    for (const [name, body, status, code] of cases) {
+      const r = await patch(name, body);
+      assert.equal(r.statusCode, status, `${name} ${JSON.stringify(body)} → ${r.body}`);
+      assert.equal(r.json<{ error: { code: string } }>().error.code, code, `${name} ${JSON.stringify(body)}`);
+    }
+    const unlock = agent.vms.tryLock('plain', 'a test');
+    try {
+      assert.equal((await patch('plain', { group: 'x' })).json<{ error: { code: string } }>().error.code, 'VM_BUSY');
+    } finally {
+      unlock();
+    }
+    assert.equal(agent.inv.get('plain').spec.group, undefined, 'no refusal changed the group');
+    assert.equal(agent.inv.get('hav').spec.group, undefined);
+  } finally {
+    agent.inv.remove('plain');
+    agent.inv.remove('hav');
+  }
 });

@@ -33,6 +33,7 @@ export const ROUTE_ACCESS: Readonly<Record<string, Access>> = {
   'POST /v1/vms/:name/stop': 'operator',
   'POST /v1/vms/:name/move-storage': 'operator',
   'POST /v1/vms/:name/compare': 'operator',
+  'PATCH /v1/vms/:name': 'operator',
   'DELETE /v1/vms/:name': 'operator',
   'GET /v1/migrations': 'viewer',
   'GET /v1/migrations/:id': 'viewer',

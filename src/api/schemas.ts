@@ -88,6 +88,29 @@ export const createVmBody = {
   },
 } as const;
 
+/** The body of PATCH /v1/vms/{name} (`ferry vm set`). */
+export const vmSettingsBody = {
+  type: 'object', additionalProperties: false, minProperties: 1,
+  properties: {
+    group: { type: ['string', 'null'], maxLength: 63, description: 'Anti-affinity group (a name like a VM\'s); null removes it.' },
+    haPriority: { type: 'integer', minimum: -1000, maximum: 1000, description: 'HA VMs: restart order after a host failure, higher first.' },
+    haRestart: { type: 'string', enum: ['always', 'never'], description: 'HA VMs: restart elsewhere when the host fails.' },
+    haFailback: { type: 'string', enum: ['none', 'immediate'], description: 'HA VMs: move back live when the home host returns.' },
+  },
+} as const;
+
+/** The answer of PATCH /v1/vms/{name}: the VM, and an HA VM's policies as the cluster holds them now (null for other VMs). */
+export const vmSettingsResult = {
+  type: 'object', required: ['vm', 'ha'],
+  properties: {
+    vm: { $ref: 'Vm#' },
+    ha: {
+      type: ['object', 'null'],
+      properties: { priority: { type: 'integer' }, restart: { type: 'string', enum: ['always', 'never'] }, failback: { type: 'string', enum: ['none', 'immediate'] } },
+    },
+  },
+} as const;
+
 export const vmNameParams = {
   type: 'object', required: ['name'], properties: { name: { type: 'string', maxLength: 63 } },
 } as const;

@@ -6,3 +6,4 @@ export * from './store.js';
 export * from './manager.js';
 export * from './node.js';
 export * from './leave.js';
+export type { HaChange } from './owner.js';

@@ -8,7 +8,7 @@ import type { Lease } from 'etcd3';
 import { FerryError } from '../errors/index.js';
 import { fenceDecision, watchdogDeadline } from './fencing.js';
 import { managerTick, type ManagerMemory } from './manager.js';
-import { adopt, claimForStart, failback, type OwnerParts } from './owner.js';
+import { adopt, changeHa, claimForStart, failback, type HaChange, type OwnerParts } from './owner.js';
 import { fenceTargets, settleMoves } from './moving.js';
 import { DEFAULT_CLUSTER_MIGRATIONS, movedTo, ran, type ClusterConfig, type FailbackPolicy, type HaEntry, type HaRecord, type RestartPolicy } from './model.js';
 import { ClusterStore, type EtcdTls } from './store.js';
@@ -132,6 +132,9 @@ export class ClusterNode {
   /** A user's start of an HA VM here: see owner.ts {@link claimForStart}. */
   async claimForStart(spec: VmSpec): Promise<void> { await claimForStart(this.owner(), spec); }
 
+  /** A user's change of an HA VM's policies or group (`ferry vm set`): see owner.ts {@link changeHa}. */
+  async changeHa(spec: VmSpec, c: HaChange): Promise<HaRecord> { return changeHa(this.owner(), spec, c); }
+
   /**
    * After a move to this host ran the VM here: this host owns it now, and it is its new home. Only
    * while the lease held at the call lives (the record is read again at the write, so its revision
@@ -147,10 +150,11 @@ export class ClusterNode {
 
   /** Removes the record of a deleted HA VM: only its own (its uuid), not another VM's of that name. */
   async unregister(vm: VmId): Promise<void> {
-    for (let i = 0; i < 5; i++) {
+    for (let i = 0; i < 10; i++) {
       const e = await this.store.haEntry(vm.name);
       if (!e || e.rec.spec.uuid !== vm.uuid || await this.store.deleteHa(vm.name, e.rev)) return;
     }
+    throw new FerryError('VM_BUSY', `The cluster record of "${vm.name}" kept changing while its delete removed it: the VM is gone from ${this.host.name}, its record stays in etcd (\`ferry cluster status\` shows it).`);
   }
 
   /** A cluster-wide slot for a live move this host sends (false: the cluster's limit is reached, or etcd is away). */

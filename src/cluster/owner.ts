@@ -5,8 +5,8 @@
  */
 import { FerryError } from '../errors/index.js';
 import { FAILBACK_RETRY_MS } from './manager.js';
-import { clearFailures, type HaRecord } from './model.js';
-import type { VmSpec } from '../vm/index.js';
+import { clearFailures, type FailbackPolicy, type HaRecord, type RestartPolicy } from './model.js';
+import { withGroup, type VmSpec } from '../vm/index.js';
 import type { ClusterStore } from './store.js';
 import type { ClusterHost } from './host.js';
 
@@ -100,4 +100,34 @@ export async function claimForStart({ host, update }: OwnerParts, spec: VmSpec):
   }
   if (r.owner !== host.name) throw new FerryError('VM_BAD_STATE', `The HA VM "${spec.name}" runs on ${r.owner} now (the cluster restarted it there); start it there.`);
   throw new FerryError('VM_BUSY', `The cluster record of "${spec.name}" kept changing while this start claimed it; try again.`);
+}
+
+/** What `ferry vm set` may change of an HA VM: its policies, and its anti-affinity group (null: none). */
+export interface HaChange { priority?: number; restart?: RestartPolicy; failback?: FailbackPolicy; group?: string | null }
+
+/** A record with `c` applied (a field left undefined keeps its value). */
+export function withChange(r: HaRecord, c: HaChange): HaRecord {
+  return { ...r, priority: c.priority ?? r.priority, restart: c.restart ?? r.restart, failback: c.failback ?? r.failback, spec: withGroup(r.spec, c.group) };
+}
+
+/**
+ * A user's change of an HA VM's policies or group on the host that owns it, guarded by revision;
+ * answers the record as written. VM_BAD_STATE when this copy is not the one the cluster knows
+ * (no record, another uuid, another owner), VM_BUSY when the record kept changing.
+ */
+export async function changeHa({ host, update }: OwnerParts, spec: VmSpec, c: HaChange): Promise<HaRecord> {
+  let found: HaRecord | undefined;
+  let written: HaRecord | undefined;
+  const done = await update(spec.name, (r) => {
+    found = r;
+    if (r.owner !== host.name || r.spec.uuid !== spec.uuid) return undefined;
+    written = withChange(r, c);
+    return written;
+  });
+  if (done && written) return written;
+  const r = found as HaRecord | undefined;
+  if (r === undefined) throw new FerryError('VM_BAD_STATE', `The HA VM "${spec.name}" has no record in the cluster, so it has no policies to change here.`);
+  if (r.spec.uuid !== spec.uuid) throw new FerryError('VM_BAD_STATE', `Another VM named "${spec.name}" (uuid ${r.spec.uuid}) is registered in the cluster; this copy on ${host.name} is not it.`);
+  if (r.owner !== host.name) throw new FerryError('VM_BAD_STATE', `The HA VM "${spec.name}" belongs to ${r.owner} now; change its settings there.`);
+  throw new FerryError('VM_BUSY', `The cluster record of "${spec.name}" kept changing while its settings were written; try again.`);
 }

@@ -9,9 +9,11 @@ test('parseSize: table', () => {
 });
 
 test('parseMemoryMiB: a bare number is MiB, as QEMU reads -m; sizes must be whole MiB', () => {
-  const ok: [string, number][] = [['256', 256], [' 512 ', 512], ['256M', 256], ['1G', 1024], ['1.5G', 1536], ['2048MiB', 2048]];
+  const ok: [string, number][] = [['256', 256], [' 512 ', 512], ['512.0', 512], ['256M', 256], ['1G', 1024], ['1.5G', 1536], ['2048MiB', 2048]];
   for (const [s, n] of ok) assert.equal(parseMemoryMiB(s), n, s);
-  for (const bad of ['', '0', '1.5', '100K', '1.0001G', 'lots', '-256']) assert.throws(() => parseMemoryMiB(bad), { code: 'INVALID_SIZE' }, bad);
+  for (const bad of ['', '0', '1.5', '100K', '1.0001G', 'lots', '-256', '9'.repeat(30)]) {
+    assert.throws(() => parseMemoryMiB(bad), (e: Error & { code?: string }) => e.code === 'INVALID_SIZE' && e.message.includes(`"${bad}"`), bad);
+  }
 });
 
 test('formatBytes', () => {

@@ -27,8 +27,11 @@ export const MiB = 1024 * 1024;
  * QEMU's `-m 256` (256 bytes of RAM is never what was meant). Throws INVALID_SIZE.
  */
 export function parseMemoryMiB(input: string): number {
-  const bytes = parseSize(/^\s*\d+\s*$/.test(input) ? `${input.trim()}M` : input);
-  if (bytes % MiB !== 0) throw new FerryError('INVALID_SIZE', `The memory size "${input}" is not a whole number of MiB; give it as e.g. 256M or 1G.`);
+  let bytes = NaN;
+  try { bytes = parseSize(/^\s*\d+(?:\.\d+)?\s*$/.test(input) ? `${input.trim()}M` : input); } catch { /* said below */ }
+  if (!Number.isSafeInteger(bytes) || bytes % MiB !== 0) {
+    throw new FerryError('INVALID_SIZE', `The memory size "${input}" is not a whole number of MiB such as 256 (MiB), 256M or 1G.`);
+  }
   return bytes / MiB;
 }
 

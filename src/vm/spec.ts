@@ -98,6 +98,13 @@ export function validateCreate(input: CreateVmInput, limits: HostLimits): Requir
   return { ...input, cpus };
 }
 
+/** The spec with its anti-affinity group changed: undefined keeps it, null removes it. */
+export function withGroup(spec: VmSpec, group: string | null | undefined): VmSpec {
+  if (group === undefined) return spec;
+  const { group: _old, ...rest } = spec;
+  return group === null ? rest : { ...rest, group };
+}
+
 /** A locally administered MAC derived from the VM's UUID, stable for the VM's life and across hosts. */
 export function macFromUuid(uuid: string): string {
   const hex = uuid.replace(/-/g, '');

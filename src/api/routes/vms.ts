@@ -1,7 +1,8 @@
 import type { FastifyInstance } from 'fastify';
 import type { Agent } from '../../agent/agent.js';
 import type { CreateVmInput } from '../../vm/index.js';
-import { createVmBody, errorResponses, moveStorageBody, moveStorageResult, vmNameParams } from '../schemas.js';
+import type { VmSettingsInput } from '../../agent/vm-settings.js';
+import { createVmBody, errorResponses, moveStorageBody, moveStorageResult, vmNameParams, vmSettingsBody, vmSettingsResult } from '../schemas.js';
 
 interface NameParams { name: string }
 
@@ -40,6 +41,16 @@ export function vmRoutes(app: FastifyInstance, agent: Agent): void {
   }, async (req) => {
     const r = await agent.storage.move(req.params.name, req.body.toPath);
     return { vm: agent.vmView(agent.inv.get(r.vm)), live: r.live, totalMs: r.totalMs, disks: r.disks };
+  });
+
+  app.patch<{ Params: NameParams; Body: VmSettingsInput }>('/v1/vms/:name', {
+    schema: {
+      tags: ['vms'], params: vmNameParams, body: vmSettingsBody, response: { 200: vmSettingsResult, ...errorResponses },
+      summary: 'Change a VM\'s anti-affinity group and, for an HA VM, its restart priority, restart and failback policies (not during a move)',
+    },
+  }, async (req) => {
+    const r = await agent.setVm(req.params.name, req.body);
+    return { vm: agent.vmView(r.vm), ha: r.ha };
   });
 
   app.delete<{ Params: NameParams }>('/v1/vms/:name', {

@@ -27,7 +27,7 @@ const vmRow = (v: VmView): (string | number | null)[] =>
   [v.name, v.host, v.state, v.ip, `${v.memoryMiB} MiB`, v.cpus, v.pid, v.disks.map((d) => formatBytes(d.sizeBytes)).join(', ') || null];
 const HEAD = ['NAME', 'HOST', 'STATE', 'IP', 'MEMORY', 'CPUS', 'PID', 'DISKS'];
 
-/** `ferry vm …`: create, start, stop, move-storage, delete, list, show. */
+/** `ferry vm …`: create, start, stop, set, move-storage, delete, list, show. */
 export function registerVm(program: Command): void {
   const vm = program.command('vm').description('virtual machines');
 
@@ -81,6 +81,26 @@ export function registerVm(program: Command): void {
       if (o.json) { printJson(r); return; }
       const disks = r.disks.map((d) => `${d.from} → ${d.to} (${formatBytes(d.allocatedBytes)} of ${formatBytes(d.sizeBytes)})`);
       process.stdout.write(`moved the disks of ${name} ${r.live ? 'live' : 'while stopped'} in ${(r.totalMs / 1000).toFixed(1)} s: ${disks.join(', ')}\n`);
+    }));
+
+  vm.command('set <name>').description('change a VM\'s anti-affinity group and, for an HA VM, its restart priority, restart and failback policies')
+    .option('--group <name>', 'anti-affinity group: a drain keeps VMs of one group on different hosts when it can')
+    .option('--no-group', 'take the VM out of its anti-affinity group')
+    .option('--priority <n>', 'HA VMs: restart order after a host failure, higher first (-1000 to 1000)')
+    .option('--restart <policy>', 'HA VMs: always or never')
+    .option('--failback <policy>', 'HA VMs: none or immediate')
+    .option('--json', 'print JSON')
+    .action((name: string, o: { group?: string | false; priority?: string; restart?: string; failback?: string; json?: boolean }) => run(o.json, async () => {
+      const body = {
+        ...(o.group !== undefined ? { group: o.group === false ? null : o.group } : {}), ...(o.priority !== undefined ? { haPriority: Number(o.priority) } : {}),
+        ...(o.restart !== undefined ? { haRestart: o.restart } : {}), ...(o.failback !== undefined ? { haFailback: o.failback } : {}),
+      };
+      if (Object.keys(body).length === 0) throw new FerryError('INVALID_INPUT', 'Nothing to change: give --group, --no-group, --priority, --restart or --failback.');
+      const { host } = await locateVm(name);
+      const r = await api<{ vm: VmView; ha: { priority: number; restart: string; failback: string } | null }>(host, 'PATCH', `/v1/vms/${name}`, body);
+      if (o.json) { printJson(r); return; }
+      const ha = r.ha ? `, priority ${r.ha.priority}, restart ${r.ha.restart}, failback ${r.ha.failback}` : '';
+      process.stdout.write(`${name} on ${r.vm.host}: group ${r.vm.group ?? 'none'}${ha}\n`);
     }));
 
   vm.command('delete <name>').description('delete a VM and its disks').option('--json', 'print JSON')
