@@ -165,13 +165,19 @@ test('a user\'s start claims the HA record first: refused when another host owns
   node.store.close();
 });
 
-test('a user\'s start of an HA VM the cluster does not know (no record, or the record is another VM of that name) is refused and writes nothing', async () => {
+test('a user\'s start of an HA VM the cluster does not know (no record, or the record is another VM of that name) is refused and writes nothing; with register, one without a record is registered again', async () => {
   const node = new ClusterNode({ ...cfg, leaseTtlSec: 5, fenceMarginSec: 4 }, fakeHost('h4'));
   await assert.rejects(node.claimForStart(rec('gone1', 'h4').spec), (e: unknown) =>
-    isCode('VM_BAD_STATE')(e) && /no record in the cluster.*does not start a copy the cluster does not know.*ferry vm delete gone1. forgets this copy here and keeps its disks/.test((e as Error).message));
+    isCode('VM_BAD_STATE')(e) && /no record in the cluster.*does not start a copy the cluster does not know.*ferry vm start gone1 --register. registers it again.*ferry vm delete gone1. forgets this copy and keeps its disks/.test((e as Error).message));
   assert.equal(await store.haEntry('gone1'), undefined, 'nothing registered');
+  // The user says it is safe (etcd's data was lost): registered here, placing until it runs.
+  await node.claimForStart(rec('gone1', 'h4').spec, true);
+  const again = (await store.haEntry('gone1'))?.rec;
+  assert.deepEqual([again?.owner, again?.state, again?.spec.uuid], ['h4', 'placing', 'gone1']);
+  assert.match(again?.note ?? '', /registered again by a user's start on h4/);
   await store.createHa({ ...rec('same1', 'h4'), state: 'stopped' });
   const other = { ...rec('same1', 'h4').spec, uuid: 'uuid-other' };
+  await assert.rejects(node.claimForStart(other, true), isCode('VM_BAD_STATE'), '--register never replaces another VM\'s record');
   await assert.rejects(node.claimForStart(other), (e: unknown) =>
     isCode('VM_BAD_STATE')(e) && /Another VM named "same1" \(uuid same1\) is registered in the cluster, owned by h4; this copy on h4 \(uuid uuid-other\) is not it/.test((e as Error).message));
   assert.equal((await store.haEntry('same1'))?.rec.state, 'stopped', 'the record is untouched');
@@ -228,6 +234,33 @@ test('a move\'s arrival, a user\'s stop and a delete change only the record of t
   } finally {
     await node.stop();
     await h1.revoke();
+  }
+});
+
+test('a running HA VM here without a record (etcd\'s data lost) is registered again after the fence margin; a busy or stopped one, or one whose name another VM\'s record holds, is not', async () => {
+  await store.createHa({ ...rec('rr4', 'h1'), spec: { ...rec('rr4', 'h1').spec, uuid: 'uuid-theirs' } });
+  const local = [
+    { name: 'rr1', uuid: 'rr1', running: true, busy: false, qemu: true },
+    { name: 'rr2', uuid: 'rr2', running: true, busy: true, qemu: true },
+    { name: 'rr3', uuid: 'rr3', running: false, busy: false, qemu: false },
+    { name: 'rr4', uuid: 'rr4', running: true, busy: false, qemu: true },
+  ];
+  const node = new ClusterNode({ ...cfg, leaseTtlSec: 5, fenceMarginSec: 1 }, fakeHost('h6', {
+    localHa: () => local, specOf: (name) => ({ ...rec(name, 'h6').spec }),
+  }));
+  const t0 = Date.now();
+  node.start();
+  try {
+    const e = await waitFor('rr1 registered again', async () => store.haEntry('rr1'), 15_000);
+    assert.ok(Date.now() - t0 >= 1_000, 'not before the fence margin');
+    assert.deepEqual([e.rec.owner, e.rec.home, e.rec.state, e.rec.spec.uuid, e.rec.priority, e.rec.restart, e.rec.failback], ['h6', 'h6', 'running', 'rr1', 0, 'always', 'none']);
+    assert.match(e.rec.note ?? '', /registered again by h6/);
+    await new Promise((r) => setTimeout(r, 1_500));
+    assert.equal(await store.haEntry('rr2'), undefined, 'a VM in a move or an action is left to it');
+    assert.equal(await store.haEntry('rr3'), undefined, 'a stopped VM is not registered by itself');
+    assert.equal((await store.haEntry('rr4'))?.rec.spec.uuid, 'uuid-theirs', 'another VM\'s record of that name stays');
+  } finally {
+    await node.stop();
   }
 });
 

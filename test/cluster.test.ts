@@ -2,7 +2,8 @@
 // One lab, tests in order: status; refusals; power loss of the manager's host (HA restart, new
 // manager, failback); a host cut off (fencing, restart, heal); an agent dead while its QEMUs live
 // (the watchdog fences); a restart that fails on its host (placed elsewhere); etcd losing quorum
-// (nothing placed, nothing stopped); an HA VM whose record is gone (not started, deleted keeping its disk).
+// (nothing placed, nothing stopped); an HA VM whose record is gone (running: registered again;
+// stopped: not started unless `--register`; deleted keeping its disk).
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { execFileSync } from 'node:child_process';
@@ -16,7 +17,7 @@ import { hostTlsPaths } from '../src/security/pki.js';
 import { clusterKeys } from '../src/cluster/model.js';
 import { labDir } from '../src/util/paths.js';
 import { ferry, guestGet, processAlive, waitFor } from './support/cli.js';
-import { agentGet, assertRunsOnce, qemuPids, vmsByHost } from './support/invariants.js';
+import { agentGet, assertRunsOnce, qemuPids, vmsByHost, waitGuest } from './support/invariants.js';
 import { labSuite } from './support/suite.js';
 
 const TTL_SEC = 10;
@@ -232,22 +233,48 @@ test('etcd loses quorum: nothing is placed, running VMs are left alone, status s
   assert.deepEqual(after.map((p) => p.pid), before.map((p) => p.pid), 'still the same QEMUs');
 }));
 
-test('an HA VM whose record is gone from etcd is not started (another host may own that name); deleting it keeps its disk', track(async () => {
+test('an HA VM whose record is gone from etcd: running, it is registered again; stopped, it is not started unless the user registers it; deleting it keeps its disk', track(async (t) => {
+  const etcd = (await labStatus(LAB)).etcd ?? [];
+  const on1 = await assertRunsOnce(LAB, 'ha1');
+  const tls = hostTlsPaths(join(labDir(LAB), on1.host, 'tls'));
+  /** Removes a record behind the cluster's back, as a loss of etcd's data does. */
+  const dropRecord = (vm: string): void => {
+    execFileSync('ip', ['netns', 'exec', switchNsName(LAB), 'etcdctl', '--endpoints', etcd.map((m) => m.url).join(','),
+      '--cacert', tls.caCert, '--cert', tls.cert, '--key', tls.key, 'del', clusterKeys('lab').haVm(vm)], { env: { ...process.env, ETCDCTL_API: '3' } });
+  };
+  // Running: its host registers it again (after the fence margin), with the default policies.
+  dropRecord('ha1');
+  const t0 = Date.now();
+  const back = await waitFor('ha1 registered again', async () => (await status()).haVms.find((v) => v.name === 'ha1'), 30_000);
+  t.diagnostic(`ha1's record was back ${((Date.now() - t0) / 1000).toFixed(1)} s after it was removed`);
+  assert.deepEqual([back.owner, back.home, back.state, back.priority, back.restart, back.failback], [on1.host, on1.host, 'running', 0, 'always', 'none']);
+  assert.match(back.note ?? '', /registered again by/);
+  assert.equal((await assertRunsOnce(LAB, 'ha1', on1.host)).pid, on1.pid, 'the same QEMU, untouched');
+
   const on = await assertRunsOnce(LAB, 'ha2');
   const disk = ha2.disks[0]?.path ?? '';
   assert.ok(disk, 'ha2 has a disk on the shared pool');
   assert.equal((await ferry(['vm', 'stop', 'ha2', '--json'])).code, 0);
-  // Its record vanishes, as when another host deleted the VM while this one was away.
-  const etcd = (await labStatus(LAB)).etcd ?? [];
-  const tls = hostTlsPaths(join(labDir(LAB), on.host, 'tls'));
-  execFileSync('ip', ['netns', 'exec', switchNsName(LAB), 'etcdctl', '--endpoints', etcd.map((m) => m.url).join(','),
-    '--cacert', tls.caCert, '--cert', tls.cert, '--key', tls.key, 'del', clusterKeys('lab').haVm('ha2')], { env: { ...process.env, ETCDCTL_API: '3' } });
+  // Stopped: its record vanishes, as when another host deleted the VM while this one was away.
+  dropRecord('ha2');
   await waitFor('ha2 gone from the cluster status', async () => !(await status()).haVms.some((v) => v.name === 'ha2'), 15_000);
   const start = await ferry<{ error?: { code: string; message: string } }>(['vm', 'start', 'ha2', '--json']);
   assert.equal(start.json?.error?.code, 'VM_BAD_STATE', start.stdout);
-  assert.match(start.json?.error?.message ?? '', /no record in the cluster/);
+  assert.match(start.json?.error?.message ?? '', /no record in the cluster.*--register/);
   assert.equal(qemuPids(on.vm.uuid).length, 0, 'nothing started');
   assert.ok(!(await status()).haVms.some((v) => v.name === 'ha2'), 'nothing registered');
+  // The user knows no other host has it (etcd's data was lost): --register.
+  const reg = await ferry<VmView>(['vm', 'start', 'ha2', '--register', '--json']);
+  assert.equal(reg.code, 0, reg.stderr || reg.stdout);
+  await assertRunsOnce(LAB, 'ha2', on.host);
+  const rec2 = await waitFor('ha2 running in its record', async () => (await status()).haVms.find((v) => v.name === 'ha2' && v.state === 'running'), 15_000);
+  assert.equal(rec2.owner, on.host);
+  await waitGuest(LAB, ha2.ip);
+  assert.equal((await guestGet(LAB, ha2.ip, '/disk/verify', 20)).trim(), 'ok', 'from its own disk');
+  // Stopped and its record gone again: deleting the copy forgets it and keeps the disk.
+  assert.equal((await ferry(['vm', 'stop', 'ha2', '--json'])).code, 0);
+  dropRecord('ha2');
+  await waitFor('ha2 gone from the cluster status', async () => !(await status()).haVms.some((v) => v.name === 'ha2'), 15_000);
   const del = await ferry(['vm', 'delete', 'ha2', '--json']);
   assert.equal(del.code, 0, del.stderr || del.stdout);
   assert.ok(existsSync(disk), 'the disk is kept: it may be another VM\'s now');

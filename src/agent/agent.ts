@@ -100,7 +100,7 @@ export class Agent {
       admit: (what) => this.maintenance.admit(what),
       cluster: {
         checkHa: (shared) => this.cluster.checkHa(shared), registered: (spec, p) => this.cluster.registered(spec, p),
-        claimForStart: (spec) => this.cluster.claimForStart(spec), started: (spec) => this.cluster.started(spec), stopped: (spec) => this.cluster.stopped(spec), deleted: (spec) => this.cluster.deleted(spec),
+        claimForStart: (spec, register) => this.cluster.claimForStart(spec, register), started: (spec) => this.cluster.started(spec), stopped: (spec) => this.cluster.stopped(spec), deleted: (spec) => this.cluster.deleted(spec),
         owner: (spec) => this.cluster.owner(spec),
       },
     });

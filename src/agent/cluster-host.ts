@@ -53,6 +53,7 @@ export function clusterHost(a: ClusterHostParts): ClusterHost {
       };
     }),
     startHa: (spec) => a.vms.startHa(spec),
+    specOf: (name) => a.inv.find(name)?.spec,
     arrivedFrom: (name) => {
       const last = a.jobs.list({ vm: name, limit: 1 })[0];
       return last && last.role === 'destination' && ranHere(last) ? last.source : undefined;

@@ -43,7 +43,7 @@ export interface ClusterHooks {
   checkHa(disksShared: boolean): void;
   registered(spec: VmSpec, policy: { priority?: number; restart?: 'always' | 'never'; failback?: 'none' | 'immediate' }): Promise<void>;
   /** A user's start: claims the HA VM's record for this host first (VM_BAD_STATE when another host owns it, or the cluster has no record of it). */
-  claimForStart(spec: VmSpec): Promise<void>;
+  claimForStart(spec: VmSpec, register?: boolean): Promise<void>;
   started(spec: VmSpec): Promise<void>;
   stopped(spec: VmSpec): Promise<void>;
   /** The host etcd says owns this HA VM (null: no cluster; undefined: no record of it, or another VM's); throws CLUSTER_UNAVAILABLE when etcd does not answer. */
@@ -153,13 +153,15 @@ export class VmActions {
     return spec;
   }
 
-  async start(name: string): Promise<VmRecord> {
+  /** `register`: an HA VM the cluster has no record of is registered again (owner.ts claimForStart). */
+  async start(name: string, register = false): Promise<VmRecord> {
     return this.withLock(name, 'start', async () => {
       const vm = this.d.inv.get(name);
       if (isActive(vm.state)) throw new FerryError('VM_BAD_STATE', `The VM "${name}" is already ${vm.state}.`);
+      if (register && !vm.spec.ha) throw new FerryError('VM_NOT_HA', `The VM "${name}" is not an HA VM: it has no cluster record to register.`);
       this.d.admit?.(`starting "${name}"`);
       this.checkMemory(vm.spec.memoryMiB);
-      await this.d.cluster?.claimForStart(vm.spec);
+      await this.d.cluster?.claimForStart(vm.spec, register);
       const rec = await this.startLocked(name);
       if (vm.spec.ha) await this.d.cluster?.started(vm.spec);
       return rec;

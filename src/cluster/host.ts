@@ -65,6 +65,8 @@ export interface ClusterHost {
   settleArrival?(name: string): Promise<void>;
   /** Forgets a VM here without touching its disks (another host owns it now). */
   forget(name: string): Promise<void>;
+  /** The spec of the VM `name` here, if it is defined here. */
+  specOf?(name: string): VmSpec | undefined;
   /** Records a VM here, stopped, if it is not yet (an HA VM handed over by a leave); starts nothing. */
   define(spec: VmSpec): Promise<void>;
   /** The source of the last completed move that brought this VM here, if the VM's last move here was one. */

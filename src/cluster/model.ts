@@ -85,6 +85,17 @@ export interface HaRecord {
   updatedAt: string;
 }
 
+/** The policies a new HA record gets; each defaults as `vm create --ha` does. */
+export interface HaPolicyInput { priority?: number; restart?: RestartPolicy; failback?: FailbackPolicy }
+
+/** A new HA record of `spec`, owned by `host` and at home there, running. */
+export function newHaRecord(spec: VmSpec, host: string, policy: HaPolicyInput, note?: string): HaRecord {
+  return {
+    name: spec.name, spec, owner: host, home: host, priority: policy.priority ?? 0, restart: policy.restart ?? 'always',
+    failback: policy.failback ?? 'none', state: 'running', restarts: 0, ...(note ? { note } : {}), updatedAt: new Date().toISOString(),
+  };
+}
+
 /** The record with its failed starts forgotten: it ran, or every host may be tried again. */
 export function clearFailures(r: HaRecord): HaRecord {
   const { failedOn: _f, ...rest } = r;

@@ -8,9 +8,9 @@ import type { Lease } from 'etcd3';
 import { FerryError } from '../errors/index.js';
 import { fenceDecision, watchdogDeadline } from './fencing.js';
 import { managerTick, type ManagerMemory } from './manager.js';
-import { adopt, changeHa, claimForStart, failback, type HaChange, type OwnerParts } from './owner.js';
+import { adopt, changeHa, claimForStart, failback, reRegister, type HaChange, type OwnerParts } from './owner.js';
 import { fenceTargets, settleMoves } from './moving.js';
-import { DEFAULT_CLUSTER_MIGRATIONS, movedTo, ran, type ClusterConfig, type FailbackPolicy, type HaEntry, type HaRecord, type RestartPolicy } from './model.js';
+import { DEFAULT_CLUSTER_MIGRATIONS, movedTo, newHaRecord, ran, type ClusterConfig, type HaEntry, type HaPolicyInput, type HaRecord } from './model.js';
 import { ClusterStore, type EtcdTls } from './store.js';
 import type { ClusterHost, NodeView } from './host.js';
 import type { VmSpec } from '../vm/index.js';
@@ -45,6 +45,8 @@ export class ClusterNode {
   /** HA VMs this node is starting now, and those whose move it settles (moving.ts). */
   private readonly starting = new Set<string>();
   private readonly handOversSeen = new Map<string, number>();
+  /** Since when each running HA VM here has had no record (owner.ts reRegister). */
+  private readonly unrecorded = new Map<string, number>();
   private readonly settling = { busy: new Set<string>(), goneSince: new Map<string, number>() };
   private degraded: string | null = null;
   private readonly memory: ManagerMemory = { deadSince: new Map(), electedAt: 0, aliveSince: new Map(), strandedSince: new Map() };
@@ -114,12 +116,7 @@ export class ClusterNode {
   }
 
   /** Registers a new HA VM owned by this host. */
-  async register(spec: VmSpec, policy: { priority?: number; restart?: RestartPolicy; failback?: FailbackPolicy }): Promise<void> {
-    await this.store.createHa({
-      name: spec.name, spec, owner: this.host.name, home: this.host.name, priority: policy.priority ?? 0,
-      restart: policy.restart ?? 'always', failback: policy.failback ?? 'none', state: 'running', restarts: 0, updatedAt: new Date().toISOString(),
-    });
-  }
+  async register(spec: VmSpec, policy: HaPolicyInput): Promise<void> { await this.store.createHa(newHaRecord(spec, this.host.name, policy)); }
 
   /**
    * Sets an HA VM's state after a user's start or stop on this host (a stopped one is never
@@ -130,7 +127,7 @@ export class ClusterNode {
   }
 
   /** A user's start of an HA VM here: see owner.ts {@link claimForStart}. */
-  async claimForStart(spec: VmSpec): Promise<void> { await claimForStart(this.owner(), spec); }
+  async claimForStart(spec: VmSpec, register?: boolean): Promise<void> { await claimForStart(this.owner(), spec, register); }
 
   /** A user's change of an HA VM's policies or group (`ferry vm set`): see owner.ts {@link changeHa}. */
   async changeHa(spec: VmSpec, c: HaChange): Promise<HaRecord> { return changeHa(this.owner(), spec, c); }
@@ -194,6 +191,7 @@ export class ClusterNode {
       const entries = await this.store.haEntries();
       settleMoves(this.host, entries, this.members, this.settling, this.config.fenceMarginSec * 1000);
       await this.reconcile(entries);
+      await reRegister(this.owner(), this.host.localHa(), entries, this.unrecorded);
       this.managerName = await this.store.campaign(this.requireLease(), this.host.name);
       if (this.managerName === this.host.name) {
         if (this.memory.electedAt === 0) { this.memory.electedAt = Date.now(); this.host.log.info('elected cluster manager'); }

@@ -5,10 +5,10 @@
  */
 import { FerryError } from '../errors/index.js';
 import { FAILBACK_RETRY_MS } from './manager.js';
-import { clearFailures, type FailbackPolicy, type HaRecord, type RestartPolicy } from './model.js';
+import { clearFailures, newHaRecord, type FailbackPolicy, type HaEntry, type HaRecord, type RestartPolicy } from './model.js';
 import { withGroup, type VmSpec } from '../vm/index.js';
 import type { ClusterStore } from './store.js';
-import type { ClusterHost } from './host.js';
+import type { ClusterHost, LocalHaVm } from './host.js';
 
 /** How soon a failback refused for a passing reason before its move started is asked again. */
 const FAILBACK_RETRY_SOON_MS = 15_000;
@@ -80,10 +80,11 @@ export async function adopt(p: OwnerParts, rec: HaRecord, rev: string, known: bo
  * while this one boots it. VM_BAD_STATE when another host owns it, when the record is another VM's
  * of the same name (another uuid), or when there is no record: the VM was deleted on another host
  * while this one was away, or the cluster's data was lost, and this host does not start a copy the
- * cluster does not know (another host may run, or own, a VM of that name on the same disks).
+ * cluster does not know (another host may run, or own, a VM of that name on the same disks), unless
+ * the user says `register`: then a record owned here is created (only if none of that name exists).
  * VM_BUSY when the record kept changing.
  */
-export async function claimForStart({ host, update }: OwnerParts, spec: VmSpec): Promise<void> {
+export async function claimForStart({ store, host, update }: OwnerParts, spec: VmSpec, register = false): Promise<void> {
   let found: HaRecord | undefined;
   const claimed = await update(spec.name, (r) => {
     found = r;
@@ -92,8 +93,18 @@ export async function claimForStart({ host, update }: OwnerParts, spec: VmSpec):
   });
   if (claimed) return;
   const r = found as HaRecord | undefined;
+  if (r === undefined && register) {
+    const note = `registered again by a user's start on ${host.name}`;
+    try {
+      await store.createHa({ ...newHaRecord(spec, host.name, {}, note), state: 'placing' });
+    } catch (e) {
+      if (!(e instanceof FerryError && e.code === 'VM_EXISTS')) throw e;
+      throw new FerryError('VM_BUSY', `A record of "${spec.name}" appeared in the cluster while this start registered it; try again.`);
+    }
+    return;
+  }
   if (r === undefined) {
-    throw new FerryError('VM_BAD_STATE', `The HA VM "${spec.name}" has no record in the cluster: it was deleted on another host while ${host.name} was away, or the cluster's data was lost. ${host.name} does not start a copy the cluster does not know (another host may run or own a VM of that name); \`ferry vm delete ${spec.name}\` forgets this copy here and keeps its disks.`);
+    throw new FerryError('VM_BAD_STATE', `The HA VM "${spec.name}" has no record in the cluster: it was deleted on another host while ${host.name} was away, or the cluster's data was lost. ${host.name} does not start a copy the cluster does not know (another host may run or own a VM of that name). If you know none does (etcd's data was lost), \`ferry vm start ${spec.name} --register\` registers it again here and starts it; \`ferry vm delete ${spec.name}\` forgets this copy and keeps its disks.`);
   }
   if (r.spec.uuid !== spec.uuid) {
     throw new FerryError('VM_BAD_STATE', `Another VM named "${spec.name}" (uuid ${r.spec.uuid}) is registered in the cluster, owned by ${r.owner}; this copy on ${host.name} (uuid ${spec.uuid}) is not it and does not start.`);
@@ -130,4 +141,34 @@ export async function changeHa({ host, update }: OwnerParts, spec: VmSpec, c: Ha
   if (r.spec.uuid !== spec.uuid) throw new FerryError('VM_BAD_STATE', `Another VM named "${spec.name}" (uuid ${r.spec.uuid}) is registered in the cluster; this copy on ${host.name} is not it.`);
   if (r.owner !== host.name) throw new FerryError('VM_BAD_STATE', `The HA VM "${spec.name}" belongs to ${r.owner} now; change its settings there.`);
   throw new FerryError('VM_BUSY', `The cluster record of "${spec.name}" kept changing while its settings were written; try again.`);
+}
+
+/**
+ * Running HA VMs here that the cluster has no record of are registered again, owned by this host,
+ * with the default policies. A running HA VM always has a record (a new one is registered before
+ * it starts; a delete powers it off before removing the record), so one without is what a loss of
+ * etcd's data leaves, or a record removed by hand: left so, the VM would run unprotected. Only an
+ * idle VM (no move, no action) seen without a record for the fence margin (`missingSince`, this
+ * host's clock), and only if no record of that name exists: another VM's record of that name wins.
+ */
+export async function reRegister(p: OwnerParts, local: readonly LocalHaVm[], entries: readonly HaEntry[], missingSince: Map<string, number>): Promise<void> {
+  const { store, host } = p;
+  const named = new Set(entries.map((e) => e.rec.name));
+  const missing = local.filter((v) => v.running && !v.busy && !named.has(v.name));
+  for (const k of missingSince.keys()) if (!missing.some((v) => v.name === k)) missingSince.delete(k);
+  for (const v of missing) {
+    const first = missingSince.get(v.name) ?? Date.now();
+    missingSince.set(v.name, first);
+    const spec = host.specOf?.(v.name);
+    if (Date.now() - first < p.fenceMarginMs || spec?.uuid !== v.uuid) continue;
+    const note = `registered again by ${host.name}, where it ran without a record (etcd's data lost, or the record removed): default policies, \`ferry vm set\` changes them`;
+    try {
+      await store.createHa(newHaRecord(spec, host.name, {}, note));
+      host.log.warn({ vm: v.name }, 'an HA VM running here had no record in the cluster: registered it again');
+    } catch (e) {
+      // VM_EXISTS: a record of that name appeared meanwhile; the next tick sees it.
+      host.log.warn({ vm: v.name, err: e }, 'could not register again an HA VM running here without a record');
+    }
+    missingSince.delete(v.name);
+  }
 }

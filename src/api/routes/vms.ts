@@ -22,8 +22,15 @@ export function vmRoutes(app: FastifyInstance, agent: Agent): void {
     return reply.code(201).send(agent.vmView(rec));
   });
 
-  app.post<{ Params: NameParams }>('/v1/vms/:name/start', { schema: { tags: ['vms'], summary: 'Start a stopped VM', params: vmNameParams, response: one } },
-    async (req) => agent.vmView(await agent.vms.start(req.params.name)));
+  app.post<{ Params: NameParams; Body: { register?: boolean } | undefined }>('/v1/vms/:name/start', {
+    schema: {
+      tags: ['vms'], summary: 'Start a stopped VM', params: vmNameParams, response: one,
+      body: {
+        type: ['object', 'null'], additionalProperties: false,
+        properties: { register: { type: 'boolean', description: 'An HA VM the cluster has no record of (its data was lost): register it again here, then start it.' } },
+      },
+    },
+  }, async (req) => agent.vmView(await agent.vms.start(req.params.name, req.body?.register === true)));
 
   app.post<{ Params: NameParams; Body: { force?: boolean; timeoutSec?: number } | undefined }>('/v1/vms/:name/stop', {
     schema: {

@@ -63,9 +63,10 @@ export function registerVm(program: Command): void {
   for (const [verb, desc] of [['start', 'start a stopped VM'], ['stop', 'stop a VM (ACPI, then hard after a timeout)']] as const) {
     const c = vm.command(`${verb} <name>`).description(desc).option('--json', 'print JSON');
     if (verb === 'stop') c.option('--force', 'hard stop at once').option('--timeout <sec>', 'seconds to wait for the guest');
-    c.action((name: string, o: { json?: boolean; force?: boolean; timeout?: string }) => run(o.json, async () => {
+    else c.option('--register', 'an HA VM the cluster has no record of (etcd\'s data lost): register it again here, then start it');
+    c.action((name: string, o: { json?: boolean; force?: boolean; timeout?: string; register?: boolean }) => run(o.json, async () => {
       const { host } = await locateVm(name);
-      const body = verb === 'stop' ? { ...(o.force ? { force: true } : {}), ...(o.timeout ? { timeoutSec: Number(o.timeout) } : {}) } : undefined;
+      const body = verb === 'stop' ? { ...(o.force ? { force: true } : {}), ...(o.timeout ? { timeoutSec: Number(o.timeout) } : {}) } : o.register ? { register: true } : undefined;
       const v = await api<VmView>(host, 'POST', `/v1/vms/${name}/${verb}`, body);
       if (o.json) printJson(v);
       else printTable(HEAD, [vmRow(v)]);
