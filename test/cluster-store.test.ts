@@ -246,7 +246,7 @@ test('a running HA VM here without a record (etcd\'s data lost) is registered ag
     { name: 'rr4', uuid: 'rr4', running: true, busy: false, qemu: true },
   ];
   const node = new ClusterNode({ ...cfg, leaseTtlSec: 5, fenceMarginSec: 1 }, fakeHost('h6', {
-    localHa: () => local, specOf: (name) => ({ ...rec(name, 'h6').spec }),
+    localHa: () => local, whileIdle: (name, fn) => fn({ ...rec(name, 'h6').spec }),
   }));
   const t0 = Date.now();
   node.start();
@@ -261,6 +261,48 @@ test('a running HA VM here without a record (etcd\'s data lost) is registered ag
     assert.equal((await store.haEntry('rr4'))?.rec.spec.uuid, 'uuid-theirs', 'another VM\'s record of that name stays');
   } finally {
     await node.stop();
+  }
+});
+
+test('the manager writes the cluster\'s settings back when etcd lost them, so that a host can join again', async () => {
+  const node = new ClusterNode({ ...cfg, leaseTtlSec: 5, fenceMarginSec: 4 }, fakeHost('h7'));
+  node.start();
+  try {
+    await waitFor('h7 manages the cluster', async () => node.view().manager === 'h7', 15_000);
+    await store.client.delete().key(store.keys.config).exec();
+    await assert.rejects(readConfig('itest', [url]), isCode('CLUSTER_NOT_FOUND'));
+    const back = await waitFor('the settings written back', async () => readConfig('itest', [url]).catch(() => undefined), 15_000);
+    assert.equal(back.leaseTtlSec, 5, 'the manager\'s own copy of them');
+  } finally {
+    await node.stop();
+    await store.client.put(store.keys.config).value(JSON.stringify(cfg)).exec();
+  }
+});
+
+test('a host that cannot renew while etcd answers fences only the HA VMs etcd has a record of (after etcd lost its data, nobody can place the others)', async () => {
+  await store.createHa(rec('fr1', 'h8'));
+  const h9 = store.lease();
+  await store.putMember(h9, { name: 'h9', url: 'https://h9', memoryMiB: 1024, freeMemoryMiB: 512, cpus: 2, maintenance: false, updatedAt: '' });
+  const fenced: string[] = [];
+  const node = new ClusterNode({ ...cfg, leaseTtlSec: 5, fenceMarginSec: 4 }, fakeHost('h8', {
+    localHa: () => [{ name: 'fr1', uuid: 'fr1', running: true, busy: true, qemu: true }, { name: 'fr2', uuid: 'fr2', running: true, busy: true, qemu: true }],
+    peerLeases: () => Promise.resolve([{ host: 'h9', renewing: true, sinceRenewMs: 0 }]),
+    fence: (names) => { fenced.push(...names); return Promise.resolve(); },
+  }));
+  node.start();
+  try {
+    await waitFor('h8 a member beside h9', async () => (await store.members()).some((m) => m.name === 'h8') && node.renewing(), 10_000);
+    // h8 stops renewing (its lease is gone, no tick grants another) while etcd answers and h9 renews.
+    await node.pause();
+    const id = (await store.client.get(store.keys.member('h8')).exec()).kvs[0]?.lease;
+    assert.ok(id);
+    await store.client.leaseClient.leaseRevoke({ ID: id });
+    await waitFor('h8 fences', async () => fenced.length > 0, 15_000);
+    await new Promise((r) => setTimeout(r, 1_000));
+    assert.deepEqual([...new Set(fenced)], ['fr1'], 'fr2, of which etcd has no record, runs on');
+  } finally {
+    await node.stop();
+    await h9.revoke();
   }
 });
 
@@ -323,7 +365,7 @@ test('an etcd that speaks TLS and checks client certificates: a host with a cert
         await readConfig('tls', [tlsUrl], creds(host));
         await new Promise((r) => setTimeout(r, 1_000));
       }
-      assert.equal(await s.memberAlive('h1'), true, 'the member key outlived 3 TTLs: its lease is renewed');
+      assert.equal((await s.fenceView('h1', []))?.alive, true, 'the member key outlived 3 TTLs: its lease is renewed');
       await lease.revoke();
     } finally {
       s.close();

@@ -3,7 +3,7 @@
 // manager, failback); a host cut off (fencing, restart, heal); an agent dead while its QEMUs live
 // (the watchdog fences); a restart that fails on its host (placed elsewhere); etcd losing quorum
 // (nothing placed, nothing stopped); an HA VM whose record is gone (running: registered again;
-// stopped: not started unless `--register`; deleted keeping its disk).
+// stopped: not started unless `--register`; deleted keeping its disk); etcd rebuilt empty.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { execFileSync } from 'node:child_process';
@@ -61,6 +61,14 @@ const forgotten = (host: string, vm: string): Promise<boolean> => waitFor(`${hos
   const byHost = await vmsByHost(LAB);
   return !(byHost.get(host) ?? []).some((v) => v.name === vm);
 }, 60_000);
+
+/** etcdctl against the lab's etcd, with h1's certificate; its output. */
+async function etcdctl(...args: string[]): Promise<string> {
+  const etcd = (await labStatus(LAB)).etcd ?? [];
+  const tls = hostTlsPaths(join(labDir(LAB), 'h1', 'tls'));
+  return execFileSync('ip', ['netns', 'exec', switchNsName(LAB), 'etcdctl', '--endpoints', etcd.map((m) => m.url).join(','),
+    '--cacert', tls.caCert, '--cert', tls.cert, '--key', tls.key, ...args], { env: { ...process.env, ETCDCTL_API: '3' } }).toString();
+}
 
 let ha1: VmView;
 let ha2: VmView;
@@ -234,16 +242,11 @@ test('etcd loses quorum: nothing is placed, running VMs are left alone, status s
 }));
 
 test('an HA VM whose record is gone from etcd: running, it is registered again; stopped, it is not started unless the user registers it; deleting it keeps its disk', track(async (t) => {
-  const etcd = (await labStatus(LAB)).etcd ?? [];
   const on1 = await assertRunsOnce(LAB, 'ha1');
-  const tls = hostTlsPaths(join(labDir(LAB), on1.host, 'tls'));
   /** Removes a record behind the cluster's back, as a loss of etcd's data does. */
-  const dropRecord = (vm: string): void => {
-    execFileSync('ip', ['netns', 'exec', switchNsName(LAB), 'etcdctl', '--endpoints', etcd.map((m) => m.url).join(','),
-      '--cacert', tls.caCert, '--cert', tls.cert, '--key', tls.key, 'del', clusterKeys('lab').haVm(vm)], { env: { ...process.env, ETCDCTL_API: '3' } });
-  };
+  const dropRecord = async (vm: string): Promise<void> => { await etcdctl('del', clusterKeys('lab').haVm(vm)); };
   // Running: its host registers it again (after the fence margin), with the default policies.
-  dropRecord('ha1');
+  await dropRecord('ha1');
   const t0 = Date.now();
   const back = await waitFor('ha1 registered again', async () => (await status()).haVms.find((v) => v.name === 'ha1'), 30_000);
   t.diagnostic(`ha1's record was back ${((Date.now() - t0) / 1000).toFixed(1)} s after it was removed`);
@@ -256,7 +259,7 @@ test('an HA VM whose record is gone from etcd: running, it is registered again; 
   assert.ok(disk, 'ha2 has a disk on the shared pool');
   assert.equal((await ferry(['vm', 'stop', 'ha2', '--json'])).code, 0);
   // Stopped: its record vanishes, as when another host deleted the VM while this one was away.
-  dropRecord('ha2');
+  await dropRecord('ha2');
   await waitFor('ha2 gone from the cluster status', async () => !(await status()).haVms.some((v) => v.name === 'ha2'), 15_000);
   const start = await ferry<{ error?: { code: string; message: string } }>(['vm', 'start', 'ha2', '--json']);
   assert.equal(start.json?.error?.code, 'VM_BAD_STATE', start.stdout);
@@ -273,7 +276,7 @@ test('an HA VM whose record is gone from etcd: running, it is registered again; 
   assert.equal((await guestGet(LAB, ha2.ip, '/disk/verify', 20)).trim(), 'ok', 'from its own disk');
   // Stopped and its record gone again: deleting the copy forgets it and keeps the disk.
   assert.equal((await ferry(['vm', 'stop', 'ha2', '--json'])).code, 0);
-  dropRecord('ha2');
+  await dropRecord('ha2');
   await waitFor('ha2 gone from the cluster status', async () => !(await status()).haVms.some((v) => v.name === 'ha2'), 15_000);
   const del = await ferry(['vm', 'delete', 'ha2', '--json']);
   assert.equal(del.code, 0, del.stderr || del.stdout);
@@ -286,4 +289,28 @@ test('an HA VM whose record is gone from etcd: running, it is registered again; 
   assert.equal(statSync(disk).mtimeMs, mtime, 'the kept disk is untouched');
   assert.ok(!(await status()).haVms.some((v) => v.name === 'ha2'), 'nothing registered');
   rmSync(disk, { force: true });
+}));
+
+test('etcd rebuilt empty (its data lost): the hosts join it again, the running HA VM is registered again, the manager writes the settings back; nothing stops', track(async (t) => {
+  const before = await assertRunsOnce(LAB, 'ha1');
+  const etcd = (await labStatus(LAB)).etcd ?? [];
+  assert.equal(etcd.length, 3);
+  for (const m of etcd) if (m.pid) process.kill(m.pid, 'SIGKILL');
+  await waitFor('etcd gone', async () => etcd.every((m) => !m.pid || !processAlive(m.pid)), 15_000);
+  for (const m of etcd) rmSync(join(labDir(LAB), 'etcd', m.name, 'data'), { recursive: true, force: true });
+  // Down well past the fence point (0.6 TTL), as a rebuild takes: when the first host has its new
+  // lease, the other sees it renew; it must not fence a VM that etcd has no record of.
+  await new Promise((r) => setTimeout(r, (TTL_SEC + 2) * 1000));
+  const t0 = Date.now();
+  assert.equal((await suite.lab(['up', '--cluster'])).code, 0);
+  const s = await waitFor('a new manager and ha1 registered again', async () => {
+    const x = await status();
+    return x.quorum.healthy && x.manager && x.members.length === 2 && x.haVms.some((v) => v.name === 'ha1') ? x : undefined;
+  }, 60_000);
+  t.diagnostic(`${((Date.now() - t0) / 1000).toFixed(1)} s after the new etcd started: manager ${s.manager}, members ${s.members.map((m) => m.name).join(', ')}`);
+  const rec = s.haVms.find((v) => v.name === 'ha1');
+  assert.deepEqual([rec?.owner, rec?.state], [before.host, 'running']);
+  assert.equal((await assertRunsOnce(LAB, 'ha1', before.host)).pid, before.pid, 'the same QEMU ran throughout');
+  const config = await waitFor('the cluster\'s settings back in etcd', async () => (await etcdctl('get', clusterKeys('lab').config, '--print-value-only')).trim() || undefined, 30_000);
+  assert.equal((JSON.parse(config) as { name: string; leaseTtlSec: number }).leaseTtlSec, TTL_SEC);
 }));

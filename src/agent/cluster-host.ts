@@ -53,7 +53,16 @@ export function clusterHost(a: ClusterHostParts): ClusterHost {
       };
     }),
     startHa: (spec) => a.vms.startHa(spec),
-    specOf: (name) => a.inv.find(name)?.spec,
+    whileIdle: async (name, fn) => {
+      let unlock: () => void;
+      try { unlock = a.vms.tryLock(name, 'registering it again in the cluster'); } catch { return; }
+      try {
+        const v = a.inv.find(name);
+        if (v && isActive(v.state) && v.state !== 'migrating' && a.jobs.activeFor(name) === undefined) await fn(v.spec);
+      } finally {
+        unlock();
+      }
+    },
     arrivedFrom: (name) => {
       const last = a.jobs.list({ vm: name, limit: 1 })[0];
       return last && last.role === 'destination' && ranHere(last) ? last.source : undefined;

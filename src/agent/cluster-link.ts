@@ -214,7 +214,9 @@ export class ClusterLink {
   }
 
   async registered(spec: VmSpec, policy: HaPolicy): Promise<void> { await this.require().register(spec, policy); }
-  async claimForStart(spec: VmSpec, register?: boolean): Promise<void> { if (spec.ha) await this.node?.claimForStart(spec, register); }
+  async claimForStart(spec: VmSpec, register?: boolean): Promise<void> {
+    if (spec.ha) await (register === true ? this.require() : this.node)?.claimForStart(spec, register);
+  }
   /** `ferry vm set` of an HA VM: its record's policies and group (NOT_IN_CLUSTER standalone). */
   async changeHa(spec: VmSpec, c: HaChange): Promise<HaRecord> { return this.require().changeHa(spec, c); }
   async started(spec: VmSpec): Promise<void> { if (spec.ha) await this.node?.setState(spec, 'running'); }

@@ -41,11 +41,16 @@ export async function setVmSettings(d: VmSettingsDeps, name: string, input: VmSe
   try {
     if (d.moving(name)) throw new FerryError('VM_BUSY', `The VM "${name}" is in a move; change its settings when the move has ended.`);
     const spec = d.inv.get(name).spec;
-    // The cluster's record first: when etcd refuses, nothing changed here either.
-    const rec = spec.ha
-      ? await d.changeHa(spec, { priority: input.haPriority, restart: input.haRestart, failback: input.haFailback, group: input.group })
-      : undefined;
-    return { vm: d.inv.updateSpec(withGroup(spec, input.group)), ha: rec ? policiesOf(rec) : null };
+    const vm = d.inv.updateSpec(withGroup(spec, input.group));
+    if (!spec.ha) return { vm, ha: null };
+    try {
+      const rec = await d.changeHa(spec, { priority: input.haPriority, restart: input.haRestart, failback: input.haFailback, group: input.group });
+      return { vm, ha: policiesOf(rec) };
+    } catch (e) {
+      // The cluster refused (or etcd did not answer): the local spec goes back as it was.
+      d.inv.updateSpec(spec);
+      throw e;
+    }
   } finally {
     unlock();
   }

@@ -149,7 +149,12 @@ test('PATCH /v1/vms/{name} (vm set): a group changes; bad input, HA policies of 
       unlock();
     }
     assert.equal(agent.inv.get('plain').spec.group, undefined, 'no refusal changed the group');
-    assert.equal(agent.inv.get('hav').spec.group, undefined);
+    assert.equal(agent.inv.get('hav').spec.group, undefined, 'the cluster\'s refusal put the local group back');
+    // vm start --register: only for an HA VM, and only in a cluster; refused before anything starts.
+    const start = (name: string) => inject({ method: 'POST', url: `/v1/vms/${name}/start`, payload: { register: true } });
+    assert.equal((await start('plain')).json<{ error: { code: string } }>().error.code, 'VM_NOT_HA');
+    assert.equal((await start('hav')).json<{ error: { code: string } }>().error.code, 'NOT_IN_CLUSTER');
+    assert.deepEqual([agent.inv.get('plain').state, agent.inv.get('hav').state], ['stopped', 'stopped']);
   } finally {
     agent.inv.remove('plain');
     agent.inv.remove('hav');

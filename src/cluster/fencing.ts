@@ -12,6 +12,9 @@
  * others may take over: fence.
  */
 
+import type { ClusterHost } from './host.js';
+import { fenceTargets } from './moving.js';
+
 /** The fraction of the lease TTL after the last successful renewal at which a host fences. */
 export const FENCE_AT = 0.6;
 
@@ -104,4 +107,20 @@ export function fenceDecision(sinceRenewMs: number, ttlMs: number, peers?: reado
   const renewing = peers.filter((p) => p !== undefined && renewsWithoutUs(p, sinceRenewMs, ttlMs)).map((p) => p?.host);
   if (renewing.length > 0) return { action: 'fence', reason: `no lease renewal for ${Math.round(sinceRenewMs / 1000)} s while ${renewing.join(', ')} renew(s)` };
   return { action: 'hold', reason: 'no host can renew its lease: etcd has lost quorum; VMs keep running and nothing is placed' };
+}
+
+/**
+ * Tells the watchdog outside the agent (src/agent/watchdog.ts) when to power off the HA VMs with a
+ * QEMU here (moving.ts) should this agent stop ({@link watchdogDeadline} says when and why that is
+ * early enough). The node feeds it every half second, also while a fence check runs (started at
+ * `checkStartedAt`), until it is late.
+ */
+export function feedWatchdog(host: ClusterHost, s: { now: number; lastRenewOk: number; ttlMs: number; fenceMarginSec: number; checkStartedAt: number | null }): void {
+  if (!host.armWatchdog) return;
+  const deadline = watchdogDeadline({ ...s, checkRunningMs: s.checkStartedAt === null ? null : s.now - s.checkStartedAt });
+  try {
+    host.armWatchdog(deadline, fenceTargets(host.localHa()), s.lastRenewOk);
+  } catch (e) {
+    host.log.error({ err: e }, 'could not feed the fencing watchdog');
+  }
 }

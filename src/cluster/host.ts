@@ -27,6 +27,9 @@ export interface LocalHaVm {
   lostArrivalFrom?: string;
 }
 
+/** Which VM: a record belongs to a local VM only when both name and uuid match. */
+export type VmId = Pick<VmSpec, 'name' | 'uuid'>;
+
 /** What the cluster needs from its agent (src/cluster never imports the agent). */
 export interface ClusterHost {
   name: string;
@@ -65,8 +68,11 @@ export interface ClusterHost {
   settleArrival?(name: string): Promise<void>;
   /** Forgets a VM here without touching its disks (another host owns it now). */
   forget(name: string): Promise<void>;
-  /** The spec of the VM `name` here, if it is defined here. */
-  specOf?(name: string): VmSpec | undefined;
+  /**
+   * Runs `fn` with the spec of VM `name` while holding its lock (a user's stop or delete, a move,
+   * wait or are refused meanwhile), if it runs here and is in no move or action; else does nothing.
+   */
+  whileIdle?(name: string, fn: (spec: VmSpec) => Promise<void>): Promise<void>;
   /** Records a VM here, stopped, if it is not yet (an HA VM handed over by a leave); starts nothing. */
   define(spec: VmSpec): Promise<void>;
   /** The source of the last completed move that brought this VM here, if the VM's last move here was one. */

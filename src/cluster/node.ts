@@ -6,23 +6,20 @@
  */
 import type { Lease } from 'etcd3';
 import { FerryError } from '../errors/index.js';
-import { fenceDecision, watchdogDeadline } from './fencing.js';
+import { feedWatchdog, fenceDecision } from './fencing.js';
 import { managerTick, type ManagerMemory } from './manager.js';
 import { adopt, changeHa, claimForStart, failback, reRegister, type HaChange, type OwnerParts } from './owner.js';
 import { fenceTargets, settleMoves } from './moving.js';
 import { DEFAULT_CLUSTER_MIGRATIONS, movedTo, newHaRecord, ran, type ClusterConfig, type HaEntry, type HaPolicyInput, type HaRecord } from './model.js';
 import { ClusterStore, type EtcdTls } from './store.js';
-import type { ClusterHost, NodeView } from './host.js';
+import type { ClusterHost, NodeView, VmId } from './host.js';
 import type { VmSpec } from '../vm/index.js';
-
-/** Which VM: a record belongs to a local VM only when both name and uuid match. */
-type VmId = Pick<VmSpec, 'name' | 'uuid'>;
 
 export type { ClusterHost, LocalHaVm, NodeView } from './host.js';
 
 const TICK_MS = 1_000;
-/** Every how many ticks this host looks for cluster-wide slots it holds in vain. */
-const SWEEP_SLOTS_EVERY = 5;
+/** Every how many ticks a host does its housekeeping (ClusterNode.housekeep). */
+const HOUSEKEEP_EVERY = 5;
 const PUBLISH_EVERY_MS = 3_000;
 const FENCE_CHECK_MS = 500;
 
@@ -59,7 +56,7 @@ export class ClusterNode {
     this.lastRenewOk = Math.min(Date.now(), this.host.lastRenewal?.() ?? Date.now());
     // Fencing runs on a timer of its own: a tick can wait seconds on an etcd that does not answer.
     this.fenceTimer = setInterval(() => {
-      this.feedWatchdog();
+      feedWatchdog(this.host, { now: Date.now(), lastRenewOk: this.lastRenewOk, ttlMs: this.config.leaseTtlSec * 1000, fenceMarginSec: this.config.fenceMarginSec, checkStartedAt: this.fencing ? this.checkStartedAt : null });
       if (this.fencing) return;
       this.fencing = true;
       this.checkStartedAt = Date.now();
@@ -203,7 +200,7 @@ export class ClusterNode {
         this.memory.strandedSince.clear();
       }
       await this.host.afterTick?.(this.store, this.managerName === this.host.name);
-      if (++this.ticks % SWEEP_SLOTS_EVERY === 0) await this.sweepSlots();
+      if (++this.ticks % HOUSEKEEP_EVERY === 0) await this.housekeep();
       this.degraded = null;
     } catch (e) {
       this.host.log.warn({ err: e }, 'cluster tick failed');
@@ -212,8 +209,12 @@ export class ClusterNode {
     }
   }
 
-  /** Releases the cluster-wide slots this host holds for moves that no longer run here. */
-  private async sweepSlots(): Promise<void> {
+  /**
+   * Every few ticks: the manager writes the cluster's settings back when etcd lost them (a host
+   * joins with them); each host releases the cluster-wide slots it holds for moves no longer here.
+   */
+  private async housekeep(): Promise<void> {
+    if (this.managerName === this.host.name && await this.store.restoreConfig()) this.host.log.warn('the cluster\'s settings were missing from etcd (its data lost?): wrote them back');
     const holds = this.host.moveHoldsSlot;
     if (!holds || !this.lease) return;
     for (const job of await this.store.slotsOf(await this.lease.grant())) {
@@ -249,38 +250,25 @@ export class ClusterNode {
     }
   }
 
-  /**
-   * Tells the watchdog outside the agent (src/agent/watchdog.ts) when to power off the HA VMs with a
-   * QEMU here (moving.ts) should this agent stop (fencing.ts, watchdogDeadline, says when and why
-   * that is early enough). Fed every half second, also while a fence check runs, until it is late.
-   */
-  private feedWatchdog(): void {
-    if (!this.host.armWatchdog) return;
-    const now = Date.now();
-    const deadline = watchdogDeadline({
-      now, lastRenewOk: this.lastRenewOk, ttlMs: this.config.leaseTtlSec * 1000, fenceMarginSec: this.config.fenceMarginSec,
-      checkRunningMs: this.fencing ? now - this.checkStartedAt : null,
-    });
-    try {
-      this.host.armWatchdog(deadline, fenceTargets(this.host.localHa()), this.lastRenewOk);
-    } catch (e) {
-      this.host.log.error({ err: e }, 'could not feed the fencing watchdog');
-    }
-  }
-
   /** Fences this host's HA VMs (running or in a move: moving.ts) when its lease is about to lapse and peers do not say etcd is down for all. */
   private async checkFence(): Promise<void> {
     const since = Date.now() - this.lastRenewOk;
     const ttl = this.config.leaseTtlSec * 1000;
     let d = fenceDecision(since, ttl);
     if (d.action === 'none') return;
-    const running = fenceTargets(this.host.localHa());
+    const local = this.host.localHa();
+    let running = fenceTargets(local);
     if (running.length === 0) return;
     // etcd answers and still holds this host's member key: its lease has not expired, and a
     // placement of its VMs needs that key gone (manager.ts), so nothing can take them yet. This is
     // the moment after a lost quorum returns, before this host's own renewal gets through. When
     // the key does expire, the survivors wait the fence margin, and this check runs every 0.5 s.
-    if (await this.store.memberAlive(this.host.name)) return;
+    // If etcd answers without that key, only a VM it holds a record of can be placed elsewhere: one
+    // without (etcd rebuilt empty after its data was lost) is not fenced; this host registers it again.
+    const view = await this.store.fenceView(this.host.name, local.filter((v) => running.includes(v.name)));
+    if (view?.alive) return;
+    if (view) running = view.recorded.map((v) => v.name);
+    if (running.length === 0) return;
     const others = this.members.filter((m) => m.name !== this.host.name);
     d = others.length === 0
       ? { action: 'hold', reason: 'no other member is known: nobody could take these VMs over' }

@@ -159,16 +159,19 @@ export async function reRegister(p: OwnerParts, local: readonly LocalHaVm[], ent
   for (const v of missing) {
     const first = missingSince.get(v.name) ?? Date.now();
     missingSince.set(v.name, first);
-    const spec = host.specOf?.(v.name);
-    if (Date.now() - first < p.fenceMarginMs || spec?.uuid !== v.uuid) continue;
-    const note = `registered again by ${host.name}, where it ran without a record (etcd's data lost, or the record removed): default policies, \`ferry vm set\` changes them`;
-    try {
-      await store.createHa(newHaRecord(spec, host.name, {}, note));
-      host.log.warn({ vm: v.name }, 'an HA VM running here had no record in the cluster: registered it again');
-    } catch (e) {
-      // VM_EXISTS: a record of that name appeared meanwhile; the next tick sees it.
-      host.log.warn({ vm: v.name, err: e }, 'could not register again an HA VM running here without a record');
-    }
+    if (Date.now() - first < p.fenceMarginMs) continue;
     missingSince.delete(v.name);
+    const note = `registered again by ${host.name}, where it ran without a record (etcd's data lost, or the record removed): default policies, \`ferry vm set\` changes them`;
+    // Under the VM's lock: a user's stop or delete of it meanwhile is refused (VM_BUSY); after, it finds the record.
+    await host.whileIdle?.(v.name, async (spec) => {
+      if (spec.uuid !== v.uuid) return;
+      try {
+        await store.createHa(newHaRecord(spec, host.name, {}, note));
+        host.log.warn({ vm: v.name }, 'an HA VM running here had no record in the cluster: registered it again');
+      } catch (e) {
+        // VM_EXISTS: a record of that name appeared meanwhile; the next tick sees it.
+        host.log.warn({ vm: v.name, err: e }, 'could not register again an HA VM running here without a record');
+      }
+    });
   }
 }

@@ -6,6 +6,7 @@
 import { Etcd3, type Lease } from 'etcd3';
 import { FerryError } from '../errors/index.js';
 import { clusterKeys, type ClusterConfig, type HaEntry, type HaRecord, type MemberRecord } from './model.js';
+import type { VmId } from './host.js';
 
 /** Wraps an etcd error as CLUSTER_UNAVAILABLE, with what was being done. */
 export function unavailable(what: string, e: unknown): FerryError {
@@ -84,20 +85,33 @@ export class ClusterStore {
     await guard('publishing this host', () => lease.put(this.keys.member(m.name)).value(JSON.stringify(m)).exec());
   }
 
-  /** True when etcd answers within a second and holds `host`'s member key; false otherwise. */
-  async memberAlive(host: string): Promise<boolean> {
+  /**
+   * What a fence check asks etcd, on a client of its own and within 1.5 s (null: no answer):
+   * whether `host`'s member key is still there, and which of `vms` it holds a record of (same name
+   * and uuid).
+   */
+  async fenceView(host: string, vms: readonly VmId[]): Promise<{ alive: boolean; recorded: VmId[] } | null> {
+    return this.askFresh(async (c) => {
+      const [alive, all] = await Promise.all([c.get(this.keys.member(host)).exists(), c.getAll().prefix(this.keys.ha).strings()]);
+      const ids = new Set(Object.values(all).map((v) => { const r = JSON.parse(v) as HaRecord; return `${r.name}/${r.spec.uuid}`; }));
+      return { alive, recorded: vms.filter((v) => ids.has(`${v.name}/${v.uuid}`)) };
+    });
+  }
+
+  /** One question to etcd on a client of its own, answered within 1.5 s or not at all (null). */
+  private async askFresh<T>(ask: (c: Etcd3) => Promise<T>): Promise<T | null> {
     // A client of its own: the long-lived one's circuit breaker stays open for a while after etcd
     // was away, and this must see etcd as it is now.
     const c = etcdClient(this.config.endpoints, this.tls, { dialTimeoutMs: 1_000, deadlineMs: 1_000 });
     let timer: NodeJS.Timeout | undefined;
     try {
       // The client tries each endpoint in turn, a dial timeout each: bound the whole answer too.
-      const late = new Promise<boolean>((r) => { timer = setTimeout(() => r(false), 1_500); });
-      const ask = c.get(this.keys.member(host)).exists();
-      ask.catch(() => undefined); // the loser of the race rejects once the client is closed
-      return await Promise.race([ask, late]);
+      const late = new Promise<null>((r) => { timer = setTimeout(() => r(null), 1_500); });
+      const answer = ask(c);
+      answer.catch(() => undefined); // the loser of the race rejects once the client is closed
+      return await Promise.race([answer, late]);
     } catch {
-      return false;
+      return null;
     } finally {
       clearTimeout(timer);
       c.close();
@@ -185,6 +199,13 @@ export class ClusterStore {
       if (r.succeeded) return true;
     }
     return false;
+  }
+
+  /** Writes the cluster's settings (`config`) back if etcd has none (its data was lost); true when it wrote them. */
+  async restoreConfig(): Promise<boolean> {
+    const r = await guard('writing the cluster config back', () => this.client.if(this.keys.config, 'Create', '==', 0)
+      .then(this.client.put(this.keys.config).value(JSON.stringify(this.config))).commit());
+    return r.succeeded;
   }
 
   async releaseSlot(job: string): Promise<void> {

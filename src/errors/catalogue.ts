@@ -26,7 +26,7 @@ export const CATALOGUE = {
   VM_NOT_FOUND: spec(404, 'No VM of that name is known to the host.'),
   VM_EXISTS: spec(409, 'A VM of that name already exists.'),
   VM_BUSY: spec(409, 'The VM has a job running (a move, a start or a stop); try again when it ends.', true),
-  VM_NOT_HA: spec(409, 'The VM is not an HA VM, so it has no restart priority, restart or failback policy to change (those come with `vm create --ha`).'),
+  VM_NOT_HA: spec(409, 'The VM is not an HA VM: it has no restart priority, restart or failback policy to change and no cluster record to register (those come with `vm create --ha`).'),
   VM_BAD_STATE: spec(409, 'The VM is not in a state that allows the action (for example starting a running VM).'),
   INSUFFICIENT_MEMORY: spec(409, 'The host does not have that much memory free for VMs.'),
   INSUFFICIENT_DISK: spec(507, 'The storage pool does not have room for the disk.'),

@@ -17,6 +17,22 @@ export async function locateVm(name: string): Promise<{ host: ReturnType<typeof 
   throw new FerryError('VM_NOT_FOUND', `No VM named "${name}" is on any host of the context${extra}.`);
 }
 
+/**
+ * Before `vm start NAME --register`: the VM's host only knows that etcd has no record of it, so
+ * the CLI asks every host of the context that none runs a VM of that name (a running HA VM is
+ * registered again by its host) and that every host answered.
+ */
+async function checkRegister(name: string, host: string): Promise<void> {
+  const answers = await everyHost<VmView[]>('/v1/vms');
+  if (answers.unreachable?.length) {
+    throw new FerryError('AGENT_UNREACHABLE', `Hosts ${answers.unreachable.join(', ')} did not answer, so the CLI cannot check that none of them runs a VM named "${name}"; try again when they do.`);
+  }
+  const elsewhere = answers.flatMap((a) => a.result.filter((v) => v.name === name && v.host !== host && v.state !== 'stopped' && v.state !== 'failed'));
+  if (elsewhere.length > 0) {
+    throw new FerryError('VM_BAD_STATE', `A VM named "${name}" is ${elsewhere[0]?.state ?? ''} on ${elsewhere.map((v) => v.host).join(', ')}; --register would give the cluster a second copy.`);
+  }
+}
+
 /** `POST /v1/vms/:name/move-storage`'s answer (and `vm move-storage --json`). */
 interface MoveStorageJson {
   vm: VmView; live: boolean; totalMs: number;
@@ -65,7 +81,8 @@ export function registerVm(program: Command): void {
     if (verb === 'stop') c.option('--force', 'hard stop at once').option('--timeout <sec>', 'seconds to wait for the guest');
     else c.option('--register', 'an HA VM the cluster has no record of (etcd\'s data lost): register it again here, then start it');
     c.action((name: string, o: { json?: boolean; force?: boolean; timeout?: string; register?: boolean }) => run(o.json, async () => {
-      const { host } = await locateVm(name);
+      const { host, vm: found } = await locateVm(name);
+      if (o.register) await checkRegister(name, found.host);
       const body = verb === 'stop' ? { ...(o.force ? { force: true } : {}), ...(o.timeout ? { timeoutSec: Number(o.timeout) } : {}) } : o.register ? { register: true } : undefined;
       const v = await api<VmView>(host, 'POST', `/v1/vms/${name}/${verb}`, body);
       if (o.json) printJson(v);
