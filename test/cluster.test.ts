@@ -291,8 +291,13 @@ test('an HA VM whose record is gone from etcd: running, it is registered again; 
   rmSync(disk, { force: true });
 }));
 
-test('etcd rebuilt empty (its data lost): the hosts join it again, the running HA VM is registered again, the manager writes the settings back; nothing stops', track(async (t) => {
+test('etcd rebuilt empty (its data lost): the hosts join it again, their running HA VMs are registered again, the manager writes the settings back; nothing stops', track(async (t) => {
+  // An HA VM on each host: whichever host gets its new lease second sees the first renew.
   const before = await assertRunsOnce(LAB, 'ha1');
+  const other = before.host === 'h1' ? 'h2' : 'h1';
+  const c = await ferry<VmView>(['vm', 'create', 'ha3', '--host', other, '--memory', '128M', '--disk', '64M', '--pool', 'shared', '--ha', '--json']);
+  assert.equal(c.code, 0, c.stderr || c.stdout);
+  const before3 = await assertRunsOnce(LAB, 'ha3', other);
   const etcd = (await labStatus(LAB)).etcd ?? [];
   assert.equal(etcd.length, 3);
   for (const m of etcd) if (m.pid) process.kill(m.pid, 'SIGKILL');
@@ -303,14 +308,16 @@ test('etcd rebuilt empty (its data lost): the hosts join it again, the running H
   await new Promise((r) => setTimeout(r, (TTL_SEC + 2) * 1000));
   const t0 = Date.now();
   assert.equal((await suite.lab(['up', '--cluster'])).code, 0);
-  const s = await waitFor('a new manager and ha1 registered again', async () => {
+  const s = await waitFor('a new manager, ha1 and ha3 registered again', async () => {
     const x = await status();
-    return x.quorum.healthy && x.manager && x.members.length === 2 && x.haVms.some((v) => v.name === 'ha1') ? x : undefined;
+    return x.quorum.healthy && x.manager && x.members.length === 2 && x.haVms.filter((v) => v.name === 'ha1' || v.name === 'ha3').length === 2 ? x : undefined;
   }, 60_000);
   t.diagnostic(`${((Date.now() - t0) / 1000).toFixed(1)} s after the new etcd started: manager ${s.manager}, members ${s.members.map((m) => m.name).join(', ')}`);
   const rec = s.haVms.find((v) => v.name === 'ha1');
   assert.deepEqual([rec?.owner, rec?.state], [before.host, 'running']);
   assert.equal((await assertRunsOnce(LAB, 'ha1', before.host)).pid, before.pid, 'the same QEMU ran throughout');
+  assert.equal((await assertRunsOnce(LAB, 'ha3', other)).pid, before3.pid, 'the same QEMU ran throughout');
+  assert.equal(s.haVms.find((v) => v.name === 'ha3')?.owner, other);
   const config = await waitFor('the cluster\'s settings back in etcd', async () => (await etcdctl('get', clusterKeys('lab').config, '--print-value-only')).trim() || undefined, 30_000);
   assert.equal((JSON.parse(config) as { name: string; leaseTtlSec: number }).leaseTtlSec, TTL_SEC);
 }));

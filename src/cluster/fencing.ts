@@ -55,8 +55,10 @@ export function checkStuckMs(ttlMs: number): number {
  * - the first term: 0.75 TTL < TTL;
  * - a living agent past FENCE_AT runs fence checks back to back; each ends in a fence of its own,
  *   or in a hold (etcd lost quorum for all: no lease can expire; or its member key still in etcd:
- *   read within 1.5 s, so the survivors wait a margin past that read); a check that hangs stops the
- *   feed by 0.6 TTL + 0.2 TTL + grace, and grace < margin.
+ *   read within 1.5 s, so the survivors wait a margin past that read; or, for at most twice the
+ *   margin, VMs etcd answered it has no record of, which nobody can place, since a host's record of
+ *   a VM it runs lands only under its live lease); a check that hangs stops the feed by
+ *   0.6 TTL + 0.2 TTL + grace, and grace < margin.
  */
 export function watchdogDeadline(p: { now: number; lastRenewOk: number; ttlMs: number; fenceMarginSec: number; checkRunningMs: number | null }): number {
   const live = p.checkRunningMs === null || p.checkRunningMs <= checkStuckMs(p.ttlMs);

@@ -11,7 +11,7 @@ import { managerTick, type ManagerMemory } from './manager.js';
 import { adopt, changeHa, claimForStart, failback, reRegister, type HaChange, type OwnerParts } from './owner.js';
 import { fenceTargets, settleMoves } from './moving.js';
 import { DEFAULT_CLUSTER_MIGRATIONS, movedTo, newHaRecord, ran, type ClusterConfig, type HaEntry, type HaPolicyInput, type HaRecord } from './model.js';
-import { ClusterStore, type EtcdTls } from './store.js';
+import { ClusterStore, noLease, type EtcdTls } from './store.js';
 import type { ClusterHost, NodeView, VmId } from './host.js';
 import type { VmSpec } from '../vm/index.js';
 
@@ -44,6 +44,8 @@ export class ClusterNode {
   private readonly handOversSeen = new Map<string, number>();
   /** Since when each running HA VM here has had no record (owner.ts reRegister). */
   private readonly unrecorded = new Map<string, number>();
+  /** Since when a fence check has spared HA VMs etcd has no record of (0: none spared now). */
+  private sparedSince = 0;
   private readonly settling = { busy: new Set<string>(), goneSince: new Map<string, number>() };
   private degraded: string | null = null;
   private readonly memory: ManagerMemory = { deadSince: new Map(), electedAt: 0, aliveSince: new Map(), strandedSince: new Map() };
@@ -112,8 +114,12 @@ export class ClusterNode {
     };
   }
 
-  /** Registers a new HA VM owned by this host. */
-  async register(spec: VmSpec, policy: HaPolicyInput): Promise<void> { await this.store.createHa(newHaRecord(spec, this.host.name, policy)); }
+  /** Registers a new HA VM owned by this host, only while its lease lives (owner.ts OwnerParts.holder). */
+  async register(spec: VmSpec, policy: HaPolicyInput): Promise<void> {
+    const holder = await this.owner().holder();
+    if (!holder) throw noLease(this.host.name);
+    await this.store.createHa(newHaRecord(spec, this.host.name, policy), { holder });
+  }
 
   /**
    * Sets an HA VM's state after a user's start or stop on this host (a stopped one is never
@@ -164,6 +170,7 @@ export class ClusterNode {
     return {
       store: this.store, host: this.host, update: (name, change) => this.update(name, change),
       fenceMarginMs: this.config.fenceMarginSec * 1000, handOversSeen: this.handOversSeen,
+      holder: async () => (this.lease ? { host: this.host.name, lease: await this.lease.grant() } : undefined),
     };
   }
 
@@ -214,7 +221,7 @@ export class ClusterNode {
    * joins with them); each host releases the cluster-wide slots it holds for moves no longer here.
    */
   private async housekeep(): Promise<void> {
-    if (this.managerName === this.host.name && await this.store.restoreConfig()) this.host.log.warn('the cluster\'s settings were missing from etcd (its data lost?): wrote them back');
+    if (this.managerName === this.host.name && await this.store.restoreConfig().catch(() => false)) this.host.log.warn('the cluster\'s settings were missing from etcd (its data lost?): wrote them back');
     const holds = this.host.moveHoldsSlot;
     if (!holds || !this.lease) return;
     for (const job of await this.store.slotsOf(await this.lease.grant())) {
@@ -255,7 +262,7 @@ export class ClusterNode {
     const since = Date.now() - this.lastRenewOk;
     const ttl = this.config.leaseTtlSec * 1000;
     let d = fenceDecision(since, ttl);
-    if (d.action === 'none') return;
+    if (d.action === 'none') { this.sparedSince = 0; return; }
     const local = this.host.localHa();
     let running = fenceTargets(local);
     if (running.length === 0) return;
@@ -264,10 +271,13 @@ export class ClusterNode {
     // the moment after a lost quorum returns, before this host's own renewal gets through. When
     // the key does expire, the survivors wait the fence margin, and this check runs every 0.5 s.
     // If etcd answers without that key, only a VM it holds a record of can be placed elsewhere: one
-    // without (etcd rebuilt empty after its data was lost) is not fenced; this host registers it again.
+    // without (etcd rebuilt empty after its data was lost) is spared, for twice the fence margin at
+    // most (a host whose lease does not come back then fences it too); this host registers it again.
     const view = await this.store.fenceView(this.host.name, local.filter((v) => running.includes(v.name)));
     if (view?.alive) return;
-    if (view) running = view.recorded.map((v) => v.name);
+    if (view && view.recorded.length < running.length && Date.now() - (this.sparedSince ||= Date.now()) < 2000 * this.config.fenceMarginSec) {
+      running = view.recorded.map((v) => v.name);
+    }
     if (running.length === 0) return;
     const others = this.members.filter((m) => m.name !== this.host.name);
     d = others.length === 0

@@ -7,7 +7,7 @@ import { FerryError } from '../errors/index.js';
 import { FAILBACK_RETRY_MS } from './manager.js';
 import { clearFailures, newHaRecord, type FailbackPolicy, type HaEntry, type HaRecord, type RestartPolicy } from './model.js';
 import { withGroup, type VmSpec } from '../vm/index.js';
-import type { ClusterStore } from './store.js';
+import { noLease, type ClusterStore } from './store.js';
 import type { ClusterHost, LocalHaVm } from './host.js';
 
 /** How soon a failback refused for a passing reason before its move started is asked again. */
@@ -22,6 +22,8 @@ export interface OwnerParts {
   fenceMarginMs: number;
   /** When this node first saw each hand-over mark (its own clock). */
   handOversSeen: Map<string, number>;
+  /** This host and the lease it holds now (undefined without one): records it makes for itself land only while that lease lives. */
+  holder(): Promise<{ host: string; lease: string } | undefined>;
 }
 
 /** Moves an HA VM this host owns to where the manager asked (`moveTo`), marking the attempt first. */
@@ -84,7 +86,7 @@ export async function adopt(p: OwnerParts, rec: HaRecord, rev: string, known: bo
  * the user says `register`: then a record owned here is created (only if none of that name exists).
  * VM_BUSY when the record kept changing.
  */
-export async function claimForStart({ store, host, update }: OwnerParts, spec: VmSpec, register = false): Promise<void> {
+export async function claimForStart({ store, host, update, holder }: OwnerParts, spec: VmSpec, register = false): Promise<void> {
   let found: HaRecord | undefined;
   const claimed = await update(spec.name, (r) => {
     found = r;
@@ -95,8 +97,10 @@ export async function claimForStart({ store, host, update }: OwnerParts, spec: V
   const r = found as HaRecord | undefined;
   if (r === undefined && register) {
     const note = `registered again by a user's start on ${host.name}`;
+    const h = await holder();
+    if (!h) throw noLease(host.name);
     try {
-      await store.createHa({ ...newHaRecord(spec, host.name, {}, note), state: 'placing' });
+      await store.createHa({ ...newHaRecord(spec, host.name, {}, note), state: 'placing' }, { holder: h });
     } catch (e) {
       if (!(e instanceof FerryError && e.code === 'VM_EXISTS')) throw e;
       throw new FerryError('VM_BUSY', `A record of "${spec.name}" appeared in the cluster while this start registered it; try again.`);
@@ -150,6 +154,8 @@ export async function changeHa({ host, update }: OwnerParts, spec: VmSpec, c: Ha
  * etcd's data leaves, or a record removed by hand: left so, the VM would run unprotected. Only an
  * idle VM (no move, no action) seen without a record for the fence margin (`missingSince`, this
  * host's clock), and only if no record of that name exists: another VM's record of that name wins.
+ * Only while this host's lease lives: once it has expired, the manager may place a record at once,
+ * and this host is about to fence what has one.
  */
 export async function reRegister(p: OwnerParts, local: readonly LocalHaVm[], entries: readonly HaEntry[], missingSince: Map<string, number>): Promise<void> {
   const { store, host } = p;
@@ -164,9 +170,10 @@ export async function reRegister(p: OwnerParts, local: readonly LocalHaVm[], ent
     const note = `registered again by ${host.name}, where it ran without a record (etcd's data lost, or the record removed): default policies, \`ferry vm set\` changes them`;
     // Under the VM's lock: a user's stop or delete of it meanwhile is refused (VM_BUSY); after, it finds the record.
     await host.whileIdle?.(v.name, async (spec) => {
-      if (spec.uuid !== v.uuid) return;
+      const h = await p.holder();
+      if (spec.uuid !== v.uuid || !h) return;
       try {
-        await store.createHa(newHaRecord(spec, host.name, {}, note));
+        await store.createHa(newHaRecord(spec, host.name, {}, note), { holder: h });
         host.log.warn({ vm: v.name }, 'an HA VM running here had no record in the cluster: registered it again');
       } catch (e) {
         // VM_EXISTS: a record of that name appeared meanwhile; the next tick sees it.

@@ -63,6 +63,10 @@ export async function readConfig(name: string, endpoints: string[], tls?: EtcdTl
   return JSON.parse(text) as ClusterConfig;
 }
 
+/** A host without a live lease registers no HA VM (ClusterStore.createHa with a holder). */
+export const noLease = (host: string): FerryError =>
+  new FerryError('CLUSTER_UNAVAILABLE', `${host} holds no cluster lease now, so it registers no HA VM; try again once it has one.`);
+
 /** How many HA records one transaction of a leave rewrites (etcd's default limit is 128 operations). */
 export const LEAVE_BATCH = 100;
 
@@ -157,10 +161,22 @@ export class ClusterStore {
   }
 
   /** Registers a new HA VM; a name the cluster already has gets VM_EXISTS. */
-  async createHa(rec: HaRecord): Promise<void> {
+  /**
+   * Creates an HA record if none of that name exists (VM_EXISTS otherwise); with `holder`, only
+   * while that host's member key lives under that lease (CLUSTER_UNAVAILABLE otherwise), as for
+   * {@link updateHa}: a record a host makes for a VM it runs must not land once others may act on
+   * its lease's expiry.
+   */
+  async createHa(rec: HaRecord, opts: { holder?: { host: string; lease: string } } = {}): Promise<void> {
     const key = this.keys.haVm(rec.name);
-    const r = await guard('registering an HA VM', () => this.client.if(key, 'Create', '==', 0).then(this.client.put(key).value(JSON.stringify(rec))).commit());
-    if (!r.succeeded) throw new FerryError('VM_EXISTS', `The cluster already has an HA VM named "${rec.name}".`);
+    const r = await guard('registering an HA VM', () => {
+      let cmp = this.client.if(key, 'Create', '==', 0);
+      if (opts.holder !== undefined) cmp = cmp.and(this.keys.member(opts.holder.host), 'Lease', '==', opts.holder.lease);
+      return cmp.then(this.client.put(key).value(JSON.stringify(rec))).commit();
+    });
+    if (r.succeeded) return;
+    if (opts.holder === undefined || await this.haEntry(rec.name)) throw new FerryError('VM_EXISTS', `The cluster already has an HA VM named "${rec.name}".`);
+    throw noLease(opts.holder.host);
   }
 
   /**
