@@ -26,21 +26,20 @@ export interface VmSettingsDeps {
 
 const policiesOf = (r: HaRecord): HaPolicies => ({ priority: r.priority, restart: r.restart, failback: r.failback });
 
-/** Applies `input` to VM `name` here; answers the VM and, for an HA VM, its policies as written. */
+/**
+ * Applies `input` (the API's schema has checked its shape: at least one field) to VM `name` here;
+ * answers the VM and, for an HA VM, its policies as written.
+ */
 export async function setVmSettings(d: VmSettingsDeps, name: string, input: VmSettingsInput): Promise<{ vm: VmRecord; ha: HaPolicies | null }> {
-  if (Object.values(input).every((v) => v === undefined)) {
-    throw new FerryError('INVALID_INPUT', 'Nothing to change: give a group, or an HA VM\'s priority, restart or failback policy.');
-  }
   if (input.group !== undefined && input.group !== null) validateName(input.group, 'anti-affinity group');
-  const vm = d.inv.get(name);
-  const policy = input.haPriority !== undefined || input.haRestart !== undefined || input.haFailback !== undefined;
-  if (policy && !vm.spec.ha) {
-    throw new FerryError('VM_NOT_HA', `The VM "${name}" is not an HA VM, so it has no restart priority, restart or failback policy (they come with \`vm create --ha\`).`);
-  }
+  d.inv.get(name); // VM_NOT_FOUND before VM_BUSY
   const unlock = d.lockVm(name, 'changing its settings');
   try {
     if (d.moving(name)) throw new FerryError('VM_BUSY', `The VM "${name}" is in a move; change its settings when the move has ended.`);
     const spec = d.inv.get(name).spec;
+    if (!spec.ha && (input.haPriority !== undefined || input.haRestart !== undefined || input.haFailback !== undefined)) {
+      throw new FerryError('VM_NOT_HA', `The VM "${name}" is not an HA VM, so it has no restart priority, restart or failback policy (they come with \`vm create --ha\`).`);
+    }
     const vm = d.inv.updateSpec(withGroup(spec, input.group));
     if (!spec.ha) return { vm, ha: null };
     try {

@@ -85,6 +85,11 @@ export interface HaRecord {
   updatedAt: string;
 }
 
+/** The key that tells VMs apart across hosts: a record is a local VM's only when name and uuid match. */
+export const vmKey = (v: Pick<VmSpec, 'name' | 'uuid'>): string => `${v.name}/${v.uuid}`;
+/** {@link vmKey} of the VM a record describes. */
+export const recordKey = (r: HaRecord): string => vmKey({ name: r.name, uuid: r.spec.uuid });
+
 /** The policies a new HA record gets; each defaults as `vm create --ha` does. */
 export interface HaPolicyInput { priority?: number; restart?: RestartPolicy; failback?: FailbackPolicy }
 

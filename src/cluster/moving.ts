@@ -19,12 +19,12 @@
  * back, ends its record of a move that ran the VM there and lost it since as the source ended it.
  */
 import type { ClusterHost, LocalHaVm } from './host.js';
-import type { HaEntry } from './model.js';
+import { recordKey, vmKey, type HaEntry } from './model.js';
 
 /** Whether a local VM is the copy of one of the records (the same name and uuid). */
 function recorded(entries: readonly HaEntry[]): (v: LocalHaVm) => boolean {
-  const ids = new Set(entries.map((e) => `${e.rec.name}/${e.rec.spec.uuid}`));
-  return (v) => ids.has(`${v.name}/${v.uuid}`);
+  const ids = new Set(entries.map((e) => recordKey(e.rec)));
+  return (v) => ids.has(vmKey(v));
 }
 
 /** The HA VMs a fence powers off and the watchdog covers: each one with a QEMU here, whatever that QEMU does. */

@@ -11,7 +11,7 @@ import { managerTick, type ManagerMemory } from './manager.js';
 import { adopt, changeHa, claimForStart, failback, reRegister, type HaChange, type OwnerParts } from './owner.js';
 import { fenceTargets, settleMoves } from './moving.js';
 import { DEFAULT_CLUSTER_MIGRATIONS, movedTo, newHaRecord, ran, type ClusterConfig, type HaEntry, type HaPolicyInput, type HaRecord } from './model.js';
-import { ClusterStore, noLease, type EtcdTls } from './store.js';
+import { ClusterStore, type EtcdTls } from './store.js';
 import type { ClusterHost, NodeView, VmId } from './host.js';
 import type { VmSpec } from '../vm/index.js';
 
@@ -114,12 +114,8 @@ export class ClusterNode {
     };
   }
 
-  /** Registers a new HA VM owned by this host, only while its lease lives (owner.ts OwnerParts.holder). */
-  async register(spec: VmSpec, policy: HaPolicyInput): Promise<void> {
-    const holder = await this.owner().holder();
-    if (!holder) throw noLease(this.host.name);
-    await this.store.createHa(newHaRecord(spec, this.host.name, policy), { holder });
-  }
+  /** Registers a new HA VM owned by this host, only while its lease lives. */
+  async register(spec: VmSpec, policy: HaPolicyInput): Promise<void> { await this.store.createHa(newHaRecord(spec, this.host.name, policy), { holder: await this.holder() }); }
 
   /**
    * Sets an HA VM's state after a user's start or stop on this host (a stopped one is never
@@ -142,9 +138,8 @@ export class ClusterNode {
    * host fenced the VM and its source restarted it, and this host would start it a second time.
    */
   async tookOver(vm: VmId, from: string): Promise<void> {
-    const lease = this.lease;
-    if (!lease) return; // no lease: the next tick's reconcile hands it over, if the VM still runs here
-    const holder = { host: this.host.name, lease: await lease.grant() };
+    if (!this.lease) return; // no lease: the next tick's reconcile hands it over, if the VM still runs here
+    const holder = await this.holder();
     await this.update(vm.name, (r) => (r.spec.uuid === vm.uuid && (r.owner === from || r.owner === this.host.name) ? movedTo(r, this.host.name, from) : undefined), holder);
   }
 
@@ -170,9 +165,12 @@ export class ClusterNode {
     return {
       store: this.store, host: this.host, update: (name, change) => this.update(name, change),
       fenceMarginMs: this.config.fenceMarginSec * 1000, handOversSeen: this.handOversSeen,
-      holder: async () => (this.lease ? { host: this.host.name, lease: await this.lease.grant() } : undefined),
+      createOwn: async (rec) => this.store.createHa(rec, { holder: await this.holder() }),
     };
   }
+
+  /** This host and its lease: a write guarded by it lands only while that lease lives (CLUSTER_UNAVAILABLE without one). */
+  private async holder(): Promise<{ host: string; lease: string }> { return { host: this.host.name, lease: await this.requireLease().grant() }; }
 
   /** Read, change, write guarded by revision; retried a few times when someone else wrote in between. */
   private async update(name: string, change: (r: HaRecord) => HaRecord | undefined, holder?: { host: string; lease: string }): Promise<boolean> {

@@ -7,7 +7,7 @@ import { FerryError } from '../errors/index.js';
 import { FAILBACK_RETRY_MS } from './manager.js';
 import { clearFailures, newHaRecord, type FailbackPolicy, type HaEntry, type HaRecord, type RestartPolicy } from './model.js';
 import { withGroup, type VmSpec } from '../vm/index.js';
-import { noLease, type ClusterStore } from './store.js';
+import type { ClusterStore } from './store.js';
 import type { ClusterHost, LocalHaVm } from './host.js';
 
 /** How soon a failback refused for a passing reason before its move started is asked again. */
@@ -22,8 +22,24 @@ export interface OwnerParts {
   fenceMarginMs: number;
   /** When this node first saw each hand-over mark (its own clock). */
   handOversSeen: Map<string, number>;
-  /** This host and the lease it holds now (undefined without one): records it makes for itself land only while that lease lives. */
-  holder(): Promise<{ host: string; lease: string } | undefined>;
+  /** Creates a record owned by this host, only while its lease lives (ClusterStore.createHa's holder; CLUSTER_UNAVAILABLE without one). */
+  createOwn(rec: HaRecord): Promise<void>;
+}
+
+/**
+ * `update` of the record of this very VM (its uuid) when this host owns it: the record as written,
+ * or else the record found instead (undefined: there is none). A record found that is this host's
+ * and this VM's kept changing under the guarded writes.
+ */
+async function updateOwn(update: OwnerParts['update'], host: string, spec: VmSpec, change: (r: HaRecord) => HaRecord): Promise<{ written: HaRecord } | { found: HaRecord | undefined }> {
+  let found: HaRecord | undefined;
+  let written: HaRecord | undefined;
+  const done = await update(spec.name, (r) => {
+    found = r;
+    written = r.owner === host && r.spec.uuid === spec.uuid ? change(r) : undefined;
+    return written;
+  });
+  return done && written ? { written } : { found };
 }
 
 /** Moves an HA VM this host owns to where the manager asked (`moveTo`), marking the attempt first. */
@@ -86,21 +102,13 @@ export async function adopt(p: OwnerParts, rec: HaRecord, rev: string, known: bo
  * the user says `register`: then a record owned here is created (only if none of that name exists).
  * VM_BUSY when the record kept changing.
  */
-export async function claimForStart({ store, host, update, holder }: OwnerParts, spec: VmSpec, register = false): Promise<void> {
-  let found: HaRecord | undefined;
-  const claimed = await update(spec.name, (r) => {
-    found = r;
-    if (r.owner !== host.name || r.spec.uuid !== spec.uuid) return undefined;
-    return { ...clearFailures(r), state: 'placing', note: `started by a user on ${host.name}` };
-  });
-  if (claimed) return;
-  const r = found as HaRecord | undefined;
+export async function claimForStart({ host, update, createOwn }: OwnerParts, spec: VmSpec, register = false): Promise<void> {
+  const u = await updateOwn(update, host.name, spec, (r) => ({ ...clearFailures(r), state: 'placing', note: `started by a user on ${host.name}` }));
+  if ('written' in u) return;
+  const r = u.found;
   if (r === undefined && register) {
-    const note = `registered again by a user's start on ${host.name}`;
-    const h = await holder();
-    if (!h) throw noLease(host.name);
     try {
-      await store.createHa({ ...newHaRecord(spec, host.name, {}, note), state: 'placing' }, { holder: h });
+      await createOwn({ ...newHaRecord(spec, host.name, {}, `registered again by a user's start on ${host.name}`), state: 'placing' });
     } catch (e) {
       if (!(e instanceof FerryError && e.code === 'VM_EXISTS')) throw e;
       throw new FerryError('VM_BUSY', `A record of "${spec.name}" appeared in the cluster while this start registered it; try again.`);
@@ -131,16 +139,9 @@ export function withChange(r: HaRecord, c: HaChange): HaRecord {
  * (no record, another uuid, another owner), VM_BUSY when the record kept changing.
  */
 export async function changeHa({ host, update }: OwnerParts, spec: VmSpec, c: HaChange): Promise<HaRecord> {
-  let found: HaRecord | undefined;
-  let written: HaRecord | undefined;
-  const done = await update(spec.name, (r) => {
-    found = r;
-    if (r.owner !== host.name || r.spec.uuid !== spec.uuid) return undefined;
-    written = withChange(r, c);
-    return written;
-  });
-  if (done && written) return written;
-  const r = found as HaRecord | undefined;
+  const u = await updateOwn(update, host.name, spec, (r) => withChange(r, c));
+  if ('written' in u) return u.written;
+  const r = u.found;
   if (r === undefined) throw new FerryError('VM_BAD_STATE', `The HA VM "${spec.name}" has no record in the cluster, so it has no policies to change here.`);
   if (r.spec.uuid !== spec.uuid) throw new FerryError('VM_BAD_STATE', `Another VM named "${spec.name}" (uuid ${r.spec.uuid}) is registered in the cluster; this copy on ${host.name} is not it.`);
   if (r.owner !== host.name) throw new FerryError('VM_BAD_STATE', `The HA VM "${spec.name}" belongs to ${r.owner} now; change its settings there.`);
@@ -158,7 +159,7 @@ export async function changeHa({ host, update }: OwnerParts, spec: VmSpec, c: Ha
  * and this host is about to fence what has one.
  */
 export async function reRegister(p: OwnerParts, local: readonly LocalHaVm[], entries: readonly HaEntry[], missingSince: Map<string, number>): Promise<void> {
-  const { store, host } = p;
+  const { host } = p;
   const named = new Set(entries.map((e) => e.rec.name));
   const missing = local.filter((v) => v.running && !v.busy && !named.has(v.name));
   for (const k of missingSince.keys()) if (!missing.some((v) => v.name === k)) missingSince.delete(k);
@@ -170,13 +171,12 @@ export async function reRegister(p: OwnerParts, local: readonly LocalHaVm[], ent
     const note = `registered again by ${host.name}, where it ran without a record (etcd's data lost, or the record removed): default policies, \`ferry vm set\` changes them`;
     // Under the VM's lock: a user's stop or delete of it meanwhile is refused (VM_BUSY); after, it finds the record.
     await host.whileIdle?.(v.name, async (spec) => {
-      const h = await p.holder();
-      if (spec.uuid !== v.uuid || !h) return;
+      if (spec.uuid !== v.uuid) return;
       try {
-        await store.createHa(newHaRecord(spec, host.name, {}, note), { holder: h });
+        await p.createOwn(newHaRecord(spec, host.name, {}, note));
         host.log.warn({ vm: v.name }, 'an HA VM running here had no record in the cluster: registered it again');
       } catch (e) {
-        // VM_EXISTS: a record of that name appeared meanwhile; the next tick sees it.
+        // VM_EXISTS: a record of that name appeared meanwhile (the next tick sees it); or no lease now.
         host.log.warn({ vm: v.name, err: e }, 'could not register again an HA VM running here without a record');
       }
     });

@@ -5,7 +5,7 @@
  */
 import { Etcd3, type Lease } from 'etcd3';
 import { FerryError } from '../errors/index.js';
-import { clusterKeys, type ClusterConfig, type HaEntry, type HaRecord, type MemberRecord } from './model.js';
+import { clusterKeys, recordKey, vmKey, type ClusterConfig, type HaEntry, type HaRecord, type MemberRecord } from './model.js';
 import type { VmId } from './host.js';
 
 /** Wraps an etcd error as CLUSTER_UNAVAILABLE, with what was being done. */
@@ -63,10 +63,6 @@ export async function readConfig(name: string, endpoints: string[], tls?: EtcdTl
   return JSON.parse(text) as ClusterConfig;
 }
 
-/** A host without a live lease registers no HA VM (ClusterStore.createHa with a holder). */
-export const noLease = (host: string): FerryError =>
-  new FerryError('CLUSTER_UNAVAILABLE', `${host} holds no cluster lease now, so it registers no HA VM; try again once it has one.`);
-
 /** How many HA records one transaction of a leave rewrites (etcd's default limit is 128 operations). */
 export const LEAVE_BATCH = 100;
 
@@ -97,8 +93,8 @@ export class ClusterStore {
   async fenceView(host: string, vms: readonly VmId[]): Promise<{ alive: boolean; recorded: VmId[] } | null> {
     return this.askFresh(async (c) => {
       const [alive, all] = await Promise.all([c.get(this.keys.member(host)).exists(), c.getAll().prefix(this.keys.ha).strings()]);
-      const ids = new Set(Object.values(all).map((v) => { const r = JSON.parse(v) as HaRecord; return `${r.name}/${r.spec.uuid}`; }));
-      return { alive, recorded: vms.filter((v) => ids.has(`${v.name}/${v.uuid}`)) };
+      const ids = new Set(Object.values(all).map((v) => recordKey(JSON.parse(v) as HaRecord)));
+      return { alive, recorded: vms.filter((v) => ids.has(vmKey(v))) };
     });
   }
 
@@ -160,7 +156,6 @@ export class ClusterStore {
     return kv ? { rec: JSON.parse(kv.value.toString()) as HaRecord, rev: kv.mod_revision } : undefined;
   }
 
-  /** Registers a new HA VM; a name the cluster already has gets VM_EXISTS. */
   /**
    * Creates an HA record if none of that name exists (VM_EXISTS otherwise); with `holder`, only
    * while that host's member key lives under that lease (CLUSTER_UNAVAILABLE otherwise), as for
@@ -176,7 +171,7 @@ export class ClusterStore {
     });
     if (r.succeeded) return;
     if (opts.holder === undefined || await this.haEntry(rec.name)) throw new FerryError('VM_EXISTS', `The cluster already has an HA VM named "${rec.name}".`);
-    throw noLease(opts.holder.host);
+    throw new FerryError('CLUSTER_UNAVAILABLE', `${opts.holder.host} holds no live cluster lease now, so it registers no HA VM; try again once it has one.`);
   }
 
   /**

@@ -5,13 +5,15 @@ import type { VmView } from '../../agent/views.js';
 import { api, everyHost, hostOf } from '../client.js';
 import { printJson, printTable, run } from '../output.js';
 
-/** Finds the host that has the VM (asks every host of the context). */
-export async function locateVm(name: string): Promise<{ host: ReturnType<typeof hostOf>; vm: VmView }> {
+type HostAnswers = Awaited<ReturnType<typeof everyHost<VmView[]>>>;
+
+/** Finds the host that has the VM (asks every host of the context; `answers` is what they said). */
+export async function locateVm(name: string): Promise<{ host: ReturnType<typeof hostOf>; vm: VmView; answers: HostAnswers }> {
   const answers = await everyHost<VmView[]>('/v1/vms');
   for (const a of answers) {
     // The destination's copy of a VM being moved is not where the VM lives yet.
     const vm = a.result.find((v) => v.name === name && !v.incoming);
-    if (vm) return { host: a.host, vm };
+    if (vm) return { host: a.host, vm, answers };
   }
   const extra = answers.unreachable?.length ? ` (hosts not answering: ${answers.unreachable.join(', ')})` : '';
   throw new FerryError('VM_NOT_FOUND', `No VM named "${name}" is on any host of the context${extra}.`);
@@ -20,10 +22,9 @@ export async function locateVm(name: string): Promise<{ host: ReturnType<typeof 
 /**
  * Before `vm start NAME --register`: the VM's host only knows that etcd has no record of it, so
  * the CLI asks every host of the context that none runs a VM of that name (a running HA VM is
- * registered again by its host) and that every host answered.
+ * registered again by its host) and that every host answered (`answers`, from locateVm).
  */
-async function checkRegister(name: string, host: string): Promise<void> {
-  const answers = await everyHost<VmView[]>('/v1/vms');
+function checkRegister(name: string, host: string, answers: HostAnswers): void {
   if (answers.unreachable?.length) {
     throw new FerryError('AGENT_UNREACHABLE', `Hosts ${answers.unreachable.join(', ')} did not answer, so the CLI cannot check that none of them runs a VM named "${name}"; try again when they do.`);
   }
@@ -81,8 +82,8 @@ export function registerVm(program: Command): void {
     if (verb === 'stop') c.option('--force', 'hard stop at once').option('--timeout <sec>', 'seconds to wait for the guest');
     else c.option('--register', 'an HA VM the cluster has no record of (etcd\'s data lost): register it again here, then start it');
     c.action((name: string, o: { json?: boolean; force?: boolean; timeout?: string; register?: boolean }) => run(o.json, async () => {
-      const { host, vm: found } = await locateVm(name);
-      if (o.register) await checkRegister(name, found.host);
+      const { host, vm: found, answers } = await locateVm(name);
+      if (o.register) checkRegister(name, found.host, answers);
       const body = verb === 'stop' ? { ...(o.force ? { force: true } : {}), ...(o.timeout ? { timeoutSec: Number(o.timeout) } : {}) } : o.register ? { register: true } : undefined;
       const v = await api<VmView>(host, 'POST', `/v1/vms/${name}/${verb}`, body);
       if (o.json) printJson(v);
