@@ -341,6 +341,24 @@ test('a destination writes its ownership only while the lease it held when it sa
   }
 });
 
+test('an etcd that does not answer: a registration while the host waits for its lease is CLUSTER_UNAVAILABLE, never an internal error', async () => {
+  // Nobody listens on this port: the lease's grant waits and fails, again and again, as with no quorum.
+  const dead: ClusterConfig = { ...cfg, endpoints: [`http://127.0.0.1:${await freePort('127.0.0.1')}`] };
+  const node = new ClusterNode(dead, fakeHost('h9'));
+  node.start();
+  const codes = new Set<string>();
+  try {
+    for (const t0 = Date.now(); Date.now() - t0 < 8_000;) {
+      const e = await node.register(rec('dead1', 'h9').spec, {}).then(() => undefined, (err: unknown) => err);
+      codes.add(e instanceof FerryError ? e.code : `not a FerryError: ${String(e)}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  } finally {
+    await node.stop();
+  }
+  assert.deepEqual([...codes], ['CLUSTER_UNAVAILABLE']);
+});
+
 test('an etcd that speaks TLS and checks client certificates: a host with a certificate of its CA works, one of another CA is refused', async () => {
   const tdir = mkdtempSync(join(tmpdir(), 'ferry-etcd-tls-'));
   let tlsEtcd: ChildProcess | undefined;

@@ -11,7 +11,7 @@ import { managerTick, type ManagerMemory } from './manager.js';
 import { adopt, changeHa, claimForStart, failback, reRegister, type HaChange, type OwnerParts } from './owner.js';
 import { fenceTargets, settleMoves } from './moving.js';
 import { DEFAULT_CLUSTER_MIGRATIONS, movedTo, newHaRecord, ran, type ClusterConfig, type HaEntry, type HaPolicyInput, type HaRecord } from './model.js';
-import { ClusterStore, type EtcdTls } from './store.js';
+import { ClusterStore, unavailable, type EtcdTls } from './store.js';
 import type { ClusterHost, NodeView, VmId } from './host.js';
 import type { VmSpec } from '../vm/index.js';
 
@@ -99,7 +99,7 @@ export class ClusterNode {
     await this.pause();
     clearInterval(this.fenceTimer);
     while (this.fencing) await new Promise((r) => setTimeout(r, 50));
-    try { await this.lease?.revoke(); } finally { this.store.close(); }
+    try { await this.lease?.revoke().catch((e: unknown) => { throw unavailable('revoking this host\'s lease', e); }); } finally { this.store.close(); }
   }
 
   /** How long ago this host's lease was last renewed, ms (peers deciding to fence compare it with their own). */
@@ -170,7 +170,7 @@ export class ClusterNode {
   }
 
   /** This host and its lease: a write guarded by it lands only while that lease lives (CLUSTER_UNAVAILABLE without one). */
-  private async holder(): Promise<{ host: string; lease: string }> { return { host: this.host.name, lease: await this.requireLease().grant() }; }
+  private async holder(): Promise<{ host: string; lease: string }> { return { host: this.host.name, lease: await this.store.leaseId(this.requireLease(), 'reading this host\'s lease') }; }
 
   /** Read, change, write guarded by revision; retried a few times when someone else wrote in between. */
   private async update(name: string, change: (r: HaRecord) => HaRecord | undefined, holder?: { host: string; lease: string }): Promise<boolean> {
@@ -222,7 +222,7 @@ export class ClusterNode {
     if (this.managerName === this.host.name && await this.store.restoreConfig().catch(() => false)) this.host.log.warn('the cluster\'s settings were missing from etcd (its data lost?): wrote them back');
     const holds = this.host.moveHoldsSlot;
     if (!holds || !this.lease) return;
-    for (const job of await this.store.slotsOf(await this.lease.grant())) {
+    for (const job of await this.store.slotsOf(await this.store.leaseId(this.lease, 'listing this host\'s migration slots'))) {
       if (holds(job)) continue;
       await this.store.releaseSlot(job);
       this.host.log.info({ job }, 'released a cluster migration slot its move no longer holds');
@@ -244,7 +244,7 @@ export class ClusterNode {
         if (this.lease === lease) this.lease = undefined;
       });
       this.lease = lease;
-      const id = await lease.grant();
+      const id = await this.store.leaseId(lease, 'granting this host\'s lease');
       this.lastRenewOk = Date.now();
       this.lastPublish = 0;
       this.host.log.info({ lease: id }, 'cluster lease granted');

@@ -123,9 +123,12 @@ export class ClusterStore {
     return Object.values(all).map((v) => JSON.parse(v) as MemberRecord);
   }
 
+  /** The id of `lease` once etcd granted it (CLUSTER_UNAVAILABLE, saying what for, when etcd does not answer). */
+  async leaseId(lease: Lease, what: string): Promise<string> { return guard(what, () => lease.grant()); }
+
   /** Becomes the manager when nobody is (the key lives with `lease`); resolves with the manager's name. */
   async campaign(lease: Lease, host: string): Promise<string> {
-    const id = await guard('campaigning', () => lease.grant());
+    const id = await this.leaseId(lease, 'campaigning');
     const r = await guard('campaigning', () => this.client.if(this.keys.manager, 'Create', '==', 0)
       .then(this.client.put(this.keys.manager).value(host).lease(id))
       .else(this.client.get(this.keys.manager)).commit());
@@ -200,7 +203,7 @@ export class ClusterStore {
    * `limit` are held.
    */
   async takeSlot(lease: Lease, job: string, limit: number): Promise<boolean> {
-    const id = await guard('taking a migration slot', () => lease.grant());
+    const id = await this.leaseId(lease, 'taking a migration slot');
     const held = await guard('taking a migration slot', () => this.client.getAll().prefix(this.keys.slots).strings());
     if (Object.values(held).includes(job)) return true;
     for (let i = 0; i < limit; i++) {
