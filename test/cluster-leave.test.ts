@@ -45,6 +45,7 @@ function startNode(name: string, more: Partial<ClusterHost> = {}): ClusterNode {
     localHa: () => [{ name: 'v1', uuid: 'v1', running: name === 'h1', busy: false, qemu: name === 'h1' }, { name: 'v3', uuid: 'v3', running: name === 'h3', busy: false, qemu: name === 'h3' }],
     startHa: () => Promise.resolve(), fence: () => Promise.resolve(), forget: () => Promise.resolve(), define: () => Promise.resolve(),
     arrivedFrom: () => undefined, leftTo: () => undefined, peerLeases: () => Promise.resolve([]), moveVm: () => Promise.resolve(),
+    peerVms: (hosts) => Promise.resolve(hosts.map((h) => ({ host: h.name, vms: [] }))),
     ...more,
   };
   const node = new ClusterNode(cfg, host);

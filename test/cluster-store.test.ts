@@ -45,6 +45,7 @@ const fakeHost = (name: string, over: Partial<ClusterHost> = {}): ClusterHost =>
   facts: () => ({ memoryMiB: 1024, freeMemoryMiB: 512, cpus: 2, maintenance: false }),
   localHa: () => [], startHa: () => Promise.resolve(), fence: () => Promise.resolve(), forget: () => Promise.resolve(), define: () => Promise.resolve(),
   arrivedFrom: () => undefined, leftTo: () => undefined, peerLeases: () => Promise.resolve([]), moveVm: () => Promise.resolve(),
+  peerVms: (hosts) => Promise.resolve(hosts.map((h) => ({ host: h.name, vms: [] }))),
   ...over,
 });
 
@@ -165,8 +166,15 @@ test('a user\'s start claims the HA record first: refused when another host owns
   node.store.close();
 });
 
-test('a user\'s start of an HA VM the cluster does not know (no record, or the record is another VM of that name) is refused and writes nothing; with register, one without a record is registered again', async () => {
-  const node = new ClusterNode({ ...cfg, leaseTtlSec: 5, fenceMarginSec: 4 }, fakeHost('h4'));
+test('a user\'s start of an HA VM the cluster does not know (no record, or the record is another VM of that name) is refused and writes nothing; with register, one without a record is registered again once every other member says it runs no VM of that name', async () => {
+  // Another member, h8: what it answers when h4 asks for its VMs (null: it does not answer).
+  let h8Vms: { name: string; state: string }[] | null = [];
+  const asked: string[][] = [];
+  const node = new ClusterNode({ ...cfg, leaseTtlSec: 5, fenceMarginSec: 4 }, fakeHost('h4', {
+    peerVms: (hosts) => { asked.push(hosts.map((h) => h.name)); return Promise.resolve(hosts.map((h) => ({ host: h.name, vms: h.name === 'h8' ? h8Vms : [] }))); },
+  }));
+  const h8 = store.lease();
+  await store.putMember(h8, { name: 'h8', url: 'https://h8', memoryMiB: 1024, freeMemoryMiB: 512, cpus: 2, maintenance: false, updatedAt: '' });
   await assert.rejects(node.claimForStart(rec('gone1', 'h4').spec, true), isCode('CLUSTER_UNAVAILABLE'), 'no lease: no record made for itself');
   node.start();
   await waitFor('h4 a member', async () => (await store.members()).some((m) => m.name === 'h4') && node.renewing(), 10_000);
@@ -174,8 +182,17 @@ test('a user\'s start of an HA VM the cluster does not know (no record, or the r
   await assert.rejects(node.claimForStart(rec('gone1', 'h4').spec), (e: unknown) =>
     isCode('VM_BAD_STATE')(e) && /no record in the cluster.*does not start a copy the cluster does not know.*ferry vm start gone1 --register. registers it again.*ferry vm delete gone1. forgets this copy and keeps its disks/.test((e as Error).message));
   assert.equal(await store.haEntry('gone1'), undefined, 'nothing registered');
-  // The user says it is safe (etcd's data was lost): registered here, placing until it runs.
+  // The user says it is safe (etcd's data was lost), but h8 runs a VM of that name, then h8 does not answer.
+  h8Vms = [{ name: 'gone1', state: 'running' }];
+  await assert.rejects(node.claimForStart(rec('gone1', 'h4').spec, true), (e: unknown) => isCode('VM_BAD_STATE')(e) && /runs on h8; --register would give the cluster a second copy/.test((e as Error).message));
+  assert.ok(asked.every((a) => a.includes('h8') && !a.includes('h4')), `h4 asks the other members: ${JSON.stringify(asked)}`);
+  h8Vms = null;
+  await assert.rejects(node.claimForStart(rec('gone1', 'h4').spec, true), (e: unknown) => isCode('AGENT_UNREACHABLE')(e) && /h8 did not answer/.test((e as Error).message));
+  assert.equal(await store.haEntry('gone1'), undefined, 'nothing registered');
+  // h8 has only a stopped VM of that name: registered here, placing until it runs.
+  h8Vms = [{ name: 'gone1', state: 'stopped' }];
   await node.claimForStart(rec('gone1', 'h4').spec, true);
+  await h8.revoke();
   const again = (await store.haEntry('gone1'))?.rec;
   assert.deepEqual([again?.owner, again?.state, again?.spec.uuid], ['h4', 'placing', 'gone1']);
   assert.match(again?.note ?? '', /registered again by a user's start on h4/);

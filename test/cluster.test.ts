@@ -17,7 +17,7 @@ import { hostTlsPaths } from '../src/security/pki.js';
 import { clusterKeys } from '../src/cluster/model.js';
 import { labDir } from '../src/util/paths.js';
 import { ferry, guestGet, processAlive, waitFor } from './support/cli.js';
-import { agentGet, assertRunsOnce, qemuPids, vmsByHost, waitGuest } from './support/invariants.js';
+import { agentCall, agentGet, assertRunsOnce, qemuPids, vmsByHost, waitGuest } from './support/invariants.js';
 import { labSuite } from './support/suite.js';
 
 const TTL_SEC = 10;
@@ -277,6 +277,14 @@ test('an HA VM whose record is gone from etcd: running, it is registered again; 
   assert.match(start.json?.error?.message ?? '', /no record in the cluster.*--register/);
   assert.equal(qemuPids(on.vm.uuid).length, 0, 'nothing started');
   assert.ok(!(await status()).haVms.some((v) => v.name === 'ha2'), 'nothing registered');
+  // The agent itself asks the other members (not only the CLI): while another host runs a VM of
+  // that name, a --register straight to the API is refused.
+  const other = on.host === 'h1' ? 'h2' : 'h1';
+  assert.equal((await ferry(['vm', 'create', 'ha2', '--host', other, '--memory', '128M', '--json'])).code, 0);
+  const sockets = new Map((await labStatus(LAB)).hosts.map((h) => [h.name, h.socket]));
+  await assert.rejects(agentCall(sockets.get(on.host) ?? '', 'POST', '/v1/vms/ha2/start', 15_000, { register: true }), new RegExp(`VM_BAD_STATE.*runs on ${other}; --register would give the cluster a second copy`));
+  assert.equal(qemuPids(on.vm.uuid).length, 0, 'nothing started');
+  await agentCall(sockets.get(other) ?? '', 'DELETE', '/v1/vms/ha2', 60_000);
   // The user knows no other host has it (etcd's data was lost): --register.
   const reg = await ferry<VmView>(['vm', 'start', 'ha2', '--register', '--json']);
   assert.equal(reg.code, 0, reg.stderr || reg.stdout);

@@ -153,7 +153,7 @@ test('a VM running its workload moves h1 → h2 → h1 → h2; one TCP connectio
   assert.equal((await ferry(['vm', 'delete', 'after'])).code, 0);
 }));
 
-test('a second move of a VM that is moving fails with VM_BUSY; the first completes', track(async (t) => {
+test('a second move of a VM that is moving fails with VM_BUSY; the first completes, followed by migration watch', track(async (t) => {
   const vm = await createVm('busy', 'h1');
   const guest = await guestState(LAB, vm.ip);
   // A shaped link keeps the first move under way while the second is asked for. The guest stays
@@ -165,7 +165,11 @@ test('a second move of a VM that is moving fails with VM_BUSY; the first complet
     t.diagnostic(`second move: exit ${second.code}, stderr: ${second.stderr.trim()}`);
     assert.notEqual(second.code, 0, 'the second move fails');
     assert.match(second.stderr, /^error VM_BUSY: .+/, `the second move is refused with VM_BUSY: ${second.stderr}`);
-    return waitEnded(id);
+    // `migration watch` follows the move, named by the 8 characters `migration list` prints, to its end.
+    const watched = await ferry<JobJson>(['migration', 'watch', id.slice(0, 8), '--json']);
+    assert.equal(watched.code, 0, watched.stderr || watched.stdout);
+    assert.equal(watched.json.id, id);
+    return watched.json;
   });
   t.diagnostic(fmtMove('h1', first));
   assert.equal(first.status, 'completed', JSON.stringify(first));

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { Logger } from 'pino';
 import { Inventory, isActive, tapName, type VmRecord } from '../vm/index.js';
-import { Pools, poolSpace } from '../storage/index.js';
+import { Pools, poolSpace, type Pool } from '../storage/index.js';
 import { CpuModelProbe, QEMU_BIN, holdQuickAck, sweepLinks, sweepQuickAck, tunnelName, isQemuAlive, needsRamTrim, parseQemuVersion, resolveAccel, runFiles, type Accel, type AccelProbe } from '../qemu/index.js';
 import { findImage, GUEST_READY_MARKER } from '../image/index.js';
 import { openDb, readPidFile, type Db } from '../util/index.js';
@@ -35,6 +35,15 @@ import { ensureDhParams, loadTls, type TlsMaterial } from '../security/index.js'
 
 const run = promisify(execFile);
 export const AGENT_VERSION = '0.1.0';
+
+/** A pool's sizes for the host view, or why its file system cannot be read (the view still answers). */
+function poolView(p: Pool): { freeBytes: number; totalBytes: number; error: string | null } {
+  try {
+    return { ...poolSpace(p), error: null };
+  } catch (e) {
+    return { freeBytes: 0, totalBytes: 0, error: e instanceof Error ? e.message : String(e) };
+  }
+}
 
 /** ferryd's composition root: wires inventory, storage, QEMU and the actions every transport calls. */
 export class Agent {
@@ -83,6 +92,7 @@ export class Agent {
     this.cpuModels = new CpuModelProbe(() => this.accel(), qemuVersion, join(config.stateDir, 'cpu-models.json'));
     this.inv = new Inventory(this.db);
     this.pools = new Pools(config.pools);
+    for (const [pool, why] of this.pools.unmade) log.warn({ pool, why }, 'a storage pool\'s folder could not be made; the pool is unavailable until it can be read');
     this.sup = new Supervisor(this.inv, log);
     this.inv.onTransition((vm, from, to, ev) => {
       log.info({ vm, from, to, event: ev.type }, 'vm state');
@@ -291,7 +301,7 @@ export class Agent {
       memoryMiB: cap.memoryMiB, freeMemoryMiB: cap.memoryMiB - this.vms.usedMemoryMiB(), cpus: cap.cpus,
       vmCount: vms.length, runningVmCount: vms.filter((v) => isActive(v.state)).length,
       state: maintenance.state === 'active' ? 'ready' : maintenance.state, maintenance,
-      pools: this.pools.list().map((p) => ({ name: p.name, path: p.path, sharedId: p.sharedId ?? null, ...poolSpace(p) })),
+      pools: this.pools.list().map((p) => ({ name: p.name, path: p.path, sharedId: p.sharedId ?? null, ...poolView(p) })),
       settings: this.settings.get(),
       addresses: {
         rangeStart: this.config.vmNetwork.rangeStart, rangeEnd: this.config.vmNetwork.rangeEnd, prefixLength: this.config.vmNetwork.prefixLength,

@@ -1,13 +1,14 @@
 /**
  * The ClusterHost the cluster code acts through (src/cluster/node.ts), built from the agent's
  * parts: what the host can offer, its HA VMs, and the actions a failure, a placement or a
- * failback needs. Peers are asked about their leases over peer RPC (mutual TLS).
+ * failback needs. Peers are asked about their leases and their VMs over peer RPC (mutual TLS).
  */
 import type { Logger } from 'pino';
-import type { ClusterHost, PeerLease } from '../cluster/index.js';
+import type { ClusterHost, HostVmList, PeerLease } from '../cluster/index.js';
 import { PeerClient, phaseOf, streamCompleted, type JobRecord, type MigrationService, type JobStore, type MigrationHost } from '../migration/index.js';
 import { isActive, type Inventory } from '../vm/index.js';
 import type { AgentConfig } from './config.js';
+import { FerryError } from '../errors/index.js';
 import type { VmActions } from './vm-actions.js';
 import { WatchdogFeeder } from './watchdog.js';
 
@@ -26,6 +27,9 @@ export interface ClusterHostParts {
   /** This host's fencing watchdog (the agent also asks it whether it powered off a move's QEMU). */
   watchdog?: WatchdogFeeder;
 }
+
+/** How long a peer is given to list its VMs before a user's `vm start --register` (then it counts as silent). */
+const PEER_VMS_TIMEOUT_MS = 5_000;
 
 export function clusterHost(a: ClusterHostParts): ClusterHost {
   const watchdog = a.watchdog ?? new WatchdogFeeder(a.config.stateDir, a.log);
@@ -104,6 +108,15 @@ export function clusterHost(a: ClusterHostParts): ClusterHost {
           return undefined;
         }
       }));
+    },
+    peerVms: (hosts) => {
+      const h = a.migrationHost();
+      return Promise.all(hosts.map(async (p): Promise<HostVmList> => ({
+        host: p.name,
+        // The overview lists every VM of its inventory, the incoming end of a move too (the drain summary does not).
+        ...await new PeerClient(p.url, p.name, PEER_VMS_TIMEOUT_MS, h.tls?.material).overview<{ vms: { name: string; state: string }[] }>()
+          .then((o) => ({ vms: o.vms }), (e: unknown) => ({ vms: null, error: e instanceof FerryError ? `${e.code}: ${e.message}` : String(e) })),
+      })));
     },
   };
 }

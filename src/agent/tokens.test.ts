@@ -48,3 +48,11 @@ test('audit log: appended entries come back newest first', () => {
   assert.equal(log.list(1).length, 1);
   db.close();
 });
+
+test('a token still verifies when its last use cannot be written (a full or read-only state disk)', () => {
+  const db = openDb(':memory:');
+  const s = new TokenStore(db);
+  const a = s.create('ops', 'operator');
+  db.pragma('query_only = ON');
+  assert.equal(s.verify(a.token)?.name, 'ops');
+});

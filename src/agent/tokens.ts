@@ -81,7 +81,8 @@ export class TokenStore {
     if (now - (this.touched.get(row.id) ?? 0) >= TOUCH_EVERY_MS) {
       this.touched.set(row.id, now);
       row.last_used_at = new Date(now).toISOString();
-      this.db.prepare('UPDATE tokens SET last_used_at = ? WHERE id = ?').run(row.last_used_at, row.id);
+      // Best effort: a full or read-only state disk must not refuse every request (the audit write is caught the same way).
+      try { this.db.prepare('UPDATE tokens SET last_used_at = ? WHERE id = ?').run(row.last_used_at, row.id); } catch { /* tried again a touch interval later */ }
     }
     return view(row);
   }

@@ -18,7 +18,8 @@ export interface HostView {
   name: string; url: string; version: string; qemuVersion: string; machine: string;
   accel: 'kvm' | 'tcg' | null; accelReason: string | null; state: string;
   memoryMiB: number; freeMemoryMiB: number; cpus: number; vmCount: number; runningVmCount: number;
-  pools: { name: string; path: string; sharedId: string | null; freeBytes: number; totalBytes: number }[];
+  /** `error`: why the pool's file system cannot be read now (its sizes are 0 then), else null. */
+  pools: { name: string; path: string; sharedId: string | null; freeBytes: number; totalBytes: number; error: string | null }[];
   /** Migration settings (`ferry host settings`). */
   settings: HostSettings;
   /** Maintenance: `state` (active, draining, drained), the run under way, and where each drained VM went. */

@@ -88,7 +88,8 @@ export class VmActions {
   async create(input: CreateVmInput): Promise<VmRecord> {
     const cap = this.d.capacity();
     const pool = this.d.pools.get(input.diskPool ?? 'default');
-    const v = validateCreate(input, { maxCpus: cap.cpus, minMemoryMiB: 64, maxDiskBytes: poolSpace(pool).totalBytes });
+    // The pool's file system is read only for a VM with a disk (one without needs no pool).
+    const v = validateCreate(input, { maxCpus: cap.cpus, minMemoryMiB: 64, maxDiskBytes: input.diskSizeBytes !== undefined ? poolSpace(pool).totalBytes : 0 });
     return this.withLock(v.name, 'create', async () => {
       // The address first: asking the peers takes time, and the checks below must hold when the VM
       // enters the inventory (it counts against memory, a drain lists it), with no wait in between

@@ -28,6 +28,7 @@ export const hostSchema = {
     pools: { type: 'array', items: { type: 'object', properties: {
       name: { type: 'string' }, path: { type: 'string' }, sharedId: { type: ['string', 'null'] },
       freeBytes: { type: 'integer' }, totalBytes: { type: 'integer' },
+      error: { type: ['string', 'null'], description: 'Why the pool cannot be read now (a folder gone, a stale NFS mount); its sizes are 0 then' },
     } } },
     settings: { $ref: 'HostSettings#' },
     maintenance: { $ref: 'Maintenance#' },

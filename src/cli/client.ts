@@ -65,7 +65,9 @@ export function api<T>(host: ContextHost, method: string, path: string, body?: u
         try { json = text ? JSON.parse(text) : undefined; } catch { json = undefined; }
         if ((res.statusCode ?? 500) >= 400) {
           const e = (json as { error?: { code?: unknown; message?: string; details?: Record<string, unknown> } } | undefined)?.error;
-          reject(new FerryError(isErrorCode(e?.code) ? e.code : 'INTERNAL', e?.message ?? `The agent ${host.name} answered ${res.statusCode}.`,
+          // No error document: a proxy in front of a stopped agent (502–504), or not an agent at all.
+          const gateway = !e && [502, 503, 504].includes(res.statusCode ?? 0);
+          reject(new FerryError(isErrorCode(e?.code) ? e.code : gateway ? 'AGENT_UNREACHABLE' : 'INTERNAL', e?.message ?? `The agent ${host.name} answered ${res.statusCode}${gateway ? ' from what stands in front of it (is the agent running?)' : ''}.`,
             e?.details ? { details: e.details } : undefined));
         } else resolve(json as T);
       });

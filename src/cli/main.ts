@@ -1,5 +1,7 @@
 #!/usr/bin/env node
-import { Command } from 'commander';
+import { Command, CommanderError } from 'commander';
+import { FerryError } from '../errors/index.js';
+import { run } from './output.js';
 import { registerLab } from './commands/lab.js';
 import { registerImage } from './commands/image.js';
 import { registerVm } from './commands/vm.js';
@@ -14,7 +16,9 @@ import { registerCluster } from './commands/cluster.js';
 const program = new Command('ferry')
   .description('Live migration for QEMU/KVM hosts')
   .version('0.1.0')
-  .showHelpAfterError();
+  // A command line commander cannot parse is bad input like any other: INVALID_INPUT, exit 2, JSON with --json.
+  .exitOverride()
+  .configureOutput({ outputError: () => undefined });
 
 registerLab(program);
 registerImage(program);
@@ -27,4 +31,14 @@ registerToken(program);
 registerCa(program);
 registerCluster(program);
 
-await program.parseAsync(process.argv);
+try {
+  await program.parseAsync(process.argv);
+} catch (e) {
+  if (!(e instanceof CommanderError)) throw e;
+  // --help and --version end here with exit code 0.
+  if (e.exitCode !== 0) {
+    // commander.help: a command without its subcommand, whose help commander printed on stderr.
+    const why = e.code === 'commander.help' ? 'this command needs one of its subcommands' : e.message.replace(/^error: /, '').replace(/\s*\n\s*/g, ' ');
+    await run(process.argv.includes('--json'), () => { throw new FerryError('INVALID_INPUT', `${why}; --help lists the commands and their options.`); });
+  }
+}

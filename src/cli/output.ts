@@ -26,6 +26,16 @@ export async function run(json: boolean | undefined, body: () => Promise<void>):
   }
 }
 
+/**
+ * A watched job that ended: exit 1 unless it completed; without --json its error also goes to
+ * stderr as `error CODE: sentence` (the summary on stdout has it too), as for any failed command.
+ */
+export function jobEnded(end: { status: string; error?: { code: string; message: string } | null }, json: boolean | undefined): void {
+  if (end.status === 'completed') return;
+  if (!json && end.error) process.stderr.write(`error ${end.error.code}: ${end.error.message}\n`);
+  process.exitCode = 1;
+}
+
 /** An INCOMPATIBLE error's report, one `  CODE: sentence` line per problem (empty for other errors). */
 function problemLines(err: FerryError): string {
   const list = err.details?.incompatibilities;

@@ -5,7 +5,7 @@
 import type { Logger } from 'pino';
 import type { VmSpec } from '../vm/index.js';
 import type { PeerLease } from './fencing.js';
-import type { MemberRecord } from './model.js';
+import type { HostVmList, MemberRecord } from './model.js';
 import type { ClusterStore } from './store.js';
 
 /** A local VM as the cluster cares about it. */
@@ -92,6 +92,8 @@ export interface ClusterHost {
    * `cluster`; undefined for one that did not answer or is not a member of that cluster.
    */
   peerLeases(hosts: { name: string; url: string }[], cluster: string): Promise<(PeerLease | undefined)[]>;
+  /** What each of `hosts` (other members; their URLs from etcd) says its VMs are, asked over peer RPC (vms null: it did not answer). */
+  peerVms(hosts: { name: string; url: string }[]): Promise<HostVmList[]>;
   /**
    * Told at the end of each tick that reached etcd, with whether this host manages the cluster now
    * (the agent follows its drain record and, as manager, runs the drains etcd asks for). It must

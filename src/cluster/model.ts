@@ -14,6 +14,7 @@
  * host died. An HA record never expires; its `owner` changes only in a transaction that compares
  * the record's mod revision with the one the writer read (see {@link HaStore}).
  */
+import { FerryError } from '../errors/index.js';
 import type { VmSpec } from '../vm/index.js';
 
 /** The cluster's settings, written once by `ferry cluster create`. */
@@ -89,6 +90,27 @@ export interface HaRecord {
 export const vmKey = (v: Pick<VmSpec, 'name' | 'uuid'>): string => `${v.name}/${v.uuid}`;
 /** {@link vmKey} of the VM a record describes. */
 export const recordKey = (r: HaRecord): string => vmKey({ name: r.name, uuid: r.spec.uuid });
+
+/** What one host answered about its VMs (`vms` null: it did not answer; `error`: what it said instead, if anything). */
+export interface HostVmList { host: string; vms: readonly { name: string; state: string }[] | null; error?: string }
+
+/**
+ * Before an HA VM without a record is registered by a user (`vm start NAME --register`, etcd's data
+ * lost): etcd cannot say whether another host runs a copy, so each other host is asked. Throws
+ * AGENT_UNREACHABLE when one did not answer, VM_BAD_STATE when one has a VM of that name in any
+ * state but stopped or failed (also one arriving by a move, and one in a state this release does
+ * not know). Used by the agent (owner.ts, every member) and the CLI (every host of its context).
+ */
+export function checkNoCopyElsewhere(name: string, here: string, answers: readonly HostVmList[]): void {
+  const silent = answers.filter((a) => a.vms === null).map((a) => `${a.host}${a.error ? ` (${a.error})` : ''}`);
+  if (silent.length > 0) {
+    throw new FerryError('AGENT_UNREACHABLE', `${silent.join(', ')} did not answer with its VMs, so nobody can tell that none of them runs a VM named "${name}"; --register waits until they do.`);
+  }
+  const copies = answers.filter((a) => a.host !== here && (a.vms ?? []).some((v) => v.name === name && v.state !== 'stopped' && v.state !== 'failed'));
+  if (copies.length > 0) {
+    throw new FerryError('VM_BAD_STATE', `A VM named "${name}" runs on ${copies.map((a) => a.host).join(', ')}; --register would give the cluster a second copy.`);
+  }
+}
 
 /** The policies a new HA record gets; each defaults as `vm create --ha` does. */
 export interface HaPolicyInput { priority?: number; restart?: RestartPolicy; failback?: FailbackPolicy }

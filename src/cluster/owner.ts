@@ -5,7 +5,7 @@
  */
 import { FerryError } from '../errors/index.js';
 import { FAILBACK_RETRY_MS } from './manager.js';
-import { clearFailures, newHaRecord, type FailbackPolicy, type HaEntry, type HaRecord, type RestartPolicy } from './model.js';
+import { checkNoCopyElsewhere, clearFailures, newHaRecord, type FailbackPolicy, type HaEntry, type HaRecord, type RestartPolicy } from './model.js';
 import { withGroup, type VmSpec } from '../vm/index.js';
 import type { ClusterStore } from './store.js';
 import type { ClusterHost, LocalHaVm } from './host.js';
@@ -99,14 +99,18 @@ export async function adopt(p: OwnerParts, rec: HaRecord, rev: string, known: bo
  * of the same name (another uuid), or when there is no record: the VM was deleted on another host
  * while this one was away, or the cluster's data was lost, and this host does not start a copy the
  * cluster does not know (another host may run, or own, a VM of that name on the same disks), unless
- * the user says `register`: then a record owned here is created (only if none of that name exists).
+ * the user says `register`: then a record owned here is created (only if none of that name exists),
+ * once every other member answered that it runs no VM of that name (model.ts checkNoCopyElsewhere).
  * VM_BUSY when the record kept changing.
  */
-export async function claimForStart({ host, update, createOwn }: OwnerParts, spec: VmSpec, register = false): Promise<void> {
+export async function claimForStart({ store, host, update, createOwn }: OwnerParts, spec: VmSpec, register = false): Promise<void> {
   const u = await updateOwn(update, host.name, spec, (r) => ({ ...clearFailures(r), state: 'placing', note: `started by a user on ${host.name}` }));
   if ('written' in u) return;
   const r = u.found;
   if (r === undefined && register) {
+    // etcd cannot tell whether another member runs a copy: each one is asked.
+    const others = (await store.members()).filter((m) => m.name !== host.name).map(({ name, url }) => ({ name, url }));
+    checkNoCopyElsewhere(spec.name, host.name, await host.peerVms(others));
     try {
       await createOwn({ ...newHaRecord(spec, host.name, {}, `registered again by a user's start on ${host.name}`), state: 'placing' });
     } catch (e) {

@@ -13,7 +13,7 @@ const spec = (httpStatus: number, summary: string, retryable = false): ErrorSpec
 
 export const CATALOGUE = {
   // Input
-  INVALID_INPUT: spec(400, 'The request body or a parameter does not match its schema.'),
+  INVALID_INPUT: spec(400, 'The request body or a parameter does not match its schema; in the CLI also a command line it cannot parse (an unknown command or option, a missing argument).'),
   PAYLOAD_TOO_LARGE: spec(413, 'The request body is larger than the API accepts.'),
   UNSUPPORTED_MEDIA_TYPE: spec(415, 'The request body is not JSON (send content-type: application/json).'),
   INVALID_NAME: spec(400, 'A VM or host name is not 1–63 characters of a-z, 0-9 and dashes, starting with a letter.'),
@@ -40,7 +40,7 @@ export const CATALOGUE = {
   LAB_FAILED: spec(500, 'Building or changing the lab failed; the sentence says which step.'),
   NOT_ROOT: spec(403, 'The command needs root (network namespaces, taps, bridges).'),
   // Agent, QEMU, QMP
-  AGENT_UNREACHABLE: spec(503, 'The host agent (ferryd) did not answer.', true),
+  AGENT_UNREACHABLE: spec(503, 'The host agent (ferryd) did not answer: the one called, or another host it had to ask first (`vm start --register` asks every host whether it runs a VM of that name).', true),
   QEMU_START_FAILED: spec(500, 'QEMU exited or did not open its QMP socket while starting the VM.'),
   QEMU_GONE: spec(500, 'The VM\'s QEMU process went away.'),
   QMP_ERROR: spec(500, 'QEMU answered a QMP command with an error.'),
@@ -51,7 +51,7 @@ export const CATALOGUE = {
   STOP_TIMEOUT: spec(504, 'The VM did not stop in time.', true),
   IMAGE_BUILD_FAILED: spec(500, 'Building the test guest image failed; the sentence says which step.'),
   IMAGE_MISSING: spec(409, 'The test guest image is not built: run `ferry image build`.'),
-  STORAGE_FAILED: spec(500, 'A qemu-img or file operation on a disk image failed.'),
+  STORAGE_FAILED: spec(500, 'A qemu-img or file operation on a disk image failed, or a storage pool\'s file system cannot be read (its folder gone, a stale NFS handle).'),
   CONFIG_INVALID: spec(500, 'The agent configuration file is missing or invalid.'),
   NOT_FOUND: spec(404, 'No such route.'),
   INTERNAL: spec(500, 'An unexpected internal error; the agent log has details.'),

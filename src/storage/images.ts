@@ -8,7 +8,11 @@ const run = promisify(execFile);
 
 /** Creates a qcow2 image of `sizeBytes` at `path` (its folder too). */
 export async function createImage(path: string, sizeBytes: number): Promise<void> {
-  await mkdir(dirname(path), { recursive: true });
+  try {
+    await mkdir(dirname(path), { recursive: true });
+  } catch (e) {
+    throw new FerryError('STORAGE_FAILED', `The folder of ${path} cannot be made: ${(e as NodeJS.ErrnoException).code ?? String(e)}.`, { cause: e });
+  }
   try {
     await run('qemu-img', ['create', '-q', '-f', 'qcow2', path, String(sizeBytes)]);
   } catch (e) {

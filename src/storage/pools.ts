@@ -1,31 +1,61 @@
-import { mkdirSync, realpathSync, statfsSync, existsSync } from 'node:fs';
+import { mkdirSync, realpathSync, statfsSync, statSync, existsSync } from 'node:fs';
 import { dirname, isAbsolute, join, normalize, sep } from 'node:path';
 import { FerryError } from '../errors/index.js';
 
 /** A storage pool: a directory of disk images, possibly shared between hosts. */
 export interface Pool { name: string; path: string; sharedId?: string }
 
-/** Free and total bytes of the filesystem a pool lives on. */
+/** statfs of `path`; STORAGE_FAILED naming `what` when it cannot be read (a folder gone, a stale NFS mount, a dead FUSE one). */
+function statfsOf(path: string, what: string): { bavail: number; bsize: number; blocks: number } {
+  try {
+    return statfsSync(path);
+  } catch (e) {
+    const why = (e as NodeJS.ErrnoException).code ?? (e instanceof Error ? e.message : String(e));
+    throw new FerryError('STORAGE_FAILED', `${what} cannot be read (${why}); is its folder there and its file system mounted?`, { cause: e });
+  }
+}
+
+/** Free and total bytes of the filesystem a pool lives on; STORAGE_FAILED when it cannot be read. */
 export function poolSpace(pool: Pool): { freeBytes: number; totalBytes: number } {
-  const s = statfsSync(pool.path);
+  const s = statfsOf(pool.path, `The storage pool "${pool.name}" at ${pool.path}`);
   return { freeBytes: s.bavail * s.bsize, totalBytes: s.blocks * s.bsize };
 }
 
 /** Free bytes of the filesystem `path` (or its nearest existing parent) lives on: a folder inside a pool may be a mount of its own. */
 export function freeBytesAt(path: string): number {
   let p = path;
-  while (!existsSync(p) && p !== dirname(p)) p = dirname(p);
-  const s = statfsSync(p);
+  // Up only past folders that do not exist yet: a stale handle or a file in the way is an error (statfsOf).
+  while (missing(p) && p !== dirname(p)) p = dirname(p);
+  const s = statfsOf(p, `The folder ${p}`);
   return s.bavail * s.bsize;
+}
+
+/** True only when nothing is at `path` (ENOENT); other errors are not taken for absence. */
+function missing(path: string): boolean {
+  try {
+    statSync(path);
+    return false;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'ENOENT';
+  }
 }
 
 /** The file of VM `vm`'s disk `index` in folder `dir`: every image Ferry makes (create, moves, storage moves) is named so. */
 export const imageIn = (dir: string, vm: string, index: number): string => join(dir, `${vm}-disk${index}.qcow2`);
 
-/** The host's pools; makes their folders on first use. */
+/**
+ * The host's pools; makes their folders on first use. A pool that cannot be made or read (its
+ * mount gone) does not keep the agent from starting: the host view shows why (poolSpace), and
+ * what needs the pool fails with STORAGE_FAILED.
+ */
 export class Pools {
+  /** Why a pool's folder could not be made at start, by pool name (the agent logs it). */
+  readonly unmade = new Map<string, string>();
+
   constructor(private readonly pools: Pool[]) {
-    for (const p of pools) mkdirSync(p.path, { recursive: true });
+    for (const p of pools) {
+      try { mkdirSync(p.path, { recursive: true }); } catch (e) { this.unmade.set(p.name, (e as NodeJS.ErrnoException).code ?? String(e)); }
+    }
   }
 
   list(): Pool[] { return [...this.pools]; }
@@ -46,7 +76,9 @@ export class Pools {
     }
     const real = resolveExisting(normalize(path));
     for (const p of this.pools) {
-      const root = realpathSync(p.path);
+      // A pool whose folder cannot be resolved now (its mount gone) is compared as written.
+      let root = normalize(p.path);
+      try { root = realpathSync(p.path); } catch { /* as written */ }
       if (real === root || real.startsWith(root + sep)) return p;
     }
     throw new FerryError('INVALID_PATH', `The path "${path}" is outside every storage pool of this host.`);

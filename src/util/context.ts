@@ -1,4 +1,5 @@
 import { mkdirSync, readFileSync } from 'node:fs';
+import { FerryError } from '../errors/index.js';
 import { writeJsonAtomic } from './files.js';
 import { dirname } from 'node:path';
 import { contextFile } from './paths.js';
@@ -20,7 +21,10 @@ export interface Context { name: string; lab?: string; hosts: ContextHost[]; ca?
 export function readContext(): Context | undefined {
   const env = process.env.FERRY_URL;
   if (env) {
-    return { name: 'env', hosts: env.split(',').map((url, i) => ({ name: `host${i + 1}`, url })), ...(process.env.FERRY_CA ? { ca: process.env.FERRY_CA } : {}) };
+    const urls = env.split(',').map((u) => u.trim());
+    const bad = urls.find((u) => !/^https?:\/\/[^/]/.test(u) || !URL.canParse(u));
+    if (bad !== undefined) throw new FerryError('INVALID_INPUT', `FERRY_URL holds "${bad}", which is not an agent URL such as https://h1.example:8443 (a comma separates several).`);
+    return { name: 'env', hosts: urls.map((url, i) => ({ name: `host${i + 1}`, url })), ...(process.env.FERRY_CA ? { ca: process.env.FERRY_CA } : {}) };
   }
   try {
     return JSON.parse(readFileSync(contextFile(), 'utf8')) as Context;

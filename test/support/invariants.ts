@@ -28,10 +28,11 @@ export function agentGet<T>(socket: string, path: string, timeoutMs = 15_000): P
   return agentCall<T>(socket, 'GET', path, timeoutMs);
 }
 
-/** One call to one agent over its unix socket, parsed as JSON; throws on no answer or an error status. */
-export function agentCall<T>(socket: string, method: string, path: string, timeoutMs = 15_000): Promise<T> {
+/** One call to one agent over its unix socket (`body` sent as JSON), parsed as JSON; throws on no answer or an error status (its text in the message). */
+export function agentCall<T>(socket: string, method: string, path: string, timeoutMs = 15_000, body?: unknown): Promise<T> {
   return new Promise<T>((resolve, reject) => {
-    const r = request({ socketPath: socket, path, method, headers: { accept: 'application/json' } }, (res) => {
+    const headers = { accept: 'application/json', ...(body !== undefined ? { 'content-type': 'application/json' } : {}) };
+    const r = request({ socketPath: socket, path, method, headers }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => {
@@ -44,7 +45,7 @@ export function agentCall<T>(socket: string, method: string, path: string, timeo
     });
     r.setTimeout(timeoutMs, () => r.destroy(new Error(`${method} ${path} on ${socket} timed out`)));
     r.on('error', reject);
-    r.end();
+    r.end(body !== undefined ? JSON.stringify(body) : undefined);
   });
 }
 

@@ -23,7 +23,8 @@ export interface Maintenance {
 export interface Host {
   name: string; url: string; version: string; qemuVersion: string; machine: string; accel: string | null; state: string;
   memoryMiB: number; freeMemoryMiB: number; cpus: number; vmCount: number; runningVmCount: number;
-  pools: { name: string; path: string; sharedId: string | null; freeBytes: number; totalBytes: number }[];
+  /** `error`: why the pool cannot be read now (sizes 0 then). */
+  pools: { name: string; path: string; sharedId: string | null; freeBytes: number; totalBytes: number; error?: string | null }[];
   settings: HostSettings;
   /** Maintenance (ferry host drain/resume, docs/maintenance.md). */
   maintenance?: Maintenance;

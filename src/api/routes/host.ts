@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import type { Agent } from '../../agent/agent.js';
+import { AGENT_VERSION, type Agent } from '../../agent/agent.js';
 import { metricsText } from '../metrics.js';
 import { errorResponses, hostSettingsPatchBody } from '../schemas.js';
 import type { HostSettingsPatch } from '../../agent/settings-store.js';
@@ -24,7 +24,7 @@ export function hostRoutes(app: FastifyInstance, agent: Agent): void {
       tags: ['peer'], summary: 'Peer liveness, and how many more live migrations this host takes now', querystring: noQuery,
       response: { 200: { type: 'object', properties: { host: { type: 'string' }, version: { type: 'string' }, protocol: { type: 'integer' }, migrationSlotsFree: { type: 'integer' } } } },
     },
-  }, async () => ({ host: agent.config.hostName, version: agent.hostView().version, protocol: 1, migrationSlotsFree: agent.migrations.freeSlots() }));
+  }, async () => ({ host: agent.config.hostName, version: AGENT_VERSION, protocol: 1, migrationSlotsFree: agent.migrations.freeSlots() }));
 
   app.route({
     ...ADDRESSES_ROUTE,

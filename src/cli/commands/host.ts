@@ -26,7 +26,7 @@ export function registerHost(program: Command): void {
       const h = await api<HostView>(hostOf(name), 'GET', '/v1/host');
       if (o.json) { printJson(h); return; }
       printTable(HEAD, [row(h)]);
-      printTable(['POOL', 'PATH', 'SHARED', 'FREE', 'SIZE'], h.pools.map((p) => [p.name, p.path, p.sharedId, formatBytes(p.freeBytes), formatBytes(p.totalBytes)]));
+      printTable(['POOL', 'PATH', 'SHARED', 'FREE', 'SIZE'], h.pools.map((p) => [p.name, p.path, p.sharedId, p.error ? `unavailable: ${p.error}` : formatBytes(p.freeBytes), p.error ? null : formatBytes(p.totalBytes)]));
       if (h.accelReason) process.stdout.write(`accelerator: ${h.accel} (${h.accelReason})\n`);
       printSettings(h.settings);
       const a = h.addresses;

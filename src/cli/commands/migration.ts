@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { FerryError } from '../../errors/index.js';
 import { formatBytes } from '../../util/index.js';
 import { api, everyHost } from '../client.js';
-import { printJson, printTable, run } from '../output.js';
+import { jobEnded, printJson, printTable, run } from '../output.js';
 import { watchJob, type JobView } from './move.js';
 
 /**
@@ -56,10 +56,10 @@ export function registerMigration(program: Command): void {
   m.command('watch <id>').description('follow a job until it ends').option('--json', 'print JSON')
     .action((id: string, o: { json?: boolean }) => run(o.json, async () => {
       const { host, job } = await locateJob(id);
-      const end = ['completed', 'failed', 'cancelled'].includes(job.status) ? job : await watchJob(host, id, o.json ?? false);
+      const end = ['completed', 'failed', 'cancelled'].includes(job.status) ? job : await watchJob(host, job.id, o.json ?? false);
       if (o.json) printJson(end);
       else printTable(HEAD, [row(end)]);
-      if (end.status !== 'completed') process.exitCode = 1;
+      jobEnded(end, o.json);
     }));
   m.command('cancel <id>').description('cancel a move before switch-over').option('--json', 'print JSON')
     .action((id: string, o: { json?: boolean }) => run(o.json, async () => {

@@ -7,7 +7,7 @@ import { startProbe, type ProbeResult } from '../../lab/index.js';
 import { formatBytes, parseBandwidth } from '../../util/index.js';
 import { api, context, hostOf } from '../client.js';
 import { followEvents } from '../events.js';
-import { printJson, run } from '../output.js';
+import { jobEnded, printJson, run } from '../output.js';
 import { locateVm } from './vm.js';
 
 /** A job as the API shows it. */
@@ -120,7 +120,7 @@ export function registerMove(program: Command): void {
         };
         if (o.json) printJson(out);
         else printSummary(end, pr);
-        if (end.status !== 'completed') process.exitCode = 1;
+        jobEnded(end, o.json);
       } finally {
         if (probe) await probe.stop().catch(() => undefined);
       }

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { FerryError } from '../../errors/index.js';
+import { checkNoCopyElsewhere } from '../../cluster/model.js';
 import { formatBytes, parseMemoryMiB, parseSize } from '../../util/index.js';
 import type { VmView } from '../../agent/views.js';
 import { api, everyHost, hostOf } from '../client.js';
@@ -20,18 +21,12 @@ export async function locateVm(name: string): Promise<{ host: ReturnType<typeof 
 }
 
 /**
- * Before `vm start NAME --register`: the VM's host only knows that etcd has no record of it, so
- * the CLI asks every host of the context that none runs a VM of that name (a running HA VM is
- * registered again by its host) and that every host answered (`answers`, from locateVm).
+ * Before `vm start NAME --register`: the VM's host asks every other member of its cluster that none
+ * runs a VM of that name (owner.ts); the CLI asks every host of its context too (`answers`, from
+ * locateVm), which also covers a host that is not a member now.
  */
 function checkRegister(name: string, host: string, answers: HostAnswers): void {
-  if (answers.unreachable?.length) {
-    throw new FerryError('AGENT_UNREACHABLE', `Hosts ${answers.unreachable.join(', ')} did not answer, so the CLI cannot check that none of them runs a VM named "${name}"; try again when they do.`);
-  }
-  const elsewhere = answers.flatMap((a) => a.result.filter((v) => v.name === name && v.host !== host && v.state !== 'stopped' && v.state !== 'failed'));
-  if (elsewhere.length > 0) {
-    throw new FerryError('VM_BAD_STATE', `A VM named "${name}" is ${elsewhere[0]?.state ?? ''} on ${elsewhere.map((v) => v.host).join(', ')}; --register would give the cluster a second copy.`);
-  }
+  checkNoCopyElsewhere(name, host, [...answers.map((a) => ({ host: a.host.name, vms: a.result })), ...(answers.unreachable ?? []).map((h) => ({ host: h, vms: null }))]);
 }
 
 /** `POST /v1/vms/:name/move-storage`'s answer (and `vm move-storage --json`). */

@@ -95,7 +95,7 @@ function HostCard({ entry, ctx }: { entry: HostEntry; ctx: Ctx }) {
       <Meter label="Memory for VMs" used={used} total={h.memoryMiB} text={`${mib(used)} of ${mib(h.memoryMiB)} used`} />
       {h.pools.map((p) => (
         <Meter key={p.name} label={`Pool ${p.name}${p.sharedId ? ' (shared)' : ''}`} used={p.totalBytes - p.freeBytes} total={p.totalBytes}
-          text={`${bytes(p.freeBytes)} free of ${bytes(p.totalBytes)}`} />
+          text={p.error ? `unavailable: ${p.error}` : `${bytes(p.freeBytes)} free of ${bytes(p.totalBytes)}`} />
       ))}
       <h3>Migration settings</h3>
       <Settings s={h.settings} />
