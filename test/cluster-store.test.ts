@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { pino } from 'pino';
-import { ClusterNode, ClusterStore, createConfig, FAILBACK_RETRY_MS, quorum, readConfig, type ClusterConfig, type ClusterHost, type EtcdTls, type HaRecord } from '../src/cluster/index.js';
+import { ClusterNode, ClusterStore, createConfig, FAILBACK_RETRY_MS, holdGraceMs, quorum, readConfig, type ClusterConfig, type ClusterHost, type EtcdTls, type HaRecord } from '../src/cluster/index.js';
 import { initCa, issueHostCert } from '../src/security/index.js';
 import { FerryError } from '../src/errors/index.js';
 import { freePort } from '../src/util/net.js';
@@ -374,6 +374,48 @@ test('an etcd that does not answer: a registration while the host waits for its 
     await node.stop();
   }
   assert.deepEqual([...codes], ['CLUSTER_UNAVAILABLE']);
+});
+
+test('a fence check while etcd answers nothing asks etcd and the peers at the same time: a peer slow to answer (1.4 s) does not stop the watchdog feed while the check holds', async () => {
+  const frozen = await loopbackEtcd();
+  const fcfg: ClusterConfig = { ...cfg, name: 'frozen', endpoints: [frozen.url], leaseTtlSec: 10, fenceMarginSec: 4 };
+  await createConfig(fcfg);
+  const other = new ClusterStore(fcfg);
+  const feeds: { at: number; deadline: number }[] = [];
+  const fenced: string[] = [];
+  let asked = 0;
+  const node = new ClusterNode(fcfg, fakeHost('h11', {
+    localHa: () => [{ name: 'q1', uuid: 'q1', running: true, busy: false, qemu: true }],
+    // The other member cannot renew either (etcd lost quorum for all), and takes 1.4 s to say so.
+    peerLeases: async (hosts) => {
+      asked++;
+      await new Promise((r) => setTimeout(r, 1_400));
+      return hosts.map((h) => ({ host: h.name, renewing: false }));
+    },
+    fence: (names) => { fenced.push(...names); return Promise.resolve(); },
+    armWatchdog: (deadline) => { feeds.push({ at: Date.now(), deadline }); },
+  }));
+  try {
+    await other.putMember(other.lease(), { name: 'h12', url: 'https://h12', memoryMiB: 1024, freeMemoryMiB: 512, cpus: 2, maintenance: false, updatedAt: '' });
+    node.start();
+    await waitFor('h11 renewing and seeing h12', async () => node.renewing() && (await other.members()).length === 2, 15_000);
+    await new Promise((r) => setTimeout(r, 2_500)); // a tick reads the members
+    frozen.freeze(true);
+    const t0 = Date.now();
+    // Past FENCE_AT (6 s after the last renewal), fence checks run back to back; watch 5 s of them.
+    await new Promise((r) => setTimeout(r, 11_500));
+    const during = feeds.filter((f) => f.at - t0 > 6_500);
+    assert.ok(asked >= 2, `the peers were asked ${asked} times`);
+    assert.ok(during.length >= 8, `fed ${during.length} times`);
+    const short = during.filter((f) => f.deadline < f.at + holdGraceMs(fcfg.fenceMarginSec) - 100);
+    assert.deepEqual(short.map((f) => f.deadline - f.at), [], 'every feed while the checks hold gives the grace');
+    assert.deepEqual(fenced, [], 'nothing fenced: no host can renew');
+  } finally {
+    frozen.freeze(false);
+    await node.stop();
+    other.close();
+    frozen.stop();
+  }
 });
 
 test('an etcd that speaks TLS and checks client certificates: a host with a certificate of its CA works, one of another CA is refused', async () => {

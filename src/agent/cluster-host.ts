@@ -28,6 +28,12 @@ export interface ClusterHostParts {
   watchdog?: WatchdogFeeder;
 }
 
+/**
+ * How long a peer is given to say whether it renews its lease during a fence check (then it counts
+ * as silent): asked while etcd is (1.5 s), both within the check's checkStuckMs (fencing.ts).
+ */
+const PEER_LEASE_TIMEOUT_MS = 1_500;
+
 /** How long a peer is given to list its VMs before a user's `vm start --register` (then it counts as silent). */
 const PEER_VMS_TIMEOUT_MS = 5_000;
 
@@ -101,7 +107,7 @@ export function clusterHost(a: ClusterHostParts): ClusterHost {
       const h = a.migrationHost();
       return Promise.all(hosts.map(async (p): Promise<PeerLease | undefined> => {
         try {
-          const r = await new PeerClient(p.url, p.name, 2_000, h.tls?.material).clusterLease();
+          const r = await new PeerClient(p.url, p.name, PEER_LEASE_TIMEOUT_MS, h.tls?.material).clusterLease();
           // Only a member of this cluster is a witness; anyone else counts as silent.
           return r.cluster === cluster ? { host: p.name, renewing: r.renewing, ...(typeof r.sinceRenewMs === 'number' ? { sinceRenewMs: r.sinceRenewMs } : {}) } : undefined;
         } catch {

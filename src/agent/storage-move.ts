@@ -161,7 +161,8 @@ export class StorageMover {
       const disks = rec.spec.disks.map((d, i): DiskSpec => (switched.has(i) ? { ...d, path: plan.moves[i]?.to ?? d.path, pool: pool.name } : d));
       this.d.inv.updateSpec({ ...this.d.inv.get(name).spec, disks });
     }
-    for (const m of moved) await deleteImage(m.from);
+    // The VM uses its new images now: an old one that cannot be deleted is logged and kept, the move stands.
+    for (const m of moved) await deleteImage(m.from).catch((err: unknown) => this.d.log.warn({ err, vm: name, image: m.from }, 'the old image of a moved disk could not be deleted; it is kept'));
     for (const m of created.filter((c) => !switched.has(c.index))) await rm(m.to, { force: true });
     if (madeDir && moved.length === 0) await removeEmptyDirs(dirname(plan.moves[0]?.to ?? '/'), madeDir);
     if (failure !== undefined) {

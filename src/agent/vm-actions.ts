@@ -124,7 +124,8 @@ export class VmActions {
       for (const disk of spec.disks) await createImage(disk.path, disk.sizeBytes);
       return await this.startLocked(v.name);
     } catch (e) {
-      await this.destroy(spec);
+      // The clean-up's own failure is logged: the user hears why the creation failed.
+      await this.destroy(spec).catch((err: unknown) => this.d.log.error({ err, vm: spec.name }, 'could not clean up after a failed creation'));
       if (spec.ha) await this.d.cluster?.deleted(spec).catch(() => undefined);
       throw e;
     }
@@ -203,7 +204,16 @@ export class VmActions {
     const spec = this.coldStartSpec(name, await this.d.accel());
     const t0 = Date.now();
     const pid = await this.launch(spec, false);
-    const rec = this.d.inv.apply(name, { type: 'started' }, pid);
+    let rec: VmRecord;
+    try {
+      rec = this.d.inv.apply(name, { type: 'started' }, pid);
+    } catch (e) {
+      // Not recorded (the state database cannot be written): a QEMU nobody tracks must not run on.
+      this.d.sup.expect(name);
+      signalQemu(pid, spec.uuid, 'SIGKILL');
+      await waitGone(pid, spec.uuid, 10_000);
+      throw e;
+    }
     await this.waitGuestReady(name, this.runDir(name), t0);
     return rec;
   }

@@ -58,3 +58,10 @@ test('FERRY_URL that is not an agent URL is INVALID_INPUT naming it; a 502 page 
     proxy.close();
   }
 });
+
+test('a list from every host says on stderr which did not answer, with --json too (stdout holds only the document)', async () => {
+  const r = await ferry(['vm', 'list', '--json'], { FERRY_URL: 'http://127.0.0.1:1' });
+  assert.equal(r.code, 0);
+  assert.deepEqual(JSON.parse(r.stdout), []);
+  assert.equal(r.stderr, 'warning: left out, no answer or an error: host1\n');
+});

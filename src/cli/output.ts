@@ -27,6 +27,14 @@ export async function run(json: boolean | undefined, body: () => Promise<void>):
 }
 
 /**
+ * A list from every host of the context that some did not answer: says which on stderr, with
+ * --json too (stdout holds only the JSON document), so a script can tell "none" from "not asked".
+ */
+export function warnUnreachable(answers: { unreachable?: string[] }): void {
+  if (answers.unreachable?.length) process.stderr.write(`warning: left out, no answer or an error: ${answers.unreachable.join(', ')}\n`);
+}
+
+/**
  * A watched job that ended: exit 1 unless it completed; without --json its error also goes to
  * stderr as `error CODE: sentence` (the summary on stdout has it too), as for any failed command.
  */

@@ -39,7 +39,8 @@ export function holdGraceMs(fenceMarginSec: number): number {
 
 /**
  * How long one fence check may run before the agent stops feeding the watchdog (a check waits on
- * etcd for at most 1.5 s and on the peers for 2 s).
+ * etcd for at most 1.5 s and, at the same time, on the peers for at most 1.5 s: at TTL 10 s that
+ * leaves 0.5 s to spare).
  */
 export function checkStuckMs(ttlMs: number): number {
   return Math.min(5_000, ttlMs * 0.2);

@@ -271,16 +271,21 @@ export class ClusterNode {
     // If etcd answers without that key, only a VM it holds a record of can be placed elsewhere: one
     // without (etcd rebuilt empty after its data was lost) is spared, for twice the fence margin at
     // most (a host whose lease does not come back then fences it too); this host registers it again.
-    const view = await this.store.fenceView(this.host.name, local.filter((v) => running.includes(v.name)));
+    // The peers are asked at the same time (what they say is used only if etcd does not hold the
+    // key): one after the other, etcd's 1.5 s and the peers' 1.5 s would outlast checkStuckMs.
+    const others = this.members.filter((m) => m.name !== this.host.name);
+    const [view, peers] = await Promise.all([
+      this.store.fenceView(this.host.name, local.filter((v) => running.includes(v.name))),
+      others.length > 0 ? this.host.peerLeases(others, this.config.name) : undefined,
+    ]);
     if (view?.alive) return;
     if (view && view.recorded.length < running.length && Date.now() - (this.sparedSince ||= Date.now()) < 2000 * this.config.fenceMarginSec) {
       running = view.recorded.map((v) => v.name);
     }
     if (running.length === 0) return;
-    const others = this.members.filter((m) => m.name !== this.host.name);
-    d = others.length === 0
+    d = peers === undefined
       ? { action: 'hold', reason: 'no other member is known: nobody could take these VMs over' }
-      : fenceDecision(since, ttl, await this.host.peerLeases(others, this.config.name));
+      : fenceDecision(since, ttl, peers);
     if (d.action === 'hold') {
       if (this.degraded !== d.reason) this.host.log.warn({ reason: d.reason }, 'cluster degraded');
       this.degraded = d.reason;

@@ -41,7 +41,7 @@ export const CATALOGUE = {
   NOT_ROOT: spec(403, 'The command needs root (network namespaces, taps, bridges).'),
   // Agent, QEMU, QMP
   AGENT_UNREACHABLE: spec(503, 'The host agent (ferryd) did not answer: the one called, or another host it had to ask first (`vm start --register` asks every host whether it runs a VM of that name).', true),
-  QEMU_START_FAILED: spec(500, 'QEMU exited or did not open its QMP socket while starting the VM.'),
+  QEMU_START_FAILED: spec(500, 'QEMU exited or did not open its QMP socket while starting the VM (or a probe), or the folder it needs (the VM\'s run folder, a probe\'s temporary folder) cannot be made.'),
   QEMU_GONE: spec(500, 'The VM\'s QEMU process went away.'),
   QMP_ERROR: spec(500, 'QEMU answered a QMP command with an error.'),
   QMP_TIMEOUT: spec(504, 'QEMU did not answer a QMP command in time.', true),
@@ -54,6 +54,7 @@ export const CATALOGUE = {
   STORAGE_FAILED: spec(500, 'A qemu-img or file operation on a disk image failed, or a storage pool\'s file system cannot be read (its folder gone, a stale NFS handle).'),
   CONFIG_INVALID: spec(500, 'The agent configuration file is missing or invalid.'),
   NOT_FOUND: spec(404, 'No such route.'),
+  STATE_STORE_FAILED: spec(500, 'The agent\'s state database (SQLite in its state folder) could not be written or read: its disk is full or read-only, or the file is damaged. The request may have stopped part-way (a VM started is stopped again when its start cannot be recorded); `ferry vm list` shows what exists.'),
   INTERNAL: spec(500, 'An unexpected internal error; the agent log has details.'),
   // Migration
   MIGRATION_NOT_FOUND: spec(404, 'No migration job with that id is known to the host.'),
@@ -73,7 +74,7 @@ export const CATALOGUE = {
   TLS_UNAVAILABLE: spec(409, 'The move must be encrypted but a host of it has no certificate (no `tls` in its agent config); give it one, or allow insecure migration on both hosts.'),
   CA_EXISTS: spec(409, 'The folder already holds a CA; replacing it invalidates every host certificate (see docs/security.md, rotation).'),
   CA_NOT_FOUND: spec(404, 'The folder holds no CA key and certificate: run `ferry ca init`.'),
-  CERT_FAILED: spec(500, 'Making a key or certificate with openssl failed; the sentence quotes openssl.'),
+  CERT_FAILED: spec(500, 'Making a key or certificate with openssl, or writing it, failed; the sentence quotes openssl or names the file-system error (a folder that cannot be written).'),
   // Storage moves on one host
   SAME_PATH: spec(400, 'The target folder of a storage move is where the VM\'s disks already are.'),
   NO_MIGRATION_NETWORK: spec(409, 'The destination has migration networks set and the source has an address in none of them.'),

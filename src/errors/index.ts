@@ -26,10 +26,21 @@ export class FerryError extends Error {
 
 export const isFerryError = (e: unknown): e is FerryError => e instanceof FerryError;
 
-/** Wraps anything thrown into a FerryError, keeping a FerryError as it is. */
+/** SQLite's codes (better-sqlite3's SqliteError.code) for a state database that cannot be written. */
+const STATE_STORE_CODES = /^SQLITE_(FULL|READONLY|IOERR|CANTOPEN|CORRUPT|NOTADB)/;
+
+/**
+ * Wraps anything thrown into a FerryError, keeping a FerryError as it is. Without a fallback of
+ * the caller's, a SQLite failure of the state database is STATE_STORE_FAILED (a caller with its
+ * own, such as a move's MIGRATION_FAILED, keeps it: what it does next depends on that code).
+ */
 export function toFerryError(e: unknown, fallback: ErrorCode = 'INTERNAL'): FerryError {
   if (e instanceof FerryError) return e;
   const msg = e instanceof Error ? e.message : String(e);
+  const code = (e as { code?: unknown } | null)?.code;
+  if (fallback === 'INTERNAL' && typeof code === 'string' && STATE_STORE_CODES.test(code)) {
+    return new FerryError('STATE_STORE_FAILED', `The agent's state database failed (${code}: ${msg.replace(/\.$/, '')}).`, { cause: e });
+  }
   return new FerryError(fallback, msg.endsWith('.') ? msg : `${msg}.`, { cause: e });
 }
 

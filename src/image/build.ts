@@ -193,6 +193,9 @@ export async function buildImage(opts: BuildImageOptions): Promise<BuiltImage> {
   try {
     const rec = await assemble(p, dir, work, log, toolOpts);
     await install(dir, work, rec, opts.force ?? false);
+  } catch (e) {
+    // A step's own failure says which step; a write that failed (a full disk) says where.
+    throw stepFailed(`Writing the image in ${dir}`, e);
   } finally {
     // A cancelled dpkg-deb leaves its tar child writing for a moment: retry, and never let a
     // failed clean-up hide the error that got us here (prune() removes stale work folders later).

@@ -134,3 +134,10 @@ test('a throwing listener neither undoes nor hides a committed change', () => {
   store.enterPhase('m1', 'prepare');
   assert.equal(later, 2);
 });
+
+test('a job the state database cannot write is STATE_STORE_FAILED, not taken for a busy VM', () => {
+  const db = openDb(':memory:');
+  const store = new JobStore(db, { now: clock() });
+  db.pragma('query_only = ON');
+  assert.throws(() => store.create(job({ id: 'ro1' })), { code: 'STATE_STORE_FAILED' });
+});

@@ -6,7 +6,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Db } from '../util/db.js';
-import { FerryError, type ErrorCode } from '../errors/index.js';
+import { FerryError, toFerryError, type ErrorCode } from '../errors/index.js';
 import {
   initialState, isTerminal, PHASES, step,
   type JobEvent, type JobRecord, type JobRole, type JobState, type JobStatus, type JobTotals, type MoveOptions, type Phase,
@@ -184,6 +184,8 @@ export class JobStore {
   }
 
   private insertError(e: unknown, j: NewJob, id: string): FerryError {
+    // Only a uniqueness refusal is a duplicate or a busy VM; anything else (a full disk) is what it is.
+    if (!String((e as { code?: unknown }).code ?? '').startsWith('SQLITE_CONSTRAINT')) return toFerryError(e);
     if (this.find(id)) return new FerryError('INVALID_INPUT', `A migration job with id ${id} already exists on this host.`, { cause: e });
     const busy = this.activeFor(j.vm);
     return new FerryError('VM_BUSY', `The VM "${j.vm}" already has a move under way (job ${busy?.id ?? 'unknown'}).`, { cause: e });

@@ -1,8 +1,9 @@
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync, accessSync, constants, mkdirSync } from 'node:fs';
-import { tmpdir, release, hostname } from 'node:os';
-import { dirname, join } from 'node:path';
-import { QEMU_BIN } from './process.js';
+import { existsSync, readFileSync, rmSync, accessSync, constants } from 'node:fs';
+import { release, hostname } from 'node:os';
+import { join } from 'node:path';
+import { QEMU_BIN, tempDir } from './process.js';
+import { writeCache } from '../util/index.js';
 
 export type Accel = 'kvm' | 'tcg';
 
@@ -47,8 +48,7 @@ export async function resolveAccel(mode: 'auto' | Accel, guest: ProbeGuest, cach
       ? { key, accel: 'kvm', reason: `a KVM probe boot reached the guest's init in ${ms} ms`, probedAt: now, ms }
       : { key, accel: 'tcg', reason: `a KVM probe boot did not reach the guest's init within ${timeoutMs} ms`, probedAt: now, ms };
   }
-  mkdirSync(dirname(cacheFile), { recursive: true });
-  writeFileSync(cacheFile, JSON.stringify(result, null, 2));
+  writeCache(cacheFile, result);
   return result;
 }
 
@@ -62,7 +62,7 @@ function readCache(file: string): AccelProbe | undefined {
 
 /** Boots the guest under KVM without devices and watches its serial log for the marker. */
 async function bootsUnderKvm(g: ProbeGuest, qemuBin: string, timeoutMs: number): Promise<boolean> {
-  const dir = mkdtempSync(join(tmpdir(), 'ferry-probe-'));
+  const dir = tempDir('ferry-probe-', 'The accelerator probe');
   const serial = join(dir, 'serial.log');
   const child = spawn(qemuBin, [
     '-machine', 'q35,accel=kvm', '-cpu', 'qemu64', '-m', '256', '-smp', '1', '-nodefaults', '-display', 'none',

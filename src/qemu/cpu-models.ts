@@ -8,13 +8,13 @@
  * accelerator, like the accelerator probe (accel.ts).
  */
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { FerryError, toFerryError } from '../errors/index.js';
 import { QmpClient, type Qmp } from '../qmp/index.js';
 import { probeKey, type Accel } from './accel.js';
-import { QEMU_BIN } from './process.js';
+import { QEMU_BIN, tempDir } from './process.js';
+import { writeCache } from '../util/index.js';
 
 /** One CPU model as this host's QEMU offers it. */
 export interface CpuModelDef {
@@ -84,7 +84,7 @@ const RETRY_CODES = new Set(['QMP_PROTOCOL', 'QMP_CLOSED', 'QMP_TIMEOUT']);
 
 async function probeQemuOnce<T>(accel: Accel, fn: (qmp: Qmp) => Promise<T>, env: Partial<CpuProbeEnv>): Promise<T> {
   const { qemuBin, timeoutMs } = { ...DEFAULT_ENV, ...env };
-  const dir = mkdtempSync(join(tmpdir(), 'ferry-cpu-'));
+  const dir = tempDir('ferry-cpu-', 'The CPU model probe');
   const sock = join(dir, 'qmp.sock');
   let stderr = '';
   const child = spawn(qemuBin, ['-machine', 'none', '-accel', accel, '-nodefaults', '-display', 'none', '-qmp', `unix:${sock},server=on,wait=off`],
@@ -156,10 +156,7 @@ export class CpuModelProbe {
     return (this.cached = p);
   }
 
-  private save(p: CpuModelsProbe): void {
-    mkdirSync(dirname(this.cacheFile), { recursive: true });
-    writeFileSync(this.cacheFile, JSON.stringify(p));
-  }
+  private save(p: CpuModelsProbe): void { writeCache(this.cacheFile, p); }
 }
 
 function readCache(file: string): CpuModelsProbe | undefined {

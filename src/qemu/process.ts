@@ -1,6 +1,8 @@
 import { execFile } from 'node:child_process';
 import { mkdir, rm } from 'node:fs/promises';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { FerryError } from '../errors/index.js';
 import { readPidFile } from '../util/files.js';
@@ -9,16 +11,29 @@ import { buildArgv, qemuEnv, runFiles, type QemuLaunch } from './argv.js';
 const run = promisify(execFile);
 export const QEMU_BIN = process.env.FERRY_QEMU ?? 'qemu-system-x86_64';
 
+/** A new folder in the system's temp dir for a probe's QEMU; QEMU_START_FAILED when none can be made (a full /tmp). */
+export function tempDir(prefix: string, what: string): string {
+  try {
+    return mkdtempSync(join(tmpdir(), prefix));
+  } catch (e) {
+    throw new FerryError('QEMU_START_FAILED', `${what} cannot make its folder in ${tmpdir()}: ${(e as NodeJS.ErrnoException).code ?? String(e)}.`, { cause: e });
+  }
+}
+
 /**
  * Starts QEMU with -daemonize: QEMU forks, finishes its set-up, writes its pidfile and only then
  * lets the parent exit, so a zero exit means the VM exists, and the daemon lives in a session of
  * its own, outliving the agent (agent restarts and upgrades leave VMs alone).
  */
 export async function startQemu(l: QemuLaunch): Promise<number> {
-  await mkdir(l.runDir, { recursive: true });
   const f = runFiles(l.runDir);
-  await rm(f.qmp, { force: true });
-  await rm(f.pid, { force: true });
+  try {
+    await mkdir(l.runDir, { recursive: true });
+    await rm(f.qmp, { force: true });
+    await rm(f.pid, { force: true });
+  } catch (e) {
+    throw new FerryError('QEMU_START_FAILED', `The run folder of "${l.name}" (${l.runDir}) cannot be prepared: ${(e as NodeJS.ErrnoException).code ?? String(e)}; is the agent's state disk full or read-only?`, { cause: e });
+  }
   try {
     await run(QEMU_BIN, buildArgv(l), { timeout: 60_000, env: qemuEnv(process.env) });
   } catch (e) {

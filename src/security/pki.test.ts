@@ -1,11 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import type { TLSSocket } from 'node:tls';
+import { FerryError } from '../errors/index.js';
 import {
   certFacts, checkAddress, hostCertCurrent, hostExtensions, hostIdentity, initCa, issueHostCert, loadTls, peerVerdict, serverTlsOptions,
 } from './index.js';
@@ -81,6 +82,19 @@ void test('mutual TLS: a peer is admitted only with a certificate from the CA th
     } finally {
       srv.close();
     }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+void test('a CA or host folder that cannot be made is CERT_FAILED naming the step, not a raw file-system error', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'ferry-pki-dirs-'));
+  try {
+    writeFileSync(join(dir, 'file'), '');
+    await assert.rejects(initCa(join(dir, 'file', 'ca')), (e: unknown) => e instanceof FerryError && e.code === 'CERT_FAILED' && /^Making the CA folder .* failed: ENOTDIR\.$/.test(e.message));
+    await initCa(join(dir, 'ca'));
+    await assert.rejects(issueHostCert({ caDir: join(dir, 'ca'), name: 'h1', addresses: ['127.0.0.1'], outDir: join(dir, 'file', 'h1') }),
+      (e: unknown) => e instanceof FerryError && e.code === 'CERT_FAILED' && /^Writing h1's key and certificate into .* failed: ENOTDIR\.$/.test(e.message));
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

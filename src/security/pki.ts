@@ -90,7 +90,7 @@ export async function initCa(dir: string, opts: CaOptions = {}): Promise<{ cert:
   if (!opts.force && (existsSync(cert) || existsSync(key))) {
     throw new FerryError('CA_EXISTS', `${dir} already holds a CA; rotating it means issuing every host a new certificate (docs/security.md).`);
   }
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  fsStep(`Making the CA folder ${dir}`, () => mkdirSync(dir, { recursive: true, mode: 0o700 }));
   await openssl(['req', '-x509', '-new', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', String(opts.days ?? 3650),
     '-sha256', '-subj', `/CN=${opts.commonName ?? 'Ferry CA'}`,
     '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign']);
@@ -115,6 +115,23 @@ export interface IssueOptions {
  * QEMU's layout (see the file's comment). Keys are 0600. Replaces what `outDir` held.
  */
 export async function issueHostCert(o: IssueOptions): Promise<HostTlsPaths> {
+  try {
+    return await issue(o);
+  } catch (e) {
+    throw e instanceof FerryError ? e : fsFailed(`Writing ${o.name}'s key and certificate into ${o.outDir}`, e);
+  }
+}
+
+/** A file-system step of making keys and certificates; CERT_FAILED saying which, instead of a raw error (a folder the user cannot write). */
+function fsStep<T>(what: string, fn: () => T): T {
+  try { return fn(); } catch (e) { throw fsFailed(what, e); }
+}
+
+function fsFailed(what: string, e: unknown): FerryError {
+  return new FerryError('CERT_FAILED', `${what} failed: ${(e as NodeJS.ErrnoException).code ?? (e instanceof Error ? e.message : String(e))}.`, { cause: e });
+}
+
+async function issue(o: IssueOptions): Promise<HostTlsPaths> {
   checkCertName(o.name);
   const caCert = join(o.caDir, CA_FILES.cert);
   const caKey = join(o.caDir, CA_FILES.key);

@@ -46,7 +46,11 @@ export async function copyImage(from: string, to: string): Promise<void> {
 
 /** Deletes an image and its folder when that becomes empty. Missing files are fine. */
 export async function deleteImage(path: string): Promise<void> {
-  await rm(path, { force: true });
+  try {
+    await rm(path, { force: true });
+  } catch (e) {
+    throw new FerryError('STORAGE_FAILED', `The image ${path} cannot be deleted: ${(e as NodeJS.ErrnoException).code ?? String(e)}.`, { cause: e });
+  }
   await rmdir(dirname(path)).catch(() => undefined);
 }
 

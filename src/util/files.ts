@@ -1,5 +1,6 @@
 /** Small file helpers shared by the agent, the lab and the fencing watchdog. */
-import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
 
 /**
  * Writes `value` as JSON to `path` atomically: a temporary file `tmp` (unique to the writer when
@@ -19,5 +20,19 @@ export function readPidFile(path: string): number | undefined {
     return Number.isInteger(n) && n > 0 ? n : undefined;
   } catch {
     return undefined;
+  }
+}
+
+/**
+ * Writes a cache file (its folder too). Best effort: on a full or read-only disk only the cache is
+ * lost (false), and what it caches is worked out again next time.
+ */
+export function writeCache(path: string, value: unknown): boolean {
+  try {
+    mkdirSync(dirname(path), { recursive: true });
+    writeFileSync(path, JSON.stringify(value, null, 2));
+    return true;
+  } catch {
+    return false;
   }
 }

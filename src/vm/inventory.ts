@@ -58,6 +58,8 @@ export class Inventory {
       this.db.prepare('INSERT INTO vms (name, uuid, spec, state, pid, reason, created_at, updated_at) VALUES (?, ?, ?, ?, NULL, NULL, ?, ?)')
         .run(spec.name, spec.uuid, JSON.stringify(spec), 'stopped', now, now);
     } catch (e) {
+      // Only the name's (or uuid's) uniqueness makes it a duplicate; a full disk is not one.
+      if (!String((e as { code?: unknown }).code ?? '').startsWith('SQLITE_CONSTRAINT')) throw e;
       throw new FerryError('VM_EXISTS', `A VM named "${spec.name}" already exists on this host.`, { cause: e });
     }
     return this.get(spec.name);

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { openDb } from '../util/index.js';
+import { FerryError, toFerryError } from '../errors/index.js';
 import { Inventory, macFromUuid, step, tapName, validateCreate, validateName, type VmSpec, type VmState, type VmEvent } from './index.js';
 
 const limits = { maxCpus: 2, minMemoryMiB: 64, maxDiskBytes: 10 * 1024 ** 3 };
@@ -65,6 +66,19 @@ test('inventory: insert, duplicate, transitions through one setter', () => {
   assert.throws(() => inv.get('b'), { code: 'VM_NOT_FOUND' });
   inv.remove('a');
   assert.equal(inv.list().length, 0);
+});
+
+test('inventory: an insert the state database cannot write is not taken for a duplicate; the API answers it STATE_STORE_FAILED', () => {
+  const db = openDb(':memory:');
+  const inv = new Inventory(db);
+  db.pragma('query_only = ON');
+  const spec: VmSpec = { name: 'a', uuid: 'u1', memoryMiB: 256, cpus: 1, cpuModel: 'qemu64', machine: 'pc-q35-7.2', mac: 'm', ip: '10.0.0.1', prefixLength: 16, disks: [], ha: false };
+  let thrown: unknown;
+  try { inv.insert(spec); } catch (e) { thrown = e; }
+  assert.ok(thrown && !(thrown instanceof FerryError), 'not VM_EXISTS');
+  const fe = toFerryError(thrown);
+  assert.equal(fe.code, 'STATE_STORE_FAILED');
+  assert.match(fe.message, /^The agent's state database failed \(SQLITE_READONLY: /);
 });
 
 test('inventory: updateSpec replaces the spec of the same VM, keeps its state and tells no listener', () => {

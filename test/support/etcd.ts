@@ -7,8 +7,12 @@ import { quorum } from '../../src/cluster/index.js';
 import { freePort } from '../../src/util/net.js';
 import { waitFor } from './cli.js';
 
-/** A running etcd: its client URL, and `stop()`, which kills it and removes its data. */
-export interface LoopbackEtcd { url: string; stop(): void }
+/**
+ * A running etcd: its client URL; `freeze(true)` stops the process (SIGSTOP: connections stay open
+ * and nothing answers, as with an etcd that lost quorum), `freeze(false)` lets it go on; `stop()`
+ * kills it and removes its data.
+ */
+export interface LoopbackEtcd { url: string; freeze(on: boolean): void; stop(): void }
 
 /** Starts an etcd on 127.0.0.1 (free ports, a data folder of its own) and waits until it is healthy. */
 export async function loopbackEtcd(): Promise<LoopbackEtcd> {
@@ -28,5 +32,6 @@ export async function loopbackEtcd(): Promise<LoopbackEtcd> {
     stop();
     throw e;
   }
-  return { url, stop };
+  const freeze = (on: boolean): void => { if (etcd.pid !== undefined && etcd.exitCode === null) process.kill(etcd.pid, on ? 'SIGSTOP' : 'SIGCONT'); };
+  return { url, freeze, stop };
 }

@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import type { HostView } from '../../agent/views.js';
 import { formatBytes, MiB } from '../../util/index.js';
 import { api, everyHost, hostOf } from '../client.js';
-import { printJson, printTable, run } from '../output.js';
+import { printJson, printTable, run, warnUnreachable } from '../output.js';
 import { printSettings, registerHostSettings } from './host-settings.js';
 import { registerHostCert } from './ca.js';
 import { printLedger, registerHostDrain } from './host-drain.js';
@@ -18,7 +18,7 @@ export function registerHost(program: Command): void {
   host.command('list').description('every host with capacity and state').option('--json', 'print JSON')
     .action((o: { json?: boolean }) => run(o.json, async () => {
       const answers = await everyHost<HostView>('/v1/host');
-      if (o.json) { printJson(answers.map((a) => a.result)); return; }
+      if (o.json) { printJson(answers.map((a) => a.result)); warnUnreachable(answers); return; }
       printTable(HEAD, [...answers.map((a) => row(a.result)), ...(answers.unreachable ?? []).map((n) => [n, 'unreachable'])]);
     }));
   host.command('show <host>').description('one host').option('--json', 'print JSON')

@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { FerryError } from '../../errors/index.js';
 import { formatBytes } from '../../util/index.js';
 import { api, everyHost } from '../client.js';
-import { jobEnded, printJson, printTable, run } from '../output.js';
+import { jobEnded, printJson, printTable, run, warnUnreachable } from '../output.js';
 import { watchJob, type JobView } from './move.js';
 
 /**
@@ -19,10 +19,16 @@ export function matchJob<J extends { id: string; role: string }>(jobs: readonly 
   return found.find((j) => j.role === 'source') ?? found[0];
 }
 
-/** Finds a job on the host that drives it (its source), asking every host. */
+/**
+ * Finds a job on the host that drives it (its source), asking every host: a whole id by itself
+ * (however old the job), a prefix among each host's last 1000 jobs.
+ */
 async function locateJob(id: string): Promise<{ host: Parameters<typeof api>[0]; job: JobView }> {
-  const answers = await everyHost<JobView[]>('/v1/migrations?limit=1000');
-  const all = answers.flatMap((a) => a.result.map((job) => ({ ...job, at: a.host })));
+  const whole = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(id);
+  const all = whole
+    // A host that does not know it answers MIGRATION_NOT_FOUND, which everyHost leaves out.
+    ? (await everyHost<JobView>(`/v1/migrations/${id}`)).map((a) => ({ ...a.result, at: a.host }))
+    : (await everyHost<JobView[]>('/v1/migrations?limit=1000')).flatMap((a) => a.result.map((job) => ({ ...job, at: a.host })));
   const found = matchJob(all, id);
   if (found) {
     const { at, ...job } = found;
@@ -42,10 +48,11 @@ export function registerMigration(program: Command): void {
   const m = program.command('migration').description('migration jobs and their history');
   m.command('list').description('jobs of every host, newest first (each move once, from its source)').option('--json', 'print JSON')
     .action((o: { json?: boolean }) => run(o.json, async () => {
-      const jobs = (await everyHost<JobView[]>('/v1/migrations')).flatMap((a) => a.result).filter((j) => j.role === 'source')
-        .sort((a, b) => b.createdAt.localeCompare(a.createdAt));
+      const answers = await everyHost<JobView[]>('/v1/migrations');
+      const jobs = answers.flatMap((a) => a.result).filter((j) => j.role === 'source').sort((a, b) => b.createdAt.localeCompare(a.createdAt));
       if (o.json) printJson(jobs);
       else printTable(HEAD, jobs.map(row));
+      warnUnreachable(answers);
     }));
   m.command('show <id>').description('one job').option('--json', 'print JSON')
     .action((id: string, o: { json?: boolean }) => run(o.json, async () => {

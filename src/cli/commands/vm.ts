@@ -4,7 +4,7 @@ import { checkNoCopyElsewhere } from '../../cluster/model.js';
 import { formatBytes, parseMemoryMiB, parseSize } from '../../util/index.js';
 import type { VmView } from '../../agent/views.js';
 import { api, everyHost, hostOf } from '../client.js';
-import { printJson, printTable, run } from '../output.js';
+import { printJson, printTable, run, warnUnreachable } from '../output.js';
 
 type HostAnswers = Awaited<ReturnType<typeof everyHost<VmView[]>>>;
 
@@ -129,9 +129,9 @@ export function registerVm(program: Command): void {
     .action((o: { json?: boolean }) => run(o.json, async () => {
       const answers = await everyHost<VmView[]>('/v1/vms');
       const vms = answers.flatMap((a) => a.result).filter((v) => !v.incoming);
-      if (o.json) { printJson(vms); return; }
-      printTable(HEAD, vms.map(vmRow));
-      if (answers.unreachable?.length) process.stderr.write(`warning: hosts not answering: ${answers.unreachable.join(', ')}\n`);
+      if (o.json) printJson(vms);
+      else printTable(HEAD, vms.map(vmRow));
+      warnUnreachable(answers);
     }));
 
   vm.command('show <name>').description('one VM').option('--json', 'print JSON')
