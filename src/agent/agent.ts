@@ -92,7 +92,10 @@ export class Agent {
     this.cpuModels = new CpuModelProbe(() => this.accel(), qemuVersion, join(config.stateDir, 'cpu-models.json'));
     this.inv = new Inventory(this.db);
     this.pools = new Pools(config.pools);
-    for (const [pool, why] of this.pools.unmade) log.warn({ pool, why }, 'a storage pool\'s folder could not be made; the pool is unavailable until it can be read');
+    for (const p of this.pools.list()) {
+      const { error } = poolView(p);
+      if (error) log.warn({ pool: p.name, error }, 'a storage pool cannot be read; it is unavailable until it can');
+    }
     this.sup = new Supervisor(this.inv, log);
     this.inv.onTransition((vm, from, to, ev) => {
       log.info({ vm, from, to, event: ev.type }, 'vm state');

@@ -4,11 +4,11 @@
  * failback needs. Peers are asked about their leases and their VMs over peer RPC (mutual TLS).
  */
 import type { Logger } from 'pino';
-import type { ClusterHost, HostVmList, PeerLease } from '../cluster/index.js';
+import { FENCE_ASK_MS, type ClusterHost, type HostVmList, type PeerLease } from '../cluster/index.js';
 import { PeerClient, phaseOf, streamCompleted, type JobRecord, type MigrationService, type JobStore, type MigrationHost } from '../migration/index.js';
 import { isActive, type Inventory } from '../vm/index.js';
 import type { AgentConfig } from './config.js';
-import { FerryError } from '../errors/index.js';
+import { toFerryError } from '../errors/index.js';
 import type { VmActions } from './vm-actions.js';
 import { WatchdogFeeder } from './watchdog.js';
 
@@ -27,12 +27,6 @@ export interface ClusterHostParts {
   /** This host's fencing watchdog (the agent also asks it whether it powered off a move's QEMU). */
   watchdog?: WatchdogFeeder;
 }
-
-/**
- * How long a peer is given to say whether it renews its lease during a fence check (then it counts
- * as silent): asked while etcd is (1.5 s), both within the check's checkStuckMs (fencing.ts).
- */
-const PEER_LEASE_TIMEOUT_MS = 1_500;
 
 /** How long a peer is given to list its VMs before a user's `vm start --register` (then it counts as silent). */
 const PEER_VMS_TIMEOUT_MS = 5_000;
@@ -107,7 +101,7 @@ export function clusterHost(a: ClusterHostParts): ClusterHost {
       const h = a.migrationHost();
       return Promise.all(hosts.map(async (p): Promise<PeerLease | undefined> => {
         try {
-          const r = await new PeerClient(p.url, p.name, PEER_LEASE_TIMEOUT_MS, h.tls?.material).clusterLease();
+          const r = await new PeerClient(p.url, p.name, FENCE_ASK_MS, h.tls?.material).clusterLease();
           // Only a member of this cluster is a witness; anyone else counts as silent.
           return r.cluster === cluster ? { host: p.name, renewing: r.renewing, ...(typeof r.sinceRenewMs === 'number' ? { sinceRenewMs: r.sinceRenewMs } : {}) } : undefined;
         } catch {
@@ -121,7 +115,7 @@ export function clusterHost(a: ClusterHostParts): ClusterHost {
         host: p.name,
         // The overview lists every VM of its inventory, the incoming end of a move too (the drain summary does not).
         ...await new PeerClient(p.url, p.name, PEER_VMS_TIMEOUT_MS, h.tls?.material).overview<{ vms: { name: string; state: string }[] }>()
-          .then((o) => ({ vms: o.vms }), (e: unknown) => ({ vms: null, error: e instanceof FerryError ? `${e.code}: ${e.message}` : String(e) })),
+          .then((o) => ({ vms: o.vms }), (e: unknown) => { const f = toFerryError(e); return { vms: null, error: `${f.code}: ${f.message}` }; }),
       })));
     },
   };

@@ -76,15 +76,16 @@ export class ClusterLink {
   get active(): ClusterNode | undefined { return this.node; }
 
   /**
-   * Why this member takes no HA VM now (an incoming move of one is refused in prepare), else null:
+   * Why this member takes no HA VM now (an incoming move of one is refused in prepare, a user's
+   * start too; `doing` says which), else null:
    * its lease has not been renewed for half a TTL (cut off from etcd, or etcd lost quorum), so it
    * would power the VM off (fencing) as soon as it ran here, or hold it where the cluster can
    * neither see nor place it.
    */
-  haRefusal(): string | null {
+  haRefusal(doing = 'takes no HA VM now; move it elsewhere'): string | null {
     const n = this.node;
     if (!n || n.renewing()) return null;
-    return `Host ${this.host.name} has not renewed its cluster lease for ${Math.round(n.sinceRenewMs() / 1000)} s (cut off from etcd, or etcd has lost quorum), so it takes no HA VM now; move it elsewhere, or again once ${this.host.name} renews.`;
+    return `Host ${this.host.name} has not renewed its cluster lease for ${Math.round(n.sinceRenewMs() / 1000)} s (cut off from etcd, or etcd has lost quorum), so it ${doing}, or again once ${this.host.name} renews.`;
   }
 
   /** The credentials for etcd, read once; CONFIG_INVALID when a file cannot be read. */
@@ -214,8 +215,13 @@ export class ClusterLink {
   }
 
   async registered(spec: VmSpec, policy: HaPolicy): Promise<void> { await this.require().register(spec, policy); }
+  /** A user's start of an HA VM: refused (CLUSTER_UNAVAILABLE) while this host does not renew its lease, which would fence it at once. */
   async claimForStart(spec: VmSpec, register?: boolean): Promise<void> {
-    if (spec.ha) await (register === true ? this.require() : this.node)?.claimForStart(spec, register);
+    if (!spec.ha) return;
+    const node = register === true ? this.require() : this.node;
+    const why = node ? this.haRefusal('starts no HA VM now; start it on another host') : null;
+    if (why) throw new FerryError('CLUSTER_UNAVAILABLE', why);
+    await node?.claimForStart(spec, register);
   }
   /** `ferry vm set` of an HA VM: its record's policies and group (NOT_IN_CLUSTER standalone). */
   async changeHa(spec: VmSpec, c: HaChange): Promise<HaRecord> { return this.require().changeHa(spec, c); }

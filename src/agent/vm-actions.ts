@@ -2,54 +2,15 @@ import { existsSync, readFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FerryError } from '../errors/index.js';
-import { Inventory, isActive, macFromUuid, newUuid, tapName, validateCreate, type CreateVmInput, type VmRecord, type VmSpec } from '../vm/index.js';
+import { isActive, macFromUuid, newUuid, tapName, validateCreate, type CreateVmInput, type VmRecord, type VmSpec } from '../vm/index.js';
 import { createImage, deleteImage, poolSpace, type Pools } from '../storage/index.js';
 import { ensureTap, deleteTap, startQemu, signalQemu, waitGone, runFiles, ramTrimFor, type Accel } from '../qemu/index.js';
 import { findImage, guestKernelArgs, GUEST_READY_MARKER } from '../image/index.js';
-import type { AgentConfig } from './config.js';
-import type { Supervisor } from './supervisor.js';
-import type { IpAllocator } from './ip-allocator.js';
-import type { Logger } from 'pino';
 import type { Qmp } from '../qmp/index.js';
+import type { VmDeps } from './vm-deps.js';
 
 /** The CPU model of a VM created without one: a baseline every x86-64 host offers, so the VM can move anywhere. */
 export const DEFAULT_CPU_MODEL = 'qemu64';
-
-/** What VM actions need from the agent. */
-export interface VmDeps {
-  config: AgentConfig;
-  inv: Inventory;
-  pools: Pools;
-  sup: Supervisor;
-  log: Logger;
-  accel: () => Promise<Accel>;
-  capacity: () => { memoryMiB: number; cpus: number };
-  machine: string;
-  /** The host's QEMU version (`8.2.1`), which decides the RAM trim of VMs that cold-start here. */
-  qemuVersion: string;
-  /** Throws INVALID_CPU_MODEL unless this host can run the model. */
-  checkCpuModel: (model: string) => Promise<void>;
-  /** Throws HOST_IN_MAINTENANCE while the host is draining or drained (`what`: the refused action). */
-  admit?: (what: string) => void;
-  /** Hands out new VMs' addresses and keeps those of VMs that moved away (ip-allocator.ts). */
-  ipam: Pick<IpAllocator, 'allocate' | 'left'>;
-  /** Cluster mode: keeps etcd's record of HA VMs in step (src/agent/cluster-link.ts); absent when standalone. */
-  cluster?: ClusterHooks;
-}
-
-/** What VM actions tell the cluster about HA VMs. Each throws (CLUSTER_UNAVAILABLE…) before the action changes anything. */
-export interface ClusterHooks {
-  /** Throws NOT_IN_CLUSTER or HA_NEEDS_SHARED_STORAGE unless an HA VM can be created here. */
-  checkHa(disksShared: boolean): void;
-  registered(spec: VmSpec, policy: { priority?: number; restart?: 'always' | 'never'; failback?: 'none' | 'immediate' }): Promise<void>;
-  /** A user's start: claims the HA VM's record for this host first (VM_BAD_STATE when another host owns it, or the cluster has no record of it). */
-  claimForStart(spec: VmSpec, register?: boolean): Promise<void>;
-  started(spec: VmSpec): Promise<void>;
-  stopped(spec: VmSpec): Promise<void>;
-  /** The host etcd says owns this HA VM (null: no cluster; undefined: no record of it, or another VM's); throws CLUSTER_UNAVAILABLE when etcd does not answer. */
-  owner(spec: VmSpec): Promise<string | null | undefined>;
-  deleted(spec: VmSpec): Promise<void>;
-}
 
 /** VM lifecycle actions: the one place REST, CLI and peer RPC reach through the agent. */
 export class VmActions {
@@ -209,9 +170,7 @@ export class VmActions {
       rec = this.d.inv.apply(name, { type: 'started' }, pid);
     } catch (e) {
       // Not recorded (the state database cannot be written): a QEMU nobody tracks must not run on.
-      this.d.sup.expect(name);
-      signalQemu(pid, spec.uuid, 'SIGKILL');
-      await waitGone(pid, spec.uuid, 10_000);
+      await this.killNow(name, pid, spec.uuid);
       throw e;
     }
     await this.waitGuestReady(name, this.runDir(name), t0);
@@ -345,7 +304,7 @@ export class VmActions {
   async fence(name: string): Promise<void> {
     const vm = this.d.inv.find(name);
     if (!vm || !isActive(vm.state)) return;
-    if (vm.pid) { this.d.sup.expect(name); signalQemu(vm.pid, vm.spec.uuid, 'SIGKILL'); await waitGone(vm.pid, vm.spec.uuid, 10_000); }
+    if (vm.pid) await this.killNow(name, vm.pid, vm.spec.uuid);
     this.d.inv.apply(name, { type: 'stopped' }, null);
   }
 
@@ -395,10 +354,17 @@ export class VmActions {
 
   private async destroy(spec: VmSpec): Promise<void> {
     const vm = this.d.inv.find(spec.name);
-    if (vm?.pid) { this.d.sup.expect(spec.name); signalQemu(vm.pid, spec.uuid, 'SIGKILL'); await waitGone(vm.pid, spec.uuid, 10_000); }
+    if (vm?.pid) await this.killNow(spec.name, vm.pid, spec.uuid);
     for (const d of spec.disks) await deleteImage(d.path);
     void deleteTap(tapName(spec.uuid)); // a new tap of that name waits for it (qemu/links.ts)
     await rm(this.runDir(spec.name), { recursive: true, force: true });
     this.d.inv.remove(spec.name);
+  }
+
+  /** SIGKILL of the VM's QEMU, which the supervisor expects to exit; resolves once it is gone (10 s at most). */
+  private async killNow(name: string, pid: number, uuid: string): Promise<void> {
+    this.d.sup.expect(name);
+    signalQemu(pid, uuid, 'SIGKILL');
+    await waitGone(pid, uuid, 10_000);
   }
 }

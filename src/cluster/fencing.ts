@@ -38,9 +38,15 @@ export function holdGraceMs(fenceMarginSec: number): number {
 }
 
 /**
- * How long one fence check may run before the agent stops feeding the watchdog (a check waits on
- * etcd for at most 1.5 s and, at the same time, on the peers for at most 1.5 s: at TTL 10 s that
- * leaves 0.5 s to spare).
+ * How long a fence check waits for etcd's answer (its member key and records), and for each peer's
+ * word on its lease, asked at the same time: a check thus ends within this (plus the fence itself).
+ */
+export const FENCE_ASK_MS = 1_500;
+
+/**
+ * How long one fence check may run before the agent stops feeding the watchdog (a check asks etcd
+ * and the peers for at most {@link FENCE_ASK_MS}, at the same time: at TTL 10 s that leaves 0.5 s
+ * to spare).
  */
 export function checkStuckMs(ttlMs: number): number {
   return Math.min(5_000, ttlMs * 0.2);

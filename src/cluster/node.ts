@@ -11,7 +11,7 @@ import { managerTick, type ManagerMemory } from './manager.js';
 import { adopt, changeHa, claimForStart, failback, reRegister, type HaChange, type OwnerParts } from './owner.js';
 import { fenceTargets, settleMoves } from './moving.js';
 import { DEFAULT_CLUSTER_MIGRATIONS, movedTo, newHaRecord, ran, type ClusterConfig, type HaEntry, type HaPolicyInput, type HaRecord } from './model.js';
-import { ClusterStore, unavailable, type EtcdTls } from './store.js';
+import { ClusterStore, type EtcdTls } from './store.js';
 import type { ClusterHost, NodeView, VmId } from './host.js';
 import type { VmSpec } from '../vm/index.js';
 
@@ -99,7 +99,7 @@ export class ClusterNode {
     await this.pause();
     clearInterval(this.fenceTimer);
     while (this.fencing) await new Promise((r) => setTimeout(r, 50));
-    try { await this.lease?.revoke().catch((e: unknown) => { throw unavailable('revoking this host\'s lease', e); }); } finally { this.store.close(); }
+    try { if (this.lease) await this.store.revoke(this.lease); } finally { this.store.close(); }
   }
 
   /** How long ago this host's lease was last renewed, ms (peers deciding to fence compare it with their own). */
@@ -272,7 +272,7 @@ export class ClusterNode {
     // without (etcd rebuilt empty after its data was lost) is spared, for twice the fence margin at
     // most (a host whose lease does not come back then fences it too); this host registers it again.
     // The peers are asked at the same time (what they say is used only if etcd does not hold the
-    // key): one after the other, etcd's 1.5 s and the peers' 1.5 s would outlast checkStuckMs.
+    // key): one after the other, the two FENCE_ASK_MS waits would outlast checkStuckMs.
     const others = this.members.filter((m) => m.name !== this.host.name);
     const [view, peers] = await Promise.all([
       this.store.fenceView(this.host.name, local.filter((v) => running.includes(v.name))),

@@ -7,6 +7,7 @@ import { Etcd3, type Lease } from 'etcd3';
 import { FerryError } from '../errors/index.js';
 import { clusterKeys, recordKey, vmKey, type ClusterConfig, type HaEntry, type HaRecord, type MemberRecord } from './model.js';
 import type { VmId } from './host.js';
+import { FENCE_ASK_MS } from './fencing.js';
 
 /** Wraps an etcd error as CLUSTER_UNAVAILABLE, with what was being done. */
 export function unavailable(what: string, e: unknown): FerryError {
@@ -98,7 +99,7 @@ export class ClusterStore {
     });
   }
 
-  /** One question to etcd on a client of its own, answered within 1.5 s or not at all (null). */
+  /** One question to etcd on a client of its own, answered within FENCE_ASK_MS or not at all (null). */
   private async askFresh<T>(ask: (c: Etcd3) => Promise<T>): Promise<T | null> {
     // A client of its own: the long-lived one's circuit breaker stays open for a while after etcd
     // was away, and this must see etcd as it is now.
@@ -106,7 +107,7 @@ export class ClusterStore {
     let timer: NodeJS.Timeout | undefined;
     try {
       // The client tries each endpoint in turn, a dial timeout each: bound the whole answer too.
-      const late = new Promise<null>((r) => { timer = setTimeout(() => r(null), 1_500); });
+      const late = new Promise<null>((r) => { timer = setTimeout(() => r(null), FENCE_ASK_MS); });
       const answer = ask(c);
       answer.catch(() => undefined); // the loser of the race rejects once the client is closed
       return await Promise.race([answer, late]);
@@ -125,6 +126,9 @@ export class ClusterStore {
 
   /** The id of `lease` once etcd granted it (CLUSTER_UNAVAILABLE, saying what for, when etcd does not answer). */
   async leaseId(lease: Lease, what: string): Promise<string> { return guard(what, () => lease.grant()); }
+
+  /** Revokes `lease` (its member key, manager key and slots go at once). */
+  async revoke(lease: Lease): Promise<void> { await guard('revoking this host\'s lease', () => lease.revoke()); }
 
   /** Becomes the manager when nobody is (the key lives with `lease`); resolves with the manager's name. */
   async campaign(lease: Lease, host: string): Promise<string> {

@@ -40,7 +40,7 @@ export const CATALOGUE = {
   LAB_FAILED: spec(500, 'Building or changing the lab failed; the sentence says which step.'),
   NOT_ROOT: spec(403, 'The command needs root (network namespaces, taps, bridges).'),
   // Agent, QEMU, QMP
-  AGENT_UNREACHABLE: spec(503, 'The host agent (ferryd) did not answer: the one called, or another host it had to ask first (`vm start --register` asks every host whether it runs a VM of that name).', true),
+  AGENT_UNREACHABLE: spec(503, 'The host agent (ferryd) did not answer: the one called, or another host it had to ask first (`vm start --register` asks every host whether it runs a VM of that name; one that answered an error instead, such as PEER_UNTRUSTED, is named with it and will not pass by waiting).', true),
   QEMU_START_FAILED: spec(500, 'QEMU exited or did not open its QMP socket while starting the VM (or a probe), or the folder it needs (the VM\'s run folder, a probe\'s temporary folder) cannot be made.'),
   QEMU_GONE: spec(500, 'The VM\'s QEMU process went away.'),
   QMP_ERROR: spec(500, 'QEMU answered a QMP command with an error.'),
@@ -95,7 +95,7 @@ export const CATALOGUE = {
   TOO_MANY_REQUESTS: spec(429, 'The token already has as many requests in flight as the agent allows; try again when one ends.', true),
   TOKEN_NOT_FOUND: spec(404, 'No API token with that id is known to the host.'),
   // Cluster (ferry cluster, HA)
-  CLUSTER_UNAVAILABLE: spec(503, 'etcd did not answer or has no quorum; the cluster places nothing until it does, and running VMs are left alone. Also answered by a member that cannot renew its cluster lease when asked to take an HA VM (an incoming move of one is refused in prepare, before anything starts).', true),
+  CLUSTER_UNAVAILABLE: spec(503, 'etcd did not answer or has no quorum; the cluster places nothing until it does, and running VMs are left alone. Also answered by a member that cannot renew its cluster lease when asked to take or start an HA VM (an incoming move of one is refused in prepare, a user\'s start before anything starts).', true),
   CLUSTER_EXISTS: spec(409, 'A cluster of that name already exists in that etcd (join it), or the host is already in a cluster.'),
   CLUSTER_NOT_FOUND: spec(404, 'No cluster of that name exists in that etcd: create it first.'),
   NOT_IN_CLUSTER: spec(409, 'The host is not in a cluster: HA VMs and cluster status need `ferry cluster create` or `join` first; `ferry cluster leave` of a host that has left already, or never joined, answers this too.'),

@@ -5,7 +5,7 @@
  * better-sqlite3 is synchronous: when `apply` returns, the write has committed.
  */
 import { randomUUID } from 'node:crypto';
-import type { Db } from '../util/db.js';
+import { isConstraintError, type Db } from '../util/db.js';
 import { FerryError, toFerryError, type ErrorCode } from '../errors/index.js';
 import {
   initialState, isTerminal, PHASES, step,
@@ -185,7 +185,7 @@ export class JobStore {
 
   private insertError(e: unknown, j: NewJob, id: string): FerryError {
     // Only a uniqueness refusal is a duplicate or a busy VM; anything else (a full disk) is what it is.
-    if (!String((e as { code?: unknown }).code ?? '').startsWith('SQLITE_CONSTRAINT')) return toFerryError(e);
+    if (!isConstraintError(e)) return toFerryError(e);
     if (this.find(id)) return new FerryError('INVALID_INPUT', `A migration job with id ${id} already exists on this host.`, { cause: e });
     const busy = this.activeFor(j.vm);
     return new FerryError('VM_BUSY', `The VM "${j.vm}" already has a move under way (job ${busy?.id ?? 'unknown'}).`, { cause: e });

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { FerryError } from '../errors/index.js';
-import { readPidFile } from '../util/files.js';
+import { errnoWhy, readPidFile } from '../util/files.js';
 import { buildArgv, qemuEnv, runFiles, type QemuLaunch } from './argv.js';
 
 const run = promisify(execFile);
@@ -16,7 +16,7 @@ export function tempDir(prefix: string, what: string): string {
   try {
     return mkdtempSync(join(tmpdir(), prefix));
   } catch (e) {
-    throw new FerryError('QEMU_START_FAILED', `${what} cannot make its folder in ${tmpdir()}: ${(e as NodeJS.ErrnoException).code ?? String(e)}.`, { cause: e });
+    throw new FerryError('QEMU_START_FAILED', `${what} cannot make its folder in ${tmpdir()}: ${errnoWhy(e)}.`, { cause: e });
   }
 }
 
@@ -32,7 +32,7 @@ export async function startQemu(l: QemuLaunch): Promise<number> {
     await rm(f.qmp, { force: true });
     await rm(f.pid, { force: true });
   } catch (e) {
-    throw new FerryError('QEMU_START_FAILED', `The run folder of "${l.name}" (${l.runDir}) cannot be prepared: ${(e as NodeJS.ErrnoException).code ?? String(e)}; is the agent's state disk full or read-only?`, { cause: e });
+    throw new FerryError('QEMU_START_FAILED', `The run folder of "${l.name}" (${l.runDir}) cannot be prepared: ${errnoWhy(e)}; is the agent's state disk full or read-only?`, { cause: e });
   }
   try {
     await run(QEMU_BIN, buildArgv(l), { timeout: 60_000, env: qemuEnv(process.env) });

@@ -19,6 +19,7 @@ import { randomBytes, X509Certificate } from 'node:crypto';
 import { join } from 'node:path';
 import { runTool } from '../qemu/index.js';
 import { FerryError } from '../errors/index.js';
+import { errnoWhy } from '../util/files.js';
 import { ensureDhParams } from './dh-params.js';
 
 /** File names in a CA folder. */
@@ -128,7 +129,7 @@ function fsStep<T>(what: string, fn: () => T): T {
 }
 
 function fsFailed(what: string, e: unknown): FerryError {
-  return new FerryError('CERT_FAILED', `${what} failed: ${(e as NodeJS.ErrnoException).code ?? (e instanceof Error ? e.message : String(e))}.`, { cause: e });
+  return new FerryError('CERT_FAILED', `${what} failed: ${errnoWhy(e)}.`, { cause: e });
 }
 
 async function issue(o: IssueOptions): Promise<HostTlsPaths> {

@@ -3,6 +3,7 @@ import { mkdir, rm, rmdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { promisify } from 'node:util';
 import { FerryError } from '../errors/index.js';
+import { errnoWhy } from '../util/files.js';
 
 const run = promisify(execFile);
 
@@ -11,7 +12,7 @@ export async function createImage(path: string, sizeBytes: number): Promise<void
   try {
     await mkdir(dirname(path), { recursive: true });
   } catch (e) {
-    throw new FerryError('STORAGE_FAILED', `The folder of ${path} cannot be made: ${(e as NodeJS.ErrnoException).code ?? String(e)}.`, { cause: e });
+    throw new FerryError('STORAGE_FAILED', `The folder of ${path} cannot be made: ${errnoWhy(e)}.`, { cause: e });
   }
   try {
     await run('qemu-img', ['create', '-q', '-f', 'qcow2', path, String(sizeBytes)]);
@@ -49,7 +50,7 @@ export async function deleteImage(path: string): Promise<void> {
   try {
     await rm(path, { force: true });
   } catch (e) {
-    throw new FerryError('STORAGE_FAILED', `The image ${path} cannot be deleted: ${(e as NodeJS.ErrnoException).code ?? String(e)}.`, { cause: e });
+    throw new FerryError('STORAGE_FAILED', `The image ${path} cannot be deleted: ${errnoWhy(e)}.`, { cause: e });
   }
   await rmdir(dirname(path)).catch(() => undefined);
 }

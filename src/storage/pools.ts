@@ -1,6 +1,7 @@
 import { mkdirSync, realpathSync, statfsSync, statSync, existsSync } from 'node:fs';
 import { dirname, isAbsolute, join, normalize, sep } from 'node:path';
 import { FerryError } from '../errors/index.js';
+import { errnoWhy } from '../util/files.js';
 
 /** A storage pool: a directory of disk images, possibly shared between hosts. */
 export interface Pool { name: string; path: string; sharedId?: string }
@@ -10,8 +11,7 @@ function statfsOf(path: string, what: string): { bavail: number; bsize: number; 
   try {
     return statfsSync(path);
   } catch (e) {
-    const why = (e as NodeJS.ErrnoException).code ?? (e instanceof Error ? e.message : String(e));
-    throw new FerryError('STORAGE_FAILED', `${what} cannot be read (${why}); is its folder there and its file system mounted?`, { cause: e });
+    throw new FerryError('STORAGE_FAILED', `${what} cannot be read (${errnoWhy(e)}); is its folder there and its file system mounted?`, { cause: e });
   }
 }
 
@@ -49,12 +49,9 @@ export const imageIn = (dir: string, vm: string, index: number): string => join(
  * what needs the pool fails with STORAGE_FAILED.
  */
 export class Pools {
-  /** Why a pool's folder could not be made at start, by pool name (the agent logs it). */
-  readonly unmade = new Map<string, string>();
-
   constructor(private readonly pools: Pool[]) {
     for (const p of pools) {
-      try { mkdirSync(p.path, { recursive: true }); } catch (e) { this.unmade.set(p.name, (e as NodeJS.ErrnoException).code ?? String(e)); }
+      try { mkdirSync(p.path, { recursive: true }); } catch { /* the agent logs the pool's error (poolSpace) */ }
     }
   }
 
@@ -76,9 +73,8 @@ export class Pools {
     }
     const real = resolveExisting(normalize(path));
     for (const p of this.pools) {
-      // A pool whose folder cannot be resolved now (its mount gone) is compared as written.
-      let root = normalize(p.path);
-      try { root = realpathSync(p.path); } catch { /* as written */ }
+      // A pool whose folder is not there now (its mount gone) is compared as far as it exists.
+      const root = resolveExisting(normalize(p.path));
       if (real === root || real.startsWith(root + sep)) return p;
     }
     throw new FerryError('INVALID_PATH', `The path "${path}" is outside every storage pool of this host.`);

@@ -17,3 +17,6 @@ export function openDb(path: string): Db {
   db.pragma('foreign_keys = ON');
   return db;
 }
+
+/** True for SQLite's refusal of a write that breaks a UNIQUE or PRIMARY KEY (a duplicate), not for a disk that cannot be written. */
+export const isConstraintError = (e: unknown): boolean => String((e as { code?: unknown } | null)?.code ?? '').startsWith('SQLITE_CONSTRAINT');

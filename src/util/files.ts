@@ -23,6 +23,11 @@ export function readPidFile(path: string): number | undefined {
   }
 }
 
+/** What a file-system error says in a sentence: its errno code (ENOSPC, EROFS…), else its message. */
+export function errnoWhy(e: unknown): string {
+  return (e as NodeJS.ErrnoException | null)?.code ?? (e instanceof Error ? e.message : String(e));
+}
+
 /**
  * Writes a cache file (its folder too). Best effort: on a full or read-only disk only the cache is
  * lost (false), and what it caches is worked out again next time.
@@ -30,7 +35,7 @@ export function readPidFile(path: string): number | undefined {
 export function writeCache(path: string, value: unknown): boolean {
   try {
     mkdirSync(dirname(path), { recursive: true });
-    writeFileSync(path, JSON.stringify(value, null, 2));
+    writeJsonAtomic(path, value, { pretty: true });
     return true;
   } catch {
     return false;

@@ -1,4 +1,4 @@
-import type { Db } from '../util/db.js';
+import { isConstraintError, type Db } from '../util/db.js';
 import { FerryError } from '../errors/index.js';
 import type { VmSpec } from './spec.js';
 import { step, type VmEvent, type VmState } from './state.js';
@@ -59,7 +59,7 @@ export class Inventory {
         .run(spec.name, spec.uuid, JSON.stringify(spec), 'stopped', now, now);
     } catch (e) {
       // Only the name's (or uuid's) uniqueness makes it a duplicate; a full disk is not one.
-      if (!String((e as { code?: unknown }).code ?? '').startsWith('SQLITE_CONSTRAINT')) throw e;
+      if (!isConstraintError(e)) throw e;
       throw new FerryError('VM_EXISTS', `A VM named "${spec.name}" already exists on this host.`, { cause: e });
     }
     return this.get(spec.name);

@@ -77,8 +77,8 @@ export function registerVm(program: Command): void {
     if (verb === 'stop') c.option('--force', 'hard stop at once').option('--timeout <sec>', 'seconds to wait for the guest');
     else c.option('--register', 'an HA VM the cluster has no record of (etcd\'s data lost): register it again here, then start it');
     c.action((name: string, o: { json?: boolean; force?: boolean; timeout?: string; register?: boolean }) => run(o.json, async () => {
-      const { host, vm: found, answers } = await locateVm(name);
-      if (o.register) checkRegister(name, found.host, answers);
+      const { host, answers } = await locateVm(name);
+      if (o.register) checkRegister(name, host.name, answers);
       const body = verb === 'stop' ? { ...(o.force ? { force: true } : {}), ...(o.timeout ? { timeoutSec: Number(o.timeout) } : {}) } : o.register ? { register: true } : undefined;
       const v = await api<VmView>(host, 'POST', `/v1/vms/${name}/${verb}`, body);
       if (o.json) printJson(v);
