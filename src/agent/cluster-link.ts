@@ -82,10 +82,11 @@ export class ClusterLink {
    * would power the VM off (fencing) as soon as it ran here, or hold it where the cluster can
    * neither see nor place it.
    */
-  haRefusal(doing = 'takes no HA VM now; move it elsewhere'): string | null {
+  haRefusal(doing: 'take' | 'start' = 'take'): string | null {
     const n = this.node;
     if (!n || n.renewing()) return null;
-    return `Host ${this.host.name} has not renewed its cluster lease for ${Math.round(n.sinceRenewMs() / 1000)} s (cut off from etcd, or etcd has lost quorum), so it ${doing}, or again once ${this.host.name} renews.`;
+    const then = doing === 'take' ? 'takes no HA VM now; move it elsewhere, or again' : 'starts no HA VM now; start it again';
+    return `Host ${this.host.name} has not renewed its cluster lease for ${Math.round(n.sinceRenewMs() / 1000)} s (cut off from etcd, or etcd has lost quorum), so it ${then} once ${this.host.name} renews.`;
   }
 
   /** The credentials for etcd, read once; CONFIG_INVALID when a file cannot be read. */
@@ -219,7 +220,7 @@ export class ClusterLink {
   async claimForStart(spec: VmSpec, register?: boolean): Promise<void> {
     if (!spec.ha) return;
     const node = register === true ? this.require() : this.node;
-    const why = node ? this.haRefusal('starts no HA VM now; start it on another host') : null;
+    const why = node ? this.haRefusal('start') : null;
     if (why) throw new FerryError('CLUSTER_UNAVAILABLE', why);
     await node?.claimForStart(spec, register);
   }

@@ -29,7 +29,7 @@ export const WATCHDOG_AT = 0.75;
 export const MIN_FENCE_MARGIN_SEC = 4;
 
 /**
- * How long past now a living agent feeds the watchdog. With the 1.5 s an agent may wait for etcd to
+ * How long past now a living agent feeds the watchdog. With the {@link FENCE_ASK_MS} an agent may wait for etcd to
  * say its member key is still there, under the fence margin the survivors wait after the key is
  * gone (the margin is at least {@link MIN_FENCE_MARGIN_SEC} s: routes/cluster.ts).
  */
@@ -62,7 +62,7 @@ export function checkStuckMs(ttlMs: number): number {
  * - the first term: 0.75 TTL < TTL;
  * - a living agent past FENCE_AT runs fence checks back to back; each ends in a fence of its own,
  *   or in a hold (etcd lost quorum for all: no lease can expire; or its member key still in etcd:
- *   read within 1.5 s, so the survivors wait a margin past that read; or, for at most twice the
+ *   read within FENCE_ASK_MS, so the survivors wait a margin past that read; or, for at most twice the
  *   margin, VMs etcd answered it has no record of, which nobody can place, since a host's record of
  *   a VM it runs lands only under its live lease); a check that hangs stops the feed by
  *   0.6 TTL + 0.2 TTL + grace, and grace < margin.

@@ -87,7 +87,7 @@ export class ClusterStore {
   }
 
   /**
-   * What a fence check asks etcd, on a client of its own and within 1.5 s (null: no answer):
+   * What a fence check asks etcd, on a client of its own and within FENCE_ASK_MS (null: no answer):
    * whether `host`'s member key is still there, and which of `vms` it holds a record of (same name
    * and uuid).
    */
