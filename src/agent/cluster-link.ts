@@ -220,7 +220,7 @@ export class ClusterLink {
   async claimForStart(spec: VmSpec, register?: boolean): Promise<void> {
     if (!spec.ha) return;
     const node = register === true ? this.require() : this.node;
-    const why = node ? this.haRefusal('start') : null;
+    const why = this.haRefusal('start');
     if (why) throw new FerryError('CLUSTER_UNAVAILABLE', why);
     await node?.claimForStart(spec, register);
   }

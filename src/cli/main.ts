@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { Command, CommanderError } from 'commander';
 import { FerryError } from '../errors/index.js';
-import { run } from './output.js';
+import { fail } from './output.js';
 import { registerLab } from './commands/lab.js';
 import { registerImage } from './commands/image.js';
 import { registerVm } from './commands/vm.js';
@@ -39,6 +39,6 @@ try {
   if (e.exitCode !== 0) {
     // commander.help: a command without its subcommand, whose help commander printed on stderr.
     const why = e.code === 'commander.help' ? 'this command needs one of its subcommands' : e.message.replace(/^error: /, '').replace(/\s*\n\s*/g, ' ');
-    await run(process.argv.includes('--json'), () => { throw new FerryError('INVALID_INPUT', `${why}; --help lists the commands and their options.`); });
+    fail(new FerryError('INVALID_INPUT', `${why}; --help lists the commands and their options.`), process.argv.includes('--json'));
   }
 }

@@ -19,11 +19,16 @@ export async function run(json: boolean | undefined, body: () => Promise<void>):
   try {
     await body();
   } catch (e) {
-    const err: FerryError = toFerryError(e);
-    if (json) printJson({ error: err.toJSON() });
-    else process.stderr.write(`error ${err.code}: ${err.message}\n${problemLines(err)}`);
-    process.exitCode = process.exitCode && process.exitCode !== 0 ? process.exitCode : 2;
+    fail(e, json);
   }
+}
+
+/** A failed command: `error CODE: sentence` on stderr (the JSON error document on stdout with --json), exit 2 unless already non-zero. */
+export function fail(e: unknown, json: boolean | undefined): void {
+  const err: FerryError = toFerryError(e);
+  if (json) printJson({ error: err.toJSON() });
+  else process.stderr.write(`error ${err.code}: ${err.message}\n${problemLines(err)}`);
+  process.exitCode = process.exitCode && process.exitCode !== 0 ? process.exitCode : 2;
 }
 
 /**

@@ -115,7 +115,7 @@ export class ClusterNode {
   }
 
   /** Registers a new HA VM owned by this host, only while its lease lives. */
-  async register(spec: VmSpec, policy: HaPolicyInput): Promise<void> { await this.store.createHa(newHaRecord(spec, this.host.name, policy), { holder: await this.holder() }); }
+  async register(spec: VmSpec, policy: HaPolicyInput): Promise<void> { await this.createOwn(newHaRecord(spec, this.host.name, policy)); }
 
   /**
    * Sets an HA VM's state after a user's start or stop on this host (a stopped one is never
@@ -165,9 +165,12 @@ export class ClusterNode {
     return {
       store: this.store, host: this.host, update: (name, change) => this.update(name, change),
       fenceMarginMs: this.config.fenceMarginSec * 1000, handOversSeen: this.handOversSeen,
-      createOwn: async (rec) => this.store.createHa(rec, { holder: await this.holder() }),
+      createOwn: (rec) => this.createOwn(rec),
     };
   }
+
+  /** Creates a record owned by this host, only while its lease lives (VM_EXISTS when one of that name exists). */
+  private async createOwn(rec: HaRecord): Promise<void> { await this.store.createHa(rec, { holder: await this.holder() }); }
 
   /** This host and its lease: a write guarded by it lands only while that lease lives (CLUSTER_UNAVAILABLE without one). */
   private async holder(): Promise<{ host: string; lease: string }> { return { host: this.host.name, lease: await this.store.leaseId(this.requireLease(), 'reading this host\'s lease') }; }

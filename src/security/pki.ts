@@ -91,7 +91,7 @@ export async function initCa(dir: string, opts: CaOptions = {}): Promise<{ cert:
   if (!opts.force && (existsSync(cert) || existsSync(key))) {
     throw new FerryError('CA_EXISTS', `${dir} already holds a CA; rotating it means issuing every host a new certificate (docs/security.md).`);
   }
-  fsStep(`Making the CA folder ${dir}`, () => mkdirSync(dir, { recursive: true, mode: 0o700 }));
+  await certStep(`Making the CA folder ${dir}`, async () => { mkdirSync(dir, { recursive: true, mode: 0o700 }); });
   await openssl(['req', '-x509', '-new', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', String(opts.days ?? 3650),
     '-sha256', '-subj', `/CN=${opts.commonName ?? 'Ferry CA'}`,
     '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign']);
@@ -115,21 +115,17 @@ export interface IssueOptions {
  * Gives host `name` a key and a certificate signed by the CA in `caDir`, written to `outDir` in
  * QEMU's layout (see the file's comment). Keys are 0600. Replaces what `outDir` held.
  */
-export async function issueHostCert(o: IssueOptions): Promise<HostTlsPaths> {
+export function issueHostCert(o: IssueOptions): Promise<HostTlsPaths> {
+  return certStep(`Writing ${o.name}'s key and certificate into ${o.outDir}`, () => issue(o));
+}
+
+/** A step of making keys and certificates: its FerryErrors as they are, a raw one (a folder the user cannot write) as CERT_FAILED saying which step. */
+async function certStep<T>(what: string, fn: () => Promise<T>): Promise<T> {
   try {
-    return await issue(o);
+    return await fn();
   } catch (e) {
-    throw e instanceof FerryError ? e : fsFailed(`Writing ${o.name}'s key and certificate into ${o.outDir}`, e);
+    throw e instanceof FerryError ? e : new FerryError('CERT_FAILED', `${what} failed: ${errnoWhy(e)}.`, { cause: e });
   }
-}
-
-/** A file-system step of making keys and certificates; CERT_FAILED saying which, instead of a raw error (a folder the user cannot write). */
-function fsStep<T>(what: string, fn: () => T): T {
-  try { return fn(); } catch (e) { throw fsFailed(what, e); }
-}
-
-function fsFailed(what: string, e: unknown): FerryError {
-  return new FerryError('CERT_FAILED', `${what} failed: ${errnoWhy(e)}.`, { cause: e });
 }
 
 async function issue(o: IssueOptions): Promise<HostTlsPaths> {

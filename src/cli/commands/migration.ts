@@ -3,7 +3,7 @@ import { FerryError } from '../../errors/index.js';
 import { formatBytes } from '../../util/index.js';
 import { api, everyHost } from '../client.js';
 import { jobEnded, printJson, printTable, run, warnUnreachable } from '../output.js';
-import { watchJob, type JobView } from './move.js';
+import { TERMINAL, watchJob, type JobView } from './move.js';
 
 /**
  * The job `id` names among `jobs`: its whole id, or a prefix of it as `migration list` prints (the
@@ -63,7 +63,7 @@ export function registerMigration(program: Command): void {
   m.command('watch <id>').description('follow a job until it ends').option('--json', 'print JSON')
     .action((id: string, o: { json?: boolean }) => run(o.json, async () => {
       const { host, job } = await locateJob(id);
-      const end = ['completed', 'failed', 'cancelled'].includes(job.status) ? job : await watchJob(host, job.id, o.json ?? false);
+      const end = TERMINAL.has(job.status) ? job : await watchJob(host, job.id, o.json ?? false);
       if (o.json) printJson(end);
       else printTable(HEAD, [row(end)]);
       jobEnded(end, o.json);

@@ -19,7 +19,8 @@ export type JobView = JobSummary & {
 
 interface MoveOpts { to: string; includeStorage?: boolean; storagePath?: string; retainSourceDisks?: boolean; probe?: boolean; wait: boolean; json?: boolean; postcopy?: boolean; maxBandwidth?: string }
 
-const TERMINAL = new Set(['completed', 'failed', 'cancelled']);
+/** The states a job ends in. */
+export const TERMINAL = new Set(['completed', 'failed', 'cancelled']);
 
 /**
  * Follows a job on its source host until it ends: a progress bar from the agent's event stream
