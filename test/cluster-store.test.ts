@@ -10,6 +10,8 @@ import { pino } from 'pino';
 import { ClusterNode, ClusterStore, createConfig, FAILBACK_RETRY_MS, holdGraceMs, quorum, readConfig, type ClusterConfig, type ClusterHost, type EtcdTls, type HaRecord } from '../src/cluster/index.js';
 import { initCa, issueHostCert } from '../src/security/index.js';
 import { FerryError } from '../src/errors/index.js';
+import { HaPolicyMemory } from '../src/agent/ha-policies.js';
+import { openDb } from '../src/util/db.js';
 import { freePort } from '../src/util/net.js';
 import { waitFor } from './support/cli.js';
 import { loopbackEtcd, type LoopbackEtcd } from './support/etcd.js';
@@ -172,6 +174,8 @@ test('a user\'s start of an HA VM the cluster does not know (no record, or the r
   const asked: string[][] = [];
   const node = new ClusterNode({ ...cfg, leaseTtlSec: 5, fenceMarginSec: 4 }, fakeHost('h4', {
     peerVms: (hosts) => { asked.push(hosts.map((h) => h.name)); return Promise.resolve(hosts.map((h) => ({ host: h.name, vms: h.name === 'h8' ? h8Vms : [] }))); },
+    // What h4 kept of gone1's last record (src/agent/ha-policies.ts).
+    recallPolicies: (uuid) => (uuid === 'gone1' ? { priority: 3, restart: 'never', failback: 'immediate', home: 'h8', asOf: '2026-11-20T10:00:00.000Z' } : undefined),
   }));
   const h8 = store.lease();
   await store.putMember(h8, { name: 'h8', url: 'https://h8', memoryMiB: 1024, freeMemoryMiB: 512, cpus: 2, maintenance: false, updatedAt: '' });
@@ -195,6 +199,7 @@ test('a user\'s start of an HA VM the cluster does not know (no record, or the r
   await h8.revoke();
   const again = (await store.haEntry('gone1'))?.rec;
   assert.deepEqual([again?.owner, again?.state, again?.spec.uuid], ['h4', 'placing', 'gone1']);
+  assert.deepEqual([again?.priority, again?.restart, again?.failback, again?.home], [3, 'never', 'immediate', 'h8'], 'the policies and home h4 kept');
   assert.match(again?.note ?? '', /registered again by a user's start on h4/);
   await store.createHa({ ...rec('same1', 'h4'), state: 'stopped' });
   const other = { ...rec('same1', 'h4').spec, uuid: 'uuid-other' };
@@ -258,16 +263,22 @@ test('a move\'s arrival, a user\'s stop and a delete change only the record of t
   }
 });
 
-test('a running HA VM here without a record (etcd\'s data lost) is registered again after the fence margin; a busy or stopped one, or one whose name another VM\'s record holds, is not', async () => {
+test('a running HA VM here without a record (etcd\'s data lost) is registered again after the fence margin, with the policies and home its last record had; a busy or stopped one, or one whose name another VM\'s record holds, is not', async () => {
   await store.createHa({ ...rec('rr4', 'h1'), spec: { ...rec('rr4', 'h1').spec, uuid: 'uuid-theirs' } });
+  await store.createHa({ ...rec('rr5', 'h6'), home: 'h1', priority: 9, restart: 'never', failback: 'immediate' });
   const local = [
     { name: 'rr1', uuid: 'rr1', running: true, busy: false, qemu: true },
     { name: 'rr2', uuid: 'rr2', running: true, busy: true, qemu: true },
     { name: 'rr3', uuid: 'rr3', running: false, busy: false, qemu: false },
     { name: 'rr4', uuid: 'rr4', running: true, busy: false, qemu: true },
+    { name: 'rr5', uuid: 'rr5', running: true, busy: false, qemu: true },
   ];
+  // The agent's own memory of the policies, in SQLite (src/agent/ha-policies.ts).
+  const kept = new HaPolicyMemory(openDb(':memory:'), pino({ level: 'silent' }));
   const node = new ClusterNode({ ...cfg, leaseTtlSec: 5, fenceMarginSec: 1 }, fakeHost('h6', {
     localHa: () => local, whileIdle: (name, fn) => fn({ ...rec(name, 'h6').spec }),
+    rememberPolicies: (records) => { kept.remember(records, new Set(local.map((v) => v.uuid))); },
+    recallPolicies: (uuid) => kept.recall(uuid),
   }));
   const t0 = Date.now();
   node.start();
@@ -280,6 +291,13 @@ test('a running HA VM here without a record (etcd\'s data lost) is registered ag
     assert.equal(await store.haEntry('rr2'), undefined, 'a VM in a move or an action is left to it');
     assert.equal(await store.haEntry('rr3'), undefined, 'a stopped VM is not registered by itself');
     assert.equal((await store.haEntry('rr4'))?.rec.spec.uuid, 'uuid-theirs', 'another VM\'s record of that name stays');
+    // rr5's record, seen by h6's ticks, is lost: it comes back as it was, not with the defaults.
+    assert.equal(kept.recall('rr5')?.priority, 9, 'h6 kept what its ticks read');
+    assert.equal(kept.recall('rr4'), undefined, 'rr4\'s record is another VM\'s (uuid-theirs): nothing of it kept for h6\'s rr4');
+    await store.client.delete().key(store.keys.haVm('rr5')).exec();
+    const r5 = await waitFor('rr5 registered again', async () => store.haEntry('rr5'), 15_000);
+    assert.deepEqual([r5.rec.owner, r5.rec.home, r5.rec.state, r5.rec.priority, r5.rec.restart, r5.rec.failback], ['h6', 'h1', 'running', 9, 'never', 'immediate']);
+    assert.match(r5.rec.note ?? '', /registered again by h6.*the policies and home of its last record seen here \(of \d{4}-/);
   } finally {
     await node.stop();
   }

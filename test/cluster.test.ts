@@ -2,11 +2,12 @@
 // One lab, tests in order: status; refusals; power loss of the manager's host (HA restart, new
 // manager, failback); a host cut off (fencing, restart, heal); an agent dead while its QEMUs live
 // (the watchdog fences); a restart that fails on its host (placed elsewhere); etcd losing quorum
-// (nothing placed, nothing stopped); an HA VM whose record is gone (running: registered again;
+// (nothing placed, nothing stopped); an HA VM whose record is gone (running: registered again, its policies kept;
 // stopped: not started unless `--register`; deleted keeping its disk); etcd rebuilt empty.
 import assert from 'node:assert/strict';
 import { test, type TestContext } from 'node:test';
 import { execFileSync } from 'node:child_process';
+import Database from 'better-sqlite3';
 import { existsSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ClusterStatus } from '../src/agent/cluster-link.js';
@@ -25,6 +26,16 @@ const suite = labSuite('cl', { lab: { cluster: true, clusterTiming: { leaseTtlSe
 const LAB = suite.name;
 const track = suite.track;
 
+/** What host `host` kept of the policies of the VM of this uuid (src/agent/ha-policies.ts), read from its SQLite. */
+const keptOn = (host: string, uuid: string): { priority: number } | undefined => {
+  const db = new Database(join(labDir(LAB), host, 'ferry.db'), { readonly: true, fileMustExist: true });
+  try {
+    const r = db.prepare('SELECT policies FROM ha_policies WHERE uuid = ?').get(uuid) as { policies: string } | undefined;
+    return r ? JSON.parse(r.policies) as { priority: number } : undefined;
+  } finally {
+    db.close();
+  }
+};
 const status = async (): Promise<ClusterStatus> => {
   const r = await ferry<ClusterStatus>(['cluster', 'status', '--json']);
   assert.equal(r.code, 0, r.stderr);
@@ -252,17 +263,23 @@ async function quorumLost(t: TestContext, before: { pid: number }[], bootIds: { 
   assert.deepEqual((await Promise.all([guest(ha1.ip), guest(ha2.ip)])).map((g) => g.bootId), bootIds.map((g) => g.bootId));
 }
 
-test('an HA VM whose record is gone from etcd: running, it is registered again; stopped, it is not started unless the user registers it; deleting it keeps its disk', track(async (t) => {
+test('an HA VM whose record is gone from etcd: running, it is registered again with the policies it had; stopped, it is not started unless the user registers it; deleting it keeps its disk', track(async (t) => {
   const on1 = await assertRunsOnce(LAB, 'ha1');
   /** Removes a record behind the cluster's back, as a loss of etcd's data does. */
   const dropRecord = async (vm: string): Promise<void> => { await etcdctl('del', clusterKeys('lab').haVm(vm)); };
-  // Running: its host registers it again (after the fence margin), with the default policies.
+  // Policies a user set are kept by the owner from its record (in its SQLite, each tick). At
+  // home already, so that failback immediate moves nothing.
+  assert.equal((await status()).haVms.find((v) => v.name === 'ha1')?.home, on1.host, 'ha1 is at home');
+  assert.equal((await ferry(['vm', 'set', 'ha1', '--priority', '7', '--failback', 'immediate', '--json'])).code, 0);
+  const set = await waitFor('ha1\'s new policies in its record', async () => (await status()).haVms.find((v) => v.name === 'ha1' && v.priority === 7), 10_000);
+  await waitFor(`${on1.host} kept them`, async () => keptOn(on1.host, on1.vm.uuid)?.priority === 7, 10_000);
+  // Running: its host registers it again (after the fence margin), with the policies it had.
   await dropRecord('ha1');
   const t0 = Date.now();
   const back = await waitFor('ha1 registered again', async () => (await status()).haVms.find((v) => v.name === 'ha1'), 30_000);
   t.diagnostic(`ha1's record was back ${((Date.now() - t0) / 1000).toFixed(1)} s after it was removed`);
-  assert.deepEqual([back.owner, back.home, back.state, back.priority, back.restart, back.failback], [on1.host, on1.host, 'running', 0, 'always', 'none']);
-  assert.match(back.note ?? '', /registered again by/);
+  assert.deepEqual([back.owner, back.home, back.state, back.priority, back.restart, back.failback], [on1.host, set.home, 'running', 7, 'always', 'immediate']);
+  assert.match(back.note ?? '', /registered again by .*the policies and home of its last record seen here \(of \d{4}-/);
   assert.equal((await assertRunsOnce(LAB, 'ha1', on1.host)).pid, on1.pid, 'the same QEMU, untouched');
 
   const on = await assertRunsOnce(LAB, 'ha2');
@@ -310,7 +327,7 @@ test('an HA VM whose record is gone from etcd: running, it is registered again; 
   rmSync(disk, { force: true });
 }));
 
-test('etcd rebuilt empty (its data lost): the hosts join it again, their running HA VMs are registered again, the manager writes the settings back; nothing stops', track(async (t) => {
+test('etcd rebuilt empty (its data lost): the hosts join it again, their running HA VMs are registered again with their policies, the manager writes the settings back; nothing stops', track(async (t) => {
   // An HA VM on each host: whichever host gets its new lease second sees the first renew.
   const before = await assertRunsOnce(LAB, 'ha1');
   const other = before.host === 'h1' ? 'h2' : 'h1';
@@ -333,7 +350,7 @@ test('etcd rebuilt empty (its data lost): the hosts join it again, their running
   }, 60_000);
   t.diagnostic(`${((Date.now() - t0) / 1000).toFixed(1)} s after the new etcd started: manager ${s.manager}, members ${s.members.map((m) => m.name).join(', ')}`);
   const rec = s.haVms.find((v) => v.name === 'ha1');
-  assert.deepEqual([rec?.owner, rec?.state], [before.host, 'running']);
+  assert.deepEqual([rec?.owner, rec?.state, rec?.priority, rec?.failback], [before.host, 'running', 7, 'immediate'], 'the policies the user set before etcd was lost');
   assert.equal((await assertRunsOnce(LAB, 'ha1', before.host)).pid, before.pid, 'the same QEMU ran throughout');
   assert.equal((await assertRunsOnce(LAB, 'ha3', other)).pid, before3.pid, 'the same QEMU ran throughout');
   assert.equal(s.haVms.find((v) => v.name === 'ha3')?.owner, other);

@@ -27,6 +27,7 @@ import type { LeaveResult } from './cluster-leave.js';
 import { ClusterDrains } from './cluster-drain.js';
 import { clusterHost, ranHere } from './cluster-host.js';
 import { WatchdogFeeder } from './watchdog.js';
+import { HaPolicyMemory } from './ha-policies.js';
 import { askAddresses, IpAllocator, PEER_ASK_TIMEOUT_MS } from './ip-allocator.js';
 import { DEFAULT_POLICY, faultPoint, JobStore, MigrationService, PeerClient, summarize, type MigrationHost } from '../migration/index.js';
 import { FerryError } from '../errors/index.js';
@@ -143,6 +144,7 @@ export class Agent {
     this.migrations = new MigrationService(this.migrationHost());
     this.cluster = new ClusterLink(this.db, clusterHost({
       config, log, watchdog: this.watchdog, inv: this.inv, vms: this.vms, jobs: this.jobs, migrations: this.migrations, capacity: () => this.capacity(),
+      policies: new HaPolicyMemory(this.db, log),
       inMaintenance: () => this.maintenance.state() !== 'active', migrationHost: () => this.migrationHost(),
       afterTick: (store, isManager) => this.drains.tick(store, isManager),
     }), log, config.etcdTls ?? config.tls);

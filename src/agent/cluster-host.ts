@@ -6,11 +6,12 @@
 import type { Logger } from 'pino';
 import { FENCE_ASK_MS, type ClusterHost, type HostVmList, type PeerLease } from '../cluster/index.js';
 import { PeerClient, phaseOf, streamCompleted, type JobRecord, type MigrationService, type JobStore, type MigrationHost } from '../migration/index.js';
-import { isActive, type Inventory } from '../vm/index.js';
+import { isActive, type Inventory, type VmRecord } from '../vm/index.js';
 import type { AgentConfig } from './config.js';
 import { toFerryError } from '../errors/index.js';
 import type { VmActions } from './vm-actions.js';
 import { WatchdogFeeder } from './watchdog.js';
+import type { HaPolicyMemory } from './ha-policies.js';
 
 /** The agent's parts a ClusterHost uses (not the Agent itself, which builds this). */
 export interface ClusterHostParts {
@@ -26,6 +27,8 @@ export interface ClusterHostParts {
   afterTick?: ClusterHost['afterTick'];
   /** This host's fencing watchdog (the agent also asks it whether it powered off a move's QEMU). */
   watchdog?: WatchdogFeeder;
+  /** The policies this host last saw in the records of its HA VMs. */
+  policies?: HaPolicyMemory;
 }
 
 /** How long a peer is given to list its VMs before a user's `vm start --register` (then it counts as silent). */
@@ -33,6 +36,7 @@ const PEER_VMS_TIMEOUT_MS = 5_000;
 
 export function clusterHost(a: ClusterHostParts): ClusterHost {
   const watchdog = a.watchdog ?? new WatchdogFeeder(a.config.stateDir, a.log);
+  const haVms = (): VmRecord[] => a.inv.list().filter((v) => v.spec.ha);
   return {
     name: a.config.hostName,
     url: a.config.url,
@@ -41,7 +45,7 @@ export function clusterHost(a: ClusterHostParts): ClusterHost {
       const cap = a.capacity();
       return { memoryMiB: cap.memoryMiB, freeMemoryMiB: cap.memoryMiB - a.vms.usedMemoryMiB(), cpus: cap.cpus, maintenance: a.inMaintenance() };
     },
-    localHa: () => a.inv.list().filter((v) => v.spec.ha).map((v) => {
+    localHa: () => haVms().map((v) => {
       const job = a.jobs.activeFor(v.spec.name);
       return {
         name: v.spec.name,
@@ -56,6 +60,8 @@ export function clusterHost(a: ClusterHostParts): ClusterHost {
         ...(job?.role === 'destination' && ranHere(job) && !isActive(v.state) ? { lostArrivalFrom: job.source } : {}),
       };
     }),
+    rememberPolicies: (records) => a.policies?.remember(records, new Set(haVms().map((v) => v.spec.uuid))),
+    recallPolicies: (uuid) => a.policies?.recall(uuid),
     startHa: (spec) => a.vms.startHa(spec),
     whileIdle: async (name, fn) => {
       let unlock: () => void;

@@ -5,7 +5,7 @@
 import type { Logger } from 'pino';
 import type { VmSpec } from '../vm/index.js';
 import type { PeerLease } from './fencing.js';
-import type { HostVmList, MemberRecord } from './model.js';
+import type { HaRecord, HostVmList, KeptPolicies, MemberRecord } from './model.js';
 import type { ClusterStore } from './store.js';
 
 /** A local VM as the cluster cares about it. */
@@ -73,6 +73,13 @@ export interface ClusterHost {
    * wait or are refused meanwhile), if it runs here and is in no move or action; else does nothing.
    */
   whileIdle?(name: string, fn: (spec: VmSpec) => Promise<void>): Promise<void>;
+  /**
+   * Keeps the policies and home of these records (as a tick read them) for the VMs held here, so
+   * that a VM registered again after etcd lost its record gets them back (src/agent/ha-policies.ts).
+   */
+  rememberPolicies?(records: readonly HaRecord[]): void;
+  /** The policies and home this host last saw in the record of the VM of this uuid. */
+  recallPolicies?(uuid: string): KeptPolicies | undefined;
   /** Records a VM here, stopped, if it is not yet (an HA VM handed over by a leave); starts nothing. */
   define(spec: VmSpec): Promise<void>;
   /** The source of the last completed move that brought this VM here, if the VM's last move here was one. */

@@ -123,6 +123,25 @@ export function newHaRecord(spec: VmSpec, host: string, policy: HaPolicyInput, n
   };
 }
 
+/**
+ * What a host keeps of an HA VM's record, to register it again as it was after etcd lost it;
+ * `asOf` is the kept record's `updatedAt`.
+ */
+export type KeptPolicies = Pick<HaRecord, 'priority' | 'restart' | 'failback' | 'home'> & { asOf: string };
+
+/** What a host keeps of record `r` (src/agent/ha-policies.ts). */
+export const keptPolicies = (r: HaRecord): KeptPolicies => ({ priority: r.priority, restart: r.restart, failback: r.failback, home: r.home, asOf: r.updatedAt });
+
+/**
+ * The record of a VM registered again by `host` after its record was lost: with the policies and
+ * home `kept` from the last record this host saw of it, else the defaults (at home on `host`).
+ */
+export function registeredAgain(spec: VmSpec, host: string, kept: KeptPolicies | undefined, note: string): HaRecord {
+  if (!kept) return newHaRecord(spec, host, {}, note);
+  const { asOf: _a, home, ...policy } = kept;
+  return { ...newHaRecord(spec, host, policy, note), home };
+}
+
 /** The record with its failed starts forgotten: it ran, or every host may be tried again. */
 export function clearFailures(r: HaRecord): HaRecord {
   const { failedOn: _f, ...rest } = r;

@@ -194,6 +194,7 @@ export class ClusterNode {
       if (!this.renewing()) return;
       this.members = (await this.store.members()).map((m) => ({ name: m.name, url: m.url }));
       const entries = await this.store.haEntries();
+      this.host.rememberPolicies?.(entries.map((e) => e.rec));
       settleMoves(this.host, entries, this.members, this.settling, this.config.fenceMarginSec * 1000);
       await this.reconcile(entries);
       await reRegister(this.owner(), this.host.localHa(), entries, this.unrecorded);
@@ -203,9 +204,7 @@ export class ClusterNode {
         await managerTick(this.store, entries, this.memory);
       } else {
         this.memory.electedAt = 0;
-        this.memory.deadSince.clear();
-        this.memory.aliveSince.clear();
-        this.memory.strandedSince.clear();
+        for (const m of [this.memory.deadSince, this.memory.aliveSince, this.memory.strandedSince]) m.clear();
       }
       await this.host.afterTick?.(this.store, this.managerName === this.host.name);
       if (++this.ticks % HOUSEKEEP_EVERY === 0) await this.housekeep();

@@ -5,7 +5,7 @@
  */
 import { FerryError } from '../errors/index.js';
 import { FAILBACK_RETRY_MS } from './manager.js';
-import { checkNoCopyElsewhere, clearFailures, newHaRecord, type FailbackPolicy, type HaEntry, type HaRecord, type RestartPolicy } from './model.js';
+import { checkNoCopyElsewhere, clearFailures, registeredAgain, type FailbackPolicy, type HaEntry, type HaRecord, type RestartPolicy } from './model.js';
 import { withGroup, type VmSpec } from '../vm/index.js';
 import type { ClusterStore } from './store.js';
 import type { ClusterHost, LocalHaVm } from './host.js';
@@ -112,7 +112,7 @@ export async function claimForStart({ store, host, update, createOwn }: OwnerPar
     const others = (await store.members()).filter((m) => m.name !== host.name).map(({ name, url }) => ({ name, url }));
     checkNoCopyElsewhere(spec.name, host.name, await host.peerVms(others));
     try {
-      await createOwn({ ...newHaRecord(spec, host.name, {}, `registered again by a user's start on ${host.name}`), state: 'placing' });
+      await createOwn({ ...registeredAgain(spec, host.name, host.recallPolicies?.(spec.uuid), `registered again by a user's start on ${host.name}`), state: 'placing' });
     } catch (e) {
       if (!(e instanceof FerryError && e.code === 'VM_EXISTS')) throw e;
       throw new FerryError('VM_BUSY', `A record of "${spec.name}" appeared in the cluster while this start registered it; try again.`);
@@ -154,7 +154,8 @@ export async function changeHa({ host, update }: OwnerParts, spec: VmSpec, c: Ha
 
 /**
  * Running HA VMs here that the cluster has no record of are registered again, owned by this host,
- * with the default policies. A running HA VM always has a record (a new one is registered before
+ * with the policies and home it last saw in the VM's record (ClusterHost.recallPolicies), else the
+ * defaults. A running HA VM always has a record (a new one is registered before
  * it starts; a delete powers it off before removing the record), so one without is what a loss of
  * etcd's data leaves, or a record removed by hand: left so, the VM would run unprotected. Only an
  * idle VM (no move, no action) seen without a record for the fence margin (`missingSince`, this
@@ -172,12 +173,13 @@ export async function reRegister(p: OwnerParts, local: readonly LocalHaVm[], ent
     missingSince.set(v.name, first);
     if (Date.now() - first < p.fenceMarginMs) continue;
     missingSince.delete(v.name);
-    const note = `registered again by ${host.name}, where it ran without a record (etcd's data lost, or the record removed): default policies, \`ferry vm set\` changes them`;
+    const kept = host.recallPolicies?.(v.uuid);
+    const note = `registered again by ${host.name}, where it ran without a record (etcd's data lost, or the record removed): ${kept ? `the policies and home of its last record seen here (of ${kept.asOf})` : 'default policies'}; \`ferry vm set\` changes the policies, a move the home`;
     // Under the VM's lock: a user's stop or delete of it meanwhile is refused (VM_BUSY); after, it finds the record.
     await host.whileIdle?.(v.name, async (spec) => {
       if (spec.uuid !== v.uuid) return;
       try {
-        await p.createOwn(newHaRecord(spec, host.name, {}, note));
+        await p.createOwn(registeredAgain(spec, host.name, kept, note));
         host.log.warn({ vm: v.name }, 'an HA VM running here had no record in the cluster: registered it again');
       } catch (e) {
         // VM_EXISTS: a record of that name appeared meanwhile (the next tick sees it); or no lease now.
