@@ -265,7 +265,7 @@ test('a move\'s arrival, a user\'s stop and a delete change only the record of t
 
 test('a running HA VM here without a record (etcd\'s data lost) is registered again after the fence margin, with the policies and home its last record had; a busy or stopped one, or one whose name another VM\'s record holds, is not', async () => {
   await store.createHa({ ...rec('rr4', 'h1'), spec: { ...rec('rr4', 'h1').spec, uuid: 'uuid-theirs' } });
-  await store.createHa({ ...rec('rr5', 'h6'), home: 'h1', priority: 9, restart: 'never', failback: 'immediate' });
+  await store.createHa({ ...rec('rr5', 'h6'), home: 'h1', priority: 9, restart: 'never', failback: 'immediate', updatedAt: '2026-11-20T10:00:00.000Z' });
   const local = [
     { name: 'rr1', uuid: 'rr1', running: true, busy: false, qemu: true },
     { name: 'rr2', uuid: 'rr2', running: true, busy: true, qemu: true },
@@ -297,7 +297,7 @@ test('a running HA VM here without a record (etcd\'s data lost) is registered ag
     await store.client.delete().key(store.keys.haVm('rr5')).exec();
     const r5 = await waitFor('rr5 registered again', async () => store.haEntry('rr5'), 15_000);
     assert.deepEqual([r5.rec.owner, r5.rec.home, r5.rec.state, r5.rec.priority, r5.rec.restart, r5.rec.failback], ['h6', 'h1', 'running', 9, 'never', 'immediate']);
-    assert.match(r5.rec.note ?? '', /registered again by h6.*the policies and home of its last record seen here \(of \d{4}-/);
+    assert.match(r5.rec.note ?? '', /registered again by h6.*the policies and home of its last record seen here \(of 2026-11-20T10:00:00.000Z\)/);
   } finally {
     await node.stop();
   }

@@ -174,7 +174,7 @@ export async function reRegister(p: OwnerParts, local: readonly LocalHaVm[], ent
     if (Date.now() - first < p.fenceMarginMs) continue;
     missingSince.delete(v.name);
     const kept = host.recallPolicies?.(v.uuid);
-    const note = `registered again by ${host.name}, where it ran without a record (etcd's data lost, or the record removed): ${kept ? `the policies and home of its last record seen here (of ${kept.asOf})` : 'default policies'}; \`ferry vm set\` changes the policies, a move the home`;
+    const note = `registered again by ${host.name}, where it ran without a record (etcd's data lost, or the record removed): ${kept ? `the policies and home of its last record seen here${kept.asOf ? ` (of ${kept.asOf})` : ''}` : 'default policies'}; \`ferry vm set\` changes the policies, a move the home`;
     // Under the VM's lock: a user's stop or delete of it meanwhile is refused (VM_BUSY); after, it finds the record.
     await host.whileIdle?.(v.name, async (spec) => {
       if (spec.uuid !== v.uuid) return;
