@@ -357,7 +357,9 @@ export class VmActions {
     if (vm?.pid) await this.killNow(spec.name, vm.pid, spec.uuid);
     for (const d of spec.disks) await deleteImage(d.path);
     void deleteTap(tapName(spec.uuid)); // a new tap of that name waits for it (qemu/links.ts)
-    await rm(this.runDir(spec.name), { recursive: true, force: true });
+    // Best effort: the VM is gone already (its QEMU and disks), and a new VM of that name makes the folder afresh.
+    await rm(this.runDir(spec.name), { recursive: true, force: true })
+      .catch((e: unknown) => { this.d.log.warn({ vm: spec.name, err: e }, 'could not remove the run folder of a deleted VM'); });
     this.d.inv.remove(spec.name);
   }
 
