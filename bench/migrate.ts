@@ -18,7 +18,7 @@ import { imageDir, repoRoot } from '../src/util/paths.js';
 import { runBaselineCase, type BaselineEnv } from './lib/baseline.js';
 import { measureSetupStalls } from './lib/setup-stall.js';
 import { measureTlsCreds } from './lib/tls-creds.js';
-import { ferry, load1 } from './lib/exec.js';
+import { allowInsecure, load1 } from './lib/exec.js';
 import { runFerryCase } from './lib/ferry-case.js';
 import { benchMain, checkpoint, runFacts, writeResults } from './lib/harness.js';
 import { measureLink } from './lib/link.js';
@@ -45,25 +45,17 @@ const LAB = `bench${process.pid}`;
 const results = SMOKE ? mkdtempSync(join(tmpdir(), 'ferry-bench-smoke-')) : join(repoRoot(), 'bench', 'results');
 const log = (s: string): void => { process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)} load ${load1().toFixed(2)}] ${s}\n`); };
 
-/** Allows (or forbids again) unencrypted moves on both lab hosts: `ferry host settings H --insecure-migration on|off`. */
-async function insecure(on: boolean): Promise<void> {
-  for (const h of ['h1', 'h2']) {
-    const r = await ferry<{ allowInsecureMigration?: boolean }>(['host', 'settings', h, '--insecure-migration', on ? 'on' : 'off', '--json'], 30_000);
-    if (r.code !== 0 || r.json?.allowInsecureMigration !== on) throw new Error(`could not set --insecure-migration ${on ? 'on' : 'off'} on ${h}: ${r.stderr.trim()}`);
-  }
-}
-
 /** The Ferry rows of a case: over TLS and unencrypted, in alternating order by repetition so neither always runs first. */
 async function ferryRows(c: CaseSpec, rep: number, what: string): Promise<Row[]> {
   const order: ('ferry' | 'ferry-plain')[] = rep % 2 === 1 ? ['ferry', 'ferry-plain'] : ['ferry-plain', 'ferry'];
   const rows: Row[] = [];
   for (const who of order) {
     log(`${what}: ${who}`);
-    if (who === 'ferry-plain') await insecure(true);
+    if (who === 'ferry-plain') await allowInsecure(true);
     try {
       rows.push(await runFerryCase(LAB, c, rep, undefined, who));
     } finally {
-      if (who === 'ferry-plain') await insecure(false);
+      if (who === 'ferry-plain') await allowInsecure(false);
     }
     log(`  ${brief(rows.at(-1) as Row)}`);
   }

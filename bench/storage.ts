@@ -54,6 +54,8 @@ async function repetition(s: BenchVm, m: BenchVm, sizeMiB: number, rep: number, 
       () => convertRow(LAB, s, c, rep, 'convert-local'),
       ...(load === 'idle' ? (['convert-flush', 'convert-other'] as const).map((k) => () => convertRow(LAB, s, c, rep, k)) : []),
       () => moveRow(LAB, s, c, rep, 'ferry-move'),
+      // What TLS costs the copy: the same move back, unencrypted (idle cases, for time).
+      ...(load === 'idle' ? [() => moveRow(LAB, s, c, rep, 'plain-move')] : []),
       () => localMoveRow(LAB, s, c, rep),
       () => moveRow(LAB, m, c, rep, 'memory-move'),
     ];

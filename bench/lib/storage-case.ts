@@ -7,7 +7,7 @@
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { labDir } from '../../src/util/paths.js';
-import { ferry, load1, run, setDirty } from './exec.js';
+import { allowInsecure, ferry, load1, run, setDirty } from './exec.js';
 import type { MoveJson } from './ferry-case.js';
 import { checkGuest, diskPath, guestRates, guestStats, imageFacts, otherHost, type BenchVm } from './storage-vm.js';
 import { emptyStorageRow, type Kind, type StorageCase, type StorageRow } from './storage-types.js';
@@ -53,19 +53,22 @@ async function check(lab: string, vm: BenchVm, row: StorageRow): Promise<void> {
 
 /**
  * Moves `vm` to the other host with `ferry move --probe --json`, with `--include-storage` for a
- * `ferry-move` (its disk copy is diskBytes / diskMs) and without for a `memory-move` (shared pool).
+ * `ferry-move` or `plain-move` (its disk copy is diskBytes / diskMs; the plain one with unencrypted
+ * moves allowed on both hosts meanwhile) and without for a `memory-move` (shared pool).
  */
-export async function moveRow(lab: string, vm: BenchVm, c: StorageCase, rep: number, kind: 'ferry-move' | 'memory-move'): Promise<StorageRow> {
+export async function moveRow(lab: string, vm: BenchVm, c: StorageCase, rep: number, kind: 'ferry-move' | 'plain-move' | 'memory-move'): Promise<StorageRow> {
   const row = emptyStorageRow(kind, c, rep, load1());
   row.from = vm.host;
   try {
     const path = await diskPath(vm.name);
     const facts = path ? await imageFacts(path) : undefined;
     row.allocatedBytes = facts?.actualSize ?? null;
-    const timeout = kind === 'ferry-move' ? copyTimeoutMs(vm.sizeMiB) + 60_000 : 120_000;
-    const args = ['move', vm.name, '--to', otherHost(vm.host), '--probe', '--json', ...(kind === 'ferry-move' ? ['--include-storage'] : [])];
+    const storage = kind !== 'memory-move';
+    const timeout = storage ? copyTimeoutMs(vm.sizeMiB) + 60_000 : 120_000;
+    const args = ['move', vm.name, '--to', otherHost(vm.host), '--probe', '--json', ...(storage ? ['--include-storage'] : [])];
     await underLoad(lab, vm, c, row, async () => {
-      const mv = await ferry<MoveJson>(args, timeout);
+      if (kind === 'plain-move') await allowInsecure(true);
+      const mv = await ferry<MoveJson>(args, timeout).finally(async () => { if (kind === 'plain-move') await allowInsecure(false); });
       row.stepMs = Math.round(mv.ms);
       if (mv.timedOut) { row.status = 'hung'; row.errorMessage = `ferry move did not return within ${Math.round(timeout / 1000)} s`; return; }
       const j = mv.json;
@@ -76,8 +79,9 @@ export async function moveRow(lab: string, vm: BenchVm, c: StorageCase, rep: num
       Object.assign(row, {
         copyBytes: j.diskBytes ?? null, copyMs: j.diskMs ?? null, totalMs: j.totalMs ?? null, downtimeMs: j.downtimeMs ?? null,
         transferredBytes: j.transferredBytes ?? null, phaseMs: j.phaseMs ?? null, blackoutMs: j.blackoutMs ?? null,
-        tcpGapMs: j.tcpGapMs ?? null, tcpAlive: j.tcpAlive ?? null,
+        tcpGapMs: j.tcpGapMs ?? null, tcpAlive: j.tcpAlive ?? null, encrypted: j.encrypted ?? null,
       });
+      if (row.status === 'completed' && row.encrypted !== (kind !== 'plain-move')) row.notes.push(`the move's summary says encrypted: ${String(row.encrypted)}`);
     });
     await check(lab, vm, row);
   } catch (e) {

@@ -70,16 +70,19 @@ const loadText = (c: Case, run: StorageRun): string => {
 
 function throughputTable(run: StorageRun, cs: Case[]): string[] {
   const head = '| disk | guest load (measured writes) | qemu-img convert, same host MiB/s | convert -t writeback (flushes) MiB/s | convert → other host\'s pool MiB/s '
-    + '| ferry move --include-storage: disk copy MiB/s | ratio Ferry ÷ convert (per rep) | ≥ 0.8 | ratio Ferry ÷ flushing convert | move total s | vm move-storage MiB/s | ratio move-storage ÷ convert |\n'
-    + '|---|---|--:|--:|--:|--:|--:|---|--:|--:|--:|--:|';
+    + '| ferry move --include-storage: disk copy MiB/s | ratio Ferry ÷ convert (per rep) | ≥ 0.8 | ratio Ferry ÷ flushing convert | move total s '
+    + '| the same, unencrypted: disk copy MiB/s | ratio unencrypted ÷ convert | vm move-storage MiB/s | ratio move-storage ÷ convert |\n'
+    + '|---|---|--:|--:|--:|--:|--:|---|--:|--:|--:|--:|--:|--:|';
   return [head, ...cs.map((c) => {
     const t = throughputRatio(c);
     const flushed = ratio(done(c, 'ferry-move'), done(c, 'convert-flush'), mibs);
     const local = ratio(done(c, 'local-move'), done(c, 'convert-local'), mibs);
+    const plain = ratio(done(c, 'plain-move'), done(c, 'convert-local'), mibs);
     const cell = (k: Kind): string => `${spread(of(c, k).map(mibs))}${of(c, k).some((r) => !ok(r)) ? ` [${statusCounts(of(c, k))}]` : ''}`;
     return `| ${size(c.sizeMiB)} | ${loadText(c, run)} | ${cell('convert-local')} | ${cell('convert-flush')} | ${cell('convert-other')} | ${cell('ferry-move')} | `
       + `${n(t.med, 2)} (${range(t.reps, 2)}) | ${t.med === null ? '-' : t.med >= MIN_THROUGHPUT_RATIO ? 'met' : '**no**'} | ${n(flushed.med, 2)} | `
-      + `${spread(done(c, 'ferry-move').map((r) => (r.totalMs === null ? null : r.totalMs / 1000)), 1)} | ${cell('local-move')} | ${n(local.med, 2)} (${range(local.reps, 2)}) |`;
+      + `${spread(done(c, 'ferry-move').map((r) => (r.totalMs === null ? null : r.totalMs / 1000)), 1)} | `
+      + `${of(c, 'plain-move').length ? `${cell('plain-move')} | ${n(plain.med, 2)} (${range(plain.reps, 2)})` : '- | -'} | ${cell('local-move')} | ${n(local.med, 2)} (${range(local.reps, 2)}) |`;
   })];
 }
 
@@ -99,7 +102,7 @@ function blackoutTable(cs: Case[]): string[] {
 
 /** Per kind of step: how many completed and how many left the guest intact. */
 function checks(run: StorageRun): string[] {
-  const kinds: Kind[] = ['ferry-move', 'local-move', 'memory-move'];
+  const kinds: Kind[] = ['ferry-move', 'plain-move', 'local-move', 'memory-move'];
   return kinds.map((k) => {
     const rs = run.rows.filter((r) => r.kind === k);
     const c = (f: (r: StorageRow) => boolean): string => `${rs.filter(f).length}/${rs.length}`;
@@ -136,6 +139,8 @@ function observations(cs: Case[]): string[] {
 function targets(cs: Case[]): string[] {
   const t = cs.map((c) => ({ c, r: throughputRatio(c).med }));
   const tf = cs.map((c) => ({ c, r: ratio(done(c, 'ferry-move'), done(c, 'convert-flush'), mibs).med })).filter(({ r }) => r !== null);
+  const tp = cs.map((c) => ({ c, r: ratio(done(c, 'plain-move'), done(c, 'convert-local'), mibs).med })).filter(({ r }) => r !== null);
+  const tls = cs.map((c) => ({ c, r: ratio(done(c, 'ferry-move'), done(c, 'plain-move'), mibs).med })).filter(({ r }) => r !== null);
   const b = cs.map((c) => ({ c, r: blackoutRatio(c).med }));
   const list = (xs: { c: Case; r: number | null }[], good: (r: number) => boolean): string =>
     xs.map(({ c, r }) => `${size(c.sizeMiB)} ${c.load} ${n(r, 2)} (${r === null ? 'not measured' : good(r) ? 'met' : 'not met'})`).join('; ');
@@ -144,7 +149,10 @@ function targets(cs: Case[]): string[] {
   return [
     `1. Disk copy throughput of \`ferry move --include-storage\` (diskBytes ÷ diskMs) ≥ ${MIN_THROUGHPUT_RATIO}× \`qemu-img convert\` of the same image on the same host: `
       + `${verdict(t.length > 0 && t.every(({ r }) => r !== null && tOk(r)))}. Ratio of the medians per case: ${list(t, tOk)}.`
-      + `${tf.length ? ` Against convert with \`-t writeback\`, which like the mirror ends with a flush: ${list(tf, tOk)}.` : ''}`,
+      + `${tf.length ? ` Against convert with \`-t writeback\`, which like the mirror ends with a flush: ${list(tf, tOk)}.` : ''}`
+      + `${tp.length ? ` What bounds it: the same copy unencrypted (both hosts \`--insecure-migration on\`) against convert: ${list(tp, tOk)}; `
+        + `encrypted ÷ unencrypted: ${tls.map(({ c, r }) => `${size(c.sizeMiB)} ${c.load} ${n(r, 2)}`).join('; ')}. That difference is the NBD stream's `
+        + 'TLS (GnuTLS in both QEMUs, on the 2 cores the guests and agents share); Ferry encrypts by default and keeps it.' : ''}`,
     `2. Guest-perceived blackout of a storage move ≤ ${MAX_BLACKOUT_RATIO}× that of a memory-only move of the same-size VM: `
       + `${verdict(b.length > 0 && b.every(({ r }) => r !== null && bOk(r)))}. Ratio of the medians per case: ${list(b, bOk)}.`,
   ];
@@ -188,6 +196,8 @@ function header(run: StorageRun): string[] {
       + '`ferry move VM --to OTHER --include-storage --probe --json`, MiB/s = diskBytes ÷ diskMs (the mirror phase until every disk is in sync; QEMU\'s '
       + 'mirror, write-blocking, to the destination\'s NBD export); **vm move-storage** `ferry vm move-storage VM --to-path DIR --json` into a new folder of '
       + 'the same host\'s default pool, MiB/s = virtual size ÷ its totalMs (which includes creating the image, the pivot and deleting the old one); '
+      + 'in idle cases also **unencrypted**, the same move back with `ferry host settings H --insecure-migration on` on both hosts, set just before and '
+      + 'cleared just after (the summary\'s `encrypted` is checked); '
       + '**memory-only** `ferry move VM2 --to OTHER --probe --json` of a same-size VM on the shared pool. Cells are median (min–max). After every move '
       + 'the guest is asked for /disk/verify, /verify and its boot id from the lab\'s client namespace.',
     '',

@@ -23,8 +23,10 @@ export interface StorageCase {
  * the live image into a folder of the same host's pool / of the other host's pool, and
  * `convert-flush` the same-host one with `-t writeback`, which flushes its output at the end as
  * QEMU's mirror flushes its target before it reports READY (convert's default, `unsafe`, never does).
+ * `plain-move` is a `ferry-move` with unencrypted moves allowed on both hosts (`--insecure-migration
+ * on`, set just before and cleared just after): what TLS costs the disk copy.
  */
-export type Kind = 'ferry-move' | 'memory-move' | 'local-move' | 'convert-local' | 'convert-flush' | 'convert-other';
+export type Kind = 'ferry-move' | 'plain-move' | 'memory-move' | 'local-move' | 'convert-local' | 'convert-flush' | 'convert-other';
 
 /** What the guest answered after a step. */
 export interface GuestCheck {
@@ -65,6 +67,8 @@ export interface StorageRow {
   blackoutMs: number | null;
   tcpGapMs: number | null;
   tcpAlive: boolean | null;
+  /** What the move's summary says of its streams (moves only). */
+  encrypted?: boolean | null;
   /** Wall time of the command, ms. */
   stepMs: number;
   /**
