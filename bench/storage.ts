@@ -2,7 +2,8 @@
  * `npm run bench:storage`: disk copy benchmark (issue 4, point 7). For disks of 1 GiB and 4 GiB
  * filled with real data, with the guest idle (its fixed 4 KiB record every 100 ms) and busy (that
  * plus memory dirtying: the guest has no disk write-rate knob), it measures in one 2-host lab:
- * `ferry move --include-storage --probe` (disk copy throughput and blackout), a memory-only move
+ * `ferry move --include-storage --probe` (disk copy throughput and blackout; in idle cases also
+ * the same move back unencrypted, which prices the NBD stream's TLS), a memory-only move
  * of a same-size VM on the shared pool (blackout), `ferry vm move-storage` on one host, and the
  * baseline `qemu-img convert` of the same live image on the same machine. Writes
  * bench/results/storage.md (and the raw numbers to bench/results/storage.raw.json, not committed).

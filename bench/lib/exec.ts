@@ -105,10 +105,15 @@ export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeou
 /** The 1-minute load average, two decimals. */
 export const load1 = (): number => Math.round((loadavg()[0] ?? 0) * 100) / 100;
 
-/** Allows (or forbids again) unencrypted moves on both lab hosts: `ferry host settings H --insecure-migration on|off`. */
+/**
+ * Allows (or forbids again) unencrypted moves on both lab hosts: `ferry host settings H
+ * --insecure-migration on|off`. Every host is tried, then one error names those that failed.
+ */
 export async function allowInsecure(on: boolean): Promise<void> {
+  const failed: string[] = [];
   for (const h of ['h1', 'h2']) {
     const r = await ferry<{ allowInsecureMigration?: boolean }>(['host', 'settings', h, '--insecure-migration', on ? 'on' : 'off', '--json'], 30_000);
-    if (r.code !== 0 || r.json?.allowInsecureMigration !== on) throw new Error(`could not set --insecure-migration ${on ? 'on' : 'off'} on ${h}: ${r.stderr.trim()}`);
+    if (r.code !== 0 || r.json?.allowInsecureMigration !== on) failed.push(`${h}: ${(r.stderr || r.stdout).trim().slice(0, 200)}`);
   }
+  if (failed.length) throw new Error(`could not set --insecure-migration ${on ? 'on' : 'off'} on ${failed.join('; ')}`);
 }
