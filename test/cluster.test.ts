@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { test, type TestContext } from 'node:test';
 import { execFileSync } from 'node:child_process';
 import Database from 'better-sqlite3';
+import { pino } from 'pino';
 import { existsSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ClusterStatus } from '../src/agent/cluster-link.js';
@@ -15,7 +16,8 @@ import type { VmView } from '../src/agent/views.js';
 import { labStatus } from '../src/lab/index.js';
 import { switchNsName } from '../src/lab/plan.js';
 import { hostTlsPaths } from '../src/security/pki.js';
-import { clusterKeys } from '../src/cluster/model.js';
+import { clusterKeys, type KeptPolicies } from '../src/cluster/model.js';
+import { HaPolicyMemory } from '../src/agent/ha-policies.js';
 import { labDir } from '../src/util/paths.js';
 import { ferry, guestGet, processAlive, waitFor } from './support/cli.js';
 import { agentCall, agentGet, assertRunsOnce, qemuPids, vmsByHost, waitGuest } from './support/invariants.js';
@@ -26,12 +28,11 @@ const suite = labSuite('cl', { lab: { cluster: true, clusterTiming: { leaseTtlSe
 const LAB = suite.name;
 const track = suite.track;
 
-/** What host `host` kept of the policies of the VM of this uuid (src/agent/ha-policies.ts), read from its SQLite. */
-const keptOn = (host: string, uuid: string): { priority: number } | undefined => {
+/** What host `host` kept of the policies of the VM of this uuid, read from its SQLite as its agent reads it. */
+const keptOn = (host: string, uuid: string): KeptPolicies | undefined => {
   const db = new Database(join(labDir(LAB), host, 'ferry.db'), { readonly: true, fileMustExist: true });
   try {
-    const r = db.prepare('SELECT policies FROM ha_policies WHERE uuid = ?').get(uuid) as { policies: string } | undefined;
-    return r ? JSON.parse(r.policies) as { priority: number } : undefined;
+    return new HaPolicyMemory(db, pino({ level: 'silent' })).recall(uuid);
   } finally {
     db.close();
   }

@@ -8,7 +8,7 @@
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { labDir } from '../../src/util/paths.js';
-import { allowInsecure, ferry, load1, run, setDirty } from './exec.js';
+import { allowInsecure, ferry, load1, run, setDirty, type CliRun } from './exec.js';
 import type { MoveJson } from './ferry-case.js';
 import { checkGuest, diskPath, guestRates, guestStats, imageFacts, otherHost, type BenchVm } from './storage-vm.js';
 import { emptyStorageRow, type Kind, type StorageCase, type StorageRow } from './storage-types.js';
@@ -68,7 +68,7 @@ export async function moveRow(lab: string, vm: BenchVm, c: StorageCase, rep: num
     const timeout = storage ? copyTimeoutMs(vm.sizeMiB) + 60_000 : 120_000;
     const args = ['move', vm.name, '--to', otherHost(vm.host), '--probe', '--json', ...(storage ? ['--include-storage'] : [])];
     await underLoad(lab, vm, c, row, async () => {
-      let mv: Awaited<ReturnType<typeof ferry<MoveJson>>>;
+      let mv: CliRun<MoveJson>;
       try {
         if (kind === 'plain-move') await allowInsecure(true);
         mv = await ferry<MoveJson>(args, timeout);

@@ -303,7 +303,7 @@ export class Agent {
     return {
       name: this.config.hostName, url: this.config.url, version: AGENT_VERSION, qemuVersion: this.qemuVersion,
       machine: this.machine, accel: this.accelResult?.accel ?? null, accelReason: this.accelResult?.reason ?? null,
-      memoryMiB: cap.memoryMiB, freeMemoryMiB: cap.memoryMiB - this.vms.usedMemoryMiB(), cpus: cap.cpus,
+      memoryMiB: cap.memoryMiB, freeMemoryMiB: this.vms.freeMemoryMiB(), cpus: cap.cpus,
       vmCount: vms.length, runningVmCount: vms.filter((v) => isActive(v.state)).length,
       state: maintenance.state === 'active' ? 'ready' : maintenance.state, maintenance,
       pools: this.pools.list().map((p) => ({ name: p.name, path: p.path, sharedId: p.sharedId ?? null, ...poolView(p) })),

@@ -43,7 +43,7 @@ export function clusterHost(a: ClusterHostParts): ClusterHost {
     log: a.log,
     facts: () => {
       const cap = a.capacity();
-      return { memoryMiB: cap.memoryMiB, freeMemoryMiB: cap.memoryMiB - a.vms.usedMemoryMiB(), cpus: cap.cpus, maintenance: a.inMaintenance() };
+      return { memoryMiB: cap.memoryMiB, freeMemoryMiB: a.vms.freeMemoryMiB(), cpus: cap.cpus, maintenance: a.inMaintenance() };
     },
     localHa: () => haVms().map((v) => {
       const job = a.jobs.activeFor(v.spec.name);

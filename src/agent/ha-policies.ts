@@ -6,7 +6,7 @@
  * fails is logged once and tried again at the next tick, the cluster tick goes on).
  */
 import type { Logger } from 'pino';
-import { keptPolicies, type HaRecord, type KeptPolicies } from '../cluster/index.js';
+import { FAILBACK_POLICIES, keptPolicies, RESTART_POLICIES, type HaRecord, type KeptPolicies } from '../cluster/index.js';
 import type { Db } from '../util/db.js';
 
 /** The kept policies of this host's HA VMs, in the agent's SQLite. */
@@ -48,7 +48,7 @@ export class HaPolicyMemory {
       if (!row) return undefined;
       const k = JSON.parse(row.policies) as Partial<KeptPolicies>;
       // A row that does not hold what a record needs (written by a future agent, or damaged) counts as none.
-      const whole = Number.isInteger(k.priority) && (k.restart === 'always' || k.restart === 'never') && (k.failback === 'none' || k.failback === 'immediate')
+      const whole = Number.isInteger(k.priority) && RESTART_POLICIES.some((x) => x === k.restart) && FAILBACK_POLICIES.some((x) => x === k.failback)
         && typeof k.home === 'string' && k.home !== '' && typeof k.asOf === 'string';
       return whole ? k as KeptPolicies : undefined;
     } catch (e) {

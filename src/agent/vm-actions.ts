@@ -45,6 +45,9 @@ export class VmActions {
       .reduce((s, v) => s + v.spec.memoryMiB, 0);
   }
 
+  /** Memory (MiB) this host can still give VMs: its capacity less what they use. */
+  freeMemoryMiB(): number { return this.d.capacity().memoryMiB - this.usedMemoryMiB(); }
+
   /** Creates a VM (its disk too) and starts it; on any failure nothing is left behind. */
   async create(input: CreateVmInput): Promise<VmRecord> {
     const cap = this.d.capacity();
@@ -155,7 +158,7 @@ export class VmActions {
   }
 
   private checkMemory(wantMiB: number): void {
-    const free = this.d.capacity().memoryMiB - this.usedMemoryMiB();
+    const free = this.freeMemoryMiB();
     if (wantMiB > free) {
       throw new FerryError('INSUFFICIENT_MEMORY', `The host has ${free} MiB free for VMs, less than the ${wantMiB} MiB asked for.`);
     }

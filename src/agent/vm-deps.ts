@@ -6,6 +6,7 @@ import type { AgentConfig } from './config.js';
 import type { Supervisor } from './supervisor.js';
 import type { IpAllocator } from './ip-allocator.js';
 import type { Logger } from 'pino';
+import type { HaPolicyInput } from '../cluster/index.js';
 
 /** What VM actions need from the agent. */
 export interface VmDeps {
@@ -33,7 +34,7 @@ export interface VmDeps {
 export interface ClusterHooks {
   /** Throws NOT_IN_CLUSTER or HA_NEEDS_SHARED_STORAGE unless an HA VM can be created here. */
   checkHa(disksShared: boolean): void;
-  registered(spec: VmSpec, policy: { priority?: number; restart?: 'always' | 'never'; failback?: 'none' | 'immediate' }): Promise<void>;
+  registered(spec: VmSpec, policy: HaPolicyInput): Promise<void>;
   /** A user's start: claims the HA VM's record for this host first (VM_BAD_STATE when another host owns it, or the cluster has no record of it; CLUSTER_UNAVAILABLE while this host does not renew its lease). */
   claimForStart(spec: VmSpec, register?: boolean): Promise<void>;
   started(spec: VmSpec): Promise<void>;

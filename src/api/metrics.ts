@@ -14,7 +14,7 @@ export async function metricsText(agent: Agent): Promise<{ body: string; content
     const refresh = (): void => {
       vms.reset();
       for (const v of agent.inv.list()) vms.inc({ state: v.state });
-      mem.set(agent.capacity().memoryMiB - agent.vms.usedMemoryMiB());
+      mem.set(agent.vms.freeMemoryMiB());
     };
     m = { reg, refresh };
     registries.set(agent, m);

@@ -48,9 +48,11 @@ export interface MemberRecord {
 }
 
 /** What happens to an HA VM whose host died. */
-export type RestartPolicy = 'always' | 'never';
+export const RESTART_POLICIES = ['always', 'never'] as const;
+export type RestartPolicy = typeof RESTART_POLICIES[number];
 /** What happens when the HA VM's home host comes back: nothing, or a live move back at once. */
-export type FailbackPolicy = 'none' | 'immediate';
+export const FAILBACK_POLICIES = ['none', 'immediate'] as const;
+export type FailbackPolicy = typeof FAILBACK_POLICIES[number];
 
 /**
  * An HA VM as the cluster knows it. `state`: `running` (its owner runs it), `stopped` (by a user:

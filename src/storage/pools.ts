@@ -1,5 +1,5 @@
-import { mkdirSync, realpathSync, statfsSync, statSync, existsSync } from 'node:fs';
-import { dirname, isAbsolute, join, normalize, sep } from 'node:path';
+import { mkdirSync, realpathSync, statfsSync, statSync } from 'node:fs';
+import { dirname, isAbsolute, join, normalize, relative, sep } from 'node:path';
 import { FerryError } from '../errors/index.js';
 import { errnoWhy } from '../util/files.js';
 
@@ -23,11 +23,16 @@ export function poolSpace(pool: Pool): { freeBytes: number; totalBytes: number }
 
 /** Free bytes of the filesystem `path` (or its nearest existing parent) lives on: a folder inside a pool may be a mount of its own. */
 export function freeBytesAt(path: string): number {
-  let p = path;
-  // Up only past folders that do not exist yet: a stale handle or a file in the way is an error (statfsOf).
-  while (missing(p) && p !== dirname(p)) p = dirname(p);
+  const p = nearestExisting(path);
   const s = statfsOf(p, `The folder ${p}`);
   return s.bavail * s.bsize;
+}
+
+/** `path` or its nearest parent that exists, climbing only past folders that do not exist (yet): a stale handle or a file in the way stops the climb. */
+function nearestExisting(path: string): string {
+  let p = path;
+  while (missing(p) && p !== dirname(p)) p = dirname(p);
+  return p;
 }
 
 /** True only when nothing is at `path` (ENOENT); other errors are not taken for absence. */
@@ -86,15 +91,15 @@ export class Pools {
   }
 }
 
-/** realpath of the longest existing prefix, with the rest appended (the file may not exist yet). */
+/**
+ * realpath of the nearest existing parent, with the rest appended (the file may not exist yet); a
+ * folder that cannot be resolved (a stale mount) leaves the path as written.
+ */
 function resolveExisting(path: string): string {
-  let head = path;
-  const tail: string[] = [];
-  while (!existsSync(head)) {
-    const i = head.lastIndexOf(sep);
-    if (i <= 0) return path;
-    tail.unshift(head.slice(i + 1));
-    head = head.slice(0, i);
+  const head = nearestExisting(path);
+  try {
+    return join(realpathSync(head), relative(head, path));
+  } catch {
+    return path;
   }
-  return join(realpathSync(head), ...tail);
 }
